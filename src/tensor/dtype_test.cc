@@ -1,0 +1,69 @@
+#include "tensor/dtype.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tensor/tensor.h"
+
+namespace lwq {
+namespace {
+
+TEST(DType, NamesRoundTrip) {
+  for (auto t : {DType::F64, DType::F32, DType::F16, DType::BF16, DType::F8_E4M3, DType::F8_E5M2,
+                 DType::I64, DType::I32, DType::I16, DType::I8, DType::U8, DType::BOOL}) {
+    auto parsed = parse_dtype(dtype_name(t));
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(*parsed, t);
+  }
+  EXPECT_FALSE(parse_dtype("F4").has_value());
+  EXPECT_EQ(dtype_size(DType::BF16), 2u);
+  EXPECT_EQ(dtype_size(DType::I64), 8u);
+}
+
+TEST(DType, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  // 1 + 2^-8 is exactly halfway between two bf16 values: ties go to even (1.0).
+  EXPECT_EQ(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
+  EXPECT_FLOAT_EQ(bf16_to_f32(0xc040), -3.0f);
+}
+
+TEST(DType, F16KnownValues) {
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
+  EXPECT_FLOAT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_TRUE(std::isinf(f16_to_f32(0x7c00)));
+  for (uint32_t h = 0; h < 0x7c00; ++h) EXPECT_EQ(f32_to_f16(f16_to_f32(h)), h);
+}
+
+TEST(DType, F8E4M3AllCodesRoundTrip) {
+  EXPECT_FLOAT_EQ(f8e4m3_to_f32(0x7e), 448.0f);
+  EXPECT_TRUE(std::isnan(f8e4m3_to_f32(0x7f)));
+  EXPECT_EQ(f32_to_f8e4m3(1000.0f), 0x7e);  // saturates
+  EXPECT_EQ(f32_to_f8e4m3(-1000.0f), 0xfe);
+  for (uint32_t v = 0; v < 256; ++v) {
+    if ((v & 0x7f) == 0x7f) continue;
+    EXPECT_EQ(f32_to_f8e4m3(f8e4m3_to_f32(v)), v) << v;
+  }
+  EXPECT_FLOAT_EQ(f8e4m3_to_f32(0x01), std::ldexp(1.0f, -9));
+}
+
+TEST(DType, F8E5M2AllFiniteCodesRoundTrip) {
+  for (uint32_t v = 0; v < 256; ++v) {
+    if ((v & 0x7c) == 0x7c) continue;
+    EXPECT_EQ(f32_to_f8e5m2(f8e5m2_to_f32(v)), v) << v;
+  }
+  EXPECT_FLOAT_EQ(f8e5m2_to_f32(0x7b), 57344.0f);
+}
+
+TEST(Tensor, ConvertsThroughF32) {
+  Tensor t = tensor_from_f32(DType::BF16, {2, 2}, std::vector<float>{1.f, -2.f, 0.5f, 3.f});
+  EXPECT_EQ(t.nbytes(), 8u);
+  EXPECT_EQ(to_f32(t), (std::vector<float>{1.f, -2.f, 0.5f, 3.f}));
+  EXPECT_EQ(shape_str(t.shape), "[2, 2]");
+}
+
+}  // namespace
+}  // namespace lwq

@@ -1,0 +1,51 @@
+// A dense, row-major, owning tensor of any checkpoint dtype.
+// Kept deliberately plain: a dtype, a shape and a byte buffer. Compute code
+// works on float32 spans obtained with to_f32(); quantized results are built
+// as new Tensors of the integer dtypes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tensor/dtype.h"
+
+namespace lwq {
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_numel(const Shape& shape);
+std::string shape_str(const Shape& shape);  // "[64, 172]"
+
+struct Tensor {
+  DType dtype = DType::F32;
+  Shape shape;
+  std::vector<uint8_t> bytes;
+
+  Tensor() = default;
+  Tensor(DType t, Shape s);  // zero-filled
+
+  int64_t numel() const { return shape_numel(shape); }
+  size_t nbytes() const { return bytes.size(); }
+  int64_t dim(size_t i) const { return shape.at(i); }
+
+  template <typename T>
+  T* data() { return reinterpret_cast<T*>(bytes.data()); }
+  template <typename T>
+  const T* data() const { return reinterpret_cast<const T*>(bytes.data()); }
+  template <typename T>
+  std::span<T> span() { return {data<T>(), static_cast<size_t>(numel())}; }
+  template <typename T>
+  std::span<const T> span() const { return {data<T>(), static_cast<size_t>(numel())}; }
+};
+
+// A float32 copy of any float tensor's values.
+std::vector<float> to_f32(const Tensor& t);
+// A float32 tensor (shape `shape`) holding `values`.
+Tensor tensor_f32(Shape shape, std::vector<float> values);
+// `values` stored as dtype `type` (float types only).
+Tensor tensor_from_f32(DType type, Shape shape, std::span<const float> values);
+
+}  // namespace lwq

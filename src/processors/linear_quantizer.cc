@@ -1,0 +1,114 @@
+#include "processors/linear_quantizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/gemm.h"
+#include "quant/qparams.h"
+#include "quant/weight_quant.h"
+#include "quant/w8a8_export.h"
+#include "util/error.h"
+
+namespace lwq {
+
+void OutputErrorStats::add(const float* ref, const float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    double r = ref[i], o = out[i];
+    err_sq += (o - r) * (o - r);
+    ref_sq += r * r;
+    out_sq += o * o;
+    dot += r * o;
+  }
+}
+
+void OutputErrorStats::merge(const OutputErrorStats& other) {
+  err_sq += other.err_sq;
+  ref_sq += other.ref_sq;
+  dot += other.dot;
+  out_sq += other.out_sq;
+  rows += other.rows;
+}
+
+double OutputErrorStats::relative_l2() const { return ref_sq > 0 ? std::sqrt(err_sq / ref_sq) : 0.0; }
+double OutputErrorStats::cosine() const {
+  return (ref_sq > 0 && out_sq > 0) ? dot / std::sqrt(ref_sq * out_sq) : 1.0;
+}
+
+LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& config, const float* weight,
+                                 const float* bias, int64_t out_features, int64_t in_features)
+    : name_(std::move(full_name)), config_(config), type_(export_type_of(config)), out_(out_features),
+      in_(in_features) {
+  QuantizedWeight qw = quantize_weight_per_channel_minmax(weight, out_, in_, 8, config.weight.symmetric);
+  q_weight_ = std::move(qw.q);
+  weight_scale_ = std::move(qw.scale);
+  weight_offset_ = std::move(qw.offset);
+  if (bias) bias_.assign(bias, bias + out_);
+}
+
+bool LinearQuantizer::needs_data() const { return !is_data_free(config_); }
+
+void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe) {
+  if (type_ == "W8A16") return;
+  if (type_ == "W8A8_DYNAMIC") {
+    // Per-token symmetric int8, as the serving kernel computes it. (msModelSlim
+    // simulates one scale per call here, spec §9 quirk 2; lwquant follows the
+    // deployed arithmetic instead.)
+    const size_t rows = x.size() / static_cast<size_t>(in_);
+    for (size_t r = 0; r < rows; ++r) {
+      float* row = x.data() + r * static_cast<size_t>(in_);
+      float amax = 0.0f;
+      for (int64_t i = 0; i < in_; ++i) amax = std::max(amax, std::fabs(row[i]));
+      float lo = -amax, hi = amax;
+      QParams qp = int_qparams({&lo, 1}, {&hi, 1}, 8, true);
+      fake_quant_tensor(row, static_cast<size_t>(in_), qp.scale[0], qp.offset[0], 8);
+    }
+    return;
+  }
+  // W8A8 static: running min/max over every call, params from the running range.
+  if (observe && !frozen_) {
+    auto [mn, mx] = std::minmax_element(x.begin(), x.end());
+    act_min_ = observed_ ? std::min(act_min_, *mn) : *mn;
+    act_max_ = observed_ ? std::max(act_max_, *mx) : *mx;
+    observed_ = true;
+    QParams qp = int_qparams({&act_min_, 1}, {&act_max_, 1}, 8, config_.act.symmetric);
+    input_scale_ = qp.scale[0];
+    input_offset_ = qp.offset[0];
+  }
+  if (!observed_) fail("{}: static activation parameters requested before any calibration data reached it", name_);
+  fake_quant_tensor(x.data(), x.size(), input_scale_, input_offset_, 8);
+}
+
+void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {
+  std::vector<float> xq(x, x + rows * in_);
+  fake_quant_activation(xq, true);
+  std::vector<float> w(static_cast<size_t>(out_ * in_));
+  for (int64_t o = 0; o < out_; ++o)
+    for (int64_t i = 0; i < in_; ++i)
+      w[o * in_ + i] = (static_cast<float>(q_weight_[o * in_ + i]) - weight_offset_[o]) * weight_scale_[o];
+  matmul_nt(xq.data(), rows, in_, w.data(), out_, y, bias_.empty() ? nullptr : bias_.data());
+}
+
+void LinearQuantizer::freeze() {
+  if (type_ == "W8A8" && !observed_)
+    fail("{}: no calibration data reached this Linear, so its static activation scale is undefined", name_);
+  frozen_ = true;
+}
+
+QuantizedLinear LinearQuantizer::export_linear(DType serving_dtype) const {
+  QuantizedLinear q;
+  q.name = name_;
+  q.type = type_;
+  q.out_features = out_;
+  q.in_features = in_;
+  q.weight = q_weight_;
+  q.weight_scale = weight_scale_;
+  q.weight_offset = weight_offset_;
+  q.bias = bias_;
+  if (type_ == "W8A8") {
+    q.input_scale = round_to_dtype(input_scale_, serving_dtype);
+    q.input_offset = input_offset_;
+  }
+  return q;
+}
+
+}  // namespace lwq

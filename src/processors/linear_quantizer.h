@@ -1,0 +1,66 @@
+// One Linear under linear_quant: its weight quantized up front (data-free
+// per-channel minmax), its activation observed during calibration forwards,
+// and its export description built at the end (spec §2.6–2.7, §4.3).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/quant_config.h"
+#include "savers/quantized_linear.h"
+#include "tensor/dtype.h"
+
+namespace lwq {
+
+// Relative error statistics of a quantized Linear's output against the float
+// output on the same inputs (the quality report).
+struct OutputErrorStats {
+  double err_sq = 0.0, ref_sq = 0.0, dot = 0.0, out_sq = 0.0;
+  int64_t rows = 0;
+  void add(const float* ref, const float* out, size_t n);
+  void merge(const OutputErrorStats& other);
+  double relative_l2() const;  // ||out − ref|| / ||ref||
+  double cosine() const;
+};
+
+class LinearQuantizer {
+ public:
+  // `weight` [out, in] and `bias` ([out] or nullptr) are the float parameters.
+  LinearQuantizer(std::string full_name, const LinearQConfig& config, const float* weight, const float* bias,
+                  int64_t out_features, int64_t in_features);
+
+  const std::string& name() const { return name_; }
+  const std::string& type() const { return type_; }
+  bool needs_data() const;
+
+  // Calibration forward: observes `x` [rows, in] (running min/max for static
+  // activations), fake-quantizes it with the current parameters and
+  // multiplies by the fake-quantized weight. Once frozen, uses the final
+  // parameters and observes nothing.
+  void forward(const float* x, int64_t rows, float* y);
+  // Ends calibration: fixes the static activation parameters.
+  void freeze();
+
+  // The export description; `serving_dtype` rounds input_scale (spec §10 fact 18).
+  QuantizedLinear export_linear(DType serving_dtype) const;
+
+  OutputErrorStats& error_stats() { return error_; }
+
+ private:
+  void fake_quant_activation(std::vector<float>& x, bool observe);
+
+  std::string name_;
+  LinearQConfig config_;
+  std::string type_;
+  int64_t out_, in_;
+  std::vector<int8_t> q_weight_;
+  std::vector<float> weight_scale_, weight_offset_, bias_;
+  std::vector<float> dequant_weight_;  // fake-quantized weight for calibration forwards
+  bool observed_ = false, frozen_ = false;
+  float act_min_ = 0.0f, act_max_ = 0.0f;
+  float input_scale_ = 0.0f, input_offset_ = 0.0f;
+  OutputErrorStats error_;
+};
+
+}  // namespace lwq

@@ -1,0 +1,148 @@
+#include "savers/ascendv1_saver.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "io/safetensors_writer.h"
+#include "quant/w8a8_export.h"
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace lwq {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kGiB = 1073741824ull;
+
+Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {
+  Tensor t(DType::I8, std::move(shape));
+  std::memcpy(t.bytes.data(), v.data(), v.size());
+  return t;
+}
+
+Tensor column(const std::vector<float>& v) {  // [out] → [out, 1]
+  return tensor_f32({static_cast<int64_t>(v.size()), 1}, v);
+}
+
+Tensor vector_f32(const std::vector<float>& v) {
+  return tensor_f32({static_cast<int64_t>(v.size())}, v);
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_copied_file(const std::string& name) {
+  if (ends_with(name, "index.json")) return false;
+  return ends_with(name, ".json") || ends_with(name, ".py") || ends_with(name, ".txt") ||
+         ends_with(name, ".jinja") || name == "tokenizer.model";
+}
+
+}  // namespace
+
+AscendV1Saver::AscendV1Saver(fs::path out_dir, int64_t part_file_size_gb, DType model_dtype)
+    : out_dir_(std::move(out_dir)), model_dtype_(model_dtype) {
+  if (part_file_size_gb < 0) fail("part_file_size must be >= 0, got {}", part_file_size_gb);
+  ShardedWriterOptions opts;
+  opts.stem = "quant_model_weights";
+  opts.max_shard_bytes = static_cast<uint64_t>(part_file_size_gb) * kGiB;
+  writer_ = std::make_unique<ShardedSafetensorsWriter>(out_dir_, opts);
+}
+
+AscendV1Saver::~AscendV1Saver() = default;
+
+void AscendV1Saver::add(const std::string& name, const Tensor& t, const std::string& type) {
+  writer_->add(name, t);
+  description_.emplace_back(name, type);
+  summary_.tensors += 1;
+  summary_.bytes += t.nbytes();
+}
+
+void AscendV1Saver::save_float(const std::string& name, const Tensor& t) { add(name, t, "FLOAT"); }
+
+void AscendV1Saver::save_linear(const QuantizedLinear& q) {
+  const std::string& p = q.name;
+  const int64_t out = q.out_features;
+  add(p + ".weight", int8_tensor(q.weight, {out, q.in_features}), q.type);
+  if (q.type == "W8A8") {
+    std::vector<float> deq = deq_scale_f32(q.input_scale, q.weight_scale);
+    std::vector<int32_t> qbias = quant_bias(q.weight, out, q.in_features, q.bias, deq, q.input_offset);
+    Tensor qb(DType::I32, {out});
+    std::memcpy(qb.bytes.data(), qbias.data(), qbias.size() * 4);
+    add(p + ".quant_bias", qb, q.type);
+    add(p + ".input_scale", tensor_f32({1}, {q.input_scale}), q.type);
+    add(p + ".input_offset", tensor_f32({1}, {q.input_offset}), q.type);
+    add(p + ".deq_scale", encode_deq_scale(deq, model_dtype_), q.type);
+  } else if (q.type == "W8A8_DYNAMIC" || q.type == "W8A16") {
+    add(p + ".weight_scale", column(q.weight_scale), q.type);
+    std::vector<float> offset = q.type == "W8A16" ? q.weight_offset : std::vector<float>(out, 0.0f);
+    add(p + ".weight_offset", column(offset), q.type);
+  } else {
+    fail("ascendv1_saver: cannot save {} as type '{}'", p, q.type);
+  }
+  if (!q.bias.empty()) add(p + ".bias", vector_f32(q.bias), "FLOAT");
+  quant_type_.update(q.type);
+}
+
+Tensor encode_deq_scale(const std::vector<float>& deq_scale, DType model_dtype) {
+  const auto n = static_cast<int64_t>(deq_scale.size());
+  if (model_dtype == DType::BF16) return tensor_f32({n}, deq_scale);
+  Tensor t(DType::I64, {n});
+  auto* dst = t.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t bits;
+    std::memcpy(&bits, &deq_scale[i], 4);
+    dst[i] = bits;  // sign-extended, as torch's int32 → int64 widening
+  }
+  return t;
+}
+
+void copy_model_files(const fs::path& model_dir, const fs::path& out_dir) {
+  for (const auto& entry : fs::directory_iterator(model_dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::string name = entry.path().filename().string();
+    if (!is_copied_file(name)) continue;
+    if (name != "config.json") {
+      write_text_file_atomic(out_dir / name, read_text_file(entry.path()));
+      continue;
+    }
+    std::string text = read_text_file(entry.path());
+    nlohmann::ordered_json config;
+    try {
+      config = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      fail("{} is not valid JSON: {}", entry.path().string(), e.what());
+    }
+    bool stripped = config.erase("quantization_config") > 0;
+    if (config.contains("text_config") && config["text_config"].is_object())
+      stripped = config["text_config"].erase("quantization_config") > 0 || stripped;
+    // Unchanged files are copied byte for byte; msModelSlim rewrites them with indent 2.
+    write_text_file_atomic(out_dir / name, stripped ? config.dump(2, ' ', true) : text);
+  }
+}
+
+SaveSummary AscendV1Saver::finish(const fs::path& model_dir) {
+  auto weight_map = writer_->finish();
+  std::vector<std::string> files;
+  for (const auto& [tensor, file] : weight_map)
+    if (files.empty() || files.back() != file) files.push_back(file);
+  summary_.files = files.size();
+
+  nlohmann::ordered_json description = nlohmann::ordered_json::object();
+  for (const auto& [name, type] : description_) description[name] = type;
+  description["version"] = "1.0.0";
+  description["model_quant_type"] = quant_type_.value();
+  description["metadata"] = nlohmann::ordered_json::object();
+  description["group_size"] = group_size_;
+  description["optional"] = nlohmann::ordered_json::object();
+  write_text_file_atomic(out_dir_ / "quant_model_description.json", description.dump(4, ' ', true));
+
+  copy_model_files(model_dir, out_dir_);
+  summary_.model_quant_type = quant_type_.value();
+  return summary_;
+}
+
+}  // namespace lwq

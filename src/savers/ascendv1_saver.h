@@ -1,0 +1,67 @@
+// msModelSlim's ascendv1_saver format (spec §3.1–3.8, §10): sharded
+// `quant_model_weights*.safetensors`, its index, and
+// `quant_model_description.json` mapping every written tensor to its type.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "savers/model_quant_type.h"
+#include "savers/quantized_linear.h"
+#include "tensor/tensor.h"
+
+namespace lwq {
+
+class ShardedSafetensorsWriter;
+
+struct SaveSummary {
+  size_t tensors = 0;
+  uint64_t bytes = 0;
+  size_t files = 0;
+  std::string model_quant_type;
+};
+
+class AscendV1Saver {
+ public:
+  // `out_dir` must exist and be empty (the runner's temporary folder).
+  // `part_file_size_gb` 0 writes one file without index. `model_dtype` is
+  // config.json's torch_dtype: deq_scale is int64 bits unless it is BF16.
+  AscendV1Saver(std::filesystem::path out_dir, int64_t part_file_size_gb, DType model_dtype);
+  ~AscendV1Saver();
+
+  void save_float(const std::string& name, const Tensor& t);
+  void save_linear(const QuantizedLinear& q);
+  // A Linear left in float: its parameters are saved FLOAT and it counts as
+  // FLOAT for model_quant_type.
+  void note_float_linear() { quant_type_.update("FLOAT"); }
+
+  // Closes the shards, writes the index and the description JSON, and copies
+  // config/tokenizer files from `model_dir` (quantization_config stripped).
+  SaveSummary finish(const std::filesystem::path& model_dir);
+
+ private:
+  void add(const std::string& name, const Tensor& t, const std::string& type);
+
+  std::filesystem::path out_dir_;
+  DType model_dtype_;
+  std::unique_ptr<ShardedSafetensorsWriter> writer_;
+  std::vector<std::pair<std::string, std::string>> description_;  // write order
+  ModelQuantType quant_type_;
+  int64_t group_size_ = 0;
+  SaveSummary summary_;
+};
+
+// Encodes deq_scale as msModelSlim does (spec §3.5): float32 values for
+// bfloat16 models, else the float32 bit patterns widened to int64.
+Tensor encode_deq_scale(const std::vector<float>& deq_scale, DType model_dtype);
+
+// Copies `*.json/*.py/*.txt/*.jinja` (not `*index.json`) and `tokenizer.model`
+// from `model_dir` to `out_dir`, dropping "quantization_config" from
+// config.json (top level and text_config).
+void copy_model_files(const std::filesystem::path& model_dir, const std::filesystem::path& out_dir);
+
+}  // namespace lwq

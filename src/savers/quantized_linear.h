@@ -1,0 +1,27 @@
+// The one internal description of a quantized Linear that every saver
+// (ascendv1 now; mindie and compressed-tensors later) turns into its own
+// tensors. Values are per output channel unless noted.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lwq {
+
+struct QuantizedLinear {
+  std::string name;  // full module name, e.g. "model.layers.0.self_attn.q_proj"
+  std::string type;  // export type string: "W8A8", "W8A8_DYNAMIC", "W8A16"
+  int64_t out_features = 0;
+  int64_t in_features = 0;
+  std::vector<int8_t> weight;         // [out, in] integer codes
+  std::vector<float> weight_scale;    // [out]
+  std::vector<float> weight_offset;   // [out], signed integer domain; zeros when symmetric
+  std::vector<float> bias;            // [out] float bias, empty when the Linear has none
+  // Static activation parameters (W8A8 only), already rounded to the serving
+  // dtype (spec §10 fact 18).
+  float input_scale = 0.0f;
+  float input_offset = 0.0f;
+};
+
+}  // namespace lwq

@@ -1,0 +1,61 @@
+// Reading one .safetensors file: the header is parsed and fully validated at
+// open; tensor bytes are read on demand with pread, one tensor at a time, so
+// a reader never touches (or pages in) tensors it does not ask for.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor/dtype.h"
+#include "tensor/tensor.h"
+
+namespace lwq {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  uint64_t offset = 0;  // absolute byte offset in the file
+  uint64_t nbytes = 0;
+};
+
+// Largest header accepted, as in the reference implementation (100 MB).
+inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+
+class SafetensorsFile {
+ public:
+  static SafetensorsFile open(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return path_; }
+  // In the order of the header's JSON object.
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find(std::string_view name) const;
+  // Throws naming the file and the tensor when absent.
+  const TensorInfo& info(std::string_view name) const;
+  Tensor read(std::string_view name) const;
+  Tensor read(const TensorInfo& info) const;
+  // Reads exactly info.nbytes into dst; a short read or I/O error throws.
+  void read_into(const TensorInfo& info, void* dst) const;
+  // "__metadata__" (empty when the header has none).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  uint64_t file_size() const { return file_size_; }
+  uint64_t data_start() const { return data_start_; }  // 8 + header length
+
+ private:
+  struct Handle;
+  std::filesystem::path path_;
+  std::shared_ptr<const Handle> handle_;  // shared: copies read through one fd
+  std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string, size_t> by_name_;
+  std::map<std::string, std::string> metadata_;
+  uint64_t file_size_ = 0;
+  uint64_t data_start_ = 0;
+};
+
+}  // namespace lwq

@@ -1,0 +1,316 @@
+#include "io/safetensors_writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "io/safetensors_reader.h"
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace lwq {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<int64_t> g_fault_budget{-1};
+
+// Bytes the next write may pass before the injected fault; -1 when disarmed.
+size_t allowed_by_fault(size_t n) {
+  int64_t budget = g_fault_budget.load();
+  if (budget < 0) return n;
+  size_t allowed = std::min<uint64_t>(n, static_cast<uint64_t>(budget));
+  g_fault_budget.store(budget - static_cast<int64_t>(allowed));
+  return allowed;
+}
+
+// Writes all n bytes at `offset`; `what` names the file for errors.
+void pwrite_all(int fd, const void* src, uint64_t n, uint64_t offset, const std::string& what) {
+  auto* in = static_cast<const uint8_t*>(src);
+  while (n > 0) {
+    size_t chunk = allowed_by_fault(static_cast<size_t>(std::min<uint64_t>(n, 1u << 30)));
+    if (chunk == 0) fail("cannot write {}: {}", what, std::strerror(ENOSPC));
+    ssize_t put = ::pwrite(fd, in, chunk, static_cast<off_t>(offset));
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      fail("cannot write {}: {}", what, std::strerror(errno));
+    }
+    in += put;
+    offset += static_cast<uint64_t>(put);
+    n -= static_cast<uint64_t>(put);
+  }
+}
+
+void copy_range(int src, uint64_t src_off, int dst, uint64_t dst_off, uint64_t n, const std::string& what) {
+  // copy_file_range avoids a trip through user space; the fault hook needs
+  // the buffered path, as do file systems without it.
+  if (g_fault_budget.load() < 0) {
+    while (n > 0) {
+      loff_t in = static_cast<loff_t>(src_off), out = static_cast<loff_t>(dst_off);
+      ssize_t done = ::copy_file_range(src, &in, dst, &out, std::min<uint64_t>(n, 1u << 30), 0);
+      if (done < 0 && errno == EINTR) continue;
+      if (done <= 0) break;  // fall back below (EXDEV, ENOSYS, EINVAL, ...) or a real error found again there
+      src_off += done, dst_off += done, n -= done;
+    }
+  }
+  std::vector<uint8_t> buf(std::min<uint64_t>(n, 8u << 20));
+  while (n > 0) {
+    size_t chunk = std::min<uint64_t>(n, buf.size());
+    ssize_t got = ::pread(src, buf.data(), chunk, static_cast<off_t>(src_off));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) fail("cannot read back {}: {}", what, std::strerror(errno));
+    if (got == 0) fail("cannot read back {}: unexpected end of file", what);
+    pwrite_all(dst, buf.data(), static_cast<uint64_t>(got), dst_off, what);
+    src_off += got, dst_off += got, n -= got;
+  }
+}
+
+int create_file(const fs::path& path, const std::string& what) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot create {} ({}): {}", what, path.string(), std::strerror(errno));
+  return fd;
+}
+
+void sync_and_close(int& fd, const std::string& what) {
+  int rc = ::fsync(fd);
+  int err = errno;
+  int rc2 = ::close(fd);
+  fd = -1;
+  if (rc != 0) fail("cannot write {}: fsync failed: {}", what, std::strerror(err));
+  if (rc2 != 0) fail("cannot write {}: close failed: {}", what, std::strerror(errno));
+}
+
+std::string length_prefix(uint64_t n) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out;
+}
+
+uint64_t round_up8(uint64_t n) { return (n + 7) / 8 * 8; }
+
+}  // namespace
+
+void set_write_fault_after_bytes_for_testing(int64_t n) { g_fault_budget.store(n < 0 ? -1 : n); }
+
+// ---------------------------------------------------------------- SafetensorsWriter
+
+SafetensorsWriter::SafetensorsWriter(fs::path final_path, SafetensorsWriterOptions options)
+    : final_path_(std::move(final_path)), options_(std::move(options)) {
+  tmp_path_ = final_path_;
+  tmp_path_ += ".tmp";
+  reserve_ = round_up8(std::min<uint64_t>(options_.header_reserve, kMaxSafetensorsHeaderBytes));
+  fd_ = create_file(tmp_path_, final_path_.string());
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (state_ != State::Finished) discard();
+}
+
+void SafetensorsWriter::discard() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  std::error_code ec;
+  fs::remove(tmp_path_, ec);
+  fs::path tmp2 = tmp_path_;
+  tmp2 += "2";
+  fs::remove(tmp2, ec);
+  state_ = State::Failed;
+}
+
+template <typename Body>
+void SafetensorsWriter::guarded(Body&& body) {
+  if (state_ == State::Finished) fail("{}: writer already finished", final_path_.string());
+  if (state_ == State::Failed) fail("{}: writer failed earlier; its file was removed", final_path_.string());
+  try {
+    body();
+  } catch (...) {
+    discard();
+    throw;
+  }
+}
+
+void SafetensorsWriter::add(const std::string& name, const Tensor& t) {
+  if (static_cast<int64_t>(t.bytes.size()) != t.numel() * static_cast<int64_t>(dtype_size(t.dtype)))
+    fail("{}: tensor '{}' holds {} bytes but shape {} of {} needs {}", final_path_.string(), name, t.bytes.size(),
+         shape_str(t.shape), dtype_name(t.dtype), t.numel() * static_cast<int64_t>(dtype_size(t.dtype)));
+  add(name, t.dtype, t.shape, t.bytes.data());
+}
+
+void SafetensorsWriter::add(const std::string& name, DType dtype, const Shape& shape, const void* data) {
+  // Bad arguments are the caller's bug, not a broken file: the writer stays usable.
+  if (state_ == State::Open) {
+    if (name.empty() || name == "__metadata__")
+      fail("{}: invalid tensor name '{}'", final_path_.string(), name);
+    if (names_.count(name)) fail("{}: tensor '{}' added twice", final_path_.string(), name);
+    for (int64_t d : shape)
+      if (d < 0) fail("{}: tensor '{}' has negative shape {}", final_path_.string(), name, shape_str(shape));
+  }
+  guarded([&] {
+    const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
+    pwrite_all(fd_, data, nbytes, 8 + reserve_ + data_bytes_, final_path_.string());
+    entries_.push_back({name, dtype, shape, data_bytes_, data_bytes_ + nbytes});
+    names_.insert(name);
+    data_bytes_ += nbytes;
+  });
+}
+
+std::string SafetensorsWriter::header_json() const {
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();
+  if (!options_.metadata.empty()) h["__metadata__"] = options_.metadata;
+  for (const Entry& e : entries_) {
+    h[e.name] = {{"dtype", std::string(dtype_name(e.dtype))}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
+  }
+  return h.dump();
+}
+
+void SafetensorsWriter::rewrite_with_header(const std::string& header) {
+  fs::path tmp2 = tmp_path_;
+  tmp2 += "2";
+  int out = create_file(tmp2, final_path_.string());
+  try {
+    pwrite_all(out, length_prefix(header.size()).data(), 8, 0, final_path_.string());
+    pwrite_all(out, header.data(), header.size(), 8, final_path_.string());
+    copy_range(fd_, 8 + reserve_, out, 8 + header.size(), data_bytes_, final_path_.string());
+  } catch (...) {
+    ::close(out);
+    throw;
+  }
+  ::close(fd_);
+  fd_ = out;
+  std::error_code ec;
+  fs::remove(tmp_path_, ec);
+  fs::rename(tmp2, tmp_path_, ec);
+  if (ec) fail("cannot write {}: rename {} failed: {}", final_path_.string(), tmp2.string(), ec.message());
+}
+
+void SafetensorsWriter::finish() {
+  guarded([&] {
+    std::string header = header_json();
+    header.resize(round_up8(header.size()), ' ');
+    if (header.size() > kMaxSafetensorsHeaderBytes)
+      fail("{}: header of {} bytes is over the {} byte limit readers accept", final_path_.string(), header.size(),
+           kMaxSafetensorsHeaderBytes);
+    // Rewriting costs a copy of the data: done when the header does not fit,
+    // or when the unused reserve would outweigh the data (small files).
+    if (header.size() > reserve_ || reserve_ - header.size() > data_bytes_) {
+      rewrite_with_header(header);
+    } else {
+      header.resize(reserve_, ' ');
+      pwrite_all(fd_, length_prefix(header.size()).data(), 8, 0, final_path_.string());
+      pwrite_all(fd_, header.data(), header.size(), 8, final_path_.string());
+    }
+    sync_and_close(fd_, final_path_.string());
+    std::error_code ec;
+    fs::rename(tmp_path_, final_path_, ec);
+    if (ec) fail("cannot rename {} to {}: {}", tmp_path_.string(), final_path_.string(), ec.message());
+    // Make the rename itself durable; failure here loses nothing written.
+    int dir = ::open(final_path_.parent_path().empty() ? "." : final_path_.parent_path().c_str(),
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+      ::fsync(dir);
+      ::close(dir);
+    }
+  });
+  state_ = State::Finished;
+}
+
+// ---------------------------------------------------------------- ShardedSafetensorsWriter
+
+ShardedSafetensorsWriter::ShardedSafetensorsWriter(fs::path dir, ShardedWriterOptions options)
+    : dir_(std::move(dir)), options_(std::move(options)) {
+  if (options_.stem.empty() || fs::path(options_.stem).has_parent_path())
+    fail("invalid safetensors file stem '{}' (expected a plain name)", options_.stem);
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec || !fs::is_directory(dir_)) fail("cannot create output folder {}: {}", dir_.string(), ec.message());
+}
+
+ShardedSafetensorsWriter::~ShardedSafetensorsWriter() {
+  if (!finished_) cleanup();
+}
+
+std::string ShardedSafetensorsWriter::shard_name(size_t index, size_t count) const {
+  if (options_.max_shard_bytes == 0) return options_.stem + ".safetensors";
+  return fmt::format("{}-{:05d}-of-{:05d}.safetensors", options_.stem, index, count);
+}
+
+void ShardedSafetensorsWriter::cleanup() noexcept {
+  current_.reset();  // removes its temporary
+  std::error_code ec;
+  for (size_t i = 1; i <= shards_closed_; ++i) {
+    fs::remove(dir_ / shard_name(i, 0), ec);
+    if (final_count_ > 0) fs::remove(dir_ / shard_name(i, final_count_), ec);
+  }
+}
+
+void ShardedSafetensorsWriter::close_shard() {
+  current_->finish();
+  current_.reset();
+  ++shards_closed_;
+}
+
+void ShardedSafetensorsWriter::add(const std::string& name, const Tensor& t) {
+  if (finished_) fail("{}: sharded writer already finished", dir_.string());
+  if (names_.count(name)) fail("{}: tensor '{}' added twice", dir_.string(), name);
+  const uint64_t nbytes = t.bytes.size();
+  const uint64_t limit = options_.max_shard_bytes;
+  if (limit > 0) {
+    if (current_ && current_->count() > 0 && current_->data_bytes() + nbytes >= limit) close_shard();
+    if (nbytes > limit)
+      spdlog::warn("tensor '{}' ({} bytes) is larger than the shard size limit ({} bytes); it gets a shard of its own",
+                   name, nbytes, limit);
+  }
+  if (!current_) {
+    if (limit == 0 && shards_closed_ > 0) fail("{}: single-file writer already closed", dir_.string());
+    current_ = std::make_unique<SafetensorsWriter>(dir_ / shard_name(shards_closed_ + 1, 0),
+                                                   SafetensorsWriterOptions{options_.header_reserve, {}});
+  }
+  current_->add(name, t);
+  names_.insert(name);
+  weight_map_.emplace_back(name, shards_closed_ + 1);
+  total_bytes_ += nbytes;
+}
+
+std::vector<std::pair<std::string, std::string>> ShardedSafetensorsWriter::finish() {
+  if (finished_) fail("{}: sharded writer already finished", dir_.string());
+  // Nothing added in single-file mode still yields an (empty) valid file.
+  if (!current_ && options_.max_shard_bytes == 0 && shards_closed_ == 0)
+    current_ = std::make_unique<SafetensorsWriter>(dir_ / shard_name(1, 0),
+                                                   SafetensorsWriterOptions{options_.header_reserve, {}});
+  if (current_) close_shard();
+
+  std::vector<std::pair<std::string, std::string>> result;
+  if (options_.max_shard_bytes == 0) {
+    for (const auto& [name, shard] : weight_map_) result.emplace_back(name, shard_name(1, 0));
+    finished_ = true;
+    return result;
+  }
+  final_count_ = shards_closed_;
+  for (size_t i = 1; i <= shards_closed_; ++i) {
+    std::error_code ec;
+    fs::rename(dir_ / shard_name(i, 0), dir_ / shard_name(i, final_count_), ec);
+    if (ec) fail("cannot rename shard {} to {}: {}", shard_name(i, 0), shard_name(i, final_count_), ec.message());
+  }
+  nlohmann::ordered_json index;
+  index["metadata"]["total_size"] = total_bytes_;
+  index["weight_map"] = nlohmann::ordered_json::object();
+  for (const auto& [name, shard] : weight_map_) {
+    result.emplace_back(name, shard_name(shard, final_count_));
+    index["weight_map"][name] = result.back().second;
+  }
+  // Python's json.dump(indent=2): ASCII-escaped, no trailing newline.
+  write_text_file_atomic(dir_ / (options_.stem + ".safetensors.index.json"), index.dump(2, ' ', true));
+  finished_ = true;
+  return result;
+}
+
+}  // namespace lwq

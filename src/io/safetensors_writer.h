@@ -1,0 +1,118 @@
+// Streaming .safetensors writers. Tensors are written as they are produced
+// (one tensor in memory at a time); the header goes into space reserved at the
+// front of the file when the file is finished. Files appear under their final
+// name only when complete: a failed or abandoned write leaves nothing behind.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tensor/dtype.h"
+#include "tensor/tensor.h"
+
+namespace lwq {
+
+struct SafetensorsWriterOptions {
+  // Bytes kept free for the header before the first tensor (rounded up to a
+  // multiple of 8 so the data area is 8-byte aligned). A header that does not
+  // fit, or a reserve bigger than the data itself, makes finish() rewrite the
+  // file with an exact-size header.
+  uint64_t header_reserve = 1u << 20;
+  // Written as "__metadata__" when non-empty.
+  std::map<std::string, std::string> metadata;
+};
+
+class SafetensorsWriter {
+ public:
+  // Writes to final_path + ".tmp" and renames it at finish().
+  explicit SafetensorsWriter(std::filesystem::path final_path, SafetensorsWriterOptions options = {});
+  ~SafetensorsWriter();  // removes the temporary unless finish() succeeded
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  void add(const std::string& name, const Tensor& t);
+  // `data` holds numel(shape) × dtype_size(dtype) bytes.
+  void add(const std::string& name, DType dtype, const Shape& shape, const void* data);
+  uint64_t data_bytes() const { return data_bytes_; }
+  size_t count() const { return entries_.size(); }
+  const std::filesystem::path& path() const { return final_path_; }
+  // Writes the header, fsyncs and renames to the final name.
+  void finish();
+
+ private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    uint64_t begin, end;  // relative to the data area
+  };
+  template <typename Body>
+  void guarded(Body&& body);
+  std::string header_json() const;
+  void rewrite_with_header(const std::string& header);
+  void discard() noexcept;
+
+  std::filesystem::path final_path_, tmp_path_;
+  SafetensorsWriterOptions options_;
+  uint64_t reserve_ = 0;  // header bytes reserved (multiple of 8)
+  int fd_ = -1;
+  uint64_t data_bytes_ = 0;
+  std::vector<Entry> entries_;
+  std::set<std::string> names_;
+  enum class State { Open, Finished, Failed } state_ = State::Open;
+};
+
+struct ShardedWriterOptions {
+  std::string stem = "quant_model_weights";
+  // 0: a single "<stem>.safetensors" and no index.
+  uint64_t max_shard_bytes = 0;
+  uint64_t header_reserve = 1u << 20;
+};
+
+// msModelSlim's BufferedSafetensorsWriter layout, streamed: before a tensor is
+// added, if the open shard's bytes + the tensor's bytes >= max_shard_bytes and
+// the shard is non-empty, the shard is closed; a tensor larger than the limit
+// thus ends up alone in its shard.
+class ShardedSafetensorsWriter {
+ public:
+  ShardedSafetensorsWriter(std::filesystem::path dir, ShardedWriterOptions options);
+  ~ShardedSafetensorsWriter();  // unless finish() succeeded, removes every shard written
+  ShardedSafetensorsWriter(const ShardedSafetensorsWriter&) = delete;
+  ShardedSafetensorsWriter& operator=(const ShardedSafetensorsWriter&) = delete;
+
+  void add(const std::string& name, const Tensor& t);
+  size_t count() const { return weight_map_.size(); }
+  uint64_t total_bytes() const { return total_bytes_; }
+  // Closes the last shard, renames "<stem>-{i:05d}-of-00000.safetensors" to
+  // "-of-{N:05d}" and writes "<stem>.safetensors.index.json"
+  // ({"metadata":{"total_size":N},"weight_map":{...}}, indent 2) when sharded.
+  // Returns the weight map (tensor -> file name) in write order.
+  std::vector<std::pair<std::string, std::string>> finish();
+
+ private:
+  std::string shard_name(size_t index, size_t count) const;  // 1-based index
+  void close_shard();
+  void cleanup() noexcept;
+
+  std::filesystem::path dir_;
+  ShardedWriterOptions options_;
+  std::unique_ptr<SafetensorsWriter> current_;
+  size_t shards_closed_ = 0;
+  std::vector<std::pair<std::string, size_t>> weight_map_;  // tensor -> shard index (1-based)
+  std::set<std::string> names_;
+  uint64_t total_bytes_ = 0;
+  size_t final_count_ = 0;  // N once shards are being renamed
+  bool finished_ = false;
+};
+
+// Test hook: after `n` more bytes the write path fails as if the disk were
+// full (ENOSPC), in every writer of the process. n < 0 disables it.
+void set_write_fault_after_bytes_for_testing(int64_t n);
+
+}  // namespace lwq

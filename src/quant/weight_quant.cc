@@ -1,0 +1,64 @@
+#include "quant/weight_quant.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/error.h"
+
+namespace lwq {
+
+QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, int64_t in, int bits,
+                                                   bool symmetric) {
+  if (out <= 0 || in <= 0) fail("weight quantization: invalid shape [{}, {}]", out, in);
+  if (bits < 2 || bits > 8) fail("weight quantization: bit width {} is outside [2, 8]", bits);
+  QuantizedWeight qw;
+  qw.out = out;
+  qw.in = in;
+  qw.bits = bits;
+  qw.q.resize(static_cast<size_t>(out * in));
+  std::vector<float> mn(out), mx(out);
+  int64_t bad_row = -1;
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    const float* row = w + o * in;
+    float lo = row[0], hi = row[0];
+    bool finite = true;
+    for (int64_t i = 0; i < in; ++i) {
+      finite = finite && std::isfinite(row[i]);
+      lo = std::min(lo, row[i]);
+      hi = std::max(hi, row[i]);
+    }
+    mn[o] = lo;
+    mx[o] = hi;
+    if (!finite) {
+#pragma omp critical
+      if (bad_row < 0 || o < bad_row) bad_row = o;
+    }
+  }
+  if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
+  QParams p = int_qparams(mn, mx, bits, symmetric);
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    const float s = p.scale[o], z = p.offset[o];
+    const float* row = w + o * in;
+    int8_t* qrow = qw.q.data() + o * in;
+    for (int64_t i = 0; i < in; ++i) qrow[i] = quantize_int(row[i], s, z, bits);
+  }
+  qw.scale = std::move(p.scale);
+  qw.offset = std::move(p.offset);
+  return qw;
+}
+
+void dequantize_weight(const QuantizedWeight& qw, float* w_out) {
+  if (qw.out < 0 || qw.in < 0 || qw.q.size() != static_cast<size_t>(qw.out * qw.in) ||
+      qw.scale.size() != static_cast<size_t>(qw.out) || qw.offset.size() != static_cast<size_t>(qw.out))
+    fail("dequantize_weight: inconsistent quantized weight [{}, {}] ({} values, {} scales, {} offsets)", qw.out,
+         qw.in, qw.q.size(), qw.scale.size(), qw.offset.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < qw.out; ++o) {
+    const float s = qw.scale[o], z = qw.offset[o];
+    for (int64_t i = 0; i < qw.in; ++i) w_out[o * qw.in + i] = dequantize_int(qw.q[o * qw.in + i], s, z);
+  }
+}
+
+}  // namespace lwq

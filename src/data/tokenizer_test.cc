@@ -51,7 +51,8 @@ TEST(Tokenizer, QwenGoldenIds) {
   auto start = std::chrono::steady_clock::now();
   Tokenizer tok = Tokenizer::load(fs::path(kQwenDir) / "tokenizer.json");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(secs, 3.0) << "loading the 11 MB Qwen3 tokenizer.json is too slow";
+  // Release loads it in ~0.4 s; the bound is loose for Debug builds on a busy CI machine.
+  EXPECT_LT(secs, 10.0) << "loading the 11 MB Qwen3 tokenizer.json is too slow";
   json golden = json::parse(read_text_file(fs::path(kQwenDir) / "golden_ids.json"));
   check_cases(tok, golden, "qwen3 golden_ids");
   // Extra cases made with HF tokenizers by tools/make_tokenizer_goldens.py.

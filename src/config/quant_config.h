@@ -1,0 +1,115 @@
+// The modelslim_v1 practice schema (msModelSlim YAML configs, spec §1) as
+// plain structs, and the parser that validates a YAML file into them.
+//
+// lwquant accepts msModelSlim practice files unchanged. Deliberate
+// differences from msModelSlim (all documented in the messages themselves):
+//  * unknown keys inside spec / processors / qconfig / save entries produce a
+//    warning in ServiceConfig::warnings (msModelSlim ignores them silently);
+//  * a duplicate mapping key is resolved last-wins like PyYAML, with a warning;
+//  * only the schemes in quant_schemes.h are accepted; other valid msModelSlim
+//    combinations are rejected up front instead of failing late at deploy;
+//  * W8A16 with asymmetric minmax weights is accepted (msModelSlim registers
+//    asymmetric per-channel weights only for gptq), with a portability warning.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lwq {
+
+enum class QDtype { Int8, Int4, Fp8E4M3, MxFp8, MxFp4, Float };
+enum class QScope { PerTensor, PerChannel, PerGroup, PerBlock, PerToken, PdMix, PerHead, DualScale };
+
+// YAML spellings ("int8", "per_token", ...).
+std::string_view to_string(QDtype d);
+std::string_view to_string(QScope s);
+std::optional<QDtype> parse_qdtype(std::string_view s);
+std::optional<QScope> parse_qscope(std::string_view s);
+std::string qdtype_names();  // "int8, int4, ..." for error messages
+std::string qscope_names();
+
+struct QConfig {
+  QDtype dtype = QDtype::Float;
+  QScope scope = QScope::PerTensor;
+  bool symmetric = true;
+  std::string method = "none";
+  nlohmann::json ext = nlohmann::json::object();  // free-form quantizer options
+
+  bool operator==(const QConfig&) const = default;
+};
+
+// "int8/per_token/sym/minmax" — how messages name a QConfig.
+std::string describe(const QConfig& q);
+
+struct LinearQConfig {
+  QConfig act;  // default: float/per_tensor/sym/none (weight-only)
+  QConfig weight;
+
+  bool operator==(const LinearQConfig&) const = default;
+};
+// "act int8/per_tensor/asym/minmax + weight int8/per_channel/sym/minmax"
+std::string describe(const LinearQConfig& q);
+
+struct ProcessorConfig {
+  std::string type;       // "linear_quant" or "group"
+  std::string yaml_path;  // "spec.process[1]", "spec.process[1].configs[0]"
+  LinearQConfig qconfig;  // linear_quant only
+  std::vector<std::string> include{"*"};
+  std::vector<std::string> exclude;
+  std::vector<ProcessorConfig> configs;  // group children, in order
+};
+
+struct SaverConfig {
+  std::string type;            // "ascendv1_saver"
+  int64_t part_file_size = 4;  // GiB per shard; 0 = one file
+  std::string yaml_path;
+};
+
+enum class RunnerType { Auto, LayerWise, ModelWise, DpLayerWise };
+std::string_view to_string(RunnerType r);
+
+// `metadata` (spec §1.3): used only for best-practice selection.
+struct PracticeLabel {
+  std::optional<int64_t> w_bit, a_bit, fa_bit;
+  bool is_sparse = false;
+  bool kv_cache = false;
+  bool fa_quant = false;
+};
+struct PracticeMetadata {
+  std::string config_id = "Unknown";
+  double score = 100.0;
+  PracticeLabel label;
+  std::vector<std::string> verified_model_types;
+  std::map<std::string, std::vector<std::vector<std::string>>> verified_tags;
+};
+
+struct ServiceConfig {
+  std::string apiversion;
+  PracticeMetadata metadata;
+  RunnerType runner = RunnerType::Auto;
+  std::vector<ProcessorConfig> process;
+  std::vector<SaverConfig> save;
+  std::string dataset = "mix_calib.jsonl";
+  std::vector<std::string> warnings;  // unknown keys etc., each naming file and YAML path
+};
+
+// Validates a practice document. `source_name` (usually the file path) prefixes
+// every error and warning. Throws lwq::Error on any schema violation.
+ServiceConfig parse_service_config(const std::string& yaml_text, const std::string& source_name);
+ServiceConfig load_service_config(const std::filesystem::path& yaml_file);
+
+// The export type a (act, weight) pair deploys as (spec §1.6.1 table):
+// "W8A8", "W8A8_DYNAMIC", "W8A16", ... Throws for pairs with no IR.
+std::string export_type_of(const LinearQConfig& q);
+// True when neither quantizer needs a calibration forward (W8A8_DYNAMIC and
+// W8A16 with minmax); false for static W8A8.
+bool is_data_free(const LinearQConfig& q);
+
+}  // namespace lwq

@@ -1,0 +1,367 @@
+// parse_service_config: a modelslim_v1 practice YAML → ServiceConfig.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include "config/quant_config.h"
+#include "config/quant_schemes.h"
+#include "config/yaml_view.h"
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace lwq {
+namespace {
+
+constexpr size_t kMaxProcessors = 10000;
+constexpr int kMaxGroupDepth = 16;
+constexpr size_t kMaxDatasetChars = 4096;
+
+using Names = std::vector<std::string_view>;
+
+const Names kOtherApiVersions = {"modelslim_v0", "multimodal_vlm_modelslim_v1", "multimodal_sd_modelslim_v1",
+                                 "modelslim_convert"};
+const Names kSupportedProcessors = {"linear_quant", "group"};
+// msModelSlim processor types (spec §1.6) that lwquant does not run yet.
+const Names kUnsupportedProcessors = {
+    "smooth_quant", "iter_smooth", "flex_smooth_quant", "flex_awq_ssz", "awq", "kv_smooth", "quarot",
+    "online_quarot", "adapt_rotation", "dynamic_cache", "fa3_quant", "autoround_quant", "flatquant", "svd_res",
+    "float_sparse", "unary_analysis", "binary_analysis", "binary_operator_layer_wise",
+    "binary_operator_model_wise", "load", "saver", "module_func"};
+const Names kUnsupportedSavers = {"mindie_format_saver", "compressed_tensors", "ascendv1_saver_distributed"};
+const Names kRunners = {"auto", "layer_wise", "model_wise", "dp_layer_wise"};
+
+std::string join(const Names& names) {
+  std::string out;
+  for (auto n : names) out += fmt::format("{}{}", out.empty() ? "" : ", ", n);
+  return out;
+}
+
+bool contains(const Names& names, std::string_view s) {
+  return std::find(names.begin(), names.end(), s) != names.end();
+}
+
+const YamlEntry* find(const std::vector<YamlEntry>& entries, std::string_view key) {
+  for (const auto& e : entries)
+    if (e.key == key) return &e;
+  return nullptr;
+}
+
+class Parser {
+ public:
+  Parser(const std::string& source, ServiceConfig& out) : ctx_{source, &out.warnings}, out_(out) {}
+
+  void root(const YAML::Node& doc) {
+    if (!doc.IsMap())
+      fail("{}: expected a mapping with 'apiversion' and 'spec' at the top level", ctx_.source);
+    auto entries = map_entries(ctx_, doc, "<top level>");
+    const YamlEntry* api = find(entries, "apiversion");
+    if (!api) fail("{}: missing 'apiversion' (lwquant supports apiversion: modelslim_v1)", ctx_.source);
+    apiversion(*api);
+    if (const YamlEntry* m = find(entries, "metadata")) metadata(m->value, "metadata");
+    // Other top-level keys are allowed silently: practices park YAML anchors there.
+    if (const YamlEntry* s = find(entries, "spec")) {
+      spec(s->value, "spec");
+    } else {
+      ctx_.warn_at(doc, "spec", "no 'spec': nothing will be quantized or saved");
+    }
+  }
+
+ private:
+  void apiversion(const YamlEntry& e) {
+    std::string v = read_string(ctx_, e.value, "apiversion");
+    if (v == "modelslim_v1") {
+      out_.apiversion = v;
+      return;
+    }
+    if (contains(kOtherApiVersions, v))
+      ctx_.fail_at(e.value, "apiversion",
+                   fmt::format("'{}' is an msModelSlim service lwquant does not implement; lwquant supports "
+                               "only modelslim_v1",
+                               v));
+    ctx_.fail_at(e.value, "apiversion",
+                 fmt::format("unknown value '{}' (msModelSlim knows modelslim_v1, {}; lwquant supports only "
+                             "modelslim_v1)",
+                             v, join(kOtherApiVersions)));
+  }
+
+  void unknown_key(const YamlEntry& e, const std::string& path) {
+    ctx_.warn_at(e.key_node, path,
+                 fmt::format("unknown key '{}' is ignored (msModelSlim ignores it silently; check the spelling)",
+                             e.key));
+  }
+
+  void metadata(const YAML::Node& n, const std::string& path) {
+    PracticeMetadata& m = out_.metadata;
+    for (const auto& e : map_entries(ctx_, n, path)) {
+      std::string p = path + "." + e.key;
+      if (e.key == "config_id") {
+        m.config_id = read_string(ctx_, e.value, p);
+      } else if (e.key == "score") {
+        m.score = read_float(ctx_, e.value, p);
+        if (m.score < 0) ctx_.fail_at(e.value, p, "must be >= 0");
+      } else if (e.key == "label") {
+        label(e.value, p);
+      } else if (e.key == "verified_model_types") {
+        m.verified_model_types = read_string_list(ctx_, e.value, p);
+      } else if (e.key == "verified_tags") {
+        for (const auto& t : map_entries(ctx_, e.value, p)) {
+          std::string tp = p + "." + t.key;
+          if (!t.value.IsSequence()) ctx_.fail_at(t.value, tp, "expected a list of tag lists");
+          auto& scenarios = m.verified_tags[t.key];
+          size_t i = 0;
+          for (const auto& s : t.value) scenarios.push_back(read_string_list(ctx_, s, fmt::format("{}[{}]", tp, i++)));
+        }
+      }
+      // Other metadata keys are not read by msModelSlim either.
+    }
+  }
+
+  void label(const YAML::Node& n, const std::string& path) {
+    PracticeLabel& l = out_.metadata.label;
+    for (const auto& e : map_entries(ctx_, n, path)) {
+      std::string p = path + "." + e.key;
+      if (e.key == "w_bit") l.w_bit = read_int(ctx_, e.value, p);
+      if (e.key == "a_bit") l.a_bit = read_int(ctx_, e.value, p);
+      if (e.key == "fa_bit") l.fa_bit = read_int(ctx_, e.value, p);
+      if (e.key == "is_sparse") l.is_sparse = read_bool(ctx_, e.value, p);
+      if (e.key == "kv_cache") l.kv_cache = read_bool(ctx_, e.value, p);
+      if (e.key == "fa_quant") l.fa_quant = read_bool(ctx_, e.value, p);
+    }
+  }
+
+  void spec(const YAML::Node& n, const std::string& path) {
+    if (is_null_scalar(n)) ctx_.fail_at(n, path, "expected a mapping (runner, process, save, dataset), got null");
+    const YAML::Node* process_node = nullptr;
+    const YAML::Node* save_node = nullptr;
+    auto entries = map_entries(ctx_, n, path);
+    for (const auto& e : entries) {
+      std::string p = path + "." + e.key;
+      if (e.key == "runner") {
+        runner(e.value, p);
+      } else if (e.key == "prior") {
+        if (!e.value.IsSequence()) ctx_.fail_at(e.value, p, "expected a list of stages");
+        if (e.value.size() > 0)
+          ctx_.fail_at(e.value, p, "prior stages are not supported by lwquant yet; move their processors into "
+                                   "spec.process");
+      } else if (e.key == "process") {
+        if (!e.value.IsSequence()) ctx_.fail_at(e.value, p, "expected a list of processors");
+        size_t i = 0;
+        for (const auto& item : e.value) out_.process.push_back(processor(item, fmt::format("{}[{}]", p, i++), 0));
+        process_node = &e.value;
+      } else if (e.key == "save") {
+        if (!e.value.IsSequence()) ctx_.fail_at(e.value, p, "expected a list of save formats");
+        size_t i = 0;
+        for (const auto& item : e.value) out_.save.push_back(saver(item, fmt::format("{}[{}]", p, i++)));
+        save_node = &e.value;
+      } else if (e.key == "dataset") {
+        dataset(e.value, p);
+      } else {
+        unknown_key(e, path);
+      }
+    }
+    if (out_.process.empty())
+      ctx_.warn_at(process_node ? *process_node : n, path + ".process", "no processors: nothing will be quantized");
+    if (out_.save.empty())
+      ctx_.warn_at(save_node ? *save_node : n, path + ".save", "no save formats: nothing will be written");
+  }
+
+  void runner(const YAML::Node& n, const std::string& path) {
+    std::string v = read_string(ctx_, n, path);
+    if (v == "auto") out_.runner = RunnerType::Auto;
+    else if (v == "layer_wise") out_.runner = RunnerType::LayerWise;
+    else if (v == "model_wise") out_.runner = RunnerType::ModelWise;
+    else if (v == "dp_layer_wise") out_.runner = RunnerType::DpLayerWise;
+    else ctx_.fail_at(n, path, fmt::format("invalid value '{}' (allowed: {})", v, join(kRunners)));
+  }
+
+  void dataset(const YAML::Node& n, const std::string& path) {
+    std::string v = read_string(ctx_, n, path);
+    if (v.empty()) ctx_.fail_at(n, path, "must not be empty");
+    if (v.size() > kMaxDatasetChars)
+      ctx_.fail_at(n, path, fmt::format("is {} characters long (at most {})", v.size(), kMaxDatasetChars));
+    out_.dataset = v;
+  }
+
+  ProcessorConfig processor(const YAML::Node& n, const std::string& path, int depth) {
+    if (++n_processors_ > kMaxProcessors)
+      ctx_.fail_at(n, path, fmt::format("more than {} processors (alias expansion?)", kMaxProcessors));
+    if (depth > kMaxGroupDepth) ctx_.fail_at(n, path, "groups nested too deeply");
+    if (!n.IsMap()) ctx_.fail_at(n, path, "expected a processor mapping with a 'type'");
+    auto entries = map_entries(ctx_, n, path);
+    const YamlEntry* t = find(entries, "type");
+    if (!t) ctx_.fail_at(n, path, fmt::format("missing 'type' (supported: {})", join(kSupportedProcessors)));
+    ProcessorConfig p;
+    p.type = read_string(ctx_, t->value, path + ".type");
+    p.yaml_path = path;
+    if (p.type == "linear_quant") {
+      linear_quant(p, n, entries, path);
+    } else if (p.type == "group") {
+      group(p, n, entries, path, depth);
+    } else if (contains(kUnsupportedProcessors, p.type)) {
+      ctx_.fail_at(t->value, path + ".type",
+                   fmt::format("processor type '{}' is not supported by lwquant yet (supported: {})", p.type,
+                               join(kSupportedProcessors)));
+    } else {
+      ctx_.fail_at(t->value, path + ".type",
+                   fmt::format("unknown processor type '{}' (valid: {}; msModelSlim also defines {})", p.type,
+                               join(kSupportedProcessors), join(kUnsupportedProcessors)));
+    }
+    return p;
+  }
+
+  void linear_quant(ProcessorConfig& p, const YAML::Node& n, const std::vector<YamlEntry>& entries,
+                    const std::string& path) {
+    const YamlEntry* q = find(entries, "qconfig");
+    if (!q) ctx_.fail_at(n, path, "linear_quant needs a 'qconfig' with at least 'weight'");
+    for (const auto& e : entries) {
+      std::string ep = path + "." + e.key;
+      if (e.key == "type") continue;
+      if (e.key == "qconfig") p.qconfig = linear_qconfig(e.value, ep);
+      else if (e.key == "include") p.include = read_string_list(ctx_, e.value, ep);
+      else if (e.key == "exclude") p.exclude = read_string_list(ctx_, e.value, ep);
+      else unknown_key(e, path);
+    }
+  }
+
+  void group(ProcessorConfig& p, const YAML::Node& n, const std::vector<YamlEntry>& entries,
+             const std::string& path, int depth) {
+    const YamlEntry* c = find(entries, "configs");
+    if (!c) ctx_.fail_at(n, path, "group needs 'configs': a list of processors");
+    for (const auto& e : entries) {
+      if (e.key != "type" && e.key != "configs") unknown_key(e, path);
+    }
+    std::string cp = path + ".configs";
+    if (!c->value.IsSequence()) ctx_.fail_at(c->value, cp, "expected a list of processors");
+    size_t i = 0;
+    for (const auto& item : c->value) p.configs.push_back(processor(item, fmt::format("{}[{}]", cp, i++), depth + 1));
+    if (p.configs.empty()) ctx_.warn_at(c->value, cp, "empty group: it does nothing");
+  }
+
+  LinearQConfig linear_qconfig(const YAML::Node& n, const std::string& path) {
+    auto entries = map_entries(ctx_, n, path);
+    LinearQConfig q;
+    const YamlEntry* w = find(entries, "weight");
+    if (!w) ctx_.fail_at(n, path, "missing required key 'weight'");
+    for (const auto& e : entries) {
+      std::string ep = path + "." + e.key;
+      if (e.key == "act") q.act = qconfig(e.value, ep);
+      else if (e.key == "weight") q.weight = qconfig(e.value, ep);
+      else unknown_key(e, path);
+    }
+    std::string where = ctx_.where(n, path);
+    const ExportRule& rule = check_supported(q, where);
+    if (rule.export_type == "W8A16" && !q.weight.symmetric)
+      ctx_.warn_at(n, path, "asymmetric W8A16 weights: msModelSlim registers asymmetric per-channel weights only "
+                            "for gptq, and serving engines load W8A16 reliably only when symmetric");
+    return q;
+  }
+
+  QConfig qconfig(const YAML::Node& n, const std::string& path) {
+    if (!n.IsMap()) ctx_.fail_at(n, path, "expected a mapping with dtype, scope, symmetric and method");
+    auto entries = map_entries(ctx_, n, path);
+    for (const char* key : {"dtype", "scope", "symmetric", "method"}) {
+      if (!find(entries, key))
+        ctx_.fail_at(n, path, fmt::format("missing required key '{}' (msModelSlim requires dtype, scope, "
+                                          "symmetric and method in every qconfig)",
+                                          key));
+    }
+    QConfig q;
+    for (const auto& e : entries) {
+      std::string ep = path + "." + e.key;
+      if (e.key == "dtype") {
+        std::string v = read_string(ctx_, e.value, ep);
+        auto d = parse_qdtype(v);
+        if (!d) ctx_.fail_at(e.value, ep, fmt::format("invalid value '{}' (allowed: {})", v, qdtype_names()));
+        q.dtype = *d;
+      } else if (e.key == "scope") {
+        std::string v = read_string(ctx_, e.value, ep);
+        auto s = parse_qscope(v);
+        if (!s) ctx_.fail_at(e.value, ep, fmt::format("invalid value '{}' (allowed: {})", v, qscope_names()));
+        q.scope = *s;
+      } else if (e.key == "symmetric") {
+        q.symmetric = read_bool(ctx_, e.value, ep);
+      } else if (e.key == "method") {
+        q.method = read_string(ctx_, e.value, ep);
+      } else if (e.key == "ext") {
+        if (!e.value.IsMap()) ctx_.fail_at(e.value, ep, "expected a mapping");
+        q.ext = yaml_to_json(ctx_, e.value, ep);
+      } else {
+        unknown_key(e, path);
+      }
+    }
+    return q;
+  }
+
+  SaverConfig saver(const YAML::Node& n, const std::string& path) {
+    if (!n.IsMap()) ctx_.fail_at(n, path, "expected a save-format mapping with a 'type'");
+    auto entries = map_entries(ctx_, n, path);
+    const YamlEntry* t = find(entries, "type");
+    if (!t) ctx_.fail_at(n, path, "missing 'type' (supported: ascendv1_saver)");
+    SaverConfig s;
+    s.type = read_string(ctx_, t->value, path + ".type");
+    s.yaml_path = path;
+    if (contains(kUnsupportedSavers, s.type))
+      ctx_.fail_at(t->value, path + ".type",
+                   fmt::format("save type '{}' is not supported by lwquant yet (supported: ascendv1_saver)", s.type));
+    if (s.type != "ascendv1_saver")
+      ctx_.fail_at(t->value, path + ".type",
+                   fmt::format("unknown save type '{}' (valid: ascendv1_saver; msModelSlim also defines {})", s.type,
+                               join(kUnsupportedSavers)));
+    for (const auto& e : entries) {
+      std::string ep = path + "." + e.key;
+      if (e.key == "type") continue;
+      if (e.key == "part_file_size") {
+        s.part_file_size = read_int(ctx_, e.value, ep);
+        if (s.part_file_size < 0)
+          ctx_.fail_at(e.value, ep, fmt::format("must be >= 0 (GiB per shard, 0 = one file), got {}",
+                                                s.part_file_size));
+      } else if (e.key == "ext") {
+        if (!e.value.IsMap()) ctx_.fail_at(e.value, ep, "expected a mapping");
+      } else if (e.key == "save_directory") {
+        ctx_.warn_at(e.key_node, path, "'save_directory' is ignored: the output folder comes from --save_path");
+      } else {
+        unknown_key(e, path);
+      }
+    }
+    return s;
+  }
+
+  YamlContext ctx_;
+  ServiceConfig& out_;
+  size_t n_processors_ = 0;
+};
+
+std::vector<YAML::Node> load_documents(const std::string& text, const std::string& source) {
+  try {
+    return YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    if (e.mark.line >= 0)
+      fail("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg);
+    fail("{}: YAML syntax error: {}", source, e.msg);
+  }
+}
+
+}  // namespace
+
+ServiceConfig parse_service_config(const std::string& yaml_text, const std::string& source_name) {
+  auto docs = load_documents(yaml_text, source_name);
+  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull()))
+    fail("{}: empty document, expected a mapping with 'apiversion' and 'spec'", source_name);
+  if (docs.size() > 1) fail("{}: holds {} YAML documents, expected one", source_name, docs.size());
+  ServiceConfig out;
+  Parser parser(source_name, out);
+  try {
+    parser.root(docs[0]);
+  } catch (const YAML::Exception& e) {
+    // Defensive: yaml-cpp node access errors become lwquant errors.
+    fail("{}: {}", source_name, e.what());
+  }
+  return out;
+}
+
+ServiceConfig load_service_config(const std::filesystem::path& yaml_file) {
+  return parse_service_config(read_text_file(yaml_file), yaml_file.string());
+}
+
+}  // namespace lwq

@@ -1,0 +1,401 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "config/quant_config.h"
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+ServiceConfig parse(const std::string& yaml) { return parse_service_config(yaml, "test.yaml"); }
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse(yaml);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected lwq::Error for:\n" << yaml;
+  return "";
+}
+
+void expect_error(const std::string& yaml, const std::vector<std::string>& parts) {
+  std::string msg = error_of(yaml);
+  for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
+}
+
+bool has_warning(const ServiceConfig& c, const std::vector<std::string>& parts) {
+  for (const auto& w : c.warnings) {
+    bool all = true;
+    for (const auto& p : parts) all = all && w.find(p) != std::string::npos;
+    if (all) return true;
+  }
+  return false;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+const std::string kW8A8Dyn = R"(
+        act: {scope: per_token, dtype: int8, symmetric: true, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax})";
+
+// One linear_quant with the given qconfig body (indented under `qconfig:`).
+std::string one_processor(const std::string& qconfig_body, const std::string& extra_spec = "") {
+  return "apiversion: modelslim_v1\nspec:\n  process:\n    - type: linear_quant\n      qconfig:" + qconfig_body +
+         "\n  save:\n    - type: ascendv1_saver\n" + extra_spec;
+}
+
+TEST(ServiceConfig, MinimalWeightOnlyDefaults) {
+  ServiceConfig c = parse(R"(apiversion: modelslim_v1
+spec:
+  process:
+    - type: linear_quant
+      qconfig:
+        weight: {scope: per_channel, dtype: int8, symmetric: True, method: minmax}
+)");
+  EXPECT_EQ(c.apiversion, "modelslim_v1");
+  EXPECT_EQ(c.runner, RunnerType::Auto);
+  EXPECT_EQ(c.dataset, "mix_calib.jsonl");
+  ASSERT_EQ(c.process.size(), 1u);
+  const ProcessorConfig& p = c.process[0];
+  EXPECT_EQ(p.type, "linear_quant");
+  EXPECT_EQ(p.yaml_path, "spec.process[0]");
+  EXPECT_EQ(p.include, std::vector<std::string>{"*"});
+  EXPECT_TRUE(p.exclude.empty());
+  EXPECT_EQ(p.qconfig.act.dtype, QDtype::Float);
+  EXPECT_EQ(p.qconfig.act.method, "none");
+  EXPECT_EQ(p.qconfig.weight.dtype, QDtype::Int8);
+  EXPECT_EQ(p.qconfig.weight.scope, QScope::PerChannel);
+  EXPECT_EQ(export_type_of(p.qconfig), "W8A16");
+  EXPECT_TRUE(is_data_free(p.qconfig));
+  EXPECT_TRUE(c.save.empty());
+  EXPECT_TRUE(has_warning(c, {"spec.save", "nothing will be written"})) << joined(c.warnings);
+  EXPECT_EQ(c.metadata.config_id, "Unknown");
+}
+
+TEST(ServiceConfig, FullSpecFields) {
+  ServiceConfig c = parse(one_processor(kW8A8Dyn, "    - {type: ascendv1_saver, part_file_size: 0}\n  runner: dp_layer_wise\n  dataset: /data/calib.jsonl\n  prior: []\n"));
+  EXPECT_EQ(c.runner, RunnerType::DpLayerWise);
+  EXPECT_EQ(c.dataset, "/data/calib.jsonl");
+  ASSERT_EQ(c.save.size(), 2u);
+  EXPECT_EQ(c.save[0].type, "ascendv1_saver");
+  EXPECT_EQ(c.save[0].part_file_size, 4);
+  EXPECT_EQ(c.save[0].yaml_path, "spec.save[0]");
+  EXPECT_EQ(c.save[1].part_file_size, 0);
+  EXPECT_EQ(export_type_of(c.process[0].qconfig), "W8A8_DYNAMIC");
+  EXPECT_TRUE(c.warnings.empty()) << joined(c.warnings);
+}
+
+TEST(ServiceConfigErrors, BadApiversion) {
+  expect_error("apiversion: modelslim_v0\nspec: {}\n", {"test.yaml:1: apiversion", "modelslim_v0",
+                                                        "lwquant supports only modelslim_v1"});
+  expect_error("apiversion: v2\nspec: {}\n", {"unknown value 'v2'", "multimodal_vlm_modelslim_v1",
+                                              "lwquant supports only modelslim_v1"});
+  expect_error("spec: {}\n", {"test.yaml", "missing 'apiversion'", "modelslim_v1"});
+}
+
+TEST(ServiceConfigErrors, UnknownProcessorType) {
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: foo_quant\n",
+               {"test.yaml:4: spec.process[0].type", "unknown processor type 'foo_quant'",
+                "valid: linear_quant, group", "iter_smooth"});
+}
+
+TEST(ServiceConfigErrors, UnsupportedProcessorType) {
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: iter_smooth\n      alpha: 0.9\n",
+               {"spec.process[0].type",
+                "processor type 'iter_smooth' is not supported by lwquant yet (supported: linear_quant, group)"});
+}
+
+TEST(ServiceConfigErrors, BadScopeValueNamesPathAndAllowedValues) {
+  std::string yaml = R"(apiversion: modelslim_v1
+spec:
+  process:
+    - type: linear_quant
+      qconfig:
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
+    - type: linear_quant
+      qconfig:
+        act:
+          scope: per_row
+          dtype: int8
+          symmetric: true
+          method: minmax
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
+)";
+  expect_error(yaml, {"test.yaml:10: spec.process[1].qconfig.act.scope", "invalid value 'per_row'",
+                      "allowed: per_tensor, per_channel, per_group, per_block, per_token, pd_mix, per_head, "
+                      "dual_scale"});
+}
+
+TEST(ServiceConfigErrors, BadDtypeValue) {
+  expect_error(one_processor("\n        weight: {scope: per_channel, dtype: int16, symmetric: true, method: minmax}"),
+               {"spec.process[0].qconfig.weight.dtype", "'int16'", "int8, int4, fp8_e4m3, mxfp8, mxfp4, float"});
+  // "placeholder" exists only inside msModelSlim.
+  expect_error(one_processor("\n        weight: {scope: per_channel, dtype: placeholder, symmetric: true, method: minmax}"),
+               {"spec.process[0].qconfig.weight.dtype"});
+}
+
+TEST(ServiceConfigErrors, MissingWeight) {
+  expect_error(one_processor("\n        act: {scope: per_token, dtype: int8, symmetric: true, method: minmax}"),
+               {"spec.process[0].qconfig", "missing required key 'weight'"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: linear_quant\n      include: ['*']\n",
+               {"spec.process[0]", "qconfig"});
+}
+
+TEST(ServiceConfigErrors, MissingMethod) {
+  expect_error(one_processor("\n        weight: {scope: per_channel, dtype: int8, symmetric: true}"),
+               {"test.yaml:6: spec.process[0].qconfig.weight", "missing required key 'method'"});
+  expect_error(one_processor("\n        weight: {scope: per_channel, dtype: int8, method: minmax}"),
+               {"spec.process[0].qconfig.weight", "'symmetric'"});
+}
+
+TEST(ServiceConfigErrors, UnsupportedCombination) {
+  expect_error(one_processor(R"(
+        act: {scope: per_token, dtype: int8, symmetric: false, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax})"),
+               {"test.yaml:6: spec.process[0].qconfig", "act int8/per_token/asym/minmax + weight int8/per_channel/sym/minmax",
+                "no export type", "W8A8: act int8/per_tensor/sym|asym/minmax", "W8A8_DYNAMIC:", "W8A16:"});
+  // A valid msModelSlim scheme that lwquant does not run yet.
+  expect_error(one_processor(R"(
+        act: {scope: per_token, dtype: int8, symmetric: true, method: minmax}
+        weight: {scope: per_channel, dtype: int4, symmetric: true, method: ssz})"),
+               {"spec.process[0].qconfig", "W4A8_DYNAMIC", "does not support"});
+  // Static activations need symmetric weights.
+  expect_error(one_processor(R"(
+        act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: false, method: minmax})"),
+               {"act int8/per_tensor/asym/minmax + weight int8/per_channel/asym/minmax"});
+}
+
+TEST(ServiceConfigErrors, Savers) {
+  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: foo_saver\n",
+               {"test.yaml:4: spec.save[0].type", "unknown save type 'foo_saver'", "ascendv1_saver"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: compressed_tensors\n",
+               {"spec.save[0].type", "'compressed_tensors' is not supported by lwquant yet"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: mindie_format_saver\n",
+               {"'mindie_format_saver' is not supported by lwquant yet"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: ascendv1_saver\n      part_file_size: -1\n",
+               {"test.yaml:5: spec.save[0].part_file_size", "must be >= 0", "-1"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: ascendv1_saver\n      part_file_size: 2.5\n",
+               {"spec.save[0].part_file_size", "expected an integer"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - part_file_size: 2\n", {"spec.save[0]", "missing 'type'"});
+}
+
+TEST(ServiceConfigErrors, YamlSyntaxErrorNamesFileAndLine) {
+  std::string msg = error_of("apiversion: modelslim_v1\nspec:\n  process:\n    - type: linear_quant\n"
+                             "      include: [\"*mlp*\"\n  save: []\n");
+  EXPECT_NE(msg.find("test.yaml:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("YAML syntax error"), std::string::npos) << msg;
+  EXPECT_TRUE(msg.find("test.yaml:5:") != std::string::npos || msg.find("test.yaml:6:") != std::string::npos) << msg;
+  std::string tab = error_of("apiversion: modelslim_v1\nspec:\n\truntime: x\n");
+  EXPECT_NE(tab.find("test.yaml:3:"), std::string::npos) << tab;
+}
+
+TEST(ServiceConfigErrors, OtherSpecValues) {
+  expect_error("apiversion: modelslim_v1\nspec:\n  runner: fast\n",
+               {"spec.runner", "'fast'", "auto, layer_wise, model_wise, dp_layer_wise"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  dataset: " + std::string(4097, 'a') + "\n",
+               {"spec.dataset", "4097 characters", "4096"});
+  EXPECT_EQ(parse("apiversion: modelslim_v1\nspec:\n  dataset: " + std::string(4096, 'a') + "\n").dataset.size(), 4096u);
+  expect_error("apiversion: modelslim_v1\nspec:\n  prior:\n    - process: []\n", {"spec.prior", "not supported"});
+  expect_error(one_processor("\n        weight: {scope: per_channel, dtype: int8, symmetric: maybe, method: minmax}"),
+               {"spec.process[0].qconfig.weight.symmetric", "expected a boolean", "'maybe'"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: linear_quant\n      include: '*'\n"
+               "      qconfig: {weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}}\n",
+               {"spec.process[0].include", "list of strings"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  process: {type: linear_quant}\n", {"spec.process", "list"});
+  expect_error("", {"test.yaml", "empty"});
+  expect_error("- a\n- b\n", {"test.yaml", "mapping"});
+  expect_error("apiversion: modelslim_v1\n---\napiversion: modelslim_v1\n", {"2 YAML documents"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: group\n",
+               {"spec.process[0]", "configs"});
+}
+
+TEST(ServiceConfig, UnknownKeysWarnWithPaths) {
+  ServiceConfig c = parse(R"(apiversion: modelslim_v1
+anchors_live_here: {a: 1}
+metadata: {config_id: x, extra_meta: 1}
+spec:
+  runer: layer_wise
+  process:
+    - type: linear_quant
+      includes: ["*mlp*"]
+      qconfig:
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax, granularity: 2}
+        bias: {}
+  save:
+    - type: ascendv1_saver
+      compress: true
+)");
+  EXPECT_TRUE(has_warning(c, {"test.yaml:5: spec", "'runer'"})) << joined(c.warnings);
+  EXPECT_TRUE(has_warning(c, {"spec.process[0]", "'includes'"})) << joined(c.warnings);
+  EXPECT_TRUE(has_warning(c, {"spec.process[0].qconfig.weight", "'granularity'"})) << joined(c.warnings);
+  EXPECT_TRUE(has_warning(c, {"spec.process[0].qconfig", "'bias'"})) << joined(c.warnings);
+  EXPECT_TRUE(has_warning(c, {"spec.save[0]", "'compress'"})) << joined(c.warnings);
+  EXPECT_FALSE(has_warning(c, {"anchors_live_here"})) << joined(c.warnings);
+  EXPECT_FALSE(has_warning(c, {"extra_meta"})) << joined(c.warnings);
+  EXPECT_EQ(c.warnings.size(), 5u) << joined(c.warnings);
+  EXPECT_EQ(c.runner, RunnerType::Auto);  // the misspelt key had no effect
+}
+
+TEST(ServiceConfig, AnchorsAliasesAndMergeKeys) {
+  ServiceConfig c = parse(R"(apiversion: modelslim_v1
+w8a8_dyn: &w8a8_dyn
+  act: &dyn_act {scope: per_token, dtype: int8, symmetric: True, method: minmax}
+  weight: &w8 {scope: per_channel, dtype: int8, symmetric: True, method: minmax}
+static_act: &static_act
+  <<: *dyn_act
+  scope: per_tensor
+  symmetric: False
+lq: &lq {type: linear_quant}
+spec:
+  process:
+    - type: group
+      configs:
+        - {type: linear_quant, qconfig: *w8a8_dyn, include: ["*self_attn*"]}
+        - <<: *lq
+          qconfig: {act: *static_act, weight: *w8}
+          include: ["model.layers.{1,2,8}.mlp.up_proj"]
+          exclude: ["*gate*", "*mlp.experts.*"]
+        - <<: [*lq, {include: ["ignored"], exclude: ["*x*"]}]
+          include: ["*"]
+          qconfig:
+            <<: *w8a8_dyn
+            act: {<<: *dyn_act, method: minmax}
+)");
+  ASSERT_EQ(c.process.size(), 1u);
+  const auto& g = c.process[0];
+  EXPECT_EQ(g.type, "group");
+  ASSERT_EQ(g.configs.size(), 3u);
+  EXPECT_EQ(g.configs[0].qconfig.act.scope, QScope::PerToken);
+  EXPECT_EQ(export_type_of(g.configs[0].qconfig), "W8A8_DYNAMIC");
+  EXPECT_EQ(g.configs[1].type, "linear_quant");
+  EXPECT_EQ(g.configs[1].yaml_path, "spec.process[0].configs[1]");
+  EXPECT_EQ(g.configs[1].qconfig.act.scope, QScope::PerTensor);  // explicit key beats merged
+  EXPECT_FALSE(g.configs[1].qconfig.act.symmetric);
+  EXPECT_EQ(g.configs[1].qconfig.act.method, "minmax");           // merged
+  EXPECT_EQ(export_type_of(g.configs[1].qconfig), "W8A8");
+  EXPECT_EQ(g.configs[1].include, std::vector<std::string>{"model.layers.{1,2,8}.mlp.up_proj"});
+  EXPECT_EQ(g.configs[1].exclude, (std::vector<std::string>{"*gate*", "*mlp.experts.*"}));
+  EXPECT_EQ(g.configs[2].include, std::vector<std::string>{"*"});  // explicit beats merged list
+  EXPECT_EQ(g.configs[2].exclude, std::vector<std::string>{"*x*"});  // from the second merged map
+  EXPECT_EQ(g.configs[2].qconfig.act.scope, QScope::PerToken);
+  EXPECT_TRUE(is_data_free(g.configs[2].qconfig));
+  // The anchor itself is unchanged by the merge that overrode it.
+  EXPECT_EQ(g.configs[0].qconfig.act.scope, QScope::PerToken);
+}
+
+TEST(ServiceConfig, GroupNestingAndErrorPaths) {
+  ServiceConfig c = parse(R"(apiversion: modelslim_v1
+spec:
+  process:
+    - type: group
+      configs:
+        - type: group
+          configs:
+            - type: linear_quant
+              qconfig: {weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}}
+        - type: linear_quant
+          qconfig: {weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}}
+    - type: group
+      configs: []
+)");
+  ASSERT_EQ(c.process.size(), 2u);
+  ASSERT_EQ(c.process[0].configs.size(), 2u);
+  ASSERT_EQ(c.process[0].configs[0].configs.size(), 1u);
+  EXPECT_EQ(c.process[0].configs[0].configs[0].yaml_path, "spec.process[0].configs[0].configs[0]");
+  EXPECT_TRUE(has_warning(c, {"spec.process[1].configs", "empty group"})) << joined(c.warnings);
+
+  expect_error(R"(apiversion: modelslim_v1
+spec:
+  process:
+    - type: group
+      configs:
+        - type: linear_quant
+          qconfig: {weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}}
+        - type: linear_quant
+          qconfig:
+            act: {scope: per_sample, dtype: int8, symmetric: true, method: minmax}
+            weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
+)",
+               {"test.yaml:10: spec.process[0].configs[1].qconfig.act.scope", "'per_sample'"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: group\n      configs:\n        - type: awq\n",
+               {"spec.process[0].configs[0].type", "'awq' is not supported by lwquant yet"});
+}
+
+TEST(ServiceConfig, ScalarsExtAndWarnings) {
+  ServiceConfig c = parse(R"(apiversion: modelslim_v1
+metadata:
+  config_id: demo
+  score: 95.5
+  label: {w_bit: 8, a_bit: 16, is_sparse: no, kv_cache: False}
+  verified_model_types: [Llama-3-8B]
+  verified_tags: {Llama-3-8B: [[vLLM_Ascend, Atlas_A2_Inference]]}
+spec:
+  runner: model_wise
+  process:
+    - type: linear_quant
+      qconfig:
+        weight:
+          scope: per_channel
+          dtype: int8
+          symmetric: off
+          method: minmax
+          ext: {aggregation_type: mean, step: 50, ratio: 0.5, flag: yes, list: [1, "2"], none: ~}
+  save:
+    - type: ascendv1_saver
+      save_directory: /tmp/x
+      ext: {anything: 1}
+  dataset: boolq.jsonl
+  dataset: calib_zh_en.jsonl
+)");
+  EXPECT_EQ(c.metadata.config_id, "demo");
+  EXPECT_DOUBLE_EQ(c.metadata.score, 95.5);
+  EXPECT_EQ(c.metadata.label.w_bit, 8);
+  EXPECT_EQ(c.metadata.label.a_bit, 16);
+  EXPECT_FALSE(c.metadata.label.is_sparse);
+  EXPECT_EQ(c.metadata.verified_model_types, std::vector<std::string>{"Llama-3-8B"});
+  ASSERT_EQ(c.metadata.verified_tags.at("Llama-3-8B").size(), 1u);
+  EXPECT_EQ(c.metadata.verified_tags.at("Llama-3-8B")[0][1], "Atlas_A2_Inference");
+  EXPECT_EQ(c.runner, RunnerType::ModelWise);
+  const QConfig& w = c.process[0].qconfig.weight;
+  EXPECT_FALSE(w.symmetric);
+  EXPECT_EQ(w.ext["aggregation_type"], "mean");
+  EXPECT_EQ(w.ext["step"], 50);
+  EXPECT_EQ(w.ext["ratio"], 0.5);
+  EXPECT_EQ(w.ext["flag"], true);
+  EXPECT_EQ(w.ext["list"], nlohmann::json::parse(R"([1, "2"])"));
+  EXPECT_TRUE(w.ext["none"].is_null());
+  EXPECT_EQ(export_type_of(c.process[0].qconfig), "W8A16");
+  EXPECT_TRUE(has_warning(c, {"spec.process[0].qconfig", "asymmetric W8A16"})) << joined(c.warnings);
+  EXPECT_TRUE(has_warning(c, {"spec.save[0]", "save_directory"})) << joined(c.warnings);
+  EXPECT_TRUE(has_warning(c, {"duplicate key 'dataset'"})) << joined(c.warnings);
+  EXPECT_EQ(c.dataset, "calib_zh_en.jsonl");  // last wins, as PyYAML
+}
+
+TEST(ServiceConfig, AliasBombIsRejected) {
+  std::string yaml = "apiversion: modelslim_v1\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  std::string prev = "a";
+  for (char name : std::string("bcdef")) {
+    yaml += std::string(1, name) + ": &" + name + " [";
+    for (int i = 0; i < 10; ++i) yaml += (i ? ", *" : "*") + prev;
+    yaml += "]\n";
+    prev = std::string(1, name);
+  }
+  yaml += "spec:\n  process:\n    - type: linear_quant\n      qconfig:\n        weight: {scope: per_channel, "
+          "dtype: int8, symmetric: true, method: minmax, ext: {x: *f}}\n";
+  expect_error(yaml, {"spec.process[0].qconfig.weight.ext", "too large"});
+}
+
+TEST(ServiceConfig, LoadFromFileNamesThePath) {
+  EXPECT_THROW(load_service_config("/nonexistent/dir/x.yaml"), Error);
+}
+
+}  // namespace
+}  // namespace lwq

@@ -222,6 +222,7 @@ class Parser {
       else if (e.key == "exclude") p.exclude = read_string_list(ctx_, e.value, ep);
       else unknown_key(e, path);
     }
+    if (p.include.empty()) ctx_.warn_at(n, path + ".include", "empty include list: this processor selects nothing");
   }
 
   void group(ProcessorConfig& p, const YAML::Node& n, const std::vector<YamlEntry>& entries,

@@ -379,6 +379,13 @@ spec:
   EXPECT_EQ(c.dataset, "calib_zh_en.jsonl");  // last wins, as PyYAML
 }
 
+TEST(ServiceConfig, EmptyIncludeWarns) {
+  ServiceConfig c = parse("apiversion: modelslim_v1\nspec:\n  process:\n    - type: linear_quant\n      include: []\n"
+                          "      qconfig: {weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}}\n");
+  EXPECT_TRUE(c.process[0].include.empty());
+  EXPECT_TRUE(has_warning(c, {"spec.process[0].include", "selects nothing"})) << joined(c.warnings);
+}
+
 TEST(ServiceConfig, AliasBombIsRejected) {
   std::string yaml = "apiversion: modelslim_v1\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
   std::string prev = "a";

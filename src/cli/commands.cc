@@ -34,6 +34,8 @@ int run_cli(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(name, help);
     runners[sub] = adder(*sub);
   };
+  add("quant", "Quantize a Hugging Face checkpoint layer by layer (msModelSlim-compatible flags)",
+      add_quant_command);
   add("generate", "Greedy text generation with a float model (checks the forward pass)", add_generate_command);
   add("tokenize", "Print the token ids of a text (no special tokens added)", add_tokenize_command);
   add("ppl", "Perplexity of a float model on a text file", add_ppl_command);

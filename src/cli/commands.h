@@ -14,5 +14,6 @@ using CommandRunner = std::function<int()>;
 CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_tokenize_command(CLI::App& app);
 CommandRunner add_ppl_command(CLI::App& app);
+CommandRunner add_quant_command(CLI::App& app);
 
 }  // namespace lwq

@@ -5,7 +5,6 @@
 
 #include "ops/gemm.h"
 #include "quant/qparams.h"
-#include "quant/weight_quant.h"
 #include "quant/w8a8_export.h"
 #include "util/error.h"
 
@@ -38,10 +37,7 @@ LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& con
                                  const float* bias, int64_t out_features, int64_t in_features)
     : name_(std::move(full_name)), config_(config), type_(export_type_of(config)), out_(out_features),
       in_(in_features) {
-  QuantizedWeight qw = quantize_weight_per_channel_minmax(weight, out_, in_, 8, config.weight.symmetric);
-  q_weight_ = std::move(qw.q);
-  weight_scale_ = std::move(qw.scale);
-  weight_offset_ = std::move(qw.offset);
+  weight_ = quantize_weight_per_channel_minmax(weight, out_, in_, 8, config.weight.symmetric);
   if (bias) bias_.assign(bias, bias + out_);
 }
 
@@ -53,15 +49,7 @@ void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe)
     // Per-token symmetric int8, as the serving kernel computes it. (msModelSlim
     // simulates one scale per call here, spec §9 quirk 2; lwquant follows the
     // deployed arithmetic instead.)
-    const size_t rows = x.size() / static_cast<size_t>(in_);
-    for (size_t r = 0; r < rows; ++r) {
-      float* row = x.data() + r * static_cast<size_t>(in_);
-      float amax = 0.0f;
-      for (int64_t i = 0; i < in_; ++i) amax = std::max(amax, std::fabs(row[i]));
-      float lo = -amax, hi = amax;
-      QParams qp = int_qparams({&lo, 1}, {&hi, 1}, 8, true);
-      fake_quant_tensor(row, static_cast<size_t>(in_), qp.scale[0], qp.offset[0], 8);
-    }
+    fake_quant_per_token(x.data(), static_cast<int64_t>(x.size()) / in_, in_, 8, true);
     return;
   }
   // W8A8 static: running min/max over every call, params from the running range.
@@ -81,10 +69,10 @@ void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe)
 void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {
   std::vector<float> xq(x, x + rows * in_);
   fake_quant_activation(xq, true);
+  // Dequantized per call rather than kept: the int8 codes are a quarter of
+  // the float copy, and the GEMM dwarfs this O(out·in) pass.
   std::vector<float> w(static_cast<size_t>(out_ * in_));
-  for (int64_t o = 0; o < out_; ++o)
-    for (int64_t i = 0; i < in_; ++i)
-      w[o * in_ + i] = (static_cast<float>(q_weight_[o * in_ + i]) - weight_offset_[o]) * weight_scale_[o];
+  dequantize_weight(weight_, w.data());
   matmul_nt(xq.data(), rows, in_, w.data(), out_, y, bias_.empty() ? nullptr : bias_.data());
 }
 
@@ -98,11 +86,7 @@ QuantizedLinear LinearQuantizer::export_linear(DType serving_dtype) const {
   QuantizedLinear q;
   q.name = name_;
   q.type = type_;
-  q.out_features = out_;
-  q.in_features = in_;
-  q.weight = q_weight_;
-  q.weight_scale = weight_scale_;
-  q.weight_offset = weight_offset_;
+  q.weight = weight_;
   q.bias = bias_;
   if (type_ == "W8A8") {
     q.input_scale = round_to_dtype(input_scale_, serving_dtype);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/quant_config.h"
+#include "quant/weight_quant.h"
 #include "savers/quantized_linear.h"
 #include "tensor/dtype.h"
 
@@ -54,9 +55,8 @@ class LinearQuantizer {
   LinearQConfig config_;
   std::string type_;
   int64_t out_, in_;
-  std::vector<int8_t> q_weight_;
-  std::vector<float> weight_scale_, weight_offset_, bias_;
-  std::vector<float> dequant_weight_;  // fake-quantized weight for calibration forwards
+  QuantizedWeight weight_;
+  std::vector<float> bias_;
   bool observed_ = false, frozen_ = false;
   float act_min_ = 0.0f, act_max_ = 0.0f;
   float input_scale_ = 0.0f, input_offset_ = 0.0f;

@@ -17,7 +17,7 @@ namespace {
 
 constexpr uint64_t kGiB = 1073741824ull;
 
-Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {
+Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {  // NOLINT
   Tensor t(DType::I8, std::move(shape));
   std::memcpy(t.bytes.data(), v.data(), v.size());
   return t;
@@ -65,11 +65,12 @@ void AscendV1Saver::save_float(const std::string& name, const Tensor& t) { add(n
 
 void AscendV1Saver::save_linear(const QuantizedLinear& q) {
   const std::string& p = q.name;
-  const int64_t out = q.out_features;
-  add(p + ".weight", int8_tensor(q.weight, {out, q.in_features}), q.type);
+  const QuantizedWeight& w = q.weight;
+  const int64_t out = w.out;
+  add(p + ".weight", int8_tensor(w.q, {out, w.in}), q.type);
   if (q.type == "W8A8") {
-    std::vector<float> deq = deq_scale_f32(q.input_scale, q.weight_scale);
-    std::vector<int32_t> qbias = quant_bias(q.weight, out, q.in_features, q.bias, deq, q.input_offset);
+    std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
+    std::vector<int32_t> qbias = quant_bias(w, q.bias, deq, q.input_offset);
     Tensor qb(DType::I32, {out});
     std::memcpy(qb.bytes.data(), qbias.data(), qbias.size() * 4);
     add(p + ".quant_bias", qb, q.type);
@@ -77,8 +78,8 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
     add(p + ".input_offset", tensor_f32({1}, {q.input_offset}), q.type);
     add(p + ".deq_scale", encode_deq_scale(deq, model_dtype_), q.type);
   } else if (q.type == "W8A8_DYNAMIC" || q.type == "W8A16") {
-    add(p + ".weight_scale", column(q.weight_scale), q.type);
-    std::vector<float> offset = q.type == "W8A16" ? q.weight_offset : std::vector<float>(out, 0.0f);
+    add(p + ".weight_scale", column(w.scale), q.type);
+    std::vector<float> offset = q.type == "W8A16" ? w.offset : std::vector<float>(out, 0.0f);
     add(p + ".weight_offset", column(offset), q.type);
   } else {
     fail("ascendv1_saver: cannot save {} as type '{}'", p, q.type);
@@ -90,13 +91,9 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
 Tensor encode_deq_scale(const std::vector<float>& deq_scale, DType model_dtype) {
   const auto n = static_cast<int64_t>(deq_scale.size());
   if (model_dtype == DType::BF16) return tensor_f32({n}, deq_scale);
+  std::vector<int64_t> bits = deq_scale_as_int64_bits(deq_scale);
   Tensor t(DType::I64, {n});
-  auto* dst = t.data<int64_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    int32_t bits;
-    std::memcpy(&bits, &deq_scale[i], 4);
-    dst[i] = bits;  // sign-extended, as torch's int32 → int64 widening
-  }
+  std::memcpy(t.bytes.data(), bits.data(), bits.size() * 8);
   return t;
 }
 

@@ -7,16 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "quant/weight_quant.h"
+
 namespace lwq {
 
 struct QuantizedLinear {
   std::string name;  // full module name, e.g. "model.layers.0.self_attn.q_proj"
   std::string type;  // export type string: "W8A8", "W8A8_DYNAMIC", "W8A16"
-  int64_t out_features = 0;
-  int64_t in_features = 0;
-  std::vector<int8_t> weight;         // [out, in] integer codes
-  std::vector<float> weight_scale;    // [out]
-  std::vector<float> weight_offset;   // [out], signed integer domain; zeros when symmetric
+  QuantizedWeight weight;             // int8 codes [out, in] + per-channel scale / signed offset
   std::vector<float> bias;            // [out] float bias, empty when the Linear has none
   // Static activation parameters (W8A8 only), already rounded to the serving
   // dtype (spec §10 fact 18).

@@ -1,0 +1,98 @@
+// Writes a Llama-shaped checkpoint with random bf16 weights, sharded like HF
+// (model-0000i-of-0000N.safetensors + model.safetensors.index.json), plus
+// config.json and the stories260K tokenizer, for the memory/speed benchmark.
+// Tensors are generated and written one at a time, so this needs little RAM.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+
+#include "io/safetensors_writer.h"
+#include "tensor/tensor.h"
+
+namespace fs = std::filesystem;
+using namespace lwq;
+
+namespace {
+
+// xorshift64* → uniform in [-scale, scale]; fast enough for tens of GB.
+Tensor random_bf16(Shape shape, float scale, uint64_t seed) {
+  Tensor t(DType::BF16, std::move(shape));
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  auto* dst = t.data<uint16_t>();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    uint64_t r = s * 2685821657736338717ull;
+    float u = static_cast<float>(r >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    dst[i] = f32_to_bf16((2.0f * u - 1.0f) * scale);
+  }
+  return t;
+}
+
+Tensor ones_bf16(int64_t n) {
+  Tensor t(DType::BF16, {n});
+  for (int64_t i = 0; i < n; ++i) t.data<uint16_t>()[i] = f32_to_bf16(1.0f);
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Write a random-weight Llama-shaped bf16 checkpoint"};
+  std::string out, tokenizer_dir = "examples/stories260K";
+  int64_t hidden = 2048, intermediate = 5632, layers = 11, heads = 16, kv_heads = 4, vocab = 512, shard_mb = 256;
+  app.add_option("--out", out, "Output folder")->required();
+  app.add_option("--hidden", hidden);
+  app.add_option("--intermediate", intermediate);
+  app.add_option("--layers", layers);
+  app.add_option("--heads", heads);
+  app.add_option("--kv-heads", kv_heads);
+  app.add_option("--vocab", vocab, "Must match the tokenizer (stories260K: 512)");
+  app.add_option("--shard-mb", shard_mb);
+  app.add_option("--tokenizer-dir", tokenizer_dir, "Folder whose tokenizer files are copied");
+  CLI11_PARSE(app, argc, argv);
+
+  fs::create_directories(out);
+  const int64_t head_dim = hidden / heads;
+  ShardedWriterOptions opts;
+  opts.stem = "model";
+  opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
+  ShardedSafetensorsWriter writer(out, opts);
+  uint64_t seed = 1;
+  const float w_scale = 0.04f;
+  writer.add("model.embed_tokens.weight", random_bf16({vocab, hidden}, 1.0f, seed++));
+  for (int64_t k = 0; k < layers; ++k) {
+    std::string p = fmt::format("model.layers.{}.", k);
+    writer.add(p + "self_attn.q_proj.weight", random_bf16({heads * head_dim, hidden}, w_scale, seed++));
+    writer.add(p + "self_attn.k_proj.weight", random_bf16({kv_heads * head_dim, hidden}, w_scale, seed++));
+    writer.add(p + "self_attn.v_proj.weight", random_bf16({kv_heads * head_dim, hidden}, w_scale, seed++));
+    writer.add(p + "self_attn.o_proj.weight", random_bf16({hidden, heads * head_dim}, w_scale, seed++));
+    writer.add(p + "mlp.gate_proj.weight", random_bf16({intermediate, hidden}, w_scale, seed++));
+    writer.add(p + "mlp.up_proj.weight", random_bf16({intermediate, hidden}, w_scale, seed++));
+    writer.add(p + "mlp.down_proj.weight", random_bf16({hidden, intermediate}, w_scale, seed++));
+    writer.add(p + "input_layernorm.weight", ones_bf16(hidden));
+    writer.add(p + "post_attention_layernorm.weight", ones_bf16(hidden));
+    fmt::print(stderr, "\rlayer {}/{}", k + 1, layers);
+  }
+  writer.add("model.norm.weight", ones_bf16(hidden));
+  writer.add("lm_head.weight", random_bf16({vocab, hidden}, w_scale, seed++));
+  auto map = writer.finish();
+  fmt::print(stderr, "\n");
+
+  std::ofstream(fs::path(out) / "config.json") << fmt::format(
+      R"({{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": {}, "intermediate_size": {},
+ "num_hidden_layers": {}, "num_attention_heads": {}, "num_key_value_heads": {}, "head_dim": {},
+ "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "rope_scaling": null, "max_position_embeddings": 4096,
+ "vocab_size": {}, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 2,
+ "hidden_act": "silu", "attention_bias": false, "mlp_bias": false}}
+)", hidden, intermediate, layers, heads, kv_heads, head_dim, vocab);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    fs::copy_file(fs::path(tokenizer_dir) / f, fs::path(out) / f, fs::copy_options::overwrite_existing);
+  fmt::print("wrote {} tensors to {}\n", map.size(), out);
+  return 0;
+}

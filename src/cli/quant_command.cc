@@ -1,0 +1,101 @@
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "config/quant_config.h"
+#include "models/model_config.h"
+#include "runner/progress.h"
+#include "runner/quant_runner.h"
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace lwq {
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path data_dir() {
+  if (const char* env = std::getenv("LWQUANT_DATA_DIR")) return env;
+  return LWQ_DATA_DIR;
+}
+
+// msModelSlim's --device forms: "cpu", "npu", "<type>:i,j,...". lwquant
+// computes on the CPU; an NPU request is accepted with a warning so that
+// existing scripts keep working.
+void check_device(const std::string& device) {
+  std::string type = device.substr(0, device.find(':'));
+  if (type != "cpu" && type != "npu")
+    fail("invalid --device '{}': supported device types are 'npu' and 'cpu' (e.g. cpu, npu, npu:0,1)", device);
+  if (type == "cpu" && device.find(':') != std::string::npos && device != "cpu:0")
+    fail("invalid --device '{}': cpu takes at most one device", device);
+  if (type == "npu") spdlog::warn("--device {}: lwquant computes on the CPU; the output is the same format", device);
+}
+
+bool parse_bool_literal(const std::string& value) {
+  if (value == "True") return true;
+  if (value == "False") return false;
+  fail("--trust_remote_code takes the literal True or False, got '{}'", value);
+}
+
+}  // namespace
+
+CommandRunner add_quant_command(CLI::App& app) {
+  struct Options {
+    std::string model_path, save_path, config_path, quant_type, device = "cpu", model_type, calib_data;
+    std::string trust_remote_code = "False";
+    std::vector<std::string> tags;
+    bool overwrite = false, no_prefetch = false;
+    int max_calib_samples = 0;
+  };
+  auto o = std::make_shared<Options>();
+  app.add_option("--model_path", o->model_path, "Hugging Face model folder (config.json + safetensors)")->required();
+  app.add_option("--save_path", o->save_path,
+                 "Output folder; built under a temporary name and renamed when complete")->required();
+  auto* config = app.add_option("--config_path", o->config_path, "modelslim_v1 YAML practice file")
+                     ->check(CLI::ExistingFile);
+  auto* qtype = app.add_option("--quant_type", o->quant_type,
+                               "Built-in practice from configs/: w8a8 (static, calibrated), w8a8_dynamic, w8a16")
+                    ->check(CLI::IsMember({"w8a8", "w8a8_dynamic", "w8a16"}));
+  config->excludes(qtype);
+  app.add_option("--device", o->device, "cpu (default); npu[:i,j] is accepted for compatibility and runs on CPU");
+  app.add_option("--model_type", o->model_type, "Model type name (default: config.json's model_type); informational");
+  app.add_option("--calib_data", o->calib_data,
+                 "Calibration file (.jsonl with inputs_pretokenized, or .json array); overrides spec.dataset");
+  app.add_option("--trust_remote_code", o->trust_remote_code, "True or False (no remote code is ever run)");
+  app.add_option("--tag", o->tags, "Scenario tags (accepted for compatibility; unused with --config_path)");
+  app.add_flag("--overwrite", o->overwrite, "Replace a non-empty save_path once the new result is complete");
+  app.add_option("--max_calib_samples", o->max_calib_samples, "Use at most N calibration prompts (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--no_prefetch", o->no_prefetch, "Do not read layer k+1 while layer k computes (lower peak memory)");
+  return [o] {
+    parse_bool_literal(o->trust_remote_code);
+    check_device(o->device);
+    if (o->config_path.empty() && o->quant_type.empty())
+      fail("give --config_path YAML or --quant_type (w8a8, w8a8_dynamic, w8a16)");
+    fs::path yaml = o->config_path.empty() ? data_dir() / "configs" / (o->quant_type + ".yaml") : fs::path(o->config_path);
+    QuantJob job;
+    job.model_path = o->model_path;
+    job.save_path = o->save_path;
+    job.config = load_service_config(yaml);
+    for (const auto& w : job.config.warnings) spdlog::warn("{}", w);
+    job.calib_data = o->calib_data;
+    job.builtin_calib_dir = data_dir() / "calib";
+    job.overwrite = o->overwrite;
+    job.prefetch = !o->no_prefetch;
+    job.max_calib_samples = o->max_calib_samples;
+    if (!fs::is_directory(job.model_path)) fail("model folder {} does not exist", job.model_path.string());
+    ModelConfig cfg = load_model_config(job.model_path);
+    std::string model_type = o->model_type.empty() ? cfg.model_type : o->model_type;
+    spdlog::info("quantization: model_type {} | model_path {} | save_path {} | config {} | runner {}", model_type,
+                 o->model_path, o->save_path, yaml.string(), to_string(job.config.runner));
+    QuantOutcome out = run_quantization(job);
+    spdlog::info("done in {} | peak RSS {} | {} tensors, {} written | model_quant_type {}",
+                 format_duration(out.wall_seconds), format_bytes(static_cast<double>(out.peak_rss_bytes)),
+                 out.tensors_written, format_bytes(static_cast<double>(out.bytes_written)), out.model_quant_type);
+    return 0;
+  };
+}
+
+}  // namespace lwq

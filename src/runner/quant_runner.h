@@ -1,0 +1,34 @@
+// The layer_wise runner (spec §4.2–4.4) — load layer k → processors →
+// saver → free — and its model_wise counterpart, which loads every layer
+// first and is kept for comparison.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "config/quant_config.h"
+
+namespace lwq {
+
+struct QuantJob {
+  std::filesystem::path model_path;
+  std::filesystem::path save_path;
+  ServiceConfig config;
+  std::string calib_data;            // --calib_data; overrides spec.dataset when set
+  std::filesystem::path builtin_calib_dir;  // where dataset names are looked up
+  bool overwrite = false;
+  bool prefetch = true;              // read layer k+1 while layer k computes
+  int max_calib_samples = 0;         // 0 = all
+};
+
+struct QuantOutcome {
+  std::string model_quant_type;
+  size_t tensors_written = 0;
+  uint64_t bytes_written = 0;
+  double wall_seconds = 0.0;
+  int64_t peak_rss_bytes = 0;
+};
+
+QuantOutcome run_quantization(const QuantJob& job);
+
+}  // namespace lwq

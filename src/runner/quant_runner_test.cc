@@ -1,0 +1,280 @@
+// End-to-end runs of the layer_wise runner on the bundled stories260K model
+// and its qwen2 variant, checked against the ascendV1 format (spec §3, §10).
+#include "runner/quant_runner.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <set>
+
+#include "io/checkpoint.h"
+#include "io/safetensors_writer.h"
+#include "quant/w8a8_export.h"
+#include "runner/runner_test_util.h"
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+using namespace testing_util;
+
+const std::vector<std::string> kLinears = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                           "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                           "mlp.down_proj"};
+
+struct Output {
+  nlohmann::ordered_json description;
+  Checkpoint weights;
+};
+
+Output open_output(const fs::path& dir) {
+  fs::path index = dir / "quant_model_weights.safetensors.index.json";
+  fs::path single = dir / "quant_model_weights.safetensors";
+  return {read_json(dir / "quant_model_description.json"), Checkpoint::open(fs::exists(index) ? index : single)};
+}
+
+void expect_tensor(const Checkpoint& w, const std::string& name, DType dtype, Shape shape) {
+  ASSERT_TRUE(w.contains(name)) << name;
+  EXPECT_EQ(w.info(name).dtype, dtype) << name;
+  EXPECT_EQ(w.info(name).shape, shape) << name;
+}
+
+// Every stored tensor is described and vice versa; the global keys close the
+// description in msModelSlim's order.
+void expect_consistent_description(const Output& out, const std::string& quant_type) {
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : out.description.items()) keys.push_back(k);
+  ASSERT_GE(keys.size(), 5u);
+  std::vector<std::string> tail(keys.end() - 5, keys.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"version", "model_quant_type", "metadata", "group_size", "optional"}));
+  EXPECT_EQ(out.description["version"], "1.0.0");
+  EXPECT_EQ(out.description["model_quant_type"], quant_type);
+  EXPECT_EQ(out.description["group_size"], 0);
+  std::set<std::string> described(keys.begin(), keys.end() - 5);
+  auto stored = out.weights.tensor_names();
+  EXPECT_EQ(described, std::set<std::string>(stored.begin(), stored.end()));
+  // Description order is write order, which is also the order of the shards.
+  EXPECT_EQ(std::vector<std::string>(keys.begin(), keys.end() - 5), stored);
+}
+
+TEST(QuantRunner, W8A8StaticOnStories260K) {
+  TempDir tmp;
+  QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a8.yaml").string());
+  QuantOutcome outcome = run_quantization(job);
+  EXPECT_EQ(outcome.model_quant_type, "W8A8");
+  Output out = open_output(tmp / "out");
+  expect_consistent_description(out, "W8A8");
+  for (int k = 0; k < 5; ++k)
+    for (const auto& lin : kLinears) {
+      std::string p = "model.layers." + std::to_string(k) + "." + lin;
+      const Shape w_shape = out.weights.info(p + ".weight").shape;
+      const int64_t o = w_shape[0];
+      expect_tensor(out.weights, p + ".weight", DType::I8, w_shape);
+      expect_tensor(out.weights, p + ".quant_bias", DType::I32, {o});
+      expect_tensor(out.weights, p + ".input_scale", DType::F32, {1});
+      expect_tensor(out.weights, p + ".input_offset", DType::F32, {1});
+      expect_tensor(out.weights, p + ".deq_scale", DType::I64, {o});  // f32 model: int64 bit patterns
+      EXPECT_FALSE(out.weights.contains(p + ".weight_scale")) << "W8A8 writes no weight_scale";
+      for (const char* suffix : {".weight", ".quant_bias", ".input_scale", ".input_offset", ".deq_scale"})
+        EXPECT_EQ(out.description[p + suffix], "W8A8") << p << suffix;
+      // quant_bias = round(0/deq − offset·ΣWq) for these bias-free Linears.
+      Tensor wq = out.weights.read(p + ".weight");
+      float offset = to_f32(out.weights.read(p + ".input_offset"))[0];
+      EXPECT_EQ(offset, std::nearbyint(offset));
+      EXPECT_GE(offset, -128.0f);
+      EXPECT_LE(offset, 127.0f);
+      Tensor qb = out.weights.read(p + ".quant_bias");
+      for (int64_t r = 0; r < o; ++r) {
+        float sum = 0;
+        for (int64_t i = 0; i < w_shape[1]; ++i) sum += static_cast<float>(wq.data<int8_t>()[r * w_shape[1] + i]);
+        ASSERT_EQ(qb.data<int32_t>()[r], static_cast<int32_t>(std::nearbyint(-sum * offset))) << p << " row " << r;
+      }
+      // deq_scale decodes to positive float32 values.
+      Tensor dq = out.weights.read(p + ".deq_scale");
+      auto deq = deq_scale_from_int64_bits({dq.data<int64_t>(), static_cast<size_t>(o)});
+      for (float d : deq) ASSERT_GT(d, 0.0f);
+    }
+  // Non-layer tensors and norms are FLOAT in their original dtype; the tied head is written (fact 16).
+  for (const char* name : {"model.embed_tokens.weight", "lm_head.weight", "model.norm.weight",
+                           "model.layers.0.input_layernorm.weight"}) {
+    EXPECT_EQ(out.description[name], "FLOAT") << name;
+    EXPECT_EQ(out.weights.info(name).dtype, DType::F32) << name;
+  }
+  Checkpoint source = Checkpoint::open(stories());
+  EXPECT_EQ(out.weights.read("lm_head.weight").bytes, source.read("model.embed_tokens.weight").bytes);
+  // Copied files, the report, and nothing a loader would trip over.
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                        "tokenizer.model", "quant_report.json"})
+    EXPECT_TRUE(fs::exists(tmp / "out" / f)) << f;
+  EXPECT_FALSE(fs::exists(tmp / "out" / "model.safetensors"));
+  EXPECT_FALSE(out.description.contains("quant_report.json"));
+  auto report = read_json(tmp / "out" / "quant_report.json");
+  ASSERT_EQ(report["layers"].size(), 5u);
+  EXPECT_TRUE(report["measured"].get<bool>());
+  for (const auto& layer : report["layers"]) {
+    EXPECT_GT(layer["cosine"].get<double>(), 0.99);
+    EXPECT_LT(layer["relative_l2"].get<double>(), 0.2);
+    EXPECT_EQ(layer["linears"].size(), 7u);
+  }
+}
+
+TEST(QuantRunner, W8A8DynamicIsDataFreeAndWritesPerChannelScales) {
+  TempDir tmp;
+  QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a8_dynamic.yaml").string());
+  job.builtin_calib_dir = tmp / "nowhere";  // proves no dataset is read
+  job.config.dataset = "missing.jsonl";
+  EXPECT_EQ(run_quantization(job).model_quant_type, "W8A8_DYNAMIC");
+  Output out = open_output(tmp / "out");
+  expect_consistent_description(out, "W8A8_DYNAMIC");
+  std::string p = "model.layers.2.mlp.down_proj";
+  expect_tensor(out.weights, p + ".weight", DType::I8, {64, 172});
+  expect_tensor(out.weights, p + ".weight_scale", DType::F32, {64, 1});
+  expect_tensor(out.weights, p + ".weight_offset", DType::F32, {64, 1});
+  for (float v : to_f32(out.weights.read(p + ".weight_offset"))) EXPECT_EQ(v, 0.0f);
+  EXPECT_FALSE(out.weights.contains(p + ".input_scale"));
+  // Dequantized weights are within half a step of the float ones.
+  Checkpoint source = Checkpoint::open(stories());
+  auto w = to_f32(source.read(p + ".weight"));
+  auto s = to_f32(out.weights.read(p + ".weight_scale"));
+  Tensor q = out.weights.read(p + ".weight");
+  for (int64_t r = 0; r < 64; ++r)
+    for (int64_t i = 0; i < 172; ++i)
+      ASSERT_NEAR(q.data<int8_t>()[r * 172 + i] * s[r], w[r * 172 + i], 0.5f * s[r] + 1e-7f);
+}
+
+TEST(QuantRunner, W8A16AsymmetricSingleFileWithExclude) {
+  TempDir tmp;
+  const std::string yaml = R"(apiversion: modelslim_v1
+spec:
+  process:
+    - type: linear_quant
+      qconfig:
+        weight: {dtype: int8, scope: per_channel, symmetric: false, method: minmax}
+      include: ["*"]
+      exclude: ["*down_proj", "model.layers.{0,4}.self_attn.o_proj"]
+  save:
+    - type: ascendv1_saver
+      part_file_size: 0
+)";
+  QuantJob job = make_job_yaml(stories(), tmp / "out", yaml);
+  EXPECT_EQ(run_quantization(job).model_quant_type, "W8A16");
+  EXPECT_TRUE(fs::exists(tmp / "out" / "quant_model_weights.safetensors"));
+  EXPECT_FALSE(fs::exists(tmp / "out" / "quant_model_weights.safetensors.index.json"));
+  Output out = open_output(tmp / "out");
+  expect_consistent_description(out, "W8A16");
+  EXPECT_EQ(out.description["model.layers.1.mlp.down_proj.weight"], "FLOAT");
+  EXPECT_EQ(out.weights.info("model.layers.1.mlp.down_proj.weight").dtype, DType::F32);
+  EXPECT_EQ(out.description["model.layers.0.self_attn.o_proj.weight"], "FLOAT");
+  EXPECT_EQ(out.description["model.layers.1.self_attn.o_proj.weight"], "W8A16");
+  auto offsets = to_f32(out.weights.read("model.layers.1.mlp.up_proj.weight_offset"));
+  bool any_nonzero = false;
+  for (float v : offsets) {
+    EXPECT_EQ(v, std::nearbyint(v));
+    any_nonzero = any_nonzero || v != 0.0f;
+  }
+  EXPECT_TRUE(any_nonzero) << "asymmetric weights keep their offsets";
+}
+
+TEST(QuantRunner, Qwen2BiasesAreFoldedIntoQuantBiasAndKeptAsFloat) {
+  TempDir tmp;
+  fs::path qwen2 = repo() / "tests" / "data" / "models" / "stories260K-qwen2";
+  if (!fs::exists(qwen2)) qwen2 = fs::path(LWQ_SHARED_DIR) / "models" / "stories260K-qwen2";
+  QuantJob job = make_job(qwen2, tmp / "out", (repo() / "configs/w8a8.yaml").string());
+  run_quantization(job);
+  Output out = open_output(tmp / "out");
+  expect_consistent_description(out, "W8A8");
+  std::string p = "model.layers.0.self_attn.q_proj";
+  expect_tensor(out.weights, p + ".bias", DType::F32, {64});
+  EXPECT_EQ(out.description[p + ".bias"], "FLOAT");
+  EXPECT_EQ(out.description[p + ".quant_bias"], "W8A8");
+}
+
+TEST(QuantRunner, Bf16ModelsGetFloatDeqScale) {
+  TempDir tmp;
+  fs::path model = copy_model(stories(), tmp / "model", [](auto& cfg) { cfg["torch_dtype"] = "bfloat16"; });
+  QuantJob job = make_job(model, tmp / "out", (repo() / "configs/w8a8.yaml").string(), 2);
+  run_quantization(job);
+  Output out = open_output(tmp / "out");
+  expect_tensor(out.weights, "model.layers.0.mlp.up_proj.deq_scale", DType::F32, {172});
+  // input_scale is rounded to bf16 (the serving dtype), fact 18.
+  float s = to_f32(out.weights.read("model.layers.0.mlp.up_proj.input_scale"))[0];
+  EXPECT_EQ(round_to_dtype(s, DType::BF16), s);
+}
+
+TEST(QuantRunner, ShardsFollowPartFileSize) {
+  TempDir tmp;
+  QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a8_dynamic.yaml").string());
+  job.config.save.front().part_file_size = 0;
+  run_quantization(job);
+  EXPECT_TRUE(fs::exists(tmp / "out" / "quant_model_weights.safetensors"));
+  job.save_path = tmp / "out4";
+  job.config.save.front().part_file_size = 4;
+  run_quantization(job);
+  EXPECT_TRUE(fs::exists(tmp / "out4" / "quant_model_weights-00001-of-00001.safetensors"));
+  auto index = read_json(tmp / "out4" / "quant_model_weights.safetensors.index.json");
+  uint64_t total = 0;
+  Checkpoint w = Checkpoint::open(tmp / "out4" / "quant_model_weights.safetensors.index.json");
+  for (const auto& name : w.tensor_names()) total += w.info(name).nbytes;
+  EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), total);
+}
+
+TEST(QuantRunner, RefusesNonEmptySavePathUnlessOverwrite) {
+  TempDir tmp;
+  fs::create_directories(tmp / "out");
+  std::ofstream(tmp / "out" / "keep.txt") << "old";
+  QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a16.yaml").string());
+  EXPECT_THROW(run_quantization(job), Error);
+  EXPECT_TRUE(fs::exists(tmp / "out" / "keep.txt"));
+  job.overwrite = true;
+  run_quantization(job);
+  EXPECT_FALSE(fs::exists(tmp / "out" / "keep.txt"));
+  EXPECT_TRUE(fs::exists(tmp / "out" / "quant_model_description.json"));
+}
+
+TEST(QuantRunner, DiskFullLeavesNoFinishedFolderAndKeepsOldContent) {
+  TempDir tmp;
+  fs::create_directories(tmp / "out");
+  std::ofstream(tmp / "out" / "keep.txt") << "old";
+  QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a16.yaml").string());
+  job.overwrite = true;
+  set_write_fault_after_bytes_for_testing(100000);
+  EXPECT_THROW(run_quantization(job), Error);
+  set_write_fault_after_bytes_for_testing(-1);
+  EXPECT_TRUE(fs::exists(tmp / "out" / "keep.txt"));
+  EXPECT_FALSE(fs::exists(tmp / "out" / "quant_model_description.json"));
+  for (const auto& e : fs::directory_iterator(tmp.path()))
+    EXPECT_EQ(e.path().filename().string().find(".lwquant-tmp"), std::string::npos) << e.path();
+}
+
+TEST(QuantRunner, BadDatasetsAreReported) {
+  TempDir tmp;
+  std::ofstream(tmp / "empty.jsonl") << "\n";
+  QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a8.yaml").string());
+  job.calib_data = (tmp / "empty.jsonl").string();
+  EXPECT_THROW(run_quantization(job), Error);
+  std::ofstream(tmp / "bad.jsonl") << "{\"inputs_pretokenized\": \"ok\"}\n{oops\n";
+  job.calib_data = (tmp / "bad.jsonl").string();
+  try {
+    run_quantization(job);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2"), std::string::npos) << e.what();
+  }
+  job.calib_data = (tmp / "missing.jsonl").string();
+  EXPECT_THROW(run_quantization(job), Error);
+  EXPECT_FALSE(fs::exists(tmp / "out"));
+}
+
+TEST(QuantRunner, ModelWiseMatchesLayerWise) {
+  TempDir tmp;
+  QuantJob job = make_job(stories(), tmp / "lw", (repo() / "configs/w8a8.yaml").string(), 3);
+  run_quantization(job);
+  job.save_path = tmp / "mw";
+  job.config.runner = RunnerType::ModelWise;
+  run_quantization(job);
+  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
+    EXPECT_EQ(read_text_file(tmp / "lw" / f), read_text_file(tmp / "mw" / f)) << f;
+}
+
+}  // namespace
+}  // namespace lwq

@@ -1,0 +1,76 @@
+// Shared fixtures of the runner tests: temp folders, configs, output readers.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "config/quant_config.h"
+#include "runner/quant_runner.h"
+#include "util/file_util.h"
+
+namespace lwq::testing_util {
+
+namespace fs = std::filesystem;
+
+inline fs::path repo() { return LWQ_SOURCE_DIR; }
+inline fs::path stories() { return repo() / "examples" / "stories260K"; }
+
+class TempDir {
+ public:
+  TempDir() {
+    static int counter = 0;
+    path_ = fs::temp_directory_path() / ("lwq_runner_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& s) const { return path_ / s; }
+
+ private:
+  fs::path path_;
+};
+
+inline QuantJob make_job(const fs::path& model, const fs::path& save, const std::string& config_file,
+                         int max_samples = 6) {
+  QuantJob job;
+  job.model_path = model;
+  job.save_path = save;
+  job.config = load_service_config(config_file);
+  job.builtin_calib_dir = repo() / "calib";
+  job.max_calib_samples = max_samples;
+  return job;
+}
+
+inline QuantJob make_job_yaml(const fs::path& model, const fs::path& save, const std::string& yaml,
+                              int max_samples = 6) {
+  QuantJob job;
+  job.model_path = model;
+  job.save_path = save;
+  job.config = parse_service_config(yaml, "test.yaml");
+  job.builtin_calib_dir = repo() / "calib";
+  job.max_calib_samples = max_samples;
+  return job;
+}
+
+inline nlohmann::ordered_json read_json(const fs::path& p) {
+  return nlohmann::ordered_json::parse(read_text_file(p));
+}
+
+// A copy of a model folder whose config.json is edited by `edit`.
+template <typename Edit>
+fs::path copy_model(const fs::path& from, const fs::path& to, Edit edit) {
+  fs::create_directories(to);
+  for (const auto& e : fs::directory_iterator(from))
+    if (e.is_regular_file()) fs::copy_file(e.path(), to / e.path().filename());
+  auto cfg = read_json(to / "config.json");
+  edit(cfg);
+  std::ofstream(to / "config.json") << cfg.dump(2);
+  return to;
+}
+
+}  // namespace lwq::testing_util

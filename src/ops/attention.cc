@@ -1,0 +1,73 @@
+#include "ops/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "util/error.h"
+
+namespace lwq {
+
+void causal_attention(const float* q, const float* k, const float* v, const AttentionDims& d, float scale, float* out) {
+  if (d.n_heads <= 0 || d.n_kv_heads <= 0 || d.n_heads % d.n_kv_heads != 0 || d.head_dim <= 0)
+    fail("attention: {} query heads cannot share {} KV heads (head_dim {})", d.n_heads, d.n_kv_heads, d.head_dim);
+  const int64_t seq = d.seq, hd = d.head_dim, group = d.n_heads / d.n_kv_heads;
+  const int64_t q_stride = d.n_heads * hd, kv_stride = d.n_kv_heads * hd;
+  if (seq <= 0) return;
+
+  // K transposed per KV head ([kv][dim][seq]) so that a query's scores are
+  // contiguous multiply-adds over keys, which vectorize without reductions.
+  std::vector<float> kt(static_cast<size_t>(d.n_kv_heads * hd * seq));
+#pragma omp parallel for collapse(2) if (seq * kv_stride > (1 << 15))
+  for (int64_t g = 0; g < d.n_kv_heads; ++g)
+    for (int64_t j = 0; j < seq; ++j)
+      for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>((g * hd + e) * seq + j)] = k[j * kv_stride + g * hd + e];
+
+  const int64_t work = d.n_heads * seq;
+#pragma omp parallel if (work * hd > (1 << 14))
+  {
+    std::vector<float> scores(static_cast<size_t>(seq));
+    std::vector<float> acc(static_cast<size_t>(hd));
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t w = 0; w < work; ++w) {
+      // Longest rows first per head keeps the dynamic schedule balanced.
+      const int64_t h = w / seq, i = seq - 1 - w % seq;
+      const int64_t g = h / group;
+      const int64_t j0 = d.sliding_window > 0 ? std::max<int64_t>(0, i - d.sliding_window + 1) : 0;
+      const int64_t n = i + 1 - j0;
+      const float* qi = q + i * q_stride + h * hd;
+      float* s = scores.data();
+      std::fill(s, s + n, 0.0f);
+      for (int64_t e = 0; e < hd; ++e) {
+        const float qe = qi[e];
+        const float* kr = kt.data() + (g * hd + e) * seq + j0;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) s[j] += qe * kr[j];
+      }
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < n; ++j) {
+        s[j] *= scale;
+        mx = std::max(mx, s[j]);
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t j = 0; j < n; ++j) {
+        const float p = s[j];
+        const float* vj = v + (j0 + j) * kv_stride + g * hd;
+#pragma omp simd
+        for (int64_t e = 0; e < hd; ++e) acc[e] += p * vj[e];
+      }
+      const float inv = 1.0f / sum;
+      float* oi = out + i * q_stride + h * hd;
+      for (int64_t e = 0; e < hd; ++e) oi[e] = acc[e] * inv;
+    }
+  }
+}
+
+}  // namespace lwq

@@ -1,0 +1,77 @@
+#include "ops/attention.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ops/ops_test_util.h"
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+// Scores over all keys with an explicit mask, as a dense reference.
+std::vector<double> naive_attention(const std::vector<float>& q, const std::vector<float>& k,
+                                    const std::vector<float>& v, const AttentionDims& d, double scale) {
+  const int64_t hd = d.head_dim, qs = d.n_heads * hd, ks = d.n_kv_heads * hd;
+  std::vector<double> out(static_cast<size_t>(d.seq * qs));
+  for (int64_t h = 0; h < d.n_heads; ++h) {
+    const int64_t g = h * d.n_kv_heads / d.n_heads;
+    for (int64_t i = 0; i < d.seq; ++i) {
+      std::vector<double> s(static_cast<size_t>(d.seq), -INFINITY);
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < d.seq; ++j) {
+        bool visible = j <= i && (d.sliding_window == 0 || i - j < d.sliding_window);
+        if (!visible) continue;
+        double dot = 0;
+        for (int64_t e = 0; e < hd; ++e) dot += double(q[i * qs + h * hd + e]) * k[j * ks + g * hd + e];
+        s[j] = dot * scale;
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (auto& x : s) sum += (x = std::exp(x - mx));
+      for (int64_t j = 0; j < d.seq; ++j)
+        for (int64_t e = 0; e < hd; ++e) out[i * qs + h * hd + e] += s[j] / sum * v[j * ks + g * hd + e];
+    }
+  }
+  return out;
+}
+
+void check(AttentionDims d, uint32_t seed) {
+  auto q = test::random_vec(d.seq * d.n_heads * d.head_dim, seed, 2.0f);
+  auto k = test::random_vec(d.seq * d.n_kv_heads * d.head_dim, seed + 1, 2.0f);
+  auto v = test::random_vec(d.seq * d.n_kv_heads * d.head_dim, seed + 2);
+  std::vector<float> out(q.size(), NAN);
+  const float scale = 1.0f / std::sqrt(float(d.head_dim));
+  causal_attention(q.data(), k.data(), v.data(), d, scale, out.data());
+  EXPECT_LT(test::max_rel_err(out, naive_attention(q, k, v, d, scale)), 1e-5)
+      << "seq " << d.seq << " heads " << d.n_heads << "/" << d.n_kv_heads << " window " << d.sliding_window;
+}
+
+TEST(Attention, MultiHeadCausal) { check({.seq = 9, .n_heads = 3, .n_kv_heads = 3, .head_dim = 8}, 1); }
+TEST(Attention, GroupedQuery) { check({.seq = 40, .n_heads = 8, .n_kv_heads = 2, .head_dim = 16}, 2); }
+TEST(Attention, MultiQuery) { check({.seq = 17, .n_heads = 4, .n_kv_heads = 1, .head_dim = 6}, 3); }
+TEST(Attention, SlidingWindow) {
+  check({.seq = 24, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .sliding_window = 8}, 4);
+  check({.seq = 5, .n_heads = 2, .n_kv_heads = 2, .head_dim = 4, .sliding_window = 1}, 5);
+  check({.seq = 6, .n_heads = 2, .n_kv_heads = 1, .head_dim = 4, .sliding_window = 100}, 6);
+}
+TEST(Attention, LargeEnoughForThreads) { check({.seq = 200, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32}, 7); }
+
+TEST(Attention, FirstRowCopiesFirstValue) {
+  AttentionDims d{.seq = 3, .n_heads = 2, .n_kv_heads = 1, .head_dim = 2};
+  std::vector<float> q(12, 1.0f), k(6, 0.5f), v = {1, 2, 3, 4, 5, 6}, out(12);
+  causal_attention(q.data(), k.data(), v.data(), d, 1.0f, out.data());
+  EXPECT_FLOAT_EQ(out[0], 1);
+  EXPECT_FLOAT_EQ(out[3], 2);
+  EXPECT_FLOAT_EQ(out[8], 3);  // equal scores: mean of rows 0..2
+}
+
+TEST(Attention, RejectsIndivisibleHeads) {
+  AttentionDims d{.seq = 1, .n_heads = 3, .n_kv_heads = 2, .head_dim = 2};
+  float x[6] = {};
+  EXPECT_THROW(causal_attention(x, x, x, d, 1.0f, x), Error);
+}
+
+}  // namespace
+}  // namespace lwq

@@ -1,0 +1,47 @@
+#include "ops/gemm.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+// cblas takes int dimensions (LP64 build): refuse what would overflow.
+blasint checked_dim(int64_t v, const char* what) {
+  if (v < 0 || v > std::numeric_limits<blasint>::max()) fail("matmul: dimension {} = {} out of range", what, v);
+  return static_cast<blasint>(v);
+}
+
+}  // namespace
+
+void matmul_nt(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y, const float* bias) {
+  const blasint m = checked_dim(rows, "rows"), k = checked_dim(in, "in"), n = checked_dim(out, "out");
+  if (m == 0 || n == 0) return;
+  float beta = 0.0f;
+  if (bias) {
+    // Seeding y with the bias lets sgemm add it for free (beta = 1).
+    for (int64_t r = 0; r < rows; ++r) std::copy(bias, bias + out, y + r * out);
+    beta = 1.0f;
+  }
+  if (k == 0) {
+    if (!bias) std::fill(y, y + rows * out, 0.0f);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, beta, y, n);
+}
+
+void matmul_nn(const float* a, int64_t m_, int64_t k_, const float* b, int64_t n_, float* y) {
+  const blasint m = checked_dim(m_, "m"), k = checked_dim(k_, "k"), n = checked_dim(n_, "n");
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    std::fill(y, y + m_ * n_, 0.0f);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, y, n);
+}
+
+}  // namespace lwq

@@ -1,0 +1,17 @@
+// Dense f32 matrix products for Linear layers (weights stored [out, in] as in
+// PyTorch). Runs on OpenBLAS; call it from one thread only (never inside an
+// OpenMP region): OpenBLAS parallelizes each product itself.
+#pragma once
+
+#include <cstdint>
+
+namespace lwq {
+
+// y[rows, out] = x[rows, in] · w[out, in]ᵀ (+ bias[out] on every row).
+void matmul_nt(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y,
+               const float* bias = nullptr);
+
+// y[m, n] = a[m, k] · b[k, n] (all row-major).
+void matmul_nn(const float* a, int64_t m, int64_t k, const float* b, int64_t n, float* y);
+
+}  // namespace lwq

@@ -1,0 +1,64 @@
+#include "ops/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include "ops/ops_test_util.h"
+
+namespace lwq {
+namespace {
+
+using test::max_rel_err;
+using test::random_vec;
+
+std::vector<double> naive_nt(const std::vector<float>& x, int64_t rows, int64_t in, const std::vector<float>& w,
+                             int64_t out, const float* bias) {
+  std::vector<double> y(static_cast<size_t>(rows * out));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = bias ? bias[o] : 0.0;
+      for (int64_t i = 0; i < in; ++i) s += static_cast<double>(x[r * in + i]) * w[o * in + i];
+      y[r * out + o] = s;
+    }
+  return y;
+}
+
+TEST(Gemm, MatmulNtMatchesNaiveLoops) {
+  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 13, 5}, {33, 64, 96}, {130, 70, 3}}) {
+    auto x = random_vec(static_cast<size_t>(rows * in), 1);
+    auto w = random_vec(static_cast<size_t>(out * in), 2);
+    std::vector<float> y(static_cast<size_t>(rows * out), 123.0f);  // garbage must be overwritten
+    matmul_nt(x.data(), rows, in, w.data(), out, y.data());
+    EXPECT_LT(max_rel_err(y, naive_nt(x, rows, in, w, out, nullptr)), 1e-5) << rows << "x" << in << "x" << out;
+  }
+}
+
+TEST(Gemm, MatmulNtAddsBiasToEveryRow) {
+  const int64_t rows = 9, in = 17, out = 11;
+  auto x = random_vec(rows * in, 3), w = random_vec(out * in, 4), b = random_vec(out, 5, 10.0f);
+  std::vector<float> y(rows * out, -7.0f);
+  matmul_nt(x.data(), rows, in, w.data(), out, y.data(), b.data());
+  EXPECT_LT(max_rel_err(y, naive_nt(x, rows, in, w, out, b.data())), 1e-5);
+}
+
+TEST(Gemm, EmptyInnerDimensionGivesBias) {
+  std::vector<float> b = {1, 2}, y(4, 9.0f);
+  matmul_nt(nullptr, 2, 0, nullptr, 2, y.data(), b.data());
+  EXPECT_EQ(y, (std::vector<float>{1, 2, 1, 2}));
+  matmul_nt(nullptr, 2, 0, nullptr, 2, y.data());
+  EXPECT_EQ(y, (std::vector<float>(4, 0.0f)));
+}
+
+TEST(Gemm, MatmulNnMatchesNaiveLoops) {
+  const int64_t m = 5, k = 19, n = 8;
+  auto a = random_vec(m * k, 6), b = random_vec(k * n, 7);
+  std::vector<float> y(m * n);
+  matmul_nn(a.data(), m, k, b.data(), n, y.data());
+  std::vector<double> ref(m * n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t t = 0; t < k; ++t) ref[i * n + j] += static_cast<double>(a[i * k + t]) * b[t * n + j];
+  EXPECT_LT(max_rel_err(y, ref), 1e-5);
+}
+
+}  // namespace
+}  // namespace lwq

@@ -1,0 +1,55 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ops/activation.h"
+#include "ops/norm.h"
+#include "ops/ops_test_util.h"
+
+namespace lwq {
+namespace {
+
+TEST(RmsNorm, MatchesFormula) {
+  const int64_t rows = 3, dim = 10;
+  auto x = test::random_vec(rows * dim, 11, 3.0f), w = test::random_vec(dim, 12);
+  std::vector<float> y(rows * dim);
+  rms_norm(x.data(), w.data(), rows, dim, 1e-5f, y.data());
+  std::vector<double> ref(rows * dim);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ms = 0;
+    for (int64_t i = 0; i < dim; ++i) ms += double(x[r * dim + i]) * x[r * dim + i] / dim;
+    for (int64_t i = 0; i < dim; ++i) ref[r * dim + i] = x[r * dim + i] / std::sqrt(ms + 1e-5) * w[i];
+  }
+  EXPECT_LT(test::max_rel_err(y, ref), 1e-6);
+  // In place gives the same.
+  rms_norm(x.data(), w.data(), rows, dim, 1e-5f, x.data());
+  EXPECT_EQ(x, y);
+}
+
+TEST(RmsNorm, EpsilonMattersForTinyRows) {
+  std::vector<float> x = {1e-4f, -1e-4f}, w = {1, 1}, y(2);
+  rms_norm(x.data(), w.data(), 1, 2, 1e-6f, y.data());
+  EXPECT_NEAR(y[0], 1e-4 / std::sqrt(1e-8 + 1e-6), 1e-6);
+}
+
+TEST(SiluMul, MatchesFormula) {
+  auto g = test::random_vec(100, 13, 4.0f), u = test::random_vec(100, 14);
+  std::vector<float> y(100);
+  silu_mul(g.data(), u.data(), 100, y.data());
+  for (size_t i = 0; i < 100; ++i) {
+    double s = g[i] / (1.0 + std::exp(-double(g[i])));
+    EXPECT_NEAR(y[i], s * u[i], 1e-5 * (1 + std::abs(s * u[i])));
+  }
+  EXPECT_NEAR(silu(0.0f), 0.0f, 0);
+  EXPECT_NEAR(silu(-100.0f), 0.0f, 1e-30);
+  EXPECT_FLOAT_EQ(silu(100.0f), 100.0f);
+}
+
+TEST(AddInplace, Adds) {
+  std::vector<float> y = {1, 2, 3}, x = {10, 20, 30};
+  add_inplace(y.data(), x.data(), 3);
+  EXPECT_EQ(y, (std::vector<float>{11, 22, 33}));
+}
+
+}  // namespace
+}  // namespace lwq

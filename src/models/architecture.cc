@@ -1,0 +1,159 @@
+#include "models/architecture.h"
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <fmt/ranges.h>
+
+#include "io/checkpoint.h"
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+// The Llama layer; families differ in biases and the q/k norms.
+Architecture llama_like(std::string family, BiasRule qkv_bias, BiasRule o_bias, BiasRule mlp_bias, bool qk_norm) {
+  Architecture a;
+  a.family = std::move(family);
+  a.roles = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+             qk_norm ? "self_attn.q_norm" : "", qk_norm ? "self_attn.k_norm" : "", "post_attention_layernorm",
+             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+  const LayerRoles& r = a.roles;
+  a.linears = {{r.q, Dim::QDim, Dim::Hidden, qkv_bias},         {r.k, Dim::KVDim, Dim::Hidden, qkv_bias},
+               {r.v, Dim::KVDim, Dim::Hidden, qkv_bias},        {r.o, Dim::Hidden, Dim::QDim, o_bias},
+               {r.gate, Dim::Intermediate, Dim::Hidden, mlp_bias}, {r.up, Dim::Intermediate, Dim::Hidden, mlp_bias},
+               {r.down, Dim::Hidden, Dim::Intermediate, mlp_bias}};
+  a.norms = {{r.input_norm, Dim::Hidden}, {r.post_attention_norm, Dim::Hidden}};
+  if (qk_norm) {
+    a.norms.push_back({r.q_norm, Dim::HeadDim});
+    a.norms.push_back({r.k_norm, Dim::HeadDim});
+  }
+  a.smooth_subgraphs = {{"norm-linear", r.input_norm, {r.q, r.k, r.v}},
+                        {"norm-linear", r.post_attention_norm, {r.gate, r.up}},
+                        {"ov", r.v, {r.o}},
+                        {"up-down", r.up, {r.down}}};
+  a.fused_groups = {{r.q, r.k, r.v}, {r.gate, r.up}};
+  return a;
+}
+
+const std::vector<Architecture>& registry() {
+  static const std::vector<Architecture> archs = [] {
+    std::vector<Architecture> v;
+    v.push_back(llama_like("llama", BiasRule::AttentionBias, BiasRule::AttentionBias, BiasRule::MlpBias, false));
+    v.back().default_max_position_embeddings = 2048;
+    v.push_back(llama_like("mistral", BiasRule::None, BiasRule::None, BiasRule::None, false));
+    v.back().sliding = SlidingRule::AllLayers;
+    v.back().default_max_position_embeddings = 4096 * 32;
+    v.push_back(llama_like("qwen2", BiasRule::Always, BiasRule::None, BiasRule::None, false));
+    v.back().sliding = SlidingRule::QwenMaxWindowLayers;
+    v.back().default_max_position_embeddings = 32768;
+    v.push_back(llama_like("qwen3", BiasRule::AttentionBias, BiasRule::AttentionBias, BiasRule::None, true));
+    v.back().sliding = SlidingRule::QwenMaxWindowLayers;
+    v.back().default_max_position_embeddings = 32768;
+    return v;
+  }();
+  return archs;
+}
+
+bool bias_enabled(const ModelConfig& cfg, BiasRule rule) {
+  switch (rule) {
+    case BiasRule::None: return false;
+    case BiasRule::Always: return true;
+    case BiasRule::AttentionBias: return cfg.attention_bias;
+    case BiasRule::MlpBias: return cfg.mlp_bias;
+  }
+  return false;
+}
+
+}  // namespace
+
+const Architecture* find_architecture(std::string_view model_type) {
+  for (const auto& a : registry())
+    if (a.family == model_type) return &a;
+  return nullptr;
+}
+
+std::vector<std::string> architecture_names() {
+  std::vector<std::string> names;
+  for (const auto& a : registry()) names.push_back(a.family);
+  return names;
+}
+
+const Architecture& architecture_for(const ModelConfig& cfg) {
+  const Architecture* a = find_architecture(cfg.model_type);
+  if (!a) fail("model_type \"{}\" is not supported (supported: {})", cfg.model_type, fmt::join(architecture_names(), ", "));
+  return *a;
+}
+
+int64_t dim_value(const ModelConfig& cfg, Dim d) {
+  switch (d) {
+    case Dim::Hidden: return cfg.hidden_size;
+    case Dim::Intermediate: return cfg.intermediate_size;
+    case Dim::QDim: return cfg.q_dim();
+    case Dim::KVDim: return cfg.kv_dim();
+    case Dim::HeadDim: return cfg.head_dim;
+  }
+  return 0;
+}
+
+LayerDesc layer_desc(const ModelConfig& cfg, int layer) {
+  if (layer < 0 || layer >= cfg.num_hidden_layers)
+    fail("layer {} out of range: config.json has num_hidden_layers={}", layer, cfg.num_hidden_layers);
+  const Architecture& a = architecture_for(cfg);
+  LayerDesc d;
+  d.prefix = fmt::format("{}.{}", a.layer_prefix, layer);
+  for (const auto& n : a.norms) d.tensors.push_back({n.name + ".weight", {dim_value(cfg, n.dim)}});
+  for (const auto& t : a.linears) {
+    LinearDesc l{t.name, dim_value(cfg, t.out), dim_value(cfg, t.in), bias_enabled(cfg, t.bias)};
+    d.tensors.push_back({l.name + ".weight", {l.out_features, l.in_features}});
+    if (l.has_bias) d.tensors.push_back({l.name + ".bias", {l.out_features}});
+    d.linears.push_back(std::move(l));
+  }
+  return d;
+}
+
+namespace {
+
+std::string implied_by(const ModelConfig& cfg, const Shape& expected) {
+  // Name the config keys that produce each expected extent.
+  std::vector<std::string> keys;
+  auto add = [&](std::string k) {
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
+  };
+  for (int64_t e : expected) {
+    if (e == cfg.vocab_size) add(fmt::format("vocab_size={}", cfg.vocab_size));
+    if (e == cfg.hidden_size) add(fmt::format("hidden_size={}", cfg.hidden_size));
+    if (e == cfg.intermediate_size) add(fmt::format("intermediate_size={}", cfg.intermediate_size));
+    if (e == cfg.q_dim() && e != cfg.hidden_size)
+      add(fmt::format("num_attention_heads={} x head_dim={}", cfg.num_attention_heads, cfg.head_dim));
+    if (e == cfg.kv_dim() && e != cfg.hidden_size)
+      add(fmt::format("num_key_value_heads={} x head_dim={}", cfg.num_key_value_heads, cfg.head_dim));
+    if (e == cfg.head_dim) add(fmt::format("head_dim={}", cfg.head_dim));
+  }
+  return fmt::format("{}", fmt::join(keys, ", "));
+}
+
+}  // namespace
+
+void check_tensor_shape(const ModelConfig& cfg, const std::string& name, const Shape& actual, const Shape& expected) {
+  if (actual == expected) return;
+  fail("tensor '{}' has shape {} but {} ({}) implies {}", name, shape_str(actual), cfg.source.filename().string(),
+       implied_by(cfg, expected), shape_str(expected));
+}
+
+std::vector<TensorDesc> non_layer_tensors(const ModelConfig& cfg, const Checkpoint& ckpt) {
+  const Architecture& a = architecture_for(cfg);
+  std::vector<TensorDesc> out = {{a.embed_tokens, {cfg.vocab_size, cfg.hidden_size}},
+                                 {a.final_norm, {cfg.hidden_size}},
+                                 {a.lm_head, {cfg.vocab_size, cfg.hidden_size}}};
+  for (const auto& t : out) {
+    if (!ckpt.contains(t.name)) {
+      if (t.name == a.lm_head && cfg.tie_word_embeddings) continue;
+      fail("tensor '{}' is missing from checkpoint {}{}", t.name, ckpt.path().string(),
+           t.name == a.lm_head ? " (tie_word_embeddings is false)" : "");
+    }
+    check_tensor_shape(cfg, t.name, ckpt.info(t.name).shape, t.shape);
+  }
+  return out;
+}
+
+}  // namespace lwq

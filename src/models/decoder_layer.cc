@@ -1,0 +1,126 @@
+#include "models/decoder_layer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "io/checkpoint.h"
+#include "models/architecture.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/gemm.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "util/error.h"
+
+namespace lwq {
+
+const std::vector<float>& LayerWeights::get(const std::string& name) const {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) fail("layer {} has no tensor '{}'", layer, name);
+  return it->second;
+}
+
+std::vector<float>& LayerWeights::get(const std::string& name) {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) fail("layer {} has no tensor '{}'", layer, name);
+  return it->second;
+}
+
+LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer) {
+  LayerDesc desc = layer_desc(cfg, layer);
+  LayerWeights w;
+  w.layer = layer;
+  for (const auto& t : desc.tensors) {
+    const std::string full = desc.prefix + "." + t.name;
+    if (!ckpt.contains(full)) fail("tensor '{}' is missing from checkpoint {}", full, ckpt.path().string());
+    const TensorInfo& info = ckpt.info(full);
+    check_tensor_shape(cfg, full, info.shape, t.shape);
+    if (!is_float(info.dtype))
+      fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
+    w.tensors.emplace(t.name, to_f32(ckpt.read(full)));
+  }
+  return w;
+}
+
+void LinearExecutor::run(const std::string&, const float* x, int64_t rows, int64_t in, const float* weight,
+                         const float* bias, int64_t out, float* y) {
+  matmul_nt(x, rows, in, weight, out, y, bias);
+}
+
+namespace {
+
+struct LinearRunner {
+  const ModelConfig& cfg;
+  const LayerWeights& w;
+  LinearExecutor& exec;
+  const LayerDesc& desc;
+
+  // y[rows, out] = linear `name`(x[rows, in]).
+  void operator()(const std::string& name, const float* x, int64_t rows, std::vector<float>& y) const {
+    auto it = std::find_if(desc.linears.begin(), desc.linears.end(), [&](const LinearDesc& l) { return l.name == name; });
+    if (it == desc.linears.end()) fail("layer {}: the architecture has no linear '{}'", w.layer, name);
+    y.resize(static_cast<size_t>(rows * it->out_features));
+    const float* bias = it->has_bias ? w.get(name + ".bias").data() : nullptr;
+    exec.run(name, x, rows, it->in_features, w.get(name + ".weight").data(), bias, it->out_features, y.data());
+  }
+};
+
+}  // namespace
+
+void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
+                           const int32_t* positions, LinearExecutor* exec) {
+  if (seq <= 0) return;
+  const Architecture& arch = architecture_for(cfg);
+  const LayerRoles& r = arch.roles;
+  const LayerDesc desc = layer_desc(cfg, layer);
+  LinearExecutor plain;
+  LinearRunner linear{cfg, w, exec ? *exec : plain, desc};
+  const int64_t H = cfg.hidden_size, hd = cfg.head_dim;
+  const float eps = static_cast<float>(cfg.rms_norm_eps);
+
+  int32_t max_pos = 0;
+  for (int64_t i = 0; i < seq; ++i) {
+    if (positions[i] < 0) fail("layer {}: position {} of token {} is negative", layer, positions[i], i);
+    max_pos = std::max(max_pos, positions[i]);
+  }
+
+  // ---- attention block ----
+  std::vector<float> x(static_cast<size_t>(seq * H));
+  rms_norm(hidden, w.get(r.input_norm + ".weight").data(), seq, H, eps, x.data());
+  std::vector<float> q, k, v;
+  linear(r.q, x.data(), seq, q);
+  linear(r.k, x.data(), seq, k);
+  linear(r.v, x.data(), seq, v);
+  if (!r.q_norm.empty()) {
+    // Qwen3: RMSNorm over each head's vector, before the rope.
+    rms_norm(q.data(), w.get(r.q_norm + ".weight").data(), seq * cfg.num_attention_heads, hd, eps, q.data());
+    rms_norm(k.data(), w.get(r.k_norm + ".weight").data(), seq * cfg.num_key_value_heads, hd, eps, k.data());
+  }
+  const RopeTable rope = rope_table(rope_frequencies(cfg.rope, hd, int64_t{max_pos} + 1), positions, seq);
+  apply_rope(q.data(), seq, cfg.q_dim(), cfg.num_attention_heads, hd, rope);
+  apply_rope(k.data(), seq, cfg.kv_dim(), cfg.num_key_value_heads, hd, rope);
+
+  std::vector<float> attn(static_cast<size_t>(seq * cfg.q_dim()));
+  AttentionDims dims{seq, cfg.num_attention_heads, cfg.num_key_value_heads, hd, cfg.sliding_window(layer)};
+  causal_attention(q.data(), k.data(), v.data(), dims, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))),
+                   attn.data());
+  q = {};
+  k = {};
+  v = {};
+  std::vector<float> y;
+  linear(r.o, attn.data(), seq, y);
+  attn = {};
+  add_inplace(hidden, y.data(), seq * H);
+
+  // ---- MLP block ----
+  rms_norm(hidden, w.get(r.post_attention_norm + ".weight").data(), seq, H, eps, x.data());
+  std::vector<float> gate, up;
+  linear(r.gate, x.data(), seq, gate);
+  linear(r.up, x.data(), seq, up);
+  silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());
+  up = {};
+  linear(r.down, gate.data(), seq, y);
+  add_inplace(hidden, y.data(), seq * H);
+}
+
+}  // namespace lwq

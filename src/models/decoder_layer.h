@@ -1,0 +1,50 @@
+// One decoder layer of a Llama-style model in f32: the unit the layer-wise
+// quantization runner loads, runs on every calibration sample, quantizes and
+// frees (spec §4.2–4.4).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/model_config.h"
+
+namespace lwq {
+
+class Checkpoint;
+
+struct LayerWeights {
+  int layer = -1;
+  // f32 copies of the layer's tensors keyed by relative name ("mlp.up_proj.weight").
+  std::map<std::string, std::vector<float>> tensors;
+
+  const std::vector<float>& get(const std::string& name) const;  // throws when absent
+  std::vector<float>& get(const std::string& name);
+  bool contains(const std::string& name) const { return tensors.count(name) != 0; }
+};
+
+// Reads every tensor layer_desc() lists, checking presence, float dtype and
+// shape against config.json; converts F16/BF16 to f32.
+LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer);
+
+// Called for every Linear of the layer in execution order. The default
+// executes y = x·Wᵀ + b in f32. The quantization runner overrides it to
+// observe inputs and run fake-quantized weights/activations; the evaluator
+// overrides it with integer arithmetic.
+class LinearExecutor {
+ public:
+  virtual ~LinearExecutor() = default;
+  virtual void run(const std::string& linear_name /* relative, e.g. "mlp.down_proj" */, const float* x, int64_t rows,
+                   int64_t in, const float* weight, const float* bias, int64_t out, float* y);
+};
+
+// hidden [seq, hidden_size] is replaced by the layer's output (the residual
+// stream). One sequence per call: token i attends to tokens 0..i (and only the
+// last sliding_window of them on windowed layers); positions[i] drives the
+// rotary embedding (dynamic NTK uses max(position) + 1 as the length, as HF
+// does in a full forward). exec = nullptr runs plain f32 Linears.
+void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
+                           const int32_t* positions, LinearExecutor* exec = nullptr);
+
+}  // namespace lwq

@@ -36,6 +36,10 @@ int run_cli(int argc, char** argv) {
   };
   add("quant", "Quantize a Hugging Face checkpoint layer by layer (msModelSlim-compatible flags)",
       add_quant_command);
+  add("eval", "Score a quantized ascendV1 folder against its float model (deployed integer arithmetic)",
+      add_eval_command);
+  add("inspect", "Sizes of a checkpoint: largest layer and tensor (what layer-wise memory depends on)",
+      add_inspect_command);
   add("generate", "Greedy text generation with a float model (checks the forward pass)", add_generate_command);
   add("tokenize", "Print the token ids of a text (no special tokens added)", add_tokenize_command);
   add("ppl", "Perplexity of a float model on a text file", add_ppl_command);

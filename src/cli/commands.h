@@ -15,5 +15,7 @@ CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_tokenize_command(CLI::App& app);
 CommandRunner add_ppl_command(CLI::App& app);
 CommandRunner add_quant_command(CLI::App& app);
+CommandRunner add_inspect_command(CLI::App& app);
+CommandRunner add_eval_command(CLI::App& app);
 
 }  // namespace lwq

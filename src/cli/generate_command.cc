@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
+#include "util/error.h"
 
 namespace lwq {
 

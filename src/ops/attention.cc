@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/attention_kernels.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -19,17 +20,19 @@ void causal_attention(const float* q, const float* k, const float* v, const Atte
 
   // K transposed per KV head ([kv][dim][seq]) so that a query's scores are
   // contiguous multiply-adds over keys, which vectorize without reductions.
-  std::vector<float> kt(static_cast<size_t>(d.n_kv_heads * hd * seq));
+  // The row stride is padded off a multiple of 4 KiB: rows exactly 2^k
+  // floats apart would all land in the same L1 sets and thrash.
+  const int64_t kts = (seq + 15) / 16 * 16 + 16;
+  std::vector<float> kt(static_cast<size_t>(d.n_kv_heads * hd * kts));
 #pragma omp parallel for collapse(2) if (seq * kv_stride > (1 << 15))
   for (int64_t g = 0; g < d.n_kv_heads; ++g)
     for (int64_t j = 0; j < seq; ++j)
-      for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>((g * hd + e) * seq + j)] = k[j * kv_stride + g * hd + e];
+      for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>((g * hd + e) * kts + j)] = k[j * kv_stride + g * hd + e];
 
   const int64_t work = d.n_heads * seq;
 #pragma omp parallel if (work * hd > (1 << 14))
   {
     std::vector<float> scores(static_cast<size_t>(seq));
-    std::vector<float> acc(static_cast<size_t>(hd));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t w = 0; w < work; ++w) {
       // Longest rows first per head keeps the dynamic schedule balanced.
@@ -39,33 +42,10 @@ void causal_attention(const float* q, const float* k, const float* v, const Atte
       const int64_t n = i + 1 - j0;
       const float* qi = q + i * q_stride + h * hd;
       float* s = scores.data();
-      std::fill(s, s + n, 0.0f);
-      for (int64_t e = 0; e < hd; ++e) {
-        const float qe = qi[e];
-        const float* kr = kt.data() + (g * hd + e) * seq + j0;
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) s[j] += qe * kr[j];
-      }
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        s[j] *= scale;
-        mx = std::max(mx, s[j]);
-      }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < n; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = s[j];
-        const float* vj = v + (j0 + j) * kv_stride + g * hd;
-#pragma omp simd
-        for (int64_t e = 0; e < hd; ++e) acc[e] += p * vj[e];
-      }
-      const float inv = 1.0f / sum;
-      float* oi = out + i * q_stride + h * hd;
-      for (int64_t e = 0; e < hd; ++e) oi[e] = acc[e] * inv;
+      kernels::attention_scores(qi, kt.data() + g * hd * kts + j0, kts, hd, n, scale, s);
+      const float sum = kernels::softmax_unnormalized(s, n);
+      kernels::attention_weighted_sum(s, n, v + j0 * kv_stride + g * hd, kv_stride, hd, 1.0f / sum,
+                                      out + i * q_stride + h * hd);
     }
   }
 }

@@ -56,6 +56,12 @@ TEST(Attention, SlidingWindow) {
   check({.seq = 5, .n_heads = 2, .n_kv_heads = 2, .head_dim = 4, .sliding_window = 1}, 5);
   check({.seq = 6, .n_heads = 2, .n_kv_heads = 1, .head_dim = 4, .sliding_window = 100}, 6);
 }
+// head_dim 64 and > 64 keys reach the register-blocked SIMD paths, odd sizes the tails.
+TEST(Attention, SimdBlocksAndTails) {
+  check({.seq = 70, .n_heads = 2, .n_kv_heads = 1, .head_dim = 64}, 8);
+  check({.seq = 67, .n_heads = 2, .n_kv_heads = 2, .head_dim = 80, .sliding_window = 50}, 9);
+  check({.seq = 3, .n_heads = 1, .n_kv_heads = 1, .head_dim = 2}, 10);
+}
 TEST(Attention, LargeEnoughForThreads) { check({.seq = 200, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32}, 7); }
 
 TEST(Attention, FirstRowCopiesFirstValue) {

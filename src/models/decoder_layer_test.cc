@@ -1,0 +1,197 @@
+#include "models/decoder_layer.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "io/checkpoint.h"
+#include "io/safetensors_writer.h"
+#include "models/architecture.h"
+#include "models/causal_lm.h"
+#include "models/models_test_util.h"
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace lwq {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Copies golden `name` into `dst`, rewriting model.safetensors through
+// `edit` (name, tensor) → keep?; config.json text through `edit_config`.
+void copy_golden(const std::string& name, const fs::path& dst,
+                 const std::function<bool(const std::string&, Tensor&)>& edit,
+                 const std::function<std::string(std::string)>& edit_config = nullptr) {
+  const fs::path src = test::golden_dir(name);
+  std::string config = read_text_file(src / "config.json");
+  write_text_file_atomic(dst / "config.json", edit_config ? edit_config(config) : config);
+  Checkpoint ckpt = Checkpoint::open(src);
+  SafetensorsWriter w(dst / "model.safetensors");
+  for (const auto& n : ckpt.tensor_names()) {
+    Tensor t = ckpt.read(n);
+    if (edit(n, t)) w.add(n, t);
+  }
+  w.finish();
+}
+
+std::string error_of(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  auto at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+TEST(LoadLayerWeights, ReadsEveryTensorAsF32) {
+  ModelConfig cfg = load_model_config(test::golden_dir("qwen3"));  // bf16 on disk
+  Checkpoint ckpt = Checkpoint::open(test::golden_dir("qwen3"));
+  LayerWeights w = load_layer_weights(ckpt, cfg, 1);
+  EXPECT_EQ(w.layer, 1);
+  EXPECT_EQ(w.tensors.size(), layer_desc(cfg, 1).tensors.size());
+  const auto& q = w.get("self_attn.q_proj.weight");
+  ASSERT_EQ(q.size(), 128u * 64u);
+  Tensor raw = ckpt.read("model.layers.1.self_attn.q_proj.weight");
+  EXPECT_EQ(q[5], bf16_to_f32(raw.data<uint16_t>()[5]));
+  EXPECT_THROW(w.get("nope.weight"), Error);
+}
+
+TEST(LoadLayerWeights, MissingTensorIsNamed) {
+  test::ScratchDir dir;
+  copy_golden("llama", dir.path, [](const std::string& n, Tensor&) { return n != "model.layers.1.mlp.up_proj.weight"; });
+  ModelConfig cfg = load_model_config(dir.path);
+  Checkpoint ckpt = Checkpoint::open(dir.path);
+  EXPECT_NO_THROW(load_layer_weights(ckpt, cfg, 0));
+  std::string msg = error_of([&] { load_layer_weights(ckpt, cfg, 1); });
+  EXPECT_NE(msg.find("'model.layers.1.mlp.up_proj.weight' is missing"), std::string::npos) << msg;
+  msg = error_of([&] { CausalLM::load(dir.path); });
+  EXPECT_NE(msg.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << msg;
+}
+
+TEST(LoadLayerWeights, ShapeDisagreeingWithConfig) {
+  test::ScratchDir dir;
+  copy_golden("llama", dir.path, [](const std::string&, Tensor&) { return true; },
+              [](std::string c) { return replace(c, "\"intermediate_size\": 128", "\"intermediate_size\": 100"); });
+  ModelConfig cfg = load_model_config(dir.path);
+  std::string msg = error_of([&] { load_layer_weights(Checkpoint::open(dir.path), cfg, 0); });
+  EXPECT_NE(msg.find("tensor 'model.layers.0.mlp.gate_proj.weight' has shape [128, 64] but config.json "
+                     "(intermediate_size=100, hidden_size=64) implies [100, 64]"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(LoadLayerWeights, WrongTensorShapeInFile) {
+  test::ScratchDir dir;
+  copy_golden("qwen2", dir.path, [](const std::string& n, Tensor& t) {
+    if (n == "model.layers.0.self_attn.k_proj.bias") t = tensor_f32({16}, std::vector<float>(16, 0.0f));
+    return true;
+  });
+  std::string msg = error_of([&] { CausalLM::load(dir.path); });
+  EXPECT_NE(msg.find("tensor 'model.layers.0.self_attn.k_proj.bias' has shape [16] but config.json "
+                     "(num_key_value_heads=2 x head_dim=16) implies [32]"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(LoadLayerWeights, IntegerDtypeRejected) {
+  test::ScratchDir dir;
+  copy_golden("llama", dir.path, [](const std::string& n, Tensor& t) {
+    if (n == "model.layers.0.input_layernorm.weight") {
+      Tensor i(DType::I32, t.shape);
+      t = i;
+    }
+    return true;
+  });
+  std::string msg = error_of([&] { CausalLM::load(dir.path); });
+  EXPECT_NE(msg.find("'model.layers.0.input_layernorm.weight' has dtype I32"), std::string::npos) << msg;
+}
+
+TEST(CausalLMInput, MissingEmbeddingAndBadTokens) {
+  test::ScratchDir dir;
+  copy_golden("llama", dir.path, [](const std::string& n, Tensor&) { return n != "model.embed_tokens.weight"; });
+  EXPECT_NE(error_of([&] { CausalLM::load(dir.path); }).find("'model.embed_tokens.weight' is missing"),
+            std::string::npos);
+  CausalLM model = CausalLM::load(test::golden_dir("llama"));
+  std::vector<int32_t> bad = {1, 256};
+  EXPECT_NE(error_of([&] { model.logits(bad); }).find("token id 256"), std::string::npos);
+  bad = {-1};
+  EXPECT_THROW(model.logits(bad), Error);
+  EXPECT_THROW(model.greedy({}, 3), Error);
+}
+
+// Records the calls and perturbs one output to prove the executor's result is used.
+class RecordingExecutor : public LinearExecutor {
+ public:
+  struct Call {
+    std::string name;
+    int64_t rows, in, out;
+    bool bias;
+  };
+  std::vector<Call> calls;
+  std::string scale_output_of;
+
+  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float* weight, const float* bias,
+           int64_t out, float* y) override {
+    calls.push_back({name, rows, in, out, bias != nullptr});
+    LinearExecutor::run(name, x, rows, in, weight, bias, out, y);
+    if (name == scale_output_of)
+      for (int64_t i = 0; i < rows * out; ++i) y[i] *= 2.0f;
+  }
+};
+
+TEST(DecoderLayer, ExecutorSeesEveryLinearInOrder) {
+  CausalLM model = CausalLM::load(test::golden_dir("qwen2"));
+  const ModelConfig& cfg = model.config();
+  std::vector<int32_t> ids = {1, 5, 9, 200, 3};
+  std::vector<int32_t> pos = {0, 1, 2, 3, 4};
+  std::vector<float> plain = model.embedding().lookup(ids);
+  std::vector<float> h = plain;
+  decoder_layer_forward(cfg, model.layer(0), 0, plain.data(), 5, pos.data());
+
+  RecordingExecutor exec;
+  decoder_layer_forward(cfg, model.layer(0), 0, h.data(), 5, pos.data(), &exec);
+  EXPECT_EQ(h, plain);  // the default behaviour is the plain f32 Linear
+  ASSERT_EQ(exec.calls.size(), 7u);
+  LayerDesc d = layer_desc(cfg, 0);
+  for (size_t i = 0; i < 7; ++i) {
+    EXPECT_EQ(exec.calls[i].name, d.linears[i].name);
+    EXPECT_EQ(exec.calls[i].rows, 5);
+    EXPECT_EQ(exec.calls[i].in, d.linears[i].in_features);
+    EXPECT_EQ(exec.calls[i].out, d.linears[i].out_features);
+    EXPECT_EQ(exec.calls[i].bias, d.linears[i].has_bias);
+  }
+
+  RecordingExecutor scaled;
+  scaled.scale_output_of = "mlp.down_proj";
+  std::vector<float> h2 = model.embedding().lookup(ids);
+  decoder_layer_forward(cfg, model.layer(0), 0, h2.data(), 5, pos.data(), &scaled);
+  EXPECT_GT(test::max_rel_err(h2, plain), 1e-3);
+}
+
+TEST(DecoderLayer, PrefixOfASequenceGivesThePrefixOfItsOutput) {
+  // Causality: later tokens never change earlier rows.
+  CausalLM model = CausalLM::load(test::golden_dir("mistral"));
+  std::vector<int32_t> ids(20);
+  for (int i = 0; i < 20; ++i) ids[i] = (i * 37 + 1) % 256;
+  std::vector<float> full = model.logits(ids);
+  std::vector<float> part = model.logits(std::span<const int32_t>(ids.data(), 12));
+  EXPECT_LT(test::max_rel_err(part, std::vector<float>(full.begin(), full.begin() + part.size())), 1e-5);
+}
+
+TEST(DecoderLayer, RejectsNegativePositions) {
+  CausalLM model = CausalLM::load(test::golden_dir("llama"));
+  std::vector<float> h(2 * 64, 0.1f);
+  std::vector<int32_t> pos = {0, -1};
+  EXPECT_THROW(decoder_layer_forward(model.config(), model.layer(0), 0, h.data(), 2, pos.data()), Error);
+  EXPECT_THROW(decoder_layer_forward(model.config(), model.layer(0), 7, h.data(), 2, pos.data()), Error);
+}
+
+}  // namespace
+}  // namespace lwq

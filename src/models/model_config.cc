@@ -103,7 +103,7 @@ RopeType parse_rope_type(const std::string& name, const std::string& where) {
 }
 
 // rope_parameters (transformers 5: theta inside) or rope_scaling + rope_theta (4.x).
-RopeParams parse_rope(const Json& root, const Keys& top, int64_t max_pos) {
+RopeParams parse_rope(const Keys& top, int64_t max_pos) {
   RopeParams p;
   p.max_position_embeddings = max_pos;
   p.theta = top.opt_num("rope_theta", 10000.0);
@@ -116,6 +116,8 @@ RopeParams parse_rope(const Json& root, const Keys& top, int64_t max_pos) {
   std::string type = r.opt_string("rope_type", r.opt_string("type", "default"));
   p.type = parse_rope_type(type, r.where());
   if (p.type == RopeType::Default) return p;
+  // transformers 5 semantics: yarn's factor is taken as written (4.x replaced
+  // it by max_position_embeddings / original_max_position_embeddings).
   p.factor = r.req_num("factor");
   if (!(p.factor > 0)) fail("{}: 'factor' must be positive, got {}", r.where(), p.factor);
   if (r.has("original_max_position_embeddings")) p.original_max_position_embeddings = r.opt_int("original_max_position_embeddings", 0);
@@ -134,7 +136,6 @@ RopeParams parse_rope(const Json& root, const Keys& top, int64_t max_pos) {
     p.mscale_all_dim = r.maybe_num("mscale_all_dim");
     p.truncate = r.opt_bool("truncate", true);
   }
-  (void)root;
   return p;
 }
 
@@ -220,7 +221,7 @@ ModelConfig parse_model_config(const std::string& text, const fs::path& where_pa
   c.rms_norm_eps = k.opt_num("rms_norm_eps", 1e-6);
   if (!(c.rms_norm_eps >= 0)) fail("{}: key 'rms_norm_eps' must be non-negative, got {}", where, c.rms_norm_eps);
   c.max_position_embeddings = k.opt_int("max_position_embeddings", arch->default_max_position_embeddings);
-  c.rope = parse_rope(root, k, c.max_position_embeddings);
+  c.rope = parse_rope(k, c.max_position_embeddings);
 
   c.attention_bias = k.opt_bool("attention_bias", false);
   c.mlp_bias = k.opt_bool("mlp_bias", false);

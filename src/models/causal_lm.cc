@@ -107,10 +107,20 @@ std::vector<int32_t> CausalLM::greedy(std::span<const int32_t> prompt, int max_n
                                       std::optional<int32_t> stop_id) const {
   if (prompt.empty()) fail("greedy generation needs at least one prompt token");
   std::vector<int32_t> ids(prompt.begin(), prompt.end());
+  std::vector<LayerKVCache> cache(static_cast<size_t>(cfg_.num_hidden_layers));
+  // The first step runs the whole prompt, later ones only the newest token.
+  size_t done = 0;
   for (int step = 0; step < max_new_tokens; ++step) {
-    std::vector<float> h = hidden_states(ids);
-    const float* last = h.data() + (ids.size() - 1) * static_cast<size_t>(cfg_.hidden_size);
-    std::vector<float> row = head_.logits(cfg_, last, 1);
+    std::span<const int32_t> fresh(ids.data() + done, ids.size() - done);
+    const int64_t n = static_cast<int64_t>(fresh.size());
+    std::vector<float> h = embed_.lookup(fresh);
+    std::vector<int32_t> positions(fresh.size());
+    for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int32_t>(done + i);
+    for (int k = 0; k < cfg_.num_hidden_layers; ++k)
+      decoder_layer_forward_cached(cfg_, layers_[static_cast<size_t>(k)], k, h.data(), n, positions.data(),
+                                   cache[static_cast<size_t>(k)]);
+    done = ids.size();
+    std::vector<float> row = head_.logits(cfg_, h.data() + (n - 1) * cfg_.hidden_size, 1);
     const int32_t next = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
     ids.push_back(next);
     if (stop_id && next == *stop_id) break;

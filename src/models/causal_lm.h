@@ -66,8 +66,9 @@ class CausalLM {
   // [T, vocab] for positions 0..T−1.
   std::vector<float> logits(std::span<const int32_t> tokens) const;
   // The prompt followed by up to max_new_tokens argmax tokens (ties → lowest
-  // id); stops after emitting stop_id. Each step reruns the full sequence
-  // (no KV cache: exact but quadratic, meant for small models).
+  // id); stops after emitting stop_id. Uses a KV cache: the prompt runs
+  // once, then one token per step (with dynamic NTK rope this follows HF
+  // generate, not a full forward per step).
   std::vector<int32_t> greedy(std::span<const int32_t> prompt, int max_new_tokens,
                               std::optional<int32_t> stop_id = std::nullopt) const;
 

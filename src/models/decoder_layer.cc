@@ -67,8 +67,10 @@ struct LinearRunner {
 
 }  // namespace
 
-void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
-                           const int32_t* positions, LinearExecutor* exec) {
+namespace {
+
+void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
+                   const int32_t* positions, LinearExecutor* exec, LayerKVCache* cache) {
   if (seq <= 0) return;
   const Architecture& arch = architecture_for(cfg);
   const LayerRoles& r = arch.roles;
@@ -102,8 +104,19 @@ void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int la
 
   std::vector<float> attn(static_cast<size_t>(seq * cfg.q_dim()));
   AttentionDims dims{seq, cfg.num_attention_heads, cfg.num_key_value_heads, hd, cfg.sliding_window(layer)};
-  causal_attention(q.data(), k.data(), v.data(), dims, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))),
-                   attn.data());
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  if (cache) {
+    if (static_cast<int64_t>(cache->k.size()) != cache->tokens * cfg.kv_dim() || cache->v.size() != cache->k.size())
+      fail("layer {}: KV cache holds {} keys / {} values for {} tokens of kv_dim {}", layer, cache->k.size(),
+           cache->v.size(), cache->tokens, cfg.kv_dim());
+    dims.past = cache->tokens;
+    cache->k.insert(cache->k.end(), k.begin(), k.end());
+    cache->v.insert(cache->v.end(), v.begin(), v.end());
+    cache->tokens += seq;
+    causal_attention(q.data(), cache->k.data(), cache->v.data(), dims, scale, attn.data());
+  } else {
+    causal_attention(q.data(), k.data(), v.data(), dims, scale, attn.data());
+  }
   q = {};
   k = {};
   v = {};
@@ -121,6 +134,18 @@ void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int la
   up = {};
   linear(r.down, gate.data(), seq, y);
   add_inplace(hidden, y.data(), seq * H);
+}
+
+}  // namespace
+
+void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
+                           const int32_t* positions, LinearExecutor* exec) {
+  layer_forward(cfg, w, layer, hidden, seq, positions, exec, nullptr);
+}
+
+void decoder_layer_forward_cached(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
+                                  const int32_t* positions, LayerKVCache& cache, LinearExecutor* exec) {
+  layer_forward(cfg, w, layer, hidden, seq, positions, exec, &cache);
 }
 
 }  // namespace lwq

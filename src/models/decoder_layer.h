@@ -47,4 +47,19 @@ class LinearExecutor {
 void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
                            const int32_t* positions, LinearExecutor* exec = nullptr);
 
+// Keys (rope applied) and values of the tokens one layer has already seen,
+// for incremental decoding.
+struct LayerKVCache {
+  std::vector<float> k, v;  // [tokens, kv_dim]
+  int64_t tokens = 0;
+};
+
+// As decoder_layer_forward for `seq` tokens that follow the cache.tokens
+// cached ones (token i attends to all cached keys and new tokens 0..i);
+// appends the new keys and values to `cache`. Dynamic NTK rope uses the new
+// tokens' max(position) + 1, so cached keys keep the rope they were made
+// with, as in HF generate with a KV cache.
+void decoder_layer_forward_cached(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
+                                  const int32_t* positions, LayerKVCache& cache, LinearExecutor* exec = nullptr);
+
 }  // namespace lwq

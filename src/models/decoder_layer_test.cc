@@ -185,6 +185,47 @@ TEST(DecoderLayer, PrefixOfASequenceGivesThePrefixOfItsOutput) {
   EXPECT_LT(test::max_rel_err(part, std::vector<float>(full.begin(), full.begin() + part.size())), 1e-5);
 }
 
+// Prefill + token-by-token decoding with the KV cache reproduces the rows of
+// one full forward (sliding window and q/k norms included).
+TEST(DecoderLayer, KVCacheMatchesFullForward) {
+  for (const char* name : {"mistral", "qwen3", "llama_rope_llama3"}) {
+    SCOPED_TRACE(name);
+    CausalLM model = CausalLM::load(test::golden_dir(name));
+    const ModelConfig& cfg = model.config();
+    std::vector<int32_t> ids(14);
+    for (int i = 0; i < 14; ++i) ids[i] = (i * 53 + 7) % 256;
+    std::vector<float> full = model.hidden_states(ids);
+    std::vector<LayerKVCache> cache(static_cast<size_t>(cfg.num_hidden_layers));
+    std::vector<float> got;
+    auto run = [&](int64_t begin, int64_t n) {
+      std::vector<float> h = model.embedding().lookup(std::span<const int32_t>(ids.data() + begin, n));
+      std::vector<int32_t> pos(n);
+      for (int64_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>(begin + i);
+      for (int k = 0; k < cfg.num_hidden_layers; ++k)
+        decoder_layer_forward_cached(cfg, model.layer(k), k, h.data(), n, pos.data(), cache[k]);
+      got.insert(got.end(), h.begin(), h.end());
+    };
+    run(0, 9);
+    for (int64_t t = 9; t < 12; ++t) run(t, 1);
+    run(12, 2);
+    EXPECT_EQ(cache[0].tokens, 14);
+    EXPECT_LT(test::max_rel_err(got, full), 1e-5);
+  }
+}
+
+// The cached greedy equals an argmax loop over full forwards.
+TEST(DecoderLayer, GreedyEqualsFullForwardLoop) {
+  CausalLM model = CausalLM::load(test::golden_dir("mistral"));
+  std::vector<int32_t> ids = {1, 17, 99};
+  std::vector<int32_t> expected = ids;
+  for (int step = 0; step < 20; ++step) {
+    std::vector<float> l = model.logits(expected);
+    auto last = l.end() - model.config().vocab_size;
+    expected.push_back(static_cast<int32_t>(std::max_element(last, l.end()) - last));
+  }
+  EXPECT_EQ(model.greedy(ids, 20), expected);
+}
+
 TEST(DecoderLayer, RejectsNegativePositions) {
   CausalLM model = CausalLM::load(test::golden_dir("llama"));
   std::vector<float> h(2 * 64, 0.1f);

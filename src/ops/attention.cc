@@ -14,7 +14,9 @@ namespace lwq {
 void causal_attention(const float* q, const float* k, const float* v, const AttentionDims& d, float scale, float* out) {
   if (d.n_heads <= 0 || d.n_kv_heads <= 0 || d.n_heads % d.n_kv_heads != 0 || d.head_dim <= 0)
     fail("attention: {} query heads cannot share {} KV heads (head_dim {})", d.n_heads, d.n_kv_heads, d.head_dim);
+  if (d.past < 0) fail("attention: negative number of cached keys {}", d.past);
   const int64_t seq = d.seq, hd = d.head_dim, group = d.n_heads / d.n_kv_heads;
+  const int64_t keys = d.past + seq;
   const int64_t q_stride = d.n_heads * hd, kv_stride = d.n_kv_heads * hd;
   if (seq <= 0) return;
 
@@ -22,24 +24,25 @@ void causal_attention(const float* q, const float* k, const float* v, const Atte
   // contiguous multiply-adds over keys, which vectorize without reductions.
   // The row stride is padded off a multiple of 4 KiB: rows exactly 2^k
   // floats apart would all land in the same L1 sets and thrash.
-  const int64_t kts = (seq + 15) / 16 * 16 + 16;
+  const int64_t kts = (keys + 15) / 16 * 16 + 16;
   std::vector<float> kt(static_cast<size_t>(d.n_kv_heads * hd * kts));
-#pragma omp parallel for collapse(2) if (seq * kv_stride > (1 << 15))
+#pragma omp parallel for collapse(2) if (keys * kv_stride > (1 << 15))
   for (int64_t g = 0; g < d.n_kv_heads; ++g)
-    for (int64_t j = 0; j < seq; ++j)
+    for (int64_t j = 0; j < keys; ++j)
       for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>((g * hd + e) * kts + j)] = k[j * kv_stride + g * hd + e];
 
   const int64_t work = d.n_heads * seq;
 #pragma omp parallel if (work * hd > (1 << 14))
   {
-    std::vector<float> scores(static_cast<size_t>(seq));
+    std::vector<float> scores(static_cast<size_t>(keys));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t w = 0; w < work; ++w) {
       // Longest rows first per head keeps the dynamic schedule balanced.
       const int64_t h = w / seq, i = seq - 1 - w % seq;
       const int64_t g = h / group;
-      const int64_t j0 = d.sliding_window > 0 ? std::max<int64_t>(0, i - d.sliding_window + 1) : 0;
-      const int64_t n = i + 1 - j0;
+      const int64_t last = d.past + i;  // the query's own key
+      const int64_t j0 = d.sliding_window > 0 ? std::max<int64_t>(0, last - d.sliding_window + 1) : 0;
+      const int64_t n = last + 1 - j0;
       const float* qi = q + i * q_stride + h * hd;
       float* s = scores.data();
       kernels::attention_scores(qi, kt.data() + g * hd * kts + j0, kts, hd, n, scale, s);

@@ -8,15 +8,18 @@
 namespace lwq {
 
 struct AttentionDims {
-  int64_t seq = 0;
+  int64_t seq = 0;         // query rows
+
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;  // divides n_heads; query head h reads KV head h / (n_heads / n_kv_heads)
   int64_t head_dim = 0;
   int64_t sliding_window = 0;  // > 0: query i sees keys j with i - window < j <= i
+  int64_t past = 0;            // cached keys before the first query: query i is token past + i
 };
 
-// q [seq, n_heads·head_dim], k and v [seq, n_kv_heads·head_dim] →
+// q [seq, n_heads·head_dim], k and v [past + seq, n_kv_heads·head_dim] →
 // out [seq, n_heads·head_dim]; scores are scaled by `scale` (1/sqrt(head_dim)).
+// Query i (token past + i) attends to keys 0..past + i.
 void causal_attention(const float* q, const float* k, const float* v, const AttentionDims& d, float scale, float* out);
 
 }  // namespace lwq

@@ -64,6 +64,22 @@ TEST(Attention, SimdBlocksAndTails) {
 }
 TEST(Attention, LargeEnoughForThreads) { check({.seq = 200, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32}, 7); }
 
+// Queries split into a prefix and cached continuation give the same rows.
+TEST(Attention, CachedKeysMatchFullSequence) {
+  for (int64_t window : {0, 5}) {
+    AttentionDims full{.seq = 13, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .sliding_window = window};
+    auto q = test::random_vec(13 * 64, 30, 2.0f), k = test::random_vec(13 * 32, 31, 2.0f), v = test::random_vec(13 * 32, 32);
+    std::vector<float> ref(q.size()), tail(4 * 64);
+    causal_attention(q.data(), k.data(), v.data(), full, 0.25f, ref.data());
+    AttentionDims cached = full;
+    cached.seq = 4;
+    cached.past = 9;
+    causal_attention(q.data() + 9 * 64, k.data(), v.data(), cached, 0.25f, tail.data());
+    std::vector<double> expect(ref.begin() + 9 * 64, ref.end());
+    EXPECT_LT(test::max_rel_err(tail, expect), 1e-6) << window;
+  }
+}
+
 TEST(Attention, FirstRowCopiesFirstValue) {
   AttentionDims d{.seq = 3, .n_heads = 2, .n_kv_heads = 1, .head_dim = 2};
   std::vector<float> q(12, 1.0f), k(6, 0.5f), v = {1, 2, 3, 4, 5, 6}, out(12);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "io/checkpoint.h"
 #include "models/architecture.h"
@@ -26,10 +27,29 @@ std::vector<float>& LayerWeights::get(const std::string& name) {
   return it->second;
 }
 
+const float* LayerWeights::f32(const std::string& name, std::vector<float>& scratch) const {
+  if (auto it = tensors.find(name); it != tensors.end()) return it->second.data();
+  auto it = stored.find(name);
+  if (it == stored.end()) fail("layer {} has no tensor '{}'", layer, name);
+  if (it->second.dtype == DType::F32) return it->second.data<float>();
+  scratch.resize(static_cast<size_t>(it->second.numel()));
+  convert_to_f32(it->second.dtype, it->second.bytes.data(), scratch.data(), scratch.size());
+  return scratch.data();
+}
+
+size_t LayerWeights::bytes() const {
+  size_t n = 0;
+  for (const auto& [name, v] : tensors) n += v.size() * sizeof(float);
+  for (const auto& [name, t] : stored) n += t.nbytes();
+  return n;
+}
+
 LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer) {
   LayerDesc desc = layer_desc(cfg, layer);
   LayerWeights w;
   w.layer = layer;
+  std::set<std::string> linear_weights;
+  for (const auto& lin : desc.linears) linear_weights.insert(lin.name + ".weight");
   for (const auto& t : desc.tensors) {
     const std::string full = desc.prefix + "." + t.name;
     if (!ckpt.contains(full)) fail("tensor '{}' is missing from checkpoint {}", full, ckpt.path().string());
@@ -37,7 +57,9 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
     check_tensor_shape(cfg, full, info.shape, t.shape);
     if (!is_float(info.dtype))
       fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
-    w.tensors.emplace(t.name, to_f32(ckpt.read(full)));
+    Tensor raw = ckpt.read(full);
+    if (linear_weights.count(t.name) && raw.dtype != DType::F32) w.stored.emplace(t.name, std::move(raw));
+    else w.tensors.emplace(t.name, to_f32(raw));
   }
   return w;
 }
@@ -61,7 +83,9 @@ struct LinearRunner {
     if (it == desc.linears.end()) fail("layer {}: the architecture has no linear '{}'", w.layer, name);
     y.resize(static_cast<size_t>(rows * it->out_features));
     const float* bias = it->has_bias ? w.get(name + ".bias").data() : nullptr;
-    exec.run(name, x, rows, it->in_features, w.get(name + ".weight").data(), bias, it->out_features, y.data());
+    std::vector<float> scratch;
+    const float* weight = w.f32(name + ".weight", scratch);
+    exec.run(name, x, rows, it->in_features, weight, bias, it->out_features, y.data());
   }
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "models/model_config.h"
+#include "tensor/tensor.h"
 
 namespace lwq {
 
@@ -18,10 +19,19 @@ struct LayerWeights {
   int layer = -1;
   // f32 copies of the layer's tensors keyed by relative name ("mlp.up_proj.weight").
   std::map<std::string, std::vector<float>> tensors;
+  // Linear weight matrices of 16-bit checkpoints, kept in their stored dtype
+  // and converted one at a time when used: a bf16 layer then costs its file
+  // size in memory rather than twice that (the layer-wise memory bound).
+  std::map<std::string, Tensor> stored;
 
-  const std::vector<float>& get(const std::string& name) const;  // throws when absent
+  const std::vector<float>& get(const std::string& name) const;  // f32 tensors; throws when absent
   std::vector<float>& get(const std::string& name);
-  bool contains(const std::string& name) const { return tensors.count(name) != 0; }
+  bool contains(const std::string& name) const { return tensors.count(name) != 0 || stored.count(name) != 0; }
+  // Any tensor as f32: a pointer into `tensors`, or `stored` converted into
+  // `scratch` (valid until scratch changes). Throws when absent.
+  const float* f32(const std::string& name, std::vector<float>& scratch) const;
+  // Bytes held (f32 tensors + stored tensors).
+  size_t bytes() const;
 };
 
 // Reads every tensor layer_desc() lists, checking presence, float dtype and

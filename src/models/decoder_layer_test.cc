@@ -50,17 +50,25 @@ std::string replace(std::string s, const std::string& from, const std::string& t
   return s;
 }
 
-TEST(LoadLayerWeights, ReadsEveryTensorAsF32) {
+// Norms become f32; 16-bit Linear weights stay in their stored dtype (half
+// the memory of an f32 copy) and are converted when used.
+TEST(LoadLayerWeights, KeepsBf16LinearWeightsAndConvertsTheRest) {
   ModelConfig cfg = load_model_config(test::golden_dir("qwen3"));  // bf16 on disk
   Checkpoint ckpt = Checkpoint::open(test::golden_dir("qwen3"));
   LayerWeights w = load_layer_weights(ckpt, cfg, 1);
   EXPECT_EQ(w.layer, 1);
-  EXPECT_EQ(w.tensors.size(), layer_desc(cfg, 1).tensors.size());
-  const auto& q = w.get("self_attn.q_proj.weight");
-  ASSERT_EQ(q.size(), 128u * 64u);
+  EXPECT_EQ(w.tensors.size() + w.stored.size(), layer_desc(cfg, 1).tensors.size());
+  EXPECT_EQ(w.stored.size(), 7u);
+  EXPECT_EQ(w.stored.at("self_attn.q_proj.weight").dtype, DType::BF16);
+  EXPECT_EQ(w.get("input_layernorm.weight").size(), 64u);
+  std::vector<float> scratch;
+  const float* q = w.f32("self_attn.q_proj.weight", scratch);
+  ASSERT_EQ(scratch.size(), 128u * 64u);
   Tensor raw = ckpt.read("model.layers.1.self_attn.q_proj.weight");
   EXPECT_EQ(q[5], bf16_to_f32(raw.data<uint16_t>()[5]));
   EXPECT_THROW(w.get("nope.weight"), Error);
+  EXPECT_THROW(w.f32("nope.weight", scratch), Error);
+  EXPECT_EQ(w.bytes(), 4u * (64 + 64 + 32 + 32) + 2u * (128 * 64 + 64 * 64 * 2 + 64 * 128 + 128 * 64 * 2 + 64 * 128));
 }
 
 TEST(LoadLayerWeights, MissingTensorIsNamed) {

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <future>
 #include <map>
 #include <memory>
@@ -91,9 +93,11 @@ std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelCon
   return samples;
 }
 
-// The float parameters of one Linear from the loaded layer.
-std::pair<const float*, const float*> linear_params(const LayerWeights& w, const LinearDesc& lin) {
-  const float* weight = w.get(lin.name + ".weight").data();
+// The float parameters of one Linear from the loaded layer (the weight
+// possibly converted into `scratch`).
+std::pair<const float*, const float*> linear_params(const LayerWeights& w, const LinearDesc& lin,
+                                                    std::vector<float>& scratch) {
+  const float* weight = w.f32(lin.name + ".weight", scratch);
   const float* bias = lin.has_bias ? w.get(lin.name + ".bias").data() : nullptr;
   return {weight, bias};
 }
@@ -144,6 +148,8 @@ class LayerWiseQuantizer {
       else weights = next.valid() ? next.get() : load(k);
       if (!model_wise && job_.prefetch && k + 1 < n) next = std::async(std::launch::async, load, k + 1);
       process_layer(k, weights, saver);
+      weights = LayerWeights();
+      ::malloc_trim(0);  // hand freed layer buffers back to the OS so RSS tracks what is live
       const LayerReport& r = reports_.back();
       progress.layer_done(k, r.relative_l2 >= 0 ? fmt::format("output rel. L2 {:.4f}", r.relative_l2) : "");
     }
@@ -175,7 +181,8 @@ class LayerWiseQuantizer {
         std::string full = desc.prefix + "." + lin.name;
         const ProcessorConfig* owner = unit.match(full);
         if (!owner) continue;
-        auto [w, b] = linear_params(weights, lin);
+        std::vector<float> scratch;
+        auto [w, b] = linear_params(weights, lin, scratch);
         auto q = std::make_unique<LinearQuantizer>(full, owner->qconfig, w, b, lin.out_features, lin.in_features);
         exec.quantizers[lin.name] = q.get();
         exec.observing.insert(lin.name);
@@ -218,9 +225,12 @@ class LayerWiseQuantizer {
   // The layer's quantized output against the float layer on the same inputs.
   void measure_layer(int k, const LayerWeights& weights, const std::vector<std::vector<float>>& quantized,
                      LayerReport& report) {
-    std::vector<std::vector<float>> reference = forward_all(k, weights, nullptr);
     OutputErrorStats total;
-    for (size_t s = 0; s < reference.size(); ++s) total.add(reference[s].data(), quantized[s].data(), reference[s].size());
+    for (size_t s = 0; s < samples_.size(); ++s) {
+      std::vector<float> reference = samples_[s].hidden;
+      decoder_layer_forward(cfg_, weights, k, reference.data(), samples_[s].seq(), samples_[s].positions.data());
+      total.add(reference.data(), quantized[s].data(), reference.size());
+    }
     report.relative_l2 = total.relative_l2();
     report.cosine = total.cosine();
   }

@@ -90,6 +90,10 @@ CommandRunner add_quant_command(CLI::App& app) {
     std::string model_type = o->model_type.empty() ? cfg.model_type : o->model_type;
     spdlog::info("quantization: model_type {} | model_path {} | save_path {} | config {} | runner {}", model_type,
                  o->model_path, o->save_path, yaml.string(), to_string(job.config.runner));
+    if (job.config.runner == RunnerType::DpLayerWise)
+      spdlog::warn("spec.runner dp_layer_wise: lwquant runs one process; using layer_wise (same numerics)");
+    job.model_type = model_type;
+    job.practice_yaml = read_text_file(yaml);
     QuantOutcome out = run_quantization(job);
     spdlog::info("done in {} | peak RSS {} | {} tensors, {} written | model_quant_type {}",
                  format_duration(out.wall_seconds), format_bytes(static_cast<double>(out.peak_rss_bytes)),

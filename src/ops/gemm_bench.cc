@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "ops/fma_peak.h"
 #include "ops/gemm.h"
 #include "ops/threads.h"
 
@@ -35,6 +36,28 @@ BENCHMARK(BM_GemmQwen05B)
     ->Args({2048, 4864, 896})   // down_proj
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// The reference the GEMM figures are judged against: independent vector FMAs
+// on every core at once (OpenMP), i.e. the measured f32 FMA peak.
+void BM_FmaPeak(benchmark::State& state) {
+  const int64_t iters = 20'000'000;
+  double flop = 0;
+  for (auto _ : state) {
+    double total = 0;
+    float sink = 0;
+#pragma omp parallel reduction(+ : total, sink)
+    {
+      float c = 0;
+      total += lwq::fma_peak_flop(iters, &c);
+      sink += c;
+    }
+    benchmark::DoNotOptimize(sink);
+    flop = total;
+  }
+  state.counters["FLOP"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["lanes"] = static_cast<double>(lwq::fma_peak_lanes());
+}
+BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -156,6 +156,10 @@ class LayerWiseQuantizer {
     save_non_layer_tensors(saver);
     SaveSummary summary = saver.finish(job_.model_path);
     write_report(folder.temp_path(), summary);
+    if (!job_.practice_yaml.empty())
+      write_text_file_atomic(folder.temp_path() / ((job_.model_type.empty() ? cfg_.model_type : job_.model_type) +
+                                                   "_best_practice.yaml"),
+                             job_.practice_yaml);
     for (const auto& warning : unmatched_pattern_warnings(units_)) spdlog::warn("{}", warning);
     folder.commit();
 

@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "data/tokenizer.h"
 #include "eval/quantized_folder.h"
@@ -14,7 +16,6 @@
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
 #include "models/perplexity.h"
-#include "runner/progress.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -37,6 +38,9 @@ class DeployedExecutor : public LinearExecutor {
 std::vector<float> read_float(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
   if (!q.contains(name)) fail("tensor '{}' of the float model is missing from the quantized folder", name);
   Tensor t = q.read(name);
+  // An integer tensor tagged FLOAT would otherwise be read as float values.
+  if (!is_float(t.dtype))
+    fail("tensor '{}' is described as FLOAT but stored as {} in the quantized folder", name, dtype_name(t.dtype));
   if (t.shape != shape)
     fail("tensor '{}' has shape {} in the quantized folder but {} in the float model", name, shape_str(t.shape),
          shape_str(shape));
@@ -73,6 +77,38 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     w.tensors[t.name] = read_float(q, desc.prefix + "." + t.name, t.shape);
   }
   return w;
+}
+
+// The tensors a quantized Linear of each type stores besides its float bias (spec §3.4).
+const std::vector<std::string>& quantized_suffixes(const std::string& type) {
+  static const std::vector<std::string> w8a8 = {".weight", ".quant_bias", ".input_scale", ".input_offset", ".deq_scale"};
+  static const std::vector<std::string> scaled = {".weight", ".weight_scale", ".weight_offset"};
+  return type == "W8A8" ? w8a8 : scaled;
+}
+
+// Every tensor of the folder must belong to the float model: a float tensor of
+// it, or a quantization parameter of one of its Linears. Serving engines
+// reject unexpected names, and a folder quantized from another model shows up
+// here before any layer is computed.
+void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, const ModelConfig& cfg,
+                              const std::filesystem::path& quantized_dir, const std::filesystem::path& float_dir) {
+  auto float_names = ckpt.tensor_names();
+  std::set<std::string> allowed(float_names.begin(), float_names.end());
+  allowed.insert(architecture_for(cfg).lm_head);  // written even when tied (spec fact 16)
+  for (int k = 0; k < cfg.num_hidden_layers; ++k) {
+    LayerDesc desc = layer_desc(cfg, k);
+    for (const auto& lin : desc.linears) {
+      std::string prefix = desc.prefix + "." + lin.name;
+      std::string type = q.linear_type(prefix);
+      if (type == "FLOAT") continue;
+      for (const auto& suffix : quantized_suffixes(type)) allowed.insert(prefix + suffix);
+    }
+  }
+  for (const auto& name : q.tensor_names())
+    if (!allowed.count(name))
+      fail("tensor '{}' in {} is not a tensor of the float model {} nor a quantization parameter of one of its "
+           "Linears (folder quantized from another model?)",
+           name, quantized_dir.string(), float_dir.string());
 }
 
 struct Stream {
@@ -118,6 +154,7 @@ EvalResult evaluate(const EvalOptions& o) {
   ModelConfig cfg = load_model_config(o.float_dir);
   Checkpoint ckpt = Checkpoint::open(o.float_dir);
   QuantizedFolder quant = QuantizedFolder::open(o.quantized_dir);
+  check_no_foreign_tensors(quant, ckpt, cfg, o.quantized_dir, o.float_dir);
   Tokenizer tokenizer = Tokenizer::load(o.float_dir);
   std::vector<int32_t> tokens = tokenizer.encode_with_special(read_text_file(o.text));
   if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) tokens.resize(static_cast<size_t>(o.max_tokens));
@@ -141,7 +178,8 @@ EvalResult evaluate(const EvalOptions& o) {
       qstream.hidden.push_back(qe.lookup(w));
     }
   }
-  LayerProgress progress(cfg.num_hidden_layers);
+  // eval links no runner code, so progress is a plain log line per layer.
+  auto start = std::chrono::steady_clock::now();
   DeployedExecutor exec;
   for (int k = 0; k < cfg.num_hidden_layers; ++k) {
     {
@@ -163,7 +201,8 @@ EvalResult evaluate(const EvalOptions& o) {
                               &exec);
       }
     }
-    progress.layer_done(k);
+    spdlog::info("eval: layer {}/{} | {:.1f}s", k + 1, cfg.num_hidden_layers,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
   const Architecture& arch = architecture_for(cfg);

@@ -23,6 +23,7 @@ class QuantizedFolder {
   // absent, exist under `prefix.weight`).
   std::string linear_type(const std::string& prefix) const;
   bool contains(const std::string& tensor) const { return ckpt_.contains(tensor); }
+  std::vector<std::string> tensor_names() const { return ckpt_.tensor_names(); }
   Tensor read(const std::string& tensor) const { return ckpt_.read(tensor); }
   // A quantized Linear's tensors, checked for dtype and shape.
   DeployedLinear load_linear(const std::string& prefix) const;

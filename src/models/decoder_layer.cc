@@ -37,6 +37,19 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
   return scratch.data();
 }
 
+void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end, int64_t cols, float* dst) const {
+  const auto first = static_cast<size_t>(begin * cols), count = static_cast<size_t>((end - begin) * cols);
+  if (auto it = stored.find(name); it != stored.end()) {
+    const Tensor& t = it->second;
+    if (static_cast<int64_t>(first + count) > t.numel()) fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
+    convert_to_f32(t.dtype, t.bytes.data() + first * dtype_size(t.dtype), dst, count);
+    return;
+  }
+  const std::vector<float>& v = get(name);
+  if (first + count > v.size()) fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
+  std::copy(v.begin() + static_cast<long>(first), v.begin() + static_cast<long>(first + count), dst);
+}
+
 size_t LayerWeights::bytes() const {
   size_t n = 0;
   for (const auto& [name, v] : tensors) n += v.size() * sizeof(float);

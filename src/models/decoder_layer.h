@@ -30,6 +30,8 @@ struct LayerWeights {
   // Any tensor as f32: a pointer into `tensors`, or `stored` converted into
   // `scratch` (valid until scratch changes). Throws when absent.
   const float* f32(const std::string& name, std::vector<float>& scratch) const;
+  // Rows [begin, end) of a row-major tensor with `cols` columns, as f32, into `dst`.
+  void rows_f32(const std::string& name, int64_t begin, int64_t end, int64_t cols, float* dst) const;
   // Bytes held (f32 tensors + stored tensors).
   size_t bytes() const;
 };

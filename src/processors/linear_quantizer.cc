@@ -35,9 +35,32 @@ double OutputErrorStats::cosine() const {
 
 LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& config, const float* weight,
                                  const float* bias, int64_t out_features, int64_t in_features)
+    : LinearQuantizer(
+          std::move(full_name), config,
+          [weight, in_features](int64_t begin, int64_t end, float* dst) {
+            std::copy(weight + begin * in_features, weight + end * in_features, dst);
+          },
+          bias, out_features, in_features) {}
+
+LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& config, const WeightRows& weight_rows,
+                                 const float* bias, int64_t out_features, int64_t in_features)
     : name_(std::move(full_name)), config_(config), type_(export_type_of(config)), out_(out_features),
       in_(in_features) {
-  weight_ = quantize_weight_per_channel_minmax(weight, out_, in_, 8, config.weight.symmetric);
+  // Per-channel quantization is row-independent: quantize blocks of about 4M values.
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(in_, 1));
+  weight_.out = out_;
+  weight_.in = in_;
+  weight_.q.reserve(static_cast<size_t>(out_ * in_));
+  std::vector<float> rows(static_cast<size_t>(std::min(block, out_) * in_));
+  for (int64_t begin = 0; begin < out_; begin += block) {
+    const int64_t end = std::min(out_, begin + block);
+    weight_rows(begin, end, rows.data());
+    QuantizedWeight part = quantize_weight_per_channel_minmax(rows.data(), end - begin, in_, 8, config.weight.symmetric);
+    weight_.bits = part.bits;
+    weight_.q.insert(weight_.q.end(), part.q.begin(), part.q.end());
+    weight_.scale.insert(weight_.scale.end(), part.scale.begin(), part.scale.end());
+    weight_.offset.insert(weight_.offset.end(), part.offset.begin(), part.offset.end());
+  }
   if (bias) bias_.assign(bias, bias + out_);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,16 @@ struct OutputErrorStats {
 
 class LinearQuantizer {
  public:
+  // Supplies rows [begin, end) of the float weight W[out, in] into `dst`.
+  using WeightRows = std::function<void(int64_t begin, int64_t end, float* dst)>;
+
   // `weight` [out, in] and `bias` ([out] or nullptr) are the float parameters.
   LinearQuantizer(std::string full_name, const LinearQConfig& config, const float* weight, const float* bias,
                   int64_t out_features, int64_t in_features);
+  // The same, reading the weight a block of rows at a time, so quantizing a
+  // 16-bit weight never needs a float32 copy of the whole matrix.
+  LinearQuantizer(std::string full_name, const LinearQConfig& config, const WeightRows& weight_rows,
+                  const float* bias, int64_t out_features, int64_t in_features);
 
   const std::string& name() const { return name_; }
   const std::string& type() const { return type_; }

@@ -93,21 +93,6 @@ std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelCon
   return samples;
 }
 
-// The float parameters of one Linear from the loaded layer (the weight
-// possibly converted into `scratch`).
-std::pair<const float*, const float*> linear_params(const LayerWeights& w, const LinearDesc& lin,
-                                                    std::vector<float>& scratch) {
-  const float* weight = w.f32(lin.name + ".weight", scratch);
-  const float* bias = lin.has_bias ? w.get(lin.name + ".bias").data() : nullptr;
-  return {weight, bias};
-}
-
-double vector_rel_l2(const std::vector<float>& ref, const std::vector<float>& out, double* cosine) {
-  OutputErrorStats s;
-  s.add(ref.data(), out.data(), ref.size());
-  *cosine = s.cosine();
-  return s.relative_l2();
-}
 
 class LayerWiseQuantizer {
  public:
@@ -173,8 +158,36 @@ class LayerWiseQuantizer {
   }
 
  private:
-  void process_layer(int k, const LayerWeights& weights, AscendV1Saver& saver) {
+  struct LinearReport {
+    std::string name, type;
+    double relative_l2, cosine;
+  };
+  struct LayerReport {
+    int layer;
+    std::string prefix;
+    std::vector<LinearReport> linears;
+    double relative_l2, cosine;  // layer output vs float layer on the same inputs; −1 if not measured
+  };
+
+  std::unique_ptr<LinearQuantizer> make_quantizer(const LayerWeights& weights, const LinearDesc& lin,
+                                                 const std::string& full, const ProcessorConfig& owner) {
+    const std::string weight = lin.name + ".weight";
+    const int64_t in = lin.in_features;
+    auto rows = [&weights, &weight, in](int64_t begin, int64_t end, float* dst) {
+      weights.rows_f32(weight, begin, end, in, dst);
+    };
+    const float* bias = lin.has_bias ? weights.get(lin.name + ".bias").data() : nullptr;
+    return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, in);
+  }
+
+  void process_layer(int k, LayerWeights& weights, AscendV1Saver& saver) {
     LayerDesc desc = layer_desc(cfg_, k);
+    LayerReport report{k, desc.prefix, {}, -1.0, -1.0};
+    if (samples_.empty()) {
+      save_layer_data_free(desc, weights, saver, report);
+      reports_.push_back(std::move(report));
+      return;
+    }
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
     CalibrationExecutor exec;
     std::vector<std::vector<float>> outputs;
@@ -185,23 +198,36 @@ class LayerWiseQuantizer {
         std::string full = desc.prefix + "." + lin.name;
         const ProcessorConfig* owner = unit.match(full);
         if (!owner) continue;
-        std::vector<float> scratch;
-        auto [w, b] = linear_params(weights, lin, scratch);
-        auto q = std::make_unique<LinearQuantizer>(full, owner->qconfig, w, b, lin.out_features, lin.in_features);
+        auto q = make_quantizer(weights, lin, full, *owner);
         exec.quantizers[lin.name] = q.get();
         exec.observing.insert(lin.name);
         quantizers[lin.name] = std::move(q);
       }
-      if (unit.needs_data && !samples_.empty()) outputs = forward_all(k, weights, &exec);
+      if (unit.needs_data) outputs = forward_all(k, weights, &exec);
       for (const auto& name : exec.observing) quantizers[name]->freeze();
     }
-    LayerReport report{k, desc.prefix, {}, -1.0, -1.0};
     if (!outputs.empty()) {
       measure_layer(k, weights, outputs, report);
       for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(outputs[s]);
     }
     save_layer(desc, quantizers, saver, report);
     reports_.push_back(std::move(report));
+  }
+
+  // With no forward to run, each Linear is quantized right when it is saved
+  // and its float weight dropped at once: the layer shrinks as it is written.
+  void save_layer_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver, LayerReport& report) {
+    std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
+    for (const auto& lin : desc.linears) {
+      std::string full = desc.prefix + "." + lin.name;
+      for (auto& unit : units_)
+        if (const ProcessorConfig* owner = unit.match(full)) {
+          quantizers[lin.name] = nullptr;  // quantized lazily below
+          owners_[lin.name] = owner;
+          break;
+        }
+    }
+    save_layer(desc, quantizers, saver, report, &weights);
   }
 
   std::vector<std::vector<float>> forward_all(int k, const LayerWeights& weights, LinearExecutor* exec) {
@@ -215,16 +241,6 @@ class LayerWiseQuantizer {
     return outputs;
   }
 
-  struct LinearReport {
-    std::string name, type;
-    double relative_l2, cosine;
-  };
-  struct LayerReport {
-    int layer;
-    std::string prefix;
-    std::vector<LinearReport> linears;
-    double relative_l2, cosine;  // layer output vs float layer on the same inputs; −1 if not measured
-  };
 
   // The layer's quantized output against the float layer on the same inputs.
   void measure_layer(int k, const LayerWeights& weights, const std::vector<std::vector<float>>& quantized,
@@ -239,8 +255,10 @@ class LayerWiseQuantizer {
     report.cosine = total.cosine();
   }
 
-  void save_layer(const LayerDesc& desc, const std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers,
-                  AscendV1Saver& saver, LayerReport& report) {
+  // `lazy_weights`: quantizers that are still null are built from it when
+  // their Linear is saved, and the float weight is freed right after.
+  void save_layer(const LayerDesc& desc, std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers,
+                  AscendV1Saver& saver, LayerReport& report, LayerWeights* lazy_weights = nullptr) {
     std::map<std::string, const LinearDesc*> by_weight, by_bias;
     for (const auto& lin : desc.linears) {
       by_weight[lin.name + ".weight"] = &lin;
@@ -253,10 +271,16 @@ class LayerWiseQuantizer {
       const LinearDesc* bias_of = by_bias.count(t.name) ? by_bias[t.name] : nullptr;
       if (bias_of && quantizers.count(bias_of->name)) continue;  // saved with its Linear
       if (lin && quantizers.count(lin->name)) {
-        LinearQuantizer& q = *quantizers.at(lin->name);
+        auto& slot = quantizers.at(lin->name);
+        if (!slot) {
+          slot = make_quantizer(*lazy_weights, *lin, desc.prefix + "." + lin->name, *owners_.at(lin->name));
+          lazy_weights->stored.erase(t.name);
+        }
+        LinearQuantizer& q = *slot;
         saver.save_linear(q.export_linear(serving_dtype_));
         const OutputErrorStats& e = q.error_stats();
         report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
+        slot.reset();
         continue;
       }
       if (lin) saver.note_float_linear();
@@ -345,6 +369,7 @@ class LayerWiseQuantizer {
   DType serving_dtype_;
   std::vector<CalibSample> samples_;
   std::vector<LayerReport> reports_;
+  std::map<std::string, const ProcessorConfig*> owners_;  // data-free path: Linear → owning processor
 };
 
 }  // namespace

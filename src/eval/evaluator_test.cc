@@ -5,13 +5,13 @@
 // scale) or be refused with an error naming the tensor.
 #include "eval/evaluator.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <memory>
 
 #include "data/tokenizer.h"
 #include "io/checkpoint.h"
@@ -38,9 +38,8 @@ constexpr int kCalibSamples = 5;
 // Runs `lwquant quant` into `save`; fails the test with its stderr otherwise.
 void quantize(const fs::path& model, const fs::path& save, const std::string& scheme_args) {
   fs::path err = save.string() + ".stderr";
-  std::string cmd = "'" + std::string(LWQ_BINARY) + "' quant --model_path '" + model.string() + "' --save_path '" +
-                    save.string() + "' " + scheme_args + " --max_calib_samples " + std::to_string(kCalibSamples) +
-                    " >/dev/null 2>'" + err.string() + "'";
+  std::string cmd = fmt::format("'{}' quant --model_path '{}' --save_path '{}' {} --max_calib_samples {} >/dev/null 2>'{}'",
+                                LWQ_BINARY, model.string(), save.string(), scheme_args, kCalibSamples, err.string());
   int rc = std::system(cmd.c_str());
   ASSERT_EQ(rc, 0) << cmd << "\n" << read_text_file(err);
 }

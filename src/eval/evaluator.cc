@@ -27,6 +27,8 @@ class DeployedExecutor : public LinearExecutor {
  public:
   std::map<std::string, DeployedLinear> linears;  // by name relative to the layer
 
+  bool needs_float_weight(const std::string& name) const override { return !linears.count(name); }
+
   void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float* weight,
            const float* bias, int64_t out, float* y) override {
     auto it = linears.find(name);

@@ -97,7 +97,7 @@ struct LinearRunner {
     y.resize(static_cast<size_t>(rows * it->out_features));
     const float* bias = it->has_bias ? w.get(name + ".bias").data() : nullptr;
     std::vector<float> scratch;
-    const float* weight = w.f32(name + ".weight", scratch);
+    const float* weight = exec.needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
     exec.run(name, x, rows, it->in_features, weight, bias, it->out_features, y.data());
   }
 };

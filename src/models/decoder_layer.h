@@ -49,6 +49,9 @@ class LinearExecutor {
   virtual ~LinearExecutor() = default;
   virtual void run(const std::string& linear_name /* relative, e.g. "mlp.down_proj" */, const float* x, int64_t rows,
                    int64_t in, const float* weight, const float* bias, int64_t out, float* y);
+  // False when run() does not read `weight` for this Linear (it is then
+  // nullptr): a 16-bit weight is then not converted to f32 for the call.
+  virtual bool needs_float_weight(const std::string& linear_name) const { return true; }
 };
 
 // hidden [seq, hidden_size] is replaced by the layer's output (the residual

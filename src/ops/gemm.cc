@@ -19,19 +19,27 @@ blasint checked_dim(int64_t v, const char* what) {
 }  // namespace
 
 void matmul_nt(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y, const float* bias) {
+  matmul_nt_strided(x, rows, in, w, out, y, out, bias);
+}
+
+void matmul_nt_strided(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y, int64_t ldy,
+                       const float* bias) {
   const blasint m = checked_dim(rows, "rows"), k = checked_dim(in, "in"), n = checked_dim(out, "out");
+  const blasint ldc = checked_dim(ldy, "ldy");
   if (m == 0 || n == 0) return;
+  if (ldy < out) fail("matmul: output row stride {} is smaller than out {}", ldy, out);
   float beta = 0.0f;
   if (bias) {
     // Seeding y with the bias lets sgemm add it for free (beta = 1).
-    for (int64_t r = 0; r < rows; ++r) std::copy(bias, bias + out, y + r * out);
+    for (int64_t r = 0; r < rows; ++r) std::copy(bias, bias + out, y + r * ldy);
     beta = 1.0f;
   }
   if (k == 0) {
-    if (!bias) std::fill(y, y + rows * out, 0.0f);
+    if (!bias)
+      for (int64_t r = 0; r < rows; ++r) std::fill(y + r * ldy, y + r * ldy + out, 0.0f);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, beta, y, n);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, beta, y, ldc);
 }
 
 void matmul_nn(const float* a, int64_t m_, int64_t k_, const float* b, int64_t n_, float* y) {

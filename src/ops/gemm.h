@@ -11,6 +11,11 @@ namespace lwq {
 void matmul_nt(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y,
                const float* bias = nullptr);
 
+// The same into columns of a wider output: y has row stride `ldy` (≥ out),
+// so a Linear can be computed a block of output channels at a time.
+void matmul_nt_strided(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y, int64_t ldy,
+                       const float* bias = nullptr);
+
 // y[m, n] = a[m, k] · b[k, n] (all row-major).
 void matmul_nn(const float* a, int64_t m, int64_t k, const float* b, int64_t n, float* y);
 

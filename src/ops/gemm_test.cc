@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "ops/ops_test_util.h"
+#include "util/error.h"
+
+#include <cmath>
 
 namespace lwq {
 namespace {
@@ -58,6 +61,29 @@ TEST(Gemm, MatmulNnMatchesNaiveLoops) {
     for (int64_t j = 0; j < n; ++j)
       for (int64_t t = 0; t < k; ++t) ref[i * n + j] += static_cast<double>(a[i * k + t]) * b[t * n + j];
   EXPECT_LT(max_rel_err(y, ref), 1e-5);
+}
+
+}  // namespace
+}  // namespace lwq
+
+namespace lwq {
+namespace {
+
+// Computing a Linear a block of output channels at a time into a wider
+// output equals the whole product.
+TEST(MatmulNtStrided, BlocksOfOutputChannelsEqualTheWholeProduct) {
+  const int64_t rows = 5, in = 7, out = 11;
+  std::vector<float> x(rows * in), w(out * in), bias(out), whole(rows * out), blocked(rows * out, -1.0f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.3f * static_cast<float>(i));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.7f * static_cast<float>(i));
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.1f * static_cast<float>(i);
+  matmul_nt(x.data(), rows, in, w.data(), out, whole.data(), bias.data());
+  for (int64_t begin = 0; begin < out; begin += 4) {
+    const int64_t n = std::min<int64_t>(4, out - begin);
+    matmul_nt_strided(x.data(), rows, in, w.data() + begin * in, n, blocked.data() + begin, out, bias.data() + begin);
+  }
+  for (size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(blocked[i], whole[i], 1e-5f) << i;
+  EXPECT_THROW(matmul_nt_strided(x.data(), rows, in, w.data(), out, blocked.data(), out - 1), Error);
 }
 
 }  // namespace

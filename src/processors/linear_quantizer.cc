@@ -92,11 +92,22 @@ void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe)
 void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {
   std::vector<float> xq(x, x + rows * in_);
   fake_quant_activation(xq, true);
-  // Dequantized per call rather than kept: the int8 codes are a quarter of
-  // the float copy, and the GEMM dwarfs this O(out·in) pass.
-  std::vector<float> w(static_cast<size_t>(out_ * in_));
-  dequantize_weight(weight_, w.data());
-  matmul_nt(xq.data(), rows, in_, w.data(), out_, y, bias_.empty() ? nullptr : bias_.data());
+  // The weight is dequantized per call, a block of output channels at a
+  // time, rather than kept in float: the int8 codes are a quarter of a float
+  // copy, and the GEMM dwarfs this O(out·in) pass.
+  const int64_t block = std::max<int64_t>(64, ((int64_t{1} << 21) / std::max<int64_t>(in_, 1)) / 16 * 16);
+  std::vector<float> w(static_cast<size_t>(std::min(block, out_) * in_));
+  for (int64_t begin = 0; begin < out_; begin += block) {
+    const int64_t n = std::min(block, out_ - begin);
+    for (int64_t o = 0; o < n; ++o) {
+      const int64_t row = begin + o;
+      const float scale = weight_.scale[row], offset = weight_.offset[row];
+      const int8_t* q = weight_.q.data() + row * in_;
+      for (int64_t i = 0; i < in_; ++i) w[o * in_ + i] = (static_cast<float>(q[i]) - offset) * scale;
+    }
+    matmul_nt_strided(xq.data(), rows, in_, w.data(), n, y + begin, out_,
+                      bias_.empty() ? nullptr : bias_.data() + begin);
+  }
 }
 
 void LinearQuantizer::freeze() {

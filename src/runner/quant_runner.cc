@@ -45,8 +45,11 @@ struct CalibSample {
 // quality report while the owning processor observes.
 class CalibrationExecutor : public LinearExecutor {
  public:
+  explicit CalibrationExecutor(const LayerWeights& weights) : weights_(weights) {}
   std::map<std::string, LinearQuantizer*> quantizers;  // by name relative to the layer
   std::set<std::string> observing;
+
+  bool needs_float_weight(const std::string& name) const override { return !quantizers.count(name); }
 
   void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float* weight,
            const float* bias, int64_t out, float* y) override {
@@ -57,12 +60,27 @@ class CalibrationExecutor : public LinearExecutor {
     }
     it->second->forward(x, rows, y);
     if (!observing.count(name)) return;
-    std::vector<float> ref(static_cast<size_t>(rows * out));
-    matmul_nt(x, rows, in, weight, out, ref.data(), bias);
+    std::vector<float> ref = float_reference(name + ".weight", x, rows, in, bias, out);
     OutputErrorStats& stats = it->second->error_stats();
     stats.add(ref.data(), y, ref.size());
     stats.rows += rows;
   }
+
+ private:
+  // The float Linear's output, its weight converted a block of rows at a time.
+  std::vector<float> float_reference(const std::string& weight, const float* x, int64_t rows, int64_t in,
+                                     const float* bias, int64_t out) const {
+    std::vector<float> ref(static_cast<size_t>(rows * out));
+    const int64_t block = std::max<int64_t>(64, ((int64_t{1} << 21) / std::max<int64_t>(in, 1)) / 16 * 16);
+    std::vector<float> w(static_cast<size_t>(std::min(block, out) * in));
+    for (int64_t begin = 0; begin < out; begin += block) {
+      const int64_t n = std::min(block, out - begin);
+      weights_.rows_f32(weight, begin, begin + n, in, w.data());
+      matmul_nt_strided(x, rows, in, w.data(), n, ref.data() + begin, out, bias ? bias + begin : nullptr);
+    }
+    return ref;
+  }
+  const LayerWeights& weights_;
 };
 
 std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelConfig& cfg, const Checkpoint& ckpt) {
@@ -189,7 +207,7 @@ class LayerWiseQuantizer {
       return;
     }
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
-    CalibrationExecutor exec;
+    CalibrationExecutor exec(weights);
     std::vector<std::vector<float>> outputs;
     for (auto& unit : units_) {
       exec.observing.clear();

@@ -44,4 +44,8 @@ expect_error "True or False" "$LWQ" quant --model_path "$M" --save_path "$TMP/y"
 expect_error "does not exist" "$LWQ" quant --model_path "$TMP/none" --save_path "$TMP/z" --quant_type w8a16
 printf '\n' >"$TMP/empty.jsonl"
 expect_error "empty.jsonl" "$LWQ" quant --model_path "$M" --save_path "$TMP/e" --quant_type w8a8 --calib_data "$TMP/empty.jsonl"
+# A save path that cannot be a folder.
+: >"$TMP/a_file"
+expect_error "a_file" "$LWQ" quant --model_path "$M" --save_path "$TMP/a_file/out" --quant_type w8a16
+expect_error "not a folder" "$LWQ" quant --model_path "$M" --save_path "$TMP/a_file" --quant_type w8a16
 echo "quant: ok"

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 
 #include "data/tokenizer.h"
 #include "io/checkpoint.h"
@@ -35,13 +36,14 @@ fs::path sample_text() { return repo() / "tests/data/text/tinystories_sample.txt
 // so the test stops before it; Δppl is within the same tolerance either way.
 constexpr int kCalibSamples = 5;
 
-// Runs `lwquant quant` into `save`; fails the test with its stderr otherwise.
+// Runs `lwquant quant` into `save`; throws with its stderr otherwise (so
+// that no test goes on with a missing folder).
 void quantize(const fs::path& model, const fs::path& save, const std::string& scheme_args) {
   fs::path err = save.string() + ".stderr";
   std::string cmd = fmt::format("'{}' quant --model_path '{}' --save_path '{}' {} --max_calib_samples {} >/dev/null 2>'{}'",
                                 LWQ_BINARY, model.string(), save.string(), scheme_args, kCalibSamples, err.string());
-  int rc = std::system(cmd.c_str());
-  ASSERT_EQ(rc, 0) << cmd << "\n" << read_text_file(err);
+  if (std::system(cmd.c_str()) != 0)
+    throw std::runtime_error(fmt::format("{} failed:\n{}", cmd, fs::exists(err) ? read_text_file(err) : ""));
 }
 
 // One folder per scheme and its clean evaluation, made on first use and shared by the tests.
@@ -58,21 +60,23 @@ class Shared {
     quantize(stories(), dir, "--quant_type " + scheme);
     return folders_[scheme] = dir;
   }
-  const EvalResult& clean(const std::string& scheme) {
-    auto it = results_.find(scheme);
+  // max_tokens 0: the whole text.
+  const EvalResult& clean(const std::string& scheme, int64_t max_tokens = 0) {
+    auto key = std::make_pair(scheme, max_tokens);
+    auto it = results_.find(key);
     if (it != results_.end()) return it->second;
-    return results_[scheme] = evaluate({stories(), folder(scheme), sample_text()});
+    return results_[key] = evaluate({stories(), folder(scheme), sample_text(), 512, max_tokens});
   }
   const TempDir& tmp() const { return tmp_; }
 
  private:
   TempDir tmp_;
   std::map<std::string, fs::path> folders_;
-  std::map<std::string, EvalResult> results_;
+  std::map<std::pair<std::string, int64_t>, EvalResult> results_;
 };
 
-EvalResult eval_folder(const fs::path& quantized, const fs::path& model = stories()) {
-  return evaluate({model, quantized, sample_text()});
+EvalResult eval_folder(const fs::path& quantized, const fs::path& model = stories(), int64_t max_tokens = 0) {
+  return evaluate({model, quantized, sample_text(), 512, max_tokens});
 }
 
 // ---- folder editing ----
@@ -196,8 +200,10 @@ spec:
 // ---- tampered scales ----
 
 // The flipped / scaled entry sits in layer 0's down_proj, whose output feeds
-// the residual stream directly.
+// the residual stream directly. Clean and tampered folders are compared on
+// the first window only, which keeps each test process short under ctest.
 const std::string kTamperedLinear = "model.layers.0.mlp.down_proj";
+constexpr int64_t kTamperTokens = 512;
 
 void expect_clearly_worse(const EvalResult& tampered, const EvalResult& clean) {
   EXPECT_GT(tampered.delta_ppl(), 3 * std::fabs(clean.delta_ppl()))
@@ -208,7 +214,7 @@ void expect_clearly_worse(const EvalResult& tampered, const EvalResult& clean) {
 
 TEST(Evaluator, FlippedDeqScaleSignIsVisible) {
   Shared& s = Shared::get();
-  const EvalResult clean = s.clean("w8a8");
+  const EvalResult clean = s.clean("w8a8", kTamperTokens);
   const fs::path dir = s.tmp() / "w8a8_flipped_deq";
   copy_folder(s.folder("w8a8"), dir);
   // The channel with the largest output scale deq·Σ|Wq| (a residual outlier
@@ -236,12 +242,12 @@ TEST(Evaluator, FlippedDeqScaleSignIsVisible) {
     ASSERT_EQ(deq_scale_from_int64_bits(t.span<int64_t>())[static_cast<size_t>(channel)],
               -deq[static_cast<size_t>(channel)]);
   }
-  expect_clearly_worse(eval_folder(dir), clean);
+  expect_clearly_worse(eval_folder(dir, stories(), kTamperTokens), clean);
 }
 
 TEST(Evaluator, InputScaleTimesTenIsVisible) {
   Shared& s = Shared::get();
-  const EvalResult clean = s.clean("w8a8");
+  const EvalResult clean = s.clean("w8a8", kTamperTokens);
   const fs::path dir = s.tmp() / "w8a8_input_scale";
   copy_folder(s.folder("w8a8"), dir);
   patch_tensor(dir, kTamperedLinear + ".input_scale", [](Tensor& t) {
@@ -251,7 +257,7 @@ TEST(Evaluator, InputScaleTimesTenIsVisible) {
     v *= 10.0f;
     std::memcpy(t.bytes.data(), &v, sizeof v);
   });
-  expect_clearly_worse(eval_folder(dir), clean);
+  expect_clearly_worse(eval_folder(dir, stories(), kTamperTokens), clean);
 }
 
 // ---- folders that do not fit the float model ----
@@ -273,14 +279,14 @@ TEST(EvaluatorBadInput, FolderOfAnotherModel) {
 
 TEST(EvaluatorBadInput, DroppedTensor) {
   Shared& s = Shared::get();
-  const std::string name = "model.layers.0.self_attn.k_proj.input_offset";
-  fs::path dir = rewrite_folder(s.folder("w8a8"), s.tmp() / "dropped", [&](TensorList& ts, auto& desc) {
+  const std::string name = "model.layers.0.self_attn.k_proj.weight_offset";
+  fs::path dir = rewrite_folder(s.folder("w8a16"), s.tmp() / "dropped", [&](TensorList& ts, auto& desc) {
     std::erase_if(ts, [&](const auto& t) { return t.first == name; });
     desc.erase(name);
   });
   expect_eval_error(dir, {name});
   // Dropped from the safetensors only: the description still lists it.
-  fs::path dir2 = rewrite_folder(s.folder("w8a8"), s.tmp() / "dropped2", [&](TensorList& ts, auto&) {
+  fs::path dir2 = rewrite_folder(s.folder("w8a16"), s.tmp() / "dropped2", [&](TensorList& ts, auto&) {
     std::erase_if(ts, [&](const auto& t) { return t.first == "model.norm.weight"; });
   });
   expect_eval_error(dir2, {"model.norm.weight", "not in the safetensors"});
@@ -337,6 +343,20 @@ TEST(EvaluatorBadInput, ChangedShape) {
       }
   });
   expect_eval_error(dir3, {norm, "[32]", "[64]"});
+}
+
+TEST(EvaluatorBadInput, ActivationParametersEnginesCannotHold) {
+  Shared& s = Shared::get();
+  const std::string offset = "model.layers.2.self_attn.v_proj.input_offset";
+  const fs::path dir = s.tmp() / "half_offset";
+  copy_folder(s.folder("w8a8"), dir);
+  patch_tensor(dir, offset, [](Tensor& t) { t.data<float>()[0] += 0.5f; });
+  expect_eval_error(dir, {offset, "integer in [-128, 127]"});
+  const std::string scale = "model.layers.2.self_attn.v_proj.input_scale";
+  const fs::path dir2 = s.tmp() / "negative_scale";
+  copy_folder(s.folder("w8a8"), dir2);
+  patch_tensor(dir2, scale, [](Tensor& t) { t.data<float>()[0] = -t.data<float>()[0]; });
+  expect_eval_error(dir2, {scale, "positive finite"});
 }
 
 TEST(EvaluatorBadInput, UnknownTypeString) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <set>
 
@@ -81,6 +82,13 @@ DeployedLinear QuantizedFolder::load_linear(const std::string& prefix) const {
   if (lin.type == "W8A8") {
     lin.input_scale = read_f32(ckpt_, prefix + ".input_scale", {1})[0];
     lin.input_offset = read_f32(ckpt_, prefix + ".input_offset", {1})[0];
+    // Engines copy input_offset into an int8 parameter and multiply by 1/input_scale (ascend_loaders.md §W8A8):
+    // values they would silently change cannot be scored as written.
+    if (!(std::isfinite(lin.input_scale) && lin.input_scale > 0.0f))
+      fail("tensor '{}.input_scale' is {}, expected a positive finite scale", prefix, lin.input_scale);
+    if (!(lin.input_offset == std::nearbyint(lin.input_offset) && lin.input_offset >= -128.0f && lin.input_offset <= 127.0f))
+      fail("tensor '{}.input_offset' is {}, expected an integer in [-128, 127] (engines store it as int8)", prefix,
+           lin.input_offset);
     const TensorInfo& qb = ckpt_.info(prefix + ".quant_bias");
     if (qb.dtype != DType::I32 || qb.shape != Shape{lin.out})
       fail("tensor '{}.quant_bias' must be I32 [{}], found {} {}", prefix, lin.out, dtype_name(qb.dtype), shape_str(qb.shape));

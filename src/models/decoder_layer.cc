@@ -77,6 +77,27 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
   return w;
 }
 
+void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
+                       const float* bias, int64_t out, float* y) {
+  if (auto it = w.tensors.find(weight); it != w.tensors.end()) {
+    matmul_nt(x, rows, in, it->second.data(), out, y, bias);
+    return;
+  }
+  if (auto it = w.stored.find(weight); it != w.stored.end() && it->second.dtype == DType::F32) {
+    matmul_nt(x, rows, in, it->second.data<float>(), out, y, bias);
+    return;
+  }
+  // About 8 MB of f32 rows at a time: the GEMM stays efficient and a 16-bit
+  // weight never exists as a whole f32 copy.
+  const int64_t block = std::max<int64_t>(64, ((int64_t{1} << 21) / std::max<int64_t>(in, 1)) / 16 * 16);
+  std::vector<float> rows_f32(static_cast<size_t>(std::min(block, out) * in));
+  for (int64_t begin = 0; begin < out; begin += block) {
+    const int64_t n = std::min(block, out - begin);
+    w.rows_f32(weight, begin, begin + n, in, rows_f32.data());
+    matmul_nt_strided(x, rows, in, rows_f32.data(), n, y + begin, out, bias ? bias + begin : nullptr);
+  }
+}
+
 void LinearExecutor::run(const std::string&, const float* x, int64_t rows, int64_t in, const float* weight,
                          const float* bias, int64_t out, float* y) {
   matmul_nt(x, rows, in, weight, out, y, bias);
@@ -89,6 +110,7 @@ struct LinearRunner {
   const LayerWeights& w;
   LinearExecutor& exec;
   const LayerDesc& desc;
+  bool custom;  // exec is the caller's, not the plain f32 one
 
   // y[rows, out] = linear `name`(x[rows, in]).
   void operator()(const std::string& name, const float* x, int64_t rows, std::vector<float>& y) const {
@@ -96,6 +118,10 @@ struct LinearRunner {
     if (it == desc.linears.end()) fail("layer {}: the architecture has no linear '{}'", w.layer, name);
     y.resize(static_cast<size_t>(rows * it->out_features));
     const float* bias = it->has_bias ? w.get(name + ".bias").data() : nullptr;
+    if (!custom) {
+      linear_from_layer(w, name + ".weight", x, rows, it->in_features, bias, it->out_features, y.data());
+      return;
+    }
     std::vector<float> scratch;
     const float* weight = exec.needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
     exec.run(name, x, rows, it->in_features, weight, bias, it->out_features, y.data());
@@ -113,7 +139,7 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, flo
   const LayerRoles& r = arch.roles;
   const LayerDesc desc = layer_desc(cfg, layer);
   LinearExecutor plain;
-  LinearRunner linear{cfg, w, exec ? *exec : plain, desc};
+  LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
   const int64_t H = cfg.hidden_size, hd = cfg.head_dim;
   const float eps = static_cast<float>(cfg.rms_norm_eps);
 

@@ -40,6 +40,11 @@ struct LayerWeights {
 // shape against config.json; converts F16/BF16 to f32.
 LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer);
 
+// y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit weight is
+// converted a block of rows at a time, never as a whole f32 copy.
+void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
+                       const float* bias, int64_t out, float* y);
+
 // Called for every Linear of the layer in execution order. The default
 // executes y = x·Wᵀ + b in f32. The quantization runner overrides it to
 // observe inputs and run fake-quantized weights/activations; the evaluator

@@ -5,6 +5,7 @@
 
 #include <malloc.h>
 
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -49,37 +50,26 @@ class CalibrationExecutor : public LinearExecutor {
   std::map<std::string, LinearQuantizer*> quantizers;  // by name relative to the layer
   std::set<std::string> observing;
 
-  bool needs_float_weight(const std::string& name) const override { return !quantizers.count(name); }
+  // Float Linears are computed from the layer a block of rows at a time too.
+  bool needs_float_weight(const std::string&) const override { return false; }
 
-  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float* weight,
-           const float* bias, int64_t out, float* y) override {
+  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float*, const float* bias,
+           int64_t out, float* y) override {
     auto it = quantizers.find(name);
     if (it == quantizers.end()) {
-      LinearExecutor::run(name, x, rows, in, weight, bias, out, y);
+      linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y);
       return;
     }
     it->second->forward(x, rows, y);
     if (!observing.count(name)) return;
-    std::vector<float> ref = float_reference(name + ".weight", x, rows, in, bias, out);
+    std::vector<float> ref(static_cast<size_t>(rows * out));
+    linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, ref.data());
     OutputErrorStats& stats = it->second->error_stats();
     stats.add(ref.data(), y, ref.size());
     stats.rows += rows;
   }
 
  private:
-  // The float Linear's output, its weight converted a block of rows at a time.
-  std::vector<float> float_reference(const std::string& weight, const float* x, int64_t rows, int64_t in,
-                                     const float* bias, int64_t out) const {
-    std::vector<float> ref(static_cast<size_t>(rows * out));
-    const int64_t block = std::max<int64_t>(64, ((int64_t{1} << 21) / std::max<int64_t>(in, 1)) / 16 * 16);
-    std::vector<float> w(static_cast<size_t>(std::min(block, out) * in));
-    for (int64_t begin = 0; begin < out; begin += block) {
-      const int64_t n = std::min(block, out - begin);
-      weights_.rows_f32(weight, begin, begin + n, in, w.data());
-      matmul_nt_strided(x, rows, in, w.data(), n, ref.data() + begin, out, bias ? bias + begin : nullptr);
-    }
-    return ref;
-  }
   const LayerWeights& weights_;
 };
 
@@ -149,8 +139,15 @@ class LayerWiseQuantizer {
       LayerWeights weights;
       if (model_wise) weights = std::move(preloaded[static_cast<size_t>(k)]);
       else weights = next.valid() ? next.get() : load(k);
-      if (!model_wise && job_.prefetch && k + 1 < n) next = std::async(std::launch::async, load, k + 1);
-      process_layer(k, weights, saver);
+      // Layer k+1 is read while layer k is processed. A calibrated layer holds
+      // its float and int8 weights during its forwards, so there the read
+      // starts once the forwards are done and the float copies of quantized
+      // Linears are freed: two whole layers are never resident besides int8 codes.
+      auto prefetch_next = [&, k] {
+        if (!model_wise && job_.prefetch && k + 1 < n) next = std::async(std::launch::async, load, k + 1);
+      };
+      if (samples_.empty()) prefetch_next();
+      process_layer(k, weights, saver, prefetch_next);
       weights = LayerWeights();
       ::malloc_trim(0);  // hand freed layer buffers back to the OS so RSS tracks what is live
       const LayerReport& r = reports_.back();
@@ -198,7 +195,8 @@ class LayerWiseQuantizer {
     return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, in);
   }
 
-  void process_layer(int k, LayerWeights& weights, AscendV1Saver& saver) {
+  // `forwards_done` is called once the layer's calibration forwards are over.
+  void process_layer(int k, LayerWeights& weights, AscendV1Saver& saver, const std::function<void()>& forwards_done) {
     LayerDesc desc = layer_desc(cfg_, k);
     LayerReport report{k, desc.prefix, {}, -1.0, -1.0};
     if (samples_.empty()) {
@@ -228,6 +226,12 @@ class LayerWiseQuantizer {
       measure_layer(k, weights, outputs, report);
       for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(outputs[s]);
     }
+    for (const auto& [name, q] : quantizers) {
+      weights.stored.erase(name + ".weight");
+      weights.tensors.erase(name + ".weight");
+    }
+    ::malloc_trim(0);
+    forwards_done();
     save_layer(desc, quantizers, saver, report);
     reports_.push_back(std::move(report));
   }

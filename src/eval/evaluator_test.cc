@@ -201,9 +201,10 @@ spec:
 
 // The flipped / scaled entry sits in layer 0's down_proj, whose output feeds
 // the residual stream directly. Clean and tampered folders are compared on
-// the first window only, which keeps each test process short under ctest.
+// the first 1,024 tokens (two windows), which keeps each test process short
+// under ctest; there the flip gives about 11x the clean Δppl and 8x its KL.
 const std::string kTamperedLinear = "model.layers.0.mlp.down_proj";
-constexpr int64_t kTamperTokens = 512;
+constexpr int64_t kTamperTokens = 1024;
 
 void expect_clearly_worse(const EvalResult& tampered, const EvalResult& clean) {
   EXPECT_GT(tampered.delta_ppl(), 3 * std::fabs(clean.delta_ppl()))

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/gemm.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -13,12 +14,31 @@ namespace {
 double clamp_round(double v, double lo, double hi) { return std::clamp(std::nearbyint(v), lo, hi); }
 
 // acc[rows, out] = qx[rows, in] · Wq[out, in]ᵀ, exact in double.
-std::vector<double> integer_matmul(const std::vector<double>& qx, int64_t rows, const DeployedLinear& lin) {
-  std::vector<double> w(lin.weight.begin(), lin.weight.end());
-  std::vector<double> acc(static_cast<size_t>(rows * lin.out));
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(lin.out),
-              static_cast<int>(lin.in), 1.0, qx.data(), static_cast<int>(lin.in), w.data(), static_cast<int>(lin.in),
-              0.0, acc.data(), static_cast<int>(lin.out));
+// acc[rows, out] = qx[rows, in] · Wq[out, in]ᵀ, exactly, in float32 GEMMs:
+// every |product| ≤ 128·127 < 2^14, so a partial sum over at most 1024 input
+// channels stays below 2^24 and is an exact float32 integer; partial sums are
+// added in double. Weights are converted a block at a time (no whole copy).
+std::vector<double> integer_matmul(const std::vector<double>& qx_in, int64_t rows, const DeployedLinear& lin) {
+  constexpr int64_t kInBlock = 1024;
+  const int64_t out_block = std::max<int64_t>(16, (int64_t{1} << 20) / kInBlock);
+  std::vector<float> qx(qx_in.begin(), qx_in.end());
+  std::vector<double> acc(static_cast<size_t>(rows * lin.out), 0.0);
+  std::vector<float> w(static_cast<size_t>(out_block * kInBlock)), part(static_cast<size_t>(rows * out_block));
+  for (int64_t o0 = 0; o0 < lin.out; o0 += out_block) {
+    const int64_t n = std::min(out_block, lin.out - o0);
+    for (int64_t k0 = 0; k0 < lin.in; k0 += kInBlock) {
+      const int64_t kn = std::min(kInBlock, lin.in - k0);
+      for (int64_t o = 0; o < n; ++o)
+        for (int64_t i = 0; i < kn; ++i)
+          w[static_cast<size_t>(o * kn + i)] = lin.weight[static_cast<size_t>((o0 + o) * lin.in + k0 + i)];
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
+                  static_cast<int>(kn), 1.0f, qx.data() + k0, static_cast<int>(lin.in), w.data(), static_cast<int>(kn),
+                  0.0f, part.data(), static_cast<int>(n));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < n; ++o)
+          acc[static_cast<size_t>(r * lin.out + o0 + o)] += part[static_cast<size_t>(r * n + o)];
+    }
+  }
   return acc;
 }
 
@@ -57,19 +77,21 @@ void forward_w8a8_dynamic(const DeployedLinear& lin, const float* x, int64_t row
     }
 }
 
+// Weights dequantized a block of output channels at a time.
 void forward_w8a16(const DeployedLinear& lin, const float* x, int64_t rows, float* y) {
-  std::vector<float> w(static_cast<size_t>(lin.out * lin.in));
-  for (int64_t o = 0; o < lin.out; ++o)
-    for (int64_t i = 0; i < lin.in; ++i)
-      w[static_cast<size_t>(o * lin.in + i)] =
-          (static_cast<float>(lin.weight[static_cast<size_t>(o * lin.in + i)]) - lin.weight_offset[static_cast<size_t>(o)]) *
-          lin.weight_scale[static_cast<size_t>(o)];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(lin.out),
-              static_cast<int>(lin.in), 1.0f, x, static_cast<int>(lin.in), w.data(), static_cast<int>(lin.in), 0.0f, y,
-              static_cast<int>(lin.out));
-  if (!lin.bias.empty())
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t o = 0; o < lin.out; ++o) y[r * lin.out + o] += lin.bias[static_cast<size_t>(o)];
+  const int64_t block = std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(lin.in, 1));
+  std::vector<float> w(static_cast<size_t>(std::min(block, lin.out) * lin.in));
+  for (int64_t o0 = 0; o0 < lin.out; o0 += block) {
+    const int64_t n = std::min(block, lin.out - o0);
+    for (int64_t o = 0; o < n; ++o) {
+      const auto row = static_cast<size_t>(o0 + o);
+      for (int64_t i = 0; i < lin.in; ++i)
+        w[static_cast<size_t>(o * lin.in + i)] =
+            (static_cast<float>(lin.weight[row * static_cast<size_t>(lin.in) + static_cast<size_t>(i)]) -
+             lin.weight_offset[row]) * lin.weight_scale[row];
+    }
+    matmul_nt_strided(x, rows, lin.in, w.data(), n, y + o0, lin.out, lin.bias.empty() ? nullptr : lin.bias.data() + o0);
+  }
 }
 
 }  // namespace

@@ -14,8 +14,10 @@ namespace hn = hwy::HWY_NAMESPACE;
 double FmaLoop(int64_t iterations, float* checksum) {
   const hn::ScalableTag<float> d;
   const auto a = hn::Set(d, 0.999999f), b = hn::Set(d, 1e-7f);
-  auto x0 = hn::Set(d, 1.0f), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0;
-  auto x6 = x0, x7 = x0, x8 = x0, x9 = x0, x10 = x0, x11 = x0;
+  // Distinct starting values: identical chains would be merged by the compiler.
+  auto x0 = hn::Set(d, 1.0f), x1 = hn::Set(d, 1.1f), x2 = hn::Set(d, 1.2f), x3 = hn::Set(d, 1.3f);
+  auto x4 = hn::Set(d, 1.4f), x5 = hn::Set(d, 1.5f), x6 = hn::Set(d, 1.6f), x7 = hn::Set(d, 1.7f);
+  auto x8 = hn::Set(d, 1.8f), x9 = hn::Set(d, 1.9f), x10 = hn::Set(d, 2.0f), x11 = hn::Set(d, 2.1f);
   for (int64_t i = 0; i < iterations; ++i) {
     x0 = hn::MulAdd(x0, a, b); x1 = hn::MulAdd(x1, a, b); x2 = hn::MulAdd(x2, a, b);
     x3 = hn::MulAdd(x3, a, b); x4 = hn::MulAdd(x4, a, b); x5 = hn::MulAdd(x5, a, b);

@@ -49,6 +49,7 @@ class CalibrationExecutor : public LinearExecutor {
   explicit CalibrationExecutor(const LayerWeights& weights) : weights_(weights) {}
   std::map<std::string, LinearQuantizer*> quantizers;  // by name relative to the layer
   std::set<std::string> observing;
+  bool measure = true;  // compute the float reference for the quality report
 
   // Float Linears are computed from the layer a block of rows at a time too.
   bool needs_float_weight(const std::string&) const override { return false; }
@@ -61,7 +62,7 @@ class CalibrationExecutor : public LinearExecutor {
       return;
     }
     it->second->forward(x, rows, y);
-    if (!observing.count(name)) return;
+    if (!measure || !observing.count(name)) return;
     std::vector<float> ref(static_cast<size_t>(rows * out));
     linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, ref.data());
     OutputErrorStats& stats = it->second->error_stats();
@@ -206,6 +207,7 @@ class LayerWiseQuantizer {
     }
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
     CalibrationExecutor exec(weights);
+    exec.measure = job_.report;
     std::vector<std::vector<float>> outputs;
     for (auto& unit : units_) {
       exec.observing.clear();
@@ -223,7 +225,7 @@ class LayerWiseQuantizer {
       for (const auto& name : exec.observing) quantizers[name]->freeze();
     }
     if (!outputs.empty()) {
-      measure_layer(k, weights, outputs, report);
+      if (job_.report) measure_layer(k, weights, outputs, report);
       for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(outputs[s]);
     }
     for (const auto& [name, q] : quantizers) {
@@ -362,7 +364,7 @@ class LayerWiseQuantizer {
     }
     nlohmann::ordered_json doc = {{"model_quant_type", summary.model_quant_type},
                                   {"calibration_samples", samples_.size()},
-                                  {"measured", !samples_.empty()},
+                                  {"measured", !samples_.empty() && job_.report},
                                   {"layers", layers}};
     write_text_file_atomic(dir / "quant_report.json", doc.dump(2));
     log_worst_layers();
@@ -373,7 +375,8 @@ class LayerWiseQuantizer {
     for (const auto& r : reports_)
       if (r.relative_l2 >= 0) measured.push_back(&r);
     if (measured.empty()) {
-      spdlog::info("quality report: not measured (data-free configuration runs no calibration forward)");
+      spdlog::info("quality report: not measured ({})", job_.report ? "data-free configuration runs no calibration forward"
+                                                                    : "--no_report");
       return;
     }
     std::sort(measured.begin(), measured.end(),

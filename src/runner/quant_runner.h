@@ -19,6 +19,9 @@ struct QuantJob {
   bool overwrite = false;
   bool prefetch = true;              // read layer k+1 while layer k computes
   int max_calib_samples = 0;         // 0 = all
+  // Measure each quantized Linear and layer against float on the calibration
+  // data (quant_report.json). Costs two extra forwards per calibrated layer.
+  bool report = true;
   // Written as "<model_type>_best_practice.yaml" into the output, as msModelSlim's CLI does.
   std::string model_type;
   std::string practice_yaml;

@@ -265,6 +265,21 @@ TEST(QuantRunner, BadDatasetsAreReported) {
   EXPECT_FALSE(fs::exists(tmp / "out"));
 }
 
+// The report's float forwards only measure: skipping them changes no byte of the checkpoint.
+TEST(QuantRunner, NoReportWritesTheSameCheckpoint) {
+  TempDir tmp;
+  QuantJob job = make_job(stories(), tmp / "with", (repo() / "configs/w8a8.yaml").string(), 3);
+  run_quantization(job);
+  job.save_path = tmp / "without";
+  job.report = false;
+  run_quantization(job);
+  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
+    EXPECT_EQ(read_text_file(tmp / "with" / f), read_text_file(tmp / "without" / f)) << f;
+  auto report = read_json(tmp / "without" / "quant_report.json");
+  EXPECT_FALSE(report["measured"].get<bool>());
+  EXPECT_FALSE(report["layers"][0].contains("relative_l2"));
+}
+
 TEST(QuantRunner, ModelWiseMatchesLayerWise) {
   TempDir tmp;
   QuantJob job = make_job(stories(), tmp / "lw", (repo() / "configs/w8a8.yaml").string(), 3);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/gemm.h"
+#include "quant/weight_quant.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -79,19 +80,10 @@ void forward_w8a8_dynamic(const DeployedLinear& lin, const float* x, int64_t row
 
 // Weights dequantized a block of output channels at a time.
 void forward_w8a16(const DeployedLinear& lin, const float* x, int64_t rows, float* y) {
-  const int64_t block = std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(lin.in, 1));
-  std::vector<float> w(static_cast<size_t>(std::min(block, lin.out) * lin.in));
-  for (int64_t o0 = 0; o0 < lin.out; o0 += block) {
-    const int64_t n = std::min(block, lin.out - o0);
-    for (int64_t o = 0; o < n; ++o) {
-      const auto row = static_cast<size_t>(o0 + o);
-      for (int64_t i = 0; i < lin.in; ++i)
-        w[static_cast<size_t>(o * lin.in + i)] =
-            (static_cast<float>(lin.weight[row * static_cast<size_t>(lin.in) + static_cast<size_t>(i)]) -
-             lin.weight_offset[row]) * lin.weight_scale[row];
-    }
-    matmul_nt_strided(x, rows, lin.in, w.data(), n, y + o0, lin.out, lin.bias.empty() ? nullptr : lin.bias.data() + o0);
-  }
+  auto dequantized_rows = [&lin](int64_t begin, int64_t n, float* dst) {
+    dequantize_rows(lin.weight.data(), lin.weight_scale.data(), lin.weight_offset.data(), lin.in, begin, n, dst);
+  };
+  matmul_nt_rows(x, rows, lin.in, dequantized_rows, lin.out, y, lin.bias.empty() ? nullptr : lin.bias.data());
 }
 
 }  // namespace

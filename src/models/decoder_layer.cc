@@ -87,15 +87,9 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
     matmul_nt(x, rows, in, it->second.data<float>(), out, y, bias);
     return;
   }
-  // About 8 MB of f32 rows at a time: the GEMM stays efficient and a 16-bit
-  // weight never exists as a whole f32 copy.
-  const int64_t block = std::max<int64_t>(64, ((int64_t{1} << 21) / std::max<int64_t>(in, 1)) / 16 * 16);
-  std::vector<float> rows_f32(static_cast<size_t>(std::min(block, out) * in));
-  for (int64_t begin = 0; begin < out; begin += block) {
-    const int64_t n = std::min(block, out - begin);
-    w.rows_f32(weight, begin, begin + n, in, rows_f32.data());
-    matmul_nt_strided(x, rows, in, rows_f32.data(), n, y + begin, out, bias ? bias + begin : nullptr);
-  }
+  matmul_nt_rows(
+      x, rows, in, [&](int64_t begin, int64_t n, float* dst) { w.rows_f32(weight, begin, begin + n, in, dst); }, out, y,
+      bias);
 }
 
 void LinearExecutor::run(const std::string&, const float* x, int64_t rows, int64_t in, const float* weight,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "util/error.h"
 
@@ -40,6 +41,18 @@ void matmul_nt_strided(const float* x, int64_t rows, int64_t in, const float* w,
     return;
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, beta, y, ldc);
+}
+
+void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn& fill, int64_t out, float* y,
+                    const float* bias) {
+  // ~2M floats per block, a multiple of 16 rows: large enough for an efficient sgemm.
+  const int64_t block = std::max<int64_t>(64, ((int64_t{1} << 21) / std::max<int64_t>(in, 1)) / 16 * 16);
+  std::vector<float> w(static_cast<size_t>(std::min(block, out) * in));
+  for (int64_t begin = 0; begin < out; begin += block) {
+    const int64_t n = std::min(block, out - begin);
+    fill(begin, n, w.data());
+    matmul_nt_strided(x, rows, in, w.data(), n, y + begin, out, bias ? bias + begin : nullptr);
+  }
 }
 
 void matmul_nn(const float* a, int64_t m_, int64_t k_, const float* b, int64_t n_, float* y) {

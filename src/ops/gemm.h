@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace lwq {
 
@@ -15,6 +16,13 @@ void matmul_nt(const float* x, int64_t rows, int64_t in, const float* w, int64_t
 // so a Linear can be computed a block of output channels at a time.
 void matmul_nt_strided(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y, int64_t ldy,
                        const float* bias = nullptr);
+
+// y[rows, out] = x·Wᵀ + bias for a W that should never exist as a whole f32
+// matrix (16-bit or int8 storage): `fill(begin, count, dst)` writes rows
+// [begin, begin+count) of W as f32 into dst, about 8 MB at a time.
+using WeightRowsFn = std::function<void(int64_t begin, int64_t count, float* dst)>;
+void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn& fill, int64_t out, float* y,
+                    const float* bias = nullptr);
 
 // y[m, n] = a[m, k] · b[k, n] (all row-major).
 void matmul_nn(const float* a, int64_t m, int64_t k, const float* b, int64_t n, float* y);

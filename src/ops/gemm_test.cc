@@ -88,3 +88,30 @@ TEST(MatmulNtStrided, BlocksOfOutputChannelsEqualTheWholeProduct) {
 
 }  // namespace
 }  // namespace lwq
+
+namespace lwq {
+namespace {
+
+// Rows produced by a callback, in blocks, give the same product as the whole matrix.
+TEST(MatmulNtRows, EqualsMatmulNtForManyBlocks) {
+  const int64_t rows = 3, in = 1 << 15, out = 100;  // blocks of 64 rows (2^21 floats) → two blocks
+  std::vector<float> x(static_cast<size_t>(rows * in)), w(static_cast<size_t>(out * in)), bias(out);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.001f * static_cast<float>(i));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.003f * static_cast<float>(i));
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<float>(i);
+  std::vector<float> whole(rows * out), blocked(rows * out);
+  matmul_nt(x.data(), rows, in, w.data(), out, whole.data(), bias.data());
+  int calls = 0;
+  matmul_nt_rows(
+      x.data(), rows, in,
+      [&](int64_t begin, int64_t n, float* dst) {
+        ++calls;
+        std::copy(w.begin() + begin * in, w.begin() + (begin + n) * in, dst);
+      },
+      out, blocked.data(), bias.data());
+  EXPECT_EQ(calls, 2);
+  for (size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(blocked[i], whole[i], 1e-2f) << i;
+}
+
+}  // namespace
+}  // namespace lwq

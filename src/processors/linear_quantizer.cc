@@ -95,19 +95,10 @@ void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {
   // The weight is dequantized per call, a block of output channels at a
   // time, rather than kept in float: the int8 codes are a quarter of a float
   // copy, and the GEMM dwarfs this O(out·in) pass.
-  const int64_t block = std::max<int64_t>(64, ((int64_t{1} << 21) / std::max<int64_t>(in_, 1)) / 16 * 16);
-  std::vector<float> w(static_cast<size_t>(std::min(block, out_) * in_));
-  for (int64_t begin = 0; begin < out_; begin += block) {
-    const int64_t n = std::min(block, out_ - begin);
-    for (int64_t o = 0; o < n; ++o) {
-      const int64_t row = begin + o;
-      const float scale = weight_.scale[row], offset = weight_.offset[row];
-      const int8_t* q = weight_.q.data() + row * in_;
-      for (int64_t i = 0; i < in_; ++i) w[o * in_ + i] = (static_cast<float>(q[i]) - offset) * scale;
-    }
-    matmul_nt_strided(xq.data(), rows, in_, w.data(), n, y + begin, out_,
-                      bias_.empty() ? nullptr : bias_.data() + begin);
-  }
+  auto dequantized_rows = [this](int64_t begin, int64_t n, float* dst) {
+    dequantize_rows(weight_.q.data(), weight_.scale.data(), weight_.offset.data(), in_, begin, n, dst);
+  };
+  matmul_nt_rows(xq.data(), rows, in_, dequantized_rows, out_, y, bias_.empty() ? nullptr : bias_.data());
 }
 
 void LinearQuantizer::freeze() {

@@ -49,6 +49,15 @@ QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, 
   return qw;
 }
 
+void dequantize_rows(const int8_t* q, const float* scale, const float* offset, int64_t in, int64_t begin, int64_t n,
+                     float* dst) {
+  for (int64_t o = 0; o < n; ++o) {
+    const int64_t row = begin + o;
+    const int8_t* qr = q + row * in;
+    for (int64_t i = 0; i < in; ++i) dst[o * in + i] = dequantize_int(qr[i], scale[row], offset[row]);
+  }
+}
+
 void dequantize_weight(const QuantizedWeight& qw, float* w_out) {
   if (qw.out < 0 || qw.in < 0 || qw.q.size() != static_cast<size_t>(qw.out * qw.in) ||
       qw.scale.size() != static_cast<size_t>(qw.out) || qw.offset.size() != static_cast<size_t>(qw.out))

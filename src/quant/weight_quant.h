@@ -22,6 +22,11 @@ struct QuantizedWeight {
 QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, int64_t in, int bits,
                                                    bool symmetric);
 
+// Rows [begin, begin+n) of a per-channel int8 weight [*, in] dequantized into
+// dst[n, in]: dst[o, i] = (q[begin+o, i] − offset[begin+o]) · scale[begin+o].
+void dequantize_rows(const int8_t* q, const float* scale, const float* offset, int64_t in, int64_t begin, int64_t n,
+                     float* dst);
+
 // w_out[o, i] = (q[o, i] − offset[o]) · scale[o]; w_out holds out·in floats.
 void dequantize_weight(const QuantizedWeight& qw, float* w_out);
 

@@ -31,19 +31,15 @@ CommandRunner add_generate_command(CLI::App& app) {
     auto start = std::chrono::steady_clock::now();
     std::vector<int32_t> ids = model.greedy(prompt, opts->max_new_tokens, tokenizer.eos_id());
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::vector<int32_t> generated(ids.begin() + static_cast<long>(prompt.size()), ids.end());
-    // Decoding the generated ids on their own strips the sentencepiece
-    // leading space exactly where llama2.c does (right after BOS).
-    std::string text = tokenizer.decode(generated);
-    if (!opts->prompt.empty() && !generated.empty()) {
-      // After a prompt the leading space belongs to the text: decode with the prompt and take the tail.
-      std::string with_prompt = tokenizer.decode(ids);
-      std::string prompt_text = tokenizer.decode(prompt);
-      text = with_prompt.substr(std::min(prompt_text.size(), with_prompt.size()));
-    }
+    const size_t n_generated = ids.size() - prompt.size();
+    // The text after the prompt is the decoded whole minus the decoded prompt:
+    // this keeps the space a sentencepiece tokenizer puts between them, and
+    // strips the leading one right after BOS exactly where llama2.c does.
+    std::string whole = tokenizer.decode(ids), prompt_text = tokenizer.decode(prompt);
+    std::string text = whole.substr(std::min(prompt_text.size(), whole.size()));
     fmt::print("{}{}\n", opts->prompt, text);
-    spdlog::info("generated {} tokens in {:.2f} s ({:.1f} tokens/s)", generated.size(), seconds,
-                 generated.size() / std::max(seconds, 1e-9));
+    spdlog::info("generated {} tokens in {:.2f} s ({:.1f} tokens/s)", n_generated, seconds,
+                 static_cast<double>(n_generated) / std::max(seconds, 1e-9));
     return 0;
   };
 }

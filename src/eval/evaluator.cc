@@ -183,26 +183,17 @@ EvalResult evaluate(const EvalOptions& o) {
   // eval links no runner code, so progress is a plain log line per layer.
   auto start = std::chrono::steady_clock::now();
   DeployedExecutor exec;
+  // Positions restart at 0 in every window, as in `lwquant ppl`.
+  std::vector<int32_t> positions(static_cast<size_t>(o.ctx));
+  for (size_t p = 0; p < positions.size(); ++p) positions[p] = static_cast<int32_t>(p);
+  auto forward_windows = [&](const LayerWeights& w, int k, Stream& stream, LinearExecutor* executor) {
+    for (size_t i = 0; i < windows.size(); ++i)
+      decoder_layer_forward(cfg, w, k, stream.hidden[i].data(), static_cast<int64_t>(windows[i].second - windows[i].first),
+                            positions.data(), executor);
+  };
   for (int k = 0; k < cfg.num_hidden_layers; ++k) {
-    {
-      LayerWeights fw = load_layer_weights(ckpt, cfg, k);
-      for (size_t i = 0; i < windows.size(); ++i) {
-        auto [b, e] = windows[i];
-        std::vector<int32_t> pos(e - b);
-        for (size_t p = 0; p < pos.size(); ++p) pos[p] = static_cast<int32_t>(p);
-        decoder_layer_forward(cfg, fw, k, fstream.hidden[i].data(), static_cast<int64_t>(pos.size()), pos.data());
-      }
-    }
-    {
-      LayerWeights qw = load_quantized_layer(quant, cfg, k, exec);
-      for (size_t i = 0; i < windows.size(); ++i) {
-        auto [b, e] = windows[i];
-        std::vector<int32_t> pos(e - b);
-        for (size_t p = 0; p < pos.size(); ++p) pos[p] = static_cast<int32_t>(p);
-        decoder_layer_forward(cfg, qw, k, qstream.hidden[i].data(), static_cast<int64_t>(pos.size()), pos.data(),
-                              &exec);
-      }
-    }
+    forward_windows(load_layer_weights(ckpt, cfg, k), k, fstream, nullptr);
+    forward_windows(load_quantized_layer(quant, cfg, k, exec), k, qstream, &exec);
     spdlog::info("eval: layer {}/{} | {:.1f}s", k + 1, cfg.num_hidden_layers,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }

@@ -18,7 +18,6 @@
 #include "models/causal_lm.h"
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
-#include "ops/gemm.h"
 #include "processors/linear_quantizer.h"
 #include "quant/w8a8_export.h"
 #include "runner/output_folder.h"
@@ -234,7 +233,7 @@ class LayerWiseQuantizer {
     }
     ::malloc_trim(0);
     forwards_done();
-    save_layer(desc, quantizers, saver, report);
+    save_layer(desc, quantizers, saver, report, weights);
     reports_.push_back(std::move(report));
   }
 
@@ -251,7 +250,7 @@ class LayerWiseQuantizer {
           break;
         }
     }
-    save_layer(desc, quantizers, saver, report, &weights);
+    save_layer(desc, quantizers, saver, report, weights);
   }
 
   std::vector<std::vector<float>> forward_all(int k, const LayerWeights& weights, LinearExecutor* exec) {
@@ -279,10 +278,23 @@ class LayerWiseQuantizer {
     report.cosine = total.cosine();
   }
 
-  // `lazy_weights`: quantizers that are still null are built from it when
-  // their Linear is saved, and the float weight is freed right after.
+  // The checkpoint's own tensor (original dtype) for a FLOAT save, taken from
+  // the loaded layer when it holds the same bytes, so nothing is read twice.
+  Tensor original_tensor(LayerWeights& weights, const std::string& name, const std::string& full) {
+    if (auto it = weights.stored.find(name); it != weights.stored.end()) {
+      Tensor t = std::move(it->second);
+      weights.stored.erase(it);
+      return t;
+    }
+    const TensorInfo& info = ckpt_.info(full);
+    if (info.dtype == DType::F32 && weights.tensors.count(name)) return tensor_f32(info.shape, weights.get(name));
+    return ckpt_.read(full);
+  }
+
+  // Quantizers that are still null are built when their Linear is saved, and
+  // the float weight is freed right after (data-free runs).
   void save_layer(const LayerDesc& desc, std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers,
-                  AscendV1Saver& saver, LayerReport& report, LayerWeights* lazy_weights = nullptr) {
+                  AscendV1Saver& saver, LayerReport& report, LayerWeights& weights) {
     std::map<std::string, const LinearDesc*> by_weight, by_bias;
     for (const auto& lin : desc.linears) {
       by_weight[lin.name + ".weight"] = &lin;
@@ -297,8 +309,8 @@ class LayerWiseQuantizer {
       if (lin && quantizers.count(lin->name)) {
         auto& slot = quantizers.at(lin->name);
         if (!slot) {
-          slot = make_quantizer(*lazy_weights, *lin, desc.prefix + "." + lin->name, *owners_.at(lin->name));
-          lazy_weights->stored.erase(t.name);
+          slot = make_quantizer(weights, *lin, desc.prefix + "." + lin->name, *owners_.at(lin->name));
+          weights.stored.erase(t.name);
         }
         LinearQuantizer& q = *slot;
         saver.save_linear(q.export_linear(serving_dtype_));
@@ -308,7 +320,7 @@ class LayerWiseQuantizer {
         continue;
       }
       if (lin) saver.note_float_linear();
-      saver.save_float(full, ckpt_.read(full));
+      saver.save_float(full, original_tensor(weights, t.name, full));
     }
   }
 

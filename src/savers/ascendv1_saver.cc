@@ -17,7 +17,7 @@ namespace {
 
 constexpr uint64_t kGiB = 1073741824ull;
 
-Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {  // NOLINT
+Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {
   Tensor t(DType::I8, std::move(shape));
   std::memcpy(t.bytes.data(), v.data(), v.size());
   return t;

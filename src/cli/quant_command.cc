@@ -46,7 +46,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     std::string model_path, save_path, config_path, quant_type, device = "cpu", model_type, calib_data;
     std::string trust_remote_code = "False";
     std::vector<std::string> tags;
-    bool overwrite = false, no_prefetch = false, no_report = false;
+    bool overwrite = false, no_prefetch = false, no_report = false, allow_float_copy = false;
     int max_calib_samples = 0;
   };
   auto o = std::make_shared<Options>();
@@ -65,7 +65,11 @@ CommandRunner add_quant_command(CLI::App& app) {
                  "Calibration file (.jsonl with inputs_pretokenized, or .json array); overrides spec.dataset");
   app.add_option("--trust_remote_code", o->trust_remote_code, "True or False (no remote code is ever run)");
   app.add_option("--tag", o->tags, "Scenario tags (accepted for compatibility; unused with --config_path)");
-  app.add_flag("--overwrite", o->overwrite, "Replace a non-empty save_path once the new result is complete");
+  app.add_flag("--overwrite", o->overwrite,
+               "Replace a save_path that holds an earlier lwquant output, once the new result is complete "
+               "(a folder lwquant did not write, or the model folder itself, is never replaced)");
+  app.add_flag("--allow_float_copy", o->allow_float_copy,
+               "Accept a configuration that quantizes no Linear (the output is then an all-FLOAT copy)");
   app.add_option("--max_calib_samples", o->max_calib_samples, "Use at most N calibration prompts (0 = all)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--no_prefetch", o->no_prefetch, "Do not read layer k+1 while layer k computes (lower peak memory)");
@@ -88,6 +92,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     job.prefetch = !o->no_prefetch;
     job.report = !o->no_report;
     job.max_calib_samples = o->max_calib_samples;
+    job.allow_float_copy = o->allow_float_copy;
     if (!fs::is_directory(job.model_path)) fail("model folder {} does not exist", job.model_path.string());
     ModelConfig cfg = load_model_config(job.model_path);
     std::string model_type = o->model_type.empty() ? cfg.model_type : o->model_type;
@@ -98,6 +103,8 @@ CommandRunner add_quant_command(CLI::App& app) {
     job.model_type = model_type;
     job.practice_yaml = read_text_file(yaml);
     QuantOutcome out = run_quantization(job);
+    if (out.resumed_from_layer > 0)
+      spdlog::info("resumed: layers 0-{} came from the interrupted run", out.resumed_from_layer - 1);
     spdlog::info("done in {} | peak RSS {} | {} tensors, {} written | model_quant_type {}",
                  format_duration(out.wall_seconds), format_bytes(static_cast<double>(out.peak_rss_bytes)),
                  out.tensors_written, format_bytes(static_cast<double>(out.bytes_written)), out.model_quant_type);

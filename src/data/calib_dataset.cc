@@ -1,6 +1,7 @@
 #include "data/calib_dataset.h"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "util/error.h"
 #include "util/file_util.h"
@@ -34,7 +35,8 @@ std::vector<std::string> load_json_array(const std::filesystem::path& file) {
 std::vector<std::string> load_json_lines(const std::filesystem::path& file) {
   std::string text = read_text_file(file);
   std::vector<std::string> prompts;
-  size_t pos = 0;
+  size_t pos = 0, raw_lines = 0;
+  int first_raw_line = 0;
   for (int line_no = 1; pos < text.size(); ++line_no) {
     size_t end = text.find('\n', pos);
     size_t next = end == std::string::npos ? text.size() : end + 1;
@@ -47,15 +49,31 @@ std::vector<std::string> load_json_lines(const std::filesystem::path& file) {
     } catch (const nlohmann::json::exception& e) {
       fail("calibration file {} line {}: invalid JSON ({})", file.string(), line_no, e.what());
     }
-    if (item.is_object() && item.contains("inputs_pretokenized")) {
-      const auto& value = item["inputs_pretokenized"];
+    // msModelSlim reads "inputs_pretokenized"; lwquant also reads "text", the
+    // shape HF datasets and most tools write (a deliberate difference: the
+    // reference would calibrate on the raw JSON line, braces included).
+    const char* key = nullptr;
+    if (item.is_object())
+      for (const char* k : {"inputs_pretokenized", "text"})
+        if (item.contains(k)) {
+          key = k;
+          break;
+        }
+    if (key) {
+      const auto& value = item[key];
       if (!value.is_string())
-        fail("calibration file {} line {}: \"inputs_pretokenized\" must be a string", file.string(), line_no);
+        fail("calibration file {} line {}: \"{}\" must be a string, got {}", file.string(), line_no, key,
+             value.type_name());
       prompts.push_back(value.get<std::string>());
     } else {
       prompts.push_back(raw);  // msModelSlim quirk 10: the raw line, newline included
+      if (raw_lines++ == 0) first_raw_line = line_no;
     }
   }
+  if (raw_lines > 0)
+    spdlog::warn("calibration file {}: {} line(s) (first: line {}) have neither \"inputs_pretokenized\" nor \"text\"; "
+                 "each is used as a prompt as it stands, JSON syntax included (msModelSlim's behaviour)",
+                 file.string(), raw_lines, first_raw_line);
   return prompts;
 }
 

@@ -26,12 +26,19 @@ class CalibDatasetTest : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(CalibDatasetTest, JsonLinesTakeInputsPretokenizedElseRawLine) {
-  auto p = write("a.jsonl", "{\"inputs_pretokenized\": \"hello\"}\n\n{\"text\": \"x\"}\n");
+// "inputs_pretokenized" (msModelSlim), then "text" (HF datasets; a deliberate
+// difference), else the raw line with its newline, as msModelSlim does.
+TEST_F(CalibDatasetTest, JsonLinesTakeInputsPretokenizedThenTextElseRawLine) {
+  auto p = write("a.jsonl",
+                 "{\"inputs_pretokenized\": \"hello\"}\n\n{\"text\": \"x\"}\n{\"prompt\": \"y\"}\n"
+                 "{\"text\": \"t\", \"inputs_pretokenized\": \"i\"}\n");
   auto prompts = load_calib_prompts(p);
-  ASSERT_EQ(prompts.size(), 2u);
+  ASSERT_EQ(prompts.size(), 4u);
   EXPECT_EQ(prompts[0], "hello");
-  EXPECT_EQ(prompts[1], "{\"text\": \"x\"}\n");  // raw line with its newline, as msModelSlim
+  EXPECT_EQ(prompts[1], "x");
+  EXPECT_EQ(prompts[2], "{\"prompt\": \"y\"}\n");
+  EXPECT_EQ(prompts[3], "i");
+  EXPECT_THROW(load_calib_prompts(write("b.jsonl", "{\"text\": 5}\n")), Error);
 }
 
 TEST_F(CalibDatasetTest, JsonArrayOfStrings) {

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <regex>
 
 #include "io/safetensors_reader.h"
 #include "util/error.h"
@@ -112,7 +113,13 @@ SafetensorsWriter::SafetensorsWriter(fs::path final_path, SafetensorsWriterOptio
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
-  if (state_ != State::Finished) discard();
+  if (state_ == State::Finished) return;
+  if (keep_file_) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return;
+  }
+  discard();
 }
 
 void SafetensorsWriter::discard() noexcept {
@@ -126,6 +133,91 @@ void SafetensorsWriter::discard() noexcept {
   state_ = State::Failed;
 }
 
+SafetensorsWriter::SafetensorsWriter(ReopenTag, fs::path final_path, SafetensorsWriterOptions options)
+    : final_path_(std::move(final_path)), options_(std::move(options)) {
+  tmp_path_ = final_path_;
+  tmp_path_ += ".tmp";
+}
+
+SafetensorsWriterState SafetensorsWriter::checkpoint() {
+  SafetensorsWriterState state;
+  guarded([&] {
+    if (::fsync(fd_) != 0) fail("cannot write {}: fsync failed: {}", final_path_.string(), std::strerror(errno));
+    state.reserve = reserve_;
+    state.data_bytes = data_bytes_;
+    state.tensors = entries_;
+  });
+  return state;
+}
+
+namespace {
+
+// True when `file`'s tensors include every tensor of `state` at the same
+// data offsets with the same dtype and shape.
+bool holds_state_prefix(const SafetensorsFile& file, const SafetensorsWriterState& state) {
+  for (const WrittenTensor& t : state.tensors) {
+    const TensorInfo* info = file.find(t.name);
+    if (!info || info->dtype != t.dtype || info->shape != t.shape) return false;
+    if (info->offset != file.data_start() + t.begin || info->nbytes != t.end - t.begin) return false;
+  }
+  return file.file_size() >= file.data_start() + state.data_bytes;
+}
+
+}  // namespace
+
+std::unique_ptr<SafetensorsWriter> SafetensorsWriter::reopen(fs::path final_path, SafetensorsWriterOptions options,
+                                                             const SafetensorsWriterState& state,
+                                                             const std::vector<fs::path>& finished_copies) {
+  std::unique_ptr<SafetensorsWriter> w(new SafetensorsWriter(ReopenTag{}, std::move(final_path), std::move(options)));
+  w->reserve_ = state.reserve;
+  w->data_bytes_ = state.data_bytes;
+  w->entries_ = state.tensors;
+  for (const auto& e : state.tensors) w->names_.insert(e.name);
+  const uint64_t length = 8 + state.reserve + state.data_bytes;
+  std::error_code ec;
+  std::vector<fs::path> copies = finished_copies;
+  if (fs::is_regular_file(w->tmp_path_, ec)) {
+    // An unfinished temporary has no length prefix yet (its first 8 bytes are
+    // a hole); one with a prefix was being finished and may have been
+    // rewritten with a smaller header, so it is read as a finished copy.
+    int fd = ::open(w->tmp_path_.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) fail("cannot reopen {}: {}", w->tmp_path_.string(), std::strerror(errno));
+    uint8_t prefix[8] = {};
+    bool unfinished = ::pread(fd, prefix, 8, 0) == 8 && std::all_of(prefix, prefix + 8, [](uint8_t b) { return b == 0; });
+    if (unfinished && fs::file_size(w->tmp_path_, ec) >= length) {
+      w->fd_ = fd;
+      if (::ftruncate(w->fd_, static_cast<off_t>(length)) != 0)
+        fail("cannot cut {} back to {} bytes: {}", w->tmp_path_.string(), length, std::strerror(errno));
+      return w;
+    }
+    ::close(fd);
+    fs::path source = w->tmp_path_;
+    source += ".resume-source";
+    fs::rename(w->tmp_path_, source, ec);
+    if (!ec) copies.insert(copies.begin(), source);
+  }
+  for (const fs::path& copy : copies) {
+    if (!fs::is_regular_file(copy, ec)) continue;
+    SafetensorsFile done = SafetensorsFile::open(copy);
+    if (!holds_state_prefix(done, state))
+      fail("{} does not start with the {} tensors recorded for resuming", copy.string(), state.tensors.size());
+    w->fd_ = create_file(w->tmp_path_, w->final_path_.string());
+    int src = ::open(copy.c_str(), O_RDONLY | O_CLOEXEC);
+    if (src < 0) fail("cannot open {}: {}", copy.string(), std::strerror(errno));
+    try {
+      copy_range(src, done.data_start(), w->fd_, 8 + state.reserve, state.data_bytes, w->final_path_.string());
+    } catch (...) {
+      ::close(src);
+      throw;
+    }
+    ::close(src);
+    fs::remove(copy, ec);
+    return w;
+  }
+  fail("cannot resume {}: neither its temporary nor a finished copy holds the {} bytes recorded",
+       w->final_path_.string(), state.data_bytes);
+}
+
 template <typename Body>
 void SafetensorsWriter::guarded(Body&& body) {
   if (state_ == State::Finished) fail("{}: writer already finished", final_path_.string());
@@ -133,7 +225,8 @@ void SafetensorsWriter::guarded(Body&& body) {
   try {
     body();
   } catch (...) {
-    discard();
+    if (keep_file_) state_ = State::Failed;  // the file stays for a resume; the destructor closes it
+    else discard();
     throw;
   }
 }
@@ -235,7 +328,7 @@ ShardedSafetensorsWriter::ShardedSafetensorsWriter(fs::path dir, ShardedWriterOp
 }
 
 ShardedSafetensorsWriter::~ShardedSafetensorsWriter() {
-  if (!finished_) cleanup();
+  if (!finished_ && !keep_files_) cleanup();
 }
 
 std::string ShardedSafetensorsWriter::shard_name(size_t index, size_t count) const {
@@ -273,6 +366,7 @@ void ShardedSafetensorsWriter::add(const std::string& name, const Tensor& t) {
     if (limit == 0 && shards_closed_ > 0) fail("{}: single-file writer already closed", dir_.string());
     current_ = std::make_unique<SafetensorsWriter>(dir_ / shard_name(shards_closed_ + 1, 0),
                                                    SafetensorsWriterOptions{options_.header_reserve, {}});
+    if (keep_files_) current_->keep_file();
   }
   current_->add(name, t);
   names_.insert(name);
@@ -311,6 +405,109 @@ std::vector<std::pair<std::string, std::string>> ShardedSafetensorsWriter::finis
   write_text_file_atomic(dir_ / (options_.stem + ".safetensors.index.json"), index.dump(2, ' ', true));
   finished_ = true;
   return result;
+}
+
+
+// ---------------------------------------------------------------- resume
+
+namespace {
+
+nlohmann::json tensors_to_json(const std::vector<WrittenTensor>& tensors) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : tensors)
+    out.push_back({t.name, std::string(dtype_name(t.dtype)), t.shape, t.begin, t.end});
+  return out;
+}
+
+std::vector<WrittenTensor> tensors_from_json(const nlohmann::json& j) {
+  std::vector<WrittenTensor> out;
+  for (const auto& t : j)
+  {
+    std::optional<DType> dtype = parse_dtype(t.at(1).get<std::string>());
+    if (!dtype) fail("unknown dtype '{}' in writer state", t.at(1).get<std::string>());
+    out.push_back({t.at(0).get<std::string>(), *dtype, t.at(2).get<Shape>(), t.at(3).get<uint64_t>(),
+                   t.at(4).get<uint64_t>()});
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json ShardedSafetensorsWriter::checkpoint() {
+  if (finished_) fail("{}: sharded writer already finished", dir_.string());
+  nlohmann::json state;
+  state["shards_closed"] = shards_closed_;
+  state["total_bytes"] = total_bytes_;
+  nlohmann::json map = nlohmann::json::array();
+  for (const auto& [name, shard] : weight_map_) map.push_back({name, shard});
+  state["weight_map"] = std::move(map);
+  if (current_) {
+    SafetensorsWriterState open = current_->checkpoint();
+    state["open"] = {{"reserve", open.reserve}, {"data_bytes", open.data_bytes},
+                     {"tensors", tensors_to_json(open.tensors)}};
+  }
+  sync_folder(dir_);
+  return state;
+}
+
+void ShardedSafetensorsWriter::resume(const nlohmann::json& state) {
+  if (current_ || shards_closed_ > 0 || !weight_map_.empty()) fail("{}: resume() needs a fresh writer", dir_.string());
+  try {
+    const size_t closed = state.at("shards_closed").get<size_t>();
+    // Files of this writer's stem: "<stem>.safetensors[.tmp]" or "<stem>-<i>-of-<n>.safetensors[.tmp|.tmp2]".
+    const std::regex shard_re(std::regex_replace(options_.stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                              R"(-(\d{5})-of-(\d{5})\.safetensors(\.tmp2?)?)");
+    std::map<size_t, std::vector<fs::path>> by_index;  // finished files per shard index
+    std::vector<fs::path> stale;
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+      std::string name = entry.path().filename().string();
+      std::smatch m;
+      if (options_.max_shard_bytes > 0 && std::regex_match(name, m, shard_re)) {
+        size_t index = std::stoul(m[1].str());
+        if (m[3].matched) {  // a temporary: kept only as the open shard's (.tmp2: an unfinished rewrite)
+          if (index != closed + 1 || m[2].str() != "00000" || m[3].str() != ".tmp") stale.push_back(entry.path());
+        } else if (index > closed + 1) {
+          stale.push_back(entry.path());
+        } else {
+          by_index[index].push_back(entry.path());
+        }
+      } else if (name == options_.stem + ".safetensors.index.json" || name == options_.stem + ".safetensors.tmp2") {
+        stale.push_back(entry.path());
+      }
+    }
+    std::error_code ec;
+    for (const auto& p : stale) fs::remove(p, ec);
+    for (size_t i = 1; i <= closed; ++i) {
+      fs::path want = dir_ / shard_name(i, 0);
+      if (fs::exists(want)) continue;
+      auto it = by_index.find(i);
+      if (it == by_index.end() || it->second.empty())
+        fail("closed shard {} is missing", want.filename().string());
+      fs::rename(it->second.front(), want);  // renamed by a finish() that did not complete
+    }
+    for (const auto& m : state.at("weight_map")) {
+      weight_map_.emplace_back(m.at(0).get<std::string>(), m.at(1).get<size_t>());
+      names_.insert(weight_map_.back().first);
+    }
+    total_bytes_ = state.at("total_bytes").get<uint64_t>();
+    shards_closed_ = closed;
+    if (state.contains("open")) {
+      const auto& o = state.at("open");
+      SafetensorsWriterState open{o.at("reserve").get<uint64_t>(), o.at("data_bytes").get<uint64_t>(),
+                                  tensors_from_json(o.at("tensors"))};
+      std::vector<fs::path> copies;
+      if (auto it = by_index.find(closed + 1); it != by_index.end()) copies = it->second;
+      if (options_.max_shard_bytes == 0) copies.push_back(dir_ / shard_name(1, 0));
+      current_ = SafetensorsWriter::reopen(dir_ / shard_name(closed + 1, 0),
+                                           SafetensorsWriterOptions{options_.header_reserve, {}}, open, copies);
+      if (keep_files_) current_->keep_file();
+    } else if (options_.max_shard_bytes == 0 && closed == 0) {
+      fs::remove(dir_ / shard_name(1, 0), ec);
+    }
+    sync_folder(dir_);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed writer state: {}", dir_.string(), e.what());
+  }
 }
 
 }  // namespace lwq

@@ -13,10 +13,28 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
 
 namespace lwq {
+
+// One tensor already in a file being written; offsets are relative to the data area.
+struct WrittenTensor {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  uint64_t begin, end;
+};
+
+// What an unfinished writer has put in its file: enough to reopen the file
+// after a crash and go on appending (resume). Taken after an fsync.
+struct SafetensorsWriterState {
+  uint64_t reserve = 0;     // header bytes reserved
+  uint64_t data_bytes = 0;  // data written after the reserve
+  std::vector<WrittenTensor> tensors;
+};
 
 struct SafetensorsWriterOptions {
   // Bytes kept free for the header before the first tensor (rounded up to a
@@ -45,13 +63,24 @@ class SafetensorsWriter {
   // Writes the header, fsyncs and renames to the final name.
   void finish();
 
+  // fsyncs what was written so far and returns the state to reopen it from.
+  SafetensorsWriterState checkpoint();
+  // Resume support: after a failed write (a full disk) keep the temporary
+  // instead of removing it, and on destruction leave it for a later reopen().
+  void keep_file() { keep_file_ = true; }
+  // Reopens the unfinished file of an earlier process at `state`: its
+  // temporary (cut back to the state's length), or else one of
+  // `finished_copies` that the earlier process completed after the state was
+  // taken, whose first tensors must be exactly the state's (their data is
+  // copied back behind a fresh reserve). Throws when neither is usable.
+  static std::unique_ptr<SafetensorsWriter> reopen(std::filesystem::path final_path, SafetensorsWriterOptions options,
+                                                   const SafetensorsWriterState& state,
+                                                   const std::vector<std::filesystem::path>& finished_copies);
+
  private:
-  struct Entry {
-    std::string name;
-    DType dtype;
-    Shape shape;
-    uint64_t begin, end;  // relative to the data area
-  };
+  using Entry = WrittenTensor;
+  struct ReopenTag {};
+  SafetensorsWriter(ReopenTag, std::filesystem::path final_path, SafetensorsWriterOptions options);
   template <typename Body>
   void guarded(Body&& body);
   std::string header_json() const;
@@ -66,6 +95,7 @@ class SafetensorsWriter {
   std::vector<Entry> entries_;
   std::set<std::string> names_;
   enum class State { Open, Finished, Failed } state_ = State::Open;
+  bool keep_file_ = false;
 };
 
 struct ShardedWriterOptions {
@@ -95,6 +125,17 @@ class ShardedSafetensorsWriter {
   // Returns the weight map (tensor -> file name) in write order.
   std::vector<std::pair<std::string, std::string>> finish();
 
+  // Resume support: the state after an fsync of the open shard, and its
+  // restoration into a writer that has had nothing added yet (same dir and
+  // options). resume() puts back closed shards a crashed finish() renamed,
+  // removes files written after the state was taken, and throws when the
+  // files no longer hold what the state describes.
+  nlohmann::json checkpoint();
+  void resume(const nlohmann::json& state);
+  // Leave every file as it is on destruction, for a later resume(); also
+  // keeps the open shard's temporary when a write fails. Set before adding.
+  void keep_files() { keep_files_ = true; if (current_) current_->keep_file(); }
+
  private:
   std::string shard_name(size_t index, size_t count) const;  // 1-based index
   void close_shard();
@@ -109,6 +150,7 @@ class ShardedSafetensorsWriter {
   uint64_t total_bytes_ = 0;
   size_t final_count_ = 0;  // N once shards are being renamed
   bool finished_ = false;
+  bool keep_files_ = false;
 };
 
 // Test hook: after `n` more bytes the write path fails as if the disk were

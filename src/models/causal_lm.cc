@@ -17,7 +17,9 @@ Tensor read_checked(const Checkpoint& ckpt, const ModelConfig& cfg, const std::s
   check_tensor_shape(cfg, name, info.shape, shape);
   if (!is_float(info.dtype))
     fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", name, dtype_name(info.dtype));
-  return ckpt.read(name);
+  Tensor t = ckpt.read(name);
+  check_finite(t, name, ckpt.file_of(name).string());
+  return t;
 }
 
 }  // namespace

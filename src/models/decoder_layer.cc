@@ -71,6 +71,7 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
     if (!is_float(info.dtype))
       fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
     Tensor raw = ckpt.read(full);
+    check_finite(raw, full, ckpt.file_of(full).string());
     if (linear_weights.count(t.name) && raw.dtype != DType::F32) w.stored.emplace(t.name, std::move(raw));
     else w.tensors.emplace(t.name, to_f32(raw));
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "ops/gemm.h"
 #include "quant/qparams.h"
@@ -28,9 +29,17 @@ void OutputErrorStats::merge(const OutputErrorStats& other) {
   rows += other.rows;
 }
 
-double OutputErrorStats::relative_l2() const { return ref_sq > 0 ? std::sqrt(err_sq / ref_sq) : 0.0; }
+// A non-finite sum means a NaN or Inf reached the outputs: the figures are
+// NaN then, never a perfect-looking 0 or 1.
+double OutputErrorStats::relative_l2() const {
+  if (!std::isfinite(err_sq) || !std::isfinite(ref_sq)) return std::nan("");
+  if (ref_sq == 0) return err_sq == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return std::sqrt(err_sq / ref_sq);
+}
 double OutputErrorStats::cosine() const {
-  return (ref_sq > 0 && out_sq > 0) ? dot / std::sqrt(ref_sq * out_sq) : 1.0;
+  if (!std::isfinite(dot) || !std::isfinite(ref_sq) || !std::isfinite(out_sq)) return std::nan("");
+  if (ref_sq == 0 || out_sq == 0) return ref_sq == out_sq ? 1.0 : 0.0;
+  return dot / std::sqrt(ref_sq * out_sq);
 }
 
 LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& config, const float* weight,

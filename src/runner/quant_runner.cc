@@ -4,12 +4,19 @@
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <cstdlib>
+
+#include <cmath>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <span>
 
 #include "data/calib_dataset.h"
 #include "data/tokenizer.h"
@@ -23,6 +30,7 @@
 #include "runner/output_folder.h"
 #include "runner/progress.h"
 #include "runner/quant_plan.h"
+#include "runner/resume_manifest.h"
 #include "savers/ascendv1_saver.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -73,9 +81,31 @@ class CalibrationExecutor : public LinearExecutor {
   const LayerWeights& weights_;
 };
 
-std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelConfig& cfg, const Checkpoint& ckpt) {
-  std::string name = job.calib_data.empty() ? job.config.dataset : job.calib_data;
-  fs::path file = resolve_dataset_path(name, job.builtin_calib_dir);
+int64_t first_non_finite_f32(const std::vector<float>& v) {
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) return static_cast<int64_t>(i);
+  return -1;
+}
+
+// Crash-test hook: LWQUANT_TEST_KILL_AT="<layer>:<saved|committed>" sends
+// this process SIGKILL right after layer <layer> is saved (before its commit)
+// or committed — a kill -9 at a chosen point, for the resume tests.
+void kill_for_testing(int layer, const char* phase) {
+  static const char* spec = std::getenv("LWQUANT_TEST_KILL_AT");
+  if (spec && fmt::format("{}:{}", layer, phase) == spec) ::kill(::getpid(), SIGKILL);
+}
+
+fs::path calibration_file(const QuantJob& job) {
+  return resolve_dataset_path(job.calib_data.empty() ? job.config.dataset : job.calib_data, job.builtin_calib_dir);
+}
+
+bool is_blank(const std::string& text) { return text.find_first_not_of(" \t\r\n") == std::string::npos; }
+
+// Deliberate differences from msModelSlim (docs/design.md): an empty prompt is
+// skipped (it would calibrate from the BOS token alone) and a prompt longer
+// than the model's context is cut to it (positions past it were never trained).
+std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelConfig& cfg, const Checkpoint& ckpt,
+                                             const fs::path& file) {
   std::vector<std::string> prompts = load_calib_prompts(file);
   if (job.max_calib_samples > 0 && prompts.size() > static_cast<size_t>(job.max_calib_samples))
     prompts.resize(static_cast<size_t>(job.max_calib_samples));
@@ -83,11 +113,20 @@ std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelCon
   EmbeddingTable embed = EmbeddingTable::load(ckpt, cfg);
   std::vector<CalibSample> samples;
   int64_t tokens = 0;
+  std::vector<size_t> truncated;
   for (size_t i = 0; i < prompts.size(); ++i) {
+    if (is_blank(prompts[i])) {
+      spdlog::warn("calibration sample {} of {} is empty; skipped", i, file.string());
+      continue;
+    }
     std::vector<int32_t> ids = tokenizer.encode_with_special(prompts[i]);
     if (ids.empty()) {
       spdlog::warn("calibration sample {} of {} encodes to no tokens; skipped", i, file.string());
       continue;
+    }
+    if (cfg.max_position_embeddings > 0 && static_cast<int64_t>(ids.size()) > cfg.max_position_embeddings) {
+      ids.resize(static_cast<size_t>(cfg.max_position_embeddings));
+      truncated.push_back(i);
     }
     CalibSample s;
     s.positions.resize(ids.size());
@@ -96,11 +135,14 @@ std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelCon
     tokens += s.seq();
     samples.push_back(std::move(s));
   }
+  if (!truncated.empty())
+    spdlog::warn("{} calibration sample(s) of {} (first: sample {}) are longer than the model's context and were cut "
+                 "to max_position_embeddings = {} tokens", truncated.size(), file.string(), truncated.front(),
+                 cfg.max_position_embeddings);
   if (samples.empty()) fail("calibration dataset {} yields no tokens", file.string());
   spdlog::info("calibration: {} samples, {} tokens from {}", samples.size(), tokens, file.string());
   return samples;
 }
-
 
 class LayerWiseQuantizer {
  public:
@@ -114,53 +156,76 @@ class LayerWiseQuantizer {
   }
 
   QuantOutcome run() {
+    check_save_path_is_not_input(job_.save_path, job_.model_path);
+    const int n = cfg_.num_hidden_layers;
+    check_something_is_quantized();
     OutputFolder folder(job_.save_path, job_.overwrite);
-    int64_t part_size = job_.config.save.empty() ? 4 : job_.config.save.front().part_file_size;
-    AscendV1Saver saver(folder.temp_path(), part_size, cfg_.dtype);
     warn_unknown_tensors();
 
     bool needs_data = false;
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
-    if (needs_data) samples_ = prepare_calibration(job_, cfg_, ckpt_);
+    const fs::path calib_file = needs_data ? calibration_file(job_) : fs::path();
+    if (needs_data) samples_ = prepare_calibration(job_, cfg_, ckpt_, calib_file);
     else spdlog::info("data-free configuration: no calibration forward is run");
 
-    const int n = cfg_.num_hidden_layers;
+    const nlohmann::json identity = run_identity(
+        {&job_.config, job_.model_path, calib_file, job_.max_calib_samples, job_.report});
+    std::unique_ptr<AscendV1Saver> saver = make_saver(folder);
+    const int first = resume_or_start_fresh(folder, identity, saver);
+
     bool model_wise = job_.config.runner == RunnerType::ModelWise;
     std::vector<LayerWeights> preloaded;
     if (model_wise) {
       spdlog::info("model_wise runner: loading all {} layers first", n);
-      for (int k = 0; k < n; ++k) preloaded.push_back(load_layer_weights(ckpt_, cfg_, k));
+      for (int k = first; k < n; ++k) preloaded.push_back(load_layer_weights(ckpt_, cfg_, k));
     }
-    LayerProgress progress(n);
+    LayerProgress progress(n - first);
     std::future<LayerWeights> next;
     auto load = [this](int k) { return load_layer_weights(ckpt_, cfg_, k); };
-    if (!model_wise && job_.prefetch && n > 0) next = std::async(std::launch::async, load, 0);
-    for (int k = 0; k < n; ++k) {
-      LayerWeights weights;
-      if (model_wise) weights = std::move(preloaded[static_cast<size_t>(k)]);
-      else weights = next.valid() ? next.get() : load(k);
-      // Layer k+1 is read while layer k is processed. A calibrated layer holds
-      // its float and int8 weights during its forwards, so there the read
-      // starts once the forwards are done and the float copies of quantized
-      // Linears are freed: two whole layers are never resident besides int8 codes.
-      auto prefetch_next = [&, k] {
-        if (!model_wise && job_.prefetch && k + 1 < n) next = std::async(std::launch::async, load, k + 1);
-      };
-      if (samples_.empty()) prefetch_next();
-      process_layer(k, weights, saver, prefetch_next);
-      weights = LayerWeights();
-      ::malloc_trim(0);  // hand freed layer buffers back to the OS so RSS tracks what is live
-      const LayerReport& r = reports_.back();
-      progress.layer_done(k, r.relative_l2 >= 0 ? fmt::format("output rel. L2 {:.4f}", r.relative_l2) : "");
+    if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
+    int committed = first;
+    try {
+      for (int k = first; k < n; ++k) {
+        LayerWeights weights;
+        if (model_wise) weights = std::move(preloaded[static_cast<size_t>(k - first)]);
+        else weights = next.valid() ? next.get() : load(k);
+        // Layer k+1 is read while layer k is processed. A calibrated layer holds
+        // its float and int8 weights during its forwards, so there the read
+        // starts once the forwards are done and the float copies of quantized
+        // Linears are freed: two whole layers are never resident besides int8 codes.
+        auto prefetch_next = [&, k] {
+          if (!model_wise && job_.prefetch && k + 1 < n) next = std::async(std::launch::async, load, k + 1);
+        };
+        if (samples_.empty()) prefetch_next();
+        process_layer(k, weights, *saver, prefetch_next);
+        kill_for_testing(k, "saved");
+        weights = LayerWeights();
+        ::malloc_trim(0);  // hand freed layer buffers back to the OS so RSS tracks what is live
+        commit_progress(folder, identity, *saver, k + 1);
+        committed = k + 1;
+        kill_for_testing(k, "committed");
+        const LayerReport& r = reports_.back();
+        progress.layer_done(k - first,
+                            r.relative_l2 >= 0 ? fmt::format("output rel. L2 {:.4f}", r.relative_l2) : "");
+      }
+    } catch (...) {
+      if (next.valid()) next.wait();  // never leave a reader running on a closing checkpoint
+      if (committed > 0) {
+        folder.keep_for_resume();
+        spdlog::warn("{} of {} layers are committed in {}; run the same command again to resume from layer {}",
+                     committed, n, folder.temp_path().string(), committed);
+      }
+      throw;
     }
-    save_non_layer_tensors(saver);
-    SaveSummary summary = saver.finish(job_.model_path);
+    save_non_layer_tensors(*saver);
+    SaveSummary summary = saver->finish(job_.model_path);
     write_report(folder.temp_path(), summary);
     if (!job_.practice_yaml.empty())
       write_text_file_atomic(folder.temp_path() / ((job_.model_type.empty() ? cfg_.model_type : job_.model_type) +
                                                    "_best_practice.yaml"),
                              job_.practice_yaml);
     for (const auto& warning : unmatched_pattern_warnings(units_)) spdlog::warn("{}", warning);
+    remove_resume_files(folder.temp_path());
     folder.commit();
 
     QuantOutcome outcome;
@@ -169,6 +234,7 @@ class LayerWiseQuantizer {
     outcome.bytes_written = summary.bytes;
     outcome.wall_seconds = progress.elapsed_seconds();
     outcome.peak_rss_bytes = read_memory_stats().peak_rss_bytes;
+    outcome.resumed_from_layer = first;
     return outcome;
   }
 
@@ -183,6 +249,79 @@ class LayerWiseQuantizer {
     std::vector<LinearReport> linears;
     double relative_l2, cosine;  // layer output vs float layer on the same inputs; −1 if not measured
   };
+
+  // The saver never removes what it wrote: the work folder as a whole is
+  // kept for a resume or removed (OutputFolder).
+  std::unique_ptr<AscendV1Saver> make_saver(const OutputFolder& folder) const {
+    int64_t part_size = job_.config.save.empty() ? 4 : job_.config.save.front().part_file_size;
+    auto saver = std::make_unique<AscendV1Saver>(folder.temp_path(), part_size, cfg_.dtype);
+    saver->keep_files_for_resume();
+    return saver;
+  }
+
+  // Matches every Linear of every layer against the processors before any
+  // work: a configuration that selects nothing is refused up front (unless a
+  // float copy is asked for), and unmatched-pattern warnings cover the whole
+  // model whichever layer a resumed run starts from.
+  void check_something_is_quantized() {
+    size_t selected = 0;
+    for (int k = 0; k < cfg_.num_hidden_layers; ++k) {
+      LayerDesc desc = layer_desc(cfg_, k);
+      for (const auto& lin : desc.linears)
+        for (auto& unit : units_)
+          if (unit.match(desc.prefix + "." + lin.name)) {
+            ++selected;
+            break;
+          }
+    }
+    if (selected > 0) return;
+    if (!job_.allow_float_copy)
+      fail("the configuration quantizes no Linear of this model (spec.process {}): the output would be an all-FLOAT "
+           "copy; check the include/exclude patterns, or pass --allow_float_copy if a float copy is what you want",
+           units_.empty() ? "is empty" : "selects nothing");
+    spdlog::warn("the configuration quantizes no Linear: writing an all-FLOAT copy (--allow_float_copy)");
+  }
+
+  // Continues the work a dead run committed in the work folder, when it is
+  // the same job; returns the first layer still to do.
+  int resume_or_start_fresh(OutputFolder& folder, const nlohmann::json& identity,
+                            std::unique_ptr<AscendV1Saver>& saver) {
+    if (!folder.found_earlier_work()) return 0;
+    std::vector<size_t> sizes;
+    for (const auto& s : samples_) sizes.push_back(s.hidden.size());
+    std::string why_not;
+    std::optional<ResumePoint> point = load_resume_point(folder.temp_path(), identity, sizes, why_not);
+    if (point) {
+      try {
+        saver->resume(point->saver);
+        restore_reports(point->runner);
+        for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(point->calibration[s]);
+        spdlog::info("resuming an interrupted run: {} of {} layers were already done (work folder {})",
+                     point->units_done, cfg_.num_hidden_layers, folder.temp_path().string());
+        return point->units_done;
+      } catch (const Error& e) {
+        why_not = e.what();
+        reports_.clear();
+      }
+    }
+    spdlog::warn("found the work folder {} of an interrupted run but cannot continue it ({}); starting afresh",
+                 folder.temp_path().string(), why_not);
+    folder.clear();
+    saver = make_saver(folder);
+    if (!samples_.empty()) samples_ = prepare_calibration(job_, cfg_, ckpt_, calibration_file(job_));
+    return 0;
+  }
+
+  void commit_progress(const OutputFolder& folder, const nlohmann::json& identity, AscendV1Saver& saver,
+                       int units_done) {
+    ResumePoint point;
+    point.units_done = units_done;
+    point.saver = saver.checkpoint();
+    point.runner = reports_json();
+    std::vector<std::span<const float>> calibration;
+    for (const auto& s : samples_) calibration.emplace_back(s.hidden);
+    commit_resume_point(folder.temp_path(), identity, point, calibration);
+  }
 
   std::unique_ptr<LinearQuantizer> make_quantizer(const LayerWeights& weights, const LinearDesc& lin,
                                                  const std::string& full, const ProcessorConfig& owner) {
@@ -256,9 +395,15 @@ class LayerWiseQuantizer {
   std::vector<std::vector<float>> forward_all(int k, const LayerWeights& weights, LinearExecutor* exec) {
     std::vector<std::vector<float>> outputs;
     outputs.reserve(samples_.size());
-    for (const auto& s : samples_) {
+    for (size_t i = 0; i < samples_.size(); ++i) {
+      const CalibSample& s = samples_[i];
       std::vector<float> h = s.hidden;
-      decoder_layer_forward(cfg_, weights, k, h.data(), s.seq(), s.positions.data(), exec);
+      with_context(fmt::format("layer {} on calibration sample {}", k, i), [&] {
+        decoder_layer_forward(cfg_, weights, k, h.data(), s.seq(), s.positions.data(), exec);
+        if (int64_t bad = first_non_finite_f32(h); bad >= 0)
+          fail("the layer's output holds a non-finite value at token {}, channel {} (an overflow in the model's "
+               "float arithmetic, or damaged weights)", bad / cfg_.hidden_size, bad % cfg_.hidden_size);
+      });
       outputs.push_back(std::move(h));
     }
     return outputs;
@@ -327,7 +472,9 @@ class LayerWiseQuantizer {
   void save_non_layer_tensors(AscendV1Saver& saver) {
     for (const auto& t : non_layer_tensors(cfg_, ckpt_)) {
       if (ckpt_.contains(t.name)) {
-        saver.save_float(t.name, ckpt_.read(t.name));
+        Tensor tensor = ckpt_.read(t.name);
+        check_finite(tensor, t.name, ckpt_.file_of(t.name).string());
+        saver.save_float(t.name, tensor);
       } else if (t.name == "lm_head.weight") {
         // Tied head: serving engines look lm_head.weight up (spec §10 fact 16).
         saver.save_float(t.name, ckpt_.read("model.embed_tokens.weight"));
@@ -354,30 +501,54 @@ class LayerWiseQuantizer {
                    unknown.size(), unknown.front());
   }
 
-  void write_report(const fs::path& dir, const SaveSummary& summary) {
+  // The report's rows so far; also the runner's resume state.
+  nlohmann::ordered_json reports_json() const {
     nlohmann::ordered_json layers = nlohmann::ordered_json::array();
     for (const auto& r : reports_) {
       nlohmann::ordered_json linears = nlohmann::ordered_json::array();
       for (const auto& l : r.linears) {
         nlohmann::ordered_json j = {{"name", l.name}, {"type", l.type}};
-        if (l.relative_l2 >= 0) {
+        if (!(l.relative_l2 < 0)) {  // measured (a NaN is written as null, never dropped)
           j["relative_l2"] = l.relative_l2;
           j["cosine"] = l.cosine;
         }
         linears.push_back(j);
       }
       nlohmann::ordered_json j = {{"layer", r.layer}, {"name", r.prefix}};
-      if (r.relative_l2 >= 0) {
+      if (!(r.relative_l2 < 0)) {
         j["relative_l2"] = r.relative_l2;
         j["cosine"] = r.cosine;
       }
       j["linears"] = linears;
       layers.push_back(j);
     }
+    return layers;
+  }
+
+  void restore_reports(const nlohmann::json& layers) {
+    auto measured = [](const nlohmann::json& j, const char* key) {
+      if (!j.contains(key)) return -1.0;
+      return j.at(key).is_null() ? std::nan("") : j.at(key).get<double>();
+    };
+    try {
+      for (const auto& j : layers) {
+        LayerReport r{j.at("layer").get<int>(), j.at("name").get<std::string>(), {}, measured(j, "relative_l2"),
+                      measured(j, "cosine")};
+        for (const auto& l : j.at("linears"))
+          r.linears.push_back({l.at("name").get<std::string>(), l.at("type").get<std::string>(),
+                               measured(l, "relative_l2"), measured(l, "cosine")});
+        reports_.push_back(std::move(r));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      fail("malformed report rows in the resume manifest: {}", e.what());
+    }
+  }
+
+  void write_report(const fs::path& dir, const SaveSummary& summary) {
     nlohmann::ordered_json doc = {{"model_quant_type", summary.model_quant_type},
                                   {"calibration_samples", samples_.size()},
                                   {"measured", !samples_.empty() && job_.report},
-                                  {"layers", layers}};
+                                  {"layers", reports_json()}};
     write_text_file_atomic(dir / "quant_report.json", doc.dump(2));
     log_worst_layers();
   }

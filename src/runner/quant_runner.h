@@ -1,6 +1,8 @@
 // The layer_wise runner (spec §4.2–4.4) — load layer k → processors →
-// saver → free — and its model_wise counterpart, which loads every layer
-// first and is kept for comparison.
+// saver → commit → free — and its model_wise counterpart, which loads every
+// layer first and is kept for comparison. Each finished layer is committed
+// durably in the work folder, so the same job run again after a crash
+// resumes from there (resume_manifest.h).
 #pragma once
 
 #include <filesystem>
@@ -25,6 +27,9 @@ struct QuantJob {
   // Written as "<model_type>_best_practice.yaml" into the output, as msModelSlim's CLI does.
   std::string model_type;
   std::string practice_yaml;
+  // A configuration that quantizes no Linear is an error unless this is set
+  // (then the output is an all-FLOAT copy in the ascendV1 layout).
+  bool allow_float_copy = false;
 };
 
 struct QuantOutcome {
@@ -33,6 +38,7 @@ struct QuantOutcome {
   uint64_t bytes_written = 0;
   double wall_seconds = 0.0;
   int64_t peak_rss_bytes = 0;
+  int resumed_from_layer = 0;  // > 0 when an interrupted run was continued
 };
 
 QuantOutcome run_quantization(const QuantJob& job);

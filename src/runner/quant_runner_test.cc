@@ -222,26 +222,47 @@ TEST(QuantRunner, RefusesNonEmptySavePathUnlessOverwrite) {
   TempDir tmp;
   fs::create_directories(tmp / "out");
   std::ofstream(tmp / "out" / "keep.txt") << "old";
+  std::ofstream(tmp / "out" / "quant_model_description.json") << "{}";  // an earlier lwquant output
   QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a16.yaml").string());
   EXPECT_THROW(run_quantization(job), Error);
   EXPECT_TRUE(fs::exists(tmp / "out" / "keep.txt"));
   job.overwrite = true;
   run_quantization(job);
   EXPECT_FALSE(fs::exists(tmp / "out" / "keep.txt"));
-  EXPECT_TRUE(fs::exists(tmp / "out" / "quant_model_description.json"));
+  EXPECT_TRUE(fs::exists(tmp / "out" / "quant_model_weights.safetensors") ||
+              fs::exists(tmp / "out" / "quant_model_weights-00001-of-00001.safetensors"));
+  EXPECT_NE(read_text_file(tmp / "out" / "quant_model_description.json"), "{}");
+}
+
+// --overwrite replaces only what lwquant wrote: a folder of other files stays.
+TEST(QuantRunner, OverwriteRefusesAFolderLwquantDidNotWrite) {
+  TempDir tmp;
+  fs::create_directories(tmp / "out");
+  std::ofstream(tmp / "out" / "thesis.tex") << "precious";
+  QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a16.yaml").string());
+  job.overwrite = true;
+  try {
+    run_quantization(job);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("quant_model_description"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_text_file(tmp / "out" / "thesis.tex"), "precious");
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()), 1);
 }
 
 TEST(QuantRunner, DiskFullLeavesNoFinishedFolderAndKeepsOldContent) {
   TempDir tmp;
   fs::create_directories(tmp / "out");
   std::ofstream(tmp / "out" / "keep.txt") << "old";
+  std::ofstream(tmp / "out" / "quant_model_description.json") << "{}";
   QuantJob job = make_job(stories(), tmp / "out", (repo() / "configs/w8a16.yaml").string());
   job.overwrite = true;
   set_write_fault_after_bytes_for_testing(100000);
   EXPECT_THROW(run_quantization(job), Error);
   set_write_fault_after_bytes_for_testing(-1);
   EXPECT_TRUE(fs::exists(tmp / "out" / "keep.txt"));
-  EXPECT_FALSE(fs::exists(tmp / "out" / "quant_model_description.json"));
+  EXPECT_EQ(read_text_file(tmp / "out" / "quant_model_description.json"), "{}");
   for (const auto& e : fs::directory_iterator(tmp.path()))
     EXPECT_EQ(e.path().filename().string().find(".lwquant-tmp"), std::string::npos) << e.path();
 }

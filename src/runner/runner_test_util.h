@@ -7,9 +7,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "config/quant_config.h"
+#include "io/checkpoint.h"
+#include "io/safetensors_writer.h"
 #include "runner/quant_runner.h"
 #include "util/file_util.h"
 
@@ -71,6 +74,29 @@ fs::path copy_model(const fs::path& from, const fs::path& to, Edit edit) {
   edit(cfg);
   std::ofstream(to / "config.json") << cfg.dump(2);
   return to;
+}
+
+// A copy of a single-file model folder whose tensor `name` is changed by
+// `edit` (given and returning the tensor; dtype and shape may change).
+template <typename Edit>
+fs::path copy_model_with_tensor(const fs::path& from, const fs::path& to, const std::string& name, Edit edit) {
+  copy_model(from, to, [](auto&) {});
+  Checkpoint ckpt = Checkpoint::open(from / "model.safetensors");
+  fs::remove(to / "model.safetensors");
+  SafetensorsWriter w(to / "model.safetensors");
+  for (const auto& n : ckpt.tensor_names()) w.add(n, n == name ? edit(ckpt.read(n)) : ckpt.read(n));
+  w.finish();
+  return to;
+}
+
+// Every regular file of `a` equals the same file of `b`, and both hold the same names.
+inline void expect_same_folder(const fs::path& a, const fs::path& b) {
+  std::set<std::string> names_a, names_b;
+  for (const auto& e : fs::directory_iterator(a)) names_a.insert(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(b)) names_b.insert(e.path().filename().string());
+  EXPECT_EQ(names_a, names_b);
+  for (const auto& n : names_a)
+    if (names_b.count(n)) EXPECT_TRUE(read_text_file(a / n) == read_text_file(b / n)) << n << " differs";
 }
 
 }  // namespace lwq::testing_util

@@ -121,6 +121,32 @@ void copy_model_files(const fs::path& model_dir, const fs::path& out_dir) {
   }
 }
 
+nlohmann::json AscendV1Saver::checkpoint() {
+  nlohmann::json state;
+  state["writer"] = writer_->checkpoint();
+  state["description"] = description_;
+  state["model_quant_type"] = quant_type_.value();
+  state["group_size"] = group_size_;
+  state["tensors"] = summary_.tensors;
+  state["bytes"] = summary_.bytes;
+  return state;
+}
+
+void AscendV1Saver::keep_files_for_resume() { writer_->keep_files(); }
+
+void AscendV1Saver::resume(const nlohmann::json& state) {
+  try {
+    writer_->resume(state.at("writer"));
+    description_ = state.at("description").get<std::vector<std::pair<std::string, std::string>>>();
+    quant_type_.update(state.at("model_quant_type").get<std::string>());
+    group_size_ = state.at("group_size").get<int64_t>();
+    summary_.tensors = state.at("tensors").get<size_t>();
+    summary_.bytes = state.at("bytes").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed saver state: {}", out_dir_.string(), e.what());
+  }
+}
+
 SaveSummary AscendV1Saver::finish(const fs::path& model_dir) {
   auto weight_map = writer_->finish();
   std::vector<std::string> files;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +43,15 @@ class AscendV1Saver {
   // Closes the shards, writes the index and the description JSON, and copies
   // config/tokenizer files from `model_dir` (quantization_config stripped).
   SaveSummary finish(const std::filesystem::path& model_dir);
+
+  // Resume support: everything written so far made durable, and the saver's
+  // state (shards, description, counters) as JSON; resume() restores it into
+  // a fresh saver over the same folder (see ShardedSafetensorsWriter::resume).
+  nlohmann::json checkpoint();
+  void resume(const nlohmann::json& state);
+  // Files written stay in place when the saver is destroyed unfinished (and
+  // after a failed write), so a later run can resume() them.
+  void keep_files_for_resume();
 
  private:
   void add(const std::string& name, const Tensor& t, const std::string& type);

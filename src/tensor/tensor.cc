@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "util/error.h"
 
 namespace lwq {
@@ -22,6 +25,56 @@ std::vector<float> to_f32(const Tensor& t) {
   std::vector<float> out(static_cast<size_t>(t.numel()));
   convert_to_f32(t.dtype, t.bytes.data(), out.data(), out.size());
   return out;
+}
+
+namespace {
+
+// First element whose exponent bits are all ones (NaN or Inf), by bit pattern:
+// no conversion, and the loop vectorises.
+template <typename Bits>
+int64_t first_all_ones_exponent(const uint8_t* bytes, int64_t n, Bits exponent_mask) {
+  const Bits* v = reinterpret_cast<const Bits*>(bytes);
+  constexpr int64_t kBlock = 4096;
+  for (int64_t begin = 0; begin < n; begin += kBlock) {
+    const int64_t end = std::min(n, begin + kBlock);
+    bool any = false;
+    for (int64_t i = begin; i < end; ++i) any |= (v[i] & exponent_mask) == exponent_mask;
+    if (!any) continue;
+    for (int64_t i = begin; i < end; ++i)
+      if ((v[i] & exponent_mask) == exponent_mask) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t first_non_finite(const Tensor& t) {
+  const int64_t n = std::min<int64_t>(t.numel(), static_cast<int64_t>(t.bytes.size() / std::max<size_t>(1, dtype_size(t.dtype))));
+  switch (t.dtype) {
+    case DType::F64: return first_all_ones_exponent<uint64_t>(t.bytes.data(), n, 0x7FF0000000000000ull);
+    case DType::F32: return first_all_ones_exponent<uint32_t>(t.bytes.data(), n, 0x7F800000u);
+    case DType::F16: return first_all_ones_exponent<uint16_t>(t.bytes.data(), n, uint16_t{0x7C00});
+    case DType::BF16: return first_all_ones_exponent<uint16_t>(t.bytes.data(), n, uint16_t{0x7F80});
+    default: return -1;
+  }
+}
+
+void check_finite(const Tensor& t, const std::string& name, const std::string& file) {
+  int64_t i = first_non_finite(t);
+  if (i < 0) return;
+  std::string where = fmt::format("element {}", i);
+  if (t.shape.size() == 2 && t.shape[1] > 0) where += fmt::format(" (row {}, column {})", i / t.shape[1], i % t.shape[1]);
+  // The kind of value, read from the bits: a mantissa of zero is an infinity.
+  bool is_inf = false;
+  switch (t.dtype) {
+    case DType::F64: is_inf = std::isinf(t.data<double>()[i]); break;
+    case DType::F32: is_inf = std::isinf(t.data<float>()[i]); break;
+    case DType::F16: is_inf = (t.data<uint16_t>()[i] & 0x03FF) == 0; break;
+    case DType::BF16: is_inf = (t.data<uint16_t>()[i] & 0x007F) == 0; break;
+    default: break;
+  }
+  fail("tensor '{}' in {} holds {} at {}: the checkpoint is damaged or was saved from a diverged model; "
+       "lwquant refuses to quantize non-finite weights", name, file, is_inf ? "an infinity" : "NaN", where);
 }
 
 Tensor tensor_f32(Shape shape, std::vector<float> values) {

@@ -41,6 +41,14 @@ struct Tensor {
   std::span<const T> span() const { return {data<T>(), static_cast<size_t>(numel())}; }
 };
 
+// Index of the first NaN or ±Inf element of a float tensor (F32, F16, BF16,
+// F64), or -1 when every element is finite (and for non-float dtypes).
+int64_t first_non_finite(const Tensor& t);
+// Throws "tensor '<name>' in <file> holds NaN at element i (row r, column c)"
+// when first_non_finite() finds one: weights are checked when read, so a
+// broken checkpoint never turns into plausible-looking scales.
+void check_finite(const Tensor& t, const std::string& name, const std::string& file);
+
 // A float32 copy of any float tensor's values.
 std::vector<float> to_f32(const Tensor& t);
 // A float32 tensor (shape `shape`) holding `values`.

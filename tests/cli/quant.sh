@@ -48,4 +48,36 @@ expect_error "empty.jsonl" "$LWQ" quant --model_path "$M" --save_path "$TMP/e" -
 : >"$TMP/a_file"
 expect_error "a_file" "$LWQ" quant --model_path "$M" --save_path "$TMP/a_file/out" --quant_type w8a16
 expect_error "not a folder" "$LWQ" quant --model_path "$M" --save_path "$TMP/a_file" --quant_type w8a16
+# The input is never destroyed: the model folder itself, a folder inside it or above it, with or
+# without --overwrite, is refused, and the model is untouched.
+mkdir -p "$TMP/models/m" && cp -r "$M"/. "$TMP/models/m/"
+before=$(cd "$TMP/models" && find . -type f -exec md5sum {} + | sort | md5sum)
+for save in "$TMP/models/m" "$TMP/models/m/out" "$TMP/models" "$TMP/models/m/."; do
+  for ow in "" "--overwrite"; do
+    expect_error "--save_path" "$LWQ" quant --model_path "$TMP/models/m" --save_path "$save" --quant_type w8a16 $ow
+  done
+done
+ln -s "$TMP/models/m" "$TMP/mlink"
+expect_error "--save_path" "$LWQ" quant --model_path "$TMP/models/m" --save_path "$TMP/mlink" --quant_type w8a16 --overwrite
+after=$(cd "$TMP/models" && find . -type f -exec md5sum {} + | sort | md5sum)
+[ "$before" = "$after" ] || fail "the model folder changed"
+# --overwrite replaces only a folder lwquant wrote.
+mkdir "$TMP/mine" && echo precious >"$TMP/mine/notes.txt"
+expect_error "quant_model_description" "$LWQ" quant --model_path "$M" --save_path "$TMP/mine" --quant_type w8a16 --overwrite
+grep -q precious "$TMP/mine/notes.txt" || fail "a foreign folder was touched"
+# A config that selects no Linear is an error unless a float copy is asked for.
+sed 's/include: \["\*"\]/include: ["*.nothing"]/' "$ROOT/configs/w8a16.yaml" >"$TMP/none.yaml"
+grep -q nothing "$TMP/none.yaml" || fail "test setup: include pattern not replaced"
+expect_error "quantizes no Linear" "$LWQ" quant --model_path "$M" --save_path "$TMP/none" --config_path "$TMP/none.yaml"
+"$LWQ" quant --model_path "$M" --save_path "$TMP/none" --config_path "$TMP/none.yaml" --allow_float_copy 2>/dev/null \
+  || fail "--allow_float_copy"
+# kill -9 in the middle, then the same command again: it resumes and matches an uninterrupted run.
+LWQUANT_TEST_KILL_AT=2:committed "$LWQ" quant --model_path "$M" --save_path "$TMP/resumed" --quant_type w8a8 \
+  --max_calib_samples 3 2>/dev/null && fail "the kill hook did not fire"
+[ ! -e "$TMP/resumed" ] || fail "a killed run left a finished-looking folder"
+"$LWQ" quant --model_path "$M" --save_path "$TMP/resumed" --quant_type w8a8 --max_calib_samples 3 2>"$TMP/log" \
+  || { cat "$TMP/log" >&2; fail "resume run failed"; }
+grep -q "resuming an interrupted run: 3 of 5 layers" "$TMP/log" || fail "did not resume"
+"$LWQ" quant --model_path "$M" --save_path "$TMP/straight" --quant_type w8a8 --max_calib_samples 3 2>/dev/null
+diff -r "$TMP/resumed" "$TMP/straight" >/dev/null || fail "the resumed output differs from an uninterrupted run"
 echo "quant: ok"

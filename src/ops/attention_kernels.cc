@@ -74,6 +74,21 @@ float Softmax(float* s, int64_t n) {
   return sum;
 }
 
+// out[e] = inv · Σ_j p[j] · v[j, e] for columns e = begin, begin + L, ... while
+// whole vectors of `d` fit; returns the first column not done.
+template <class D>
+int64_t WeightedSumColumns(D d, const float* p, int64_t n, const float* v, int64_t v_stride, int64_t begin,
+                           int64_t hd, float inv, float* out) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  int64_t e = begin;
+  for (; e + L <= hd; e += L) {
+    auto a = hn::Zero(d);
+    for (int64_t j = 0; j < n; ++j) a = hn::MulAdd(hn::Set(d, p[j]), hn::LoadU(d, v + j * v_stride + e), a);
+    hn::StoreU(hn::Mul(a, hn::Set(d, inv)), d, out + e);
+  }
+  return e;
+}
+
 void WeightedSum(const float* p, int64_t n, const float* v, int64_t v_stride, int64_t hd, float inv, float* out) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -94,11 +109,12 @@ void WeightedSum(const float* p, int64_t n, const float* v, int64_t v_stride, in
     hn::StoreU(hn::Mul(a2, vinv), d, out + e + 2 * N);
     hn::StoreU(hn::Mul(a3, vinv), d, out + e + 3 * N);
   }
-  for (; e + N <= hd; e += N) {
-    auto a = hn::Zero(d);
-    for (int64_t j = 0; j < n; ++j) a = hn::MulAdd(hn::Set(d, p[j]), hn::LoadU(d, v + j * v_stride + e), a);
-    hn::StoreU(hn::Mul(a, vinv), d, out + e);
-  }
+  e = WeightedSumColumns(d, p, n, v, v_stride, e, hd, inv, out);
+  // Heads narrower than a full vector (stories260K: 8 with 16-lane AVX-512)
+  // and the tails of others use narrower vectors, still one row load per key,
+  // rather than a strided scalar walk over the keys per column.
+  e = WeightedSumColumns(hn::CappedTag<float, 8>(), p, n, v, v_stride, e, hd, inv, out);
+  e = WeightedSumColumns(hn::CappedTag<float, 4>(), p, n, v, v_stride, e, hd, inv, out);
   for (; e < hd; ++e) {
     float a = 0.0f;
     for (int64_t j = 0; j < n; ++j) a += p[j] * v[j * v_stride + e];

@@ -51,6 +51,11 @@ void check(AttentionDims d, uint32_t seed) {
 TEST(Attention, MultiHeadCausal) { check({.seq = 9, .n_heads = 3, .n_kv_heads = 3, .head_dim = 8}, 1); }
 TEST(Attention, GroupedQuery) { check({.seq = 40, .n_heads = 8, .n_kv_heads = 2, .head_dim = 16}, 2); }
 TEST(Attention, MultiQuery) { check({.seq = 17, .n_heads = 4, .n_kv_heads = 1, .head_dim = 6}, 3); }
+// Every vector-width path of the P·V kernel: full, 8- and 4-lane tails, scalar rest.
+TEST(Attention, HeadDimsAroundVectorWidths) {
+  for (int64_t hd : {1, 3, 4, 5, 12, 20, 24, 28, 72, 100, 136})
+    check({.seq = 13, .n_heads = 2, .n_kv_heads = 1, .head_dim = hd}, static_cast<uint32_t>(hd));
+}
 TEST(Attention, SlidingWindow) {
   check({.seq = 24, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .sliding_window = 8}, 4);
   check({.seq = 5, .n_heads = 2, .n_kv_heads = 2, .head_dim = 4, .sliding_window = 1}, 5);

@@ -45,8 +45,9 @@ std::vector<double> integer_matmul(const std::vector<double>& qx_in, int64_t row
 
 void forward_w8a8(const DeployedLinear& lin, const float* x, int64_t rows, float* y) {
   std::vector<double> qx(static_cast<size_t>(rows * lin.in));
-  // Engines quantize with the reciprocal of input_scale in the activation dtype (fact 18); the saved
-  // scale is already rounded to that dtype, so x / scale here matches up to the last float bit.
+  // Engines quantize with the reciprocal of input_scale in the activation dtype (fact 18); lin.input_scale
+  // is already rounded to that dtype (the saved one is, for lwquant folders; QuantizedFolder::load_linear
+  // rounds others), so x / scale here matches up to the rounding of that reciprocal.
   for (size_t i = 0; i < qx.size(); ++i)
     qx[i] = clamp_round(static_cast<double>(x[i] / lin.input_scale) + lin.input_offset, -128.0, 127.0);
   std::vector<double> acc = integer_matmul(qx, rows, lin);

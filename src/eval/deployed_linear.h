@@ -20,9 +20,10 @@ struct DeployedLinear {
   std::string type;
   int64_t out = 0, in = 0;
   std::vector<int8_t> weight;                  // [out, in]
-  std::vector<float> weight_scale, weight_offset;  // [out] (dynamic / W8A16)
+  std::vector<float> weight_scale, weight_offset;  // [out] (dynamic / W8A16; a W8A8 folder may store them, unused)
   std::vector<float> bias;                     // [out] float bias (not used by W8A8: folded in quant_bias)
-  float input_scale = 0.0f, input_offset = 0.0f;   // W8A8
+  // W8A8. input_scale as engines hold it: rounded to the serving dtype (QuantizedFolder::load_linear).
+  float input_scale = 0.0f, input_offset = 0.0f;
   std::vector<int32_t> quant_bias;             // [out] W8A8
   std::vector<float> deq_scale;                // [out] W8A8, decoded
 };

@@ -11,6 +11,7 @@
 #include "data/tokenizer.h"
 #include "eval/quantized_folder.h"
 #include "io/checkpoint.h"
+#include "io/json_strict.h"
 #include "models/architecture.h"
 #include "models/causal_lm.h"
 #include "models/decoder_layer.h"
@@ -37,16 +38,128 @@ class DeployedExecutor : public LinearExecutor {
   }
 };
 
-std::vector<float> read_float(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
-  if (!q.contains(name)) fail("tensor '{}' of the float model is missing from the quantized folder", name);
-  Tensor t = q.read(name);
-  // An integer tensor tagged FLOAT would otherwise be read as float values.
-  if (!is_float(t.dtype))
-    fail("tensor '{}' is described as FLOAT but stored as {} in the quantized folder", name, dtype_name(t.dtype));
-  if (t.shape != shape)
-    fail("tensor '{}' has shape {} in the quantized folder but {} in the float model", name, shape_str(t.shape),
+using Json = nlohmann::ordered_json;
+
+std::string brief(const Json& v) {
+  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+// A float tensor of the model in the quantized folder: present, tagged FLOAT,
+// of a float dtype (QuantizedFolder::open) and of the float model's shape.
+const TensorInfo& check_float_tensor(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
+  if (!q.contains(name)) {
+    if (name.ends_with("lm_head.weight"))
+      fail("tensor '{}' of the float model is missing from the quantized folder (vLLM-Ascend's Llama-family "
+           "loaders look it up even when tie_word_embeddings; spec §10 fact 16)",
+           name);
+    fail("tensor '{}' of the float model is missing from the quantized folder", name);
+  }
+  if (q.type_of(name) != "FLOAT")
+    fail("tensor '{}' is described as {} in the quantized folder, but the float model has no quantizable Linear "
+         "there (expected FLOAT)",
+         name, q.type_of(name));
+  const TensorInfo& info = q.info(name);
+  if (info.shape != shape)
+    fail("tensor '{}' has shape {} in the quantized folder but {} in the float model", name, shape_str(info.shape),
          shape_str(shape));
+  return info;
+}
+
+std::vector<float> read_float(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
+  check_float_tensor(q, name, shape);
+  Tensor t = q.read(name);
+  check_finite(t, name, q.dir().string());
   return to_f32(t);
+}
+
+// The config.json fields serving engines build the model from (ascend_loaders.md
+// §1: model_type, architectures, shapes, dtype, rope, norms). A null value
+// counts as absent, as in transformers.
+const std::vector<std::string> kEngineConfigKeys = {
+    "model_type",        "architectures",         "hidden_size",         "intermediate_size",
+    "num_hidden_layers", "num_attention_heads",   "num_key_value_heads", "head_dim",
+    "vocab_size",        "tie_word_embeddings",   "torch_dtype",         "dtype",
+    "hidden_act",        "rms_norm_eps",          "rope_theta",          "rope_scaling",
+    "rope_parameters",   "partial_rotary_factor", "max_position_embeddings", "attention_bias",
+    "mlp_bias",          "sliding_window",        "use_sliding_window",  "max_window_layers",
+    "layer_types",       "num_experts",           "num_local_experts",   "n_routed_experts",
+    "moe_intermediate_size", "num_experts_per_tok", "text_config"};
+
+// The quantized folder's config.json must describe the float model: engines
+// build the served model from it, eval from the float one.
+void check_config_matches(const QuantizedFolder& q, const ModelConfig& cfg) {
+  const std::string fwhere = cfg.source.string();
+  const std::string qwhere = (q.dir() / "config.json").string();
+  const Json fconfig = parse_json_strict(read_text_file(cfg.source), fwhere);
+  auto compare = [&](const Json& qobj, const Json& fobj, const std::string& scope) {
+    for (const auto& key : kEngineConfigKeys) {
+      const Json* qv = qobj.contains(key) && !qobj.at(key).is_null() ? &qobj.at(key) : nullptr;
+      const Json* fv = fobj.contains(key) && !fobj.at(key).is_null() ? &fobj.at(key) : nullptr;
+      if (!qv && !fv) continue;
+      if (key == "text_config" && qv && fv && qv->is_object() && fv->is_object()) continue;  // compared below
+      if (qv && fv && *qv == *fv) continue;
+      fail("{}: '{}{}' is {} but the float model's {} has {} (engines build the served model from the quantized "
+           "folder's config.json)",
+           qwhere, scope, key, qv ? brief(*qv) : "absent", fwhere, fv ? brief(*fv) : "absent");
+    }
+  };
+  if (!fconfig.is_object()) fail("{}: expected a JSON object", fwhere);
+  compare(q.config(), fconfig, "");
+  if (q.config().contains("text_config") && q.config().at("text_config").is_object() &&
+      fconfig.contains("text_config") && fconfig.at("text_config").is_object())
+    compare(q.config().at("text_config"), fconfig.at("text_config"), "text_config.");
+}
+
+// Everything the float model fixes, checked before any layer is computed:
+// quantized Linears' shapes, bias presence and parameter values (no weights
+// read), FLOAT tensors' tags and shapes, and fused groups (q/k/v, gate/up:
+// engines run one kernel, so one type and, under W8A8, one input_scale and
+// input_offset; ascend_loaders.md §5).
+void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt, const ModelConfig& cfg) {
+  const Architecture& arch = architecture_for(cfg);
+  for (const auto& t : non_layer_tensors(cfg, ckpt)) check_float_tensor(q, t.name, t.shape);
+  for (int k = 0; k < cfg.num_hidden_layers; ++k) {
+    LayerDesc desc = layer_desc(cfg, k);
+    std::set<std::string> quantized_params;
+    std::map<std::string, DeployedLinear> params;
+    for (const auto& lin : desc.linears) {
+      const std::string prefix = desc.prefix + "." + lin.name;
+      if (q.linear_type(prefix) == "FLOAT") continue;
+      const Shape& w = q.info(prefix + ".weight").shape;
+      if (w != Shape{lin.out_features, lin.in_features})
+        fail("tensor '{}.weight' is {} in the quantized folder but [{}, {}] in the float model", prefix, shape_str(w),
+             lin.out_features, lin.in_features);
+      const bool has_bias = q.contains(prefix + ".bias");
+      if (lin.has_bias != has_bias)
+        fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
+             lin.has_bias ? "a" : "no", has_bias ? "one" : "none");
+      params.emplace(lin.name, q.load_linear(prefix, /*with_weight=*/false));
+      quantized_params.insert(lin.name + ".weight");
+      if (lin.has_bias) quantized_params.insert(lin.name + ".bias");
+    }
+    for (const auto& t : desc.tensors)
+      if (!quantized_params.count(t.name)) check_float_tensor(q, desc.prefix + "." + t.name, t.shape);
+    for (const auto& group : arch.fused_groups) {
+      const std::string first = desc.prefix + "." + group.front();
+      const std::string type = q.linear_type(first);
+      for (const auto& member : group) {
+        const std::string name = desc.prefix + "." + member;
+        if (q.linear_type(name) != type)
+          fail("Linears '{}' ({}) and '{}' ({}) are fused by serving engines and must share one type "
+               "(ascend_loaders.md §5)",
+               first, type, name, q.linear_type(name));
+        auto ia = params.find(group.front()), ib = params.find(member);
+        if (type != "W8A8" || ia == params.end() || ib == params.end()) continue;
+        const DeployedLinear& a = ia->second;
+        const DeployedLinear& b = ib->second;
+        if (a.input_scale != b.input_scale || a.input_offset != b.input_offset)
+          fail("Linears '{}' and '{}' are fused by serving engines, which keep one input_scale and input_offset, but "
+               "theirs differ ({} / {} and {} / {}; ascend_loaders.md §5)",
+               first, name, a.input_scale, a.input_offset, b.input_scale, b.input_offset);
+      }
+    }
+  }
 }
 
 // Layer k of the quantized model: FLOAT tensors as f32, quantized Linears as
@@ -81,13 +194,6 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
   return w;
 }
 
-// The tensors a quantized Linear of each type stores besides its float bias (spec §3.4).
-const std::vector<std::string>& quantized_suffixes(const std::string& type) {
-  static const std::vector<std::string> w8a8 = {".weight", ".quant_bias", ".input_scale", ".input_offset", ".deq_scale"};
-  static const std::vector<std::string> scaled = {".weight", ".weight_scale", ".weight_offset"};
-  return type == "W8A8" ? w8a8 : scaled;
-}
-
 // Every tensor of the folder must belong to the float model: a float tensor of
 // it, or a quantization parameter of one of its Linears. Serving engines
 // reject unexpected names, and a folder quantized from another model shows up
@@ -103,7 +209,7 @@ void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, 
       std::string prefix = desc.prefix + "." + lin.name;
       std::string type = q.linear_type(prefix);
       if (type == "FLOAT") continue;
-      for (const auto& suffix : quantized_suffixes(type)) allowed.insert(prefix + suffix);
+      for (const auto& suffix : QuantizedFolder::parameter_suffixes(type)) allowed.insert(prefix + suffix);
     }
   }
   for (const auto& name : q.tensor_names())
@@ -156,7 +262,9 @@ EvalResult evaluate(const EvalOptions& o) {
   ModelConfig cfg = load_model_config(o.float_dir);
   Checkpoint ckpt = Checkpoint::open(o.float_dir);
   QuantizedFolder quant = QuantizedFolder::open(o.quantized_dir);
+  check_config_matches(quant, cfg);
   check_no_foreign_tensors(quant, ckpt, cfg, o.quantized_dir, o.float_dir);
+  check_against_float_model(quant, ckpt, cfg);
   Tokenizer tokenizer = Tokenizer::load(o.float_dir);
   std::vector<int32_t> tokens = tokenizer.encode_with_special(read_text_file(o.text));
   if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) tokens.resize(static_cast<size_t>(o.max_tokens));
@@ -170,7 +278,9 @@ EvalResult evaluate(const EvalOptions& o) {
   {
     EmbeddingTable fe = EmbeddingTable::load(ckpt, cfg);
     auto embed_name = architecture_for(cfg).embed_tokens;
-    EmbeddingTable qe(quant.read(embed_name));
+    Tensor qembed = quant.read(embed_name);  // tag and shape checked by check_against_float_model
+    check_finite(qembed, embed_name, o.quantized_dir.string());
+    EmbeddingTable qe(std::move(qembed));
     if (qe.table().shape != fe.table().shape)
       fail("tensor '{}' has shape {} in the quantized folder but {} in the float model", embed_name,
            shape_str(qe.table().shape), shape_str(fe.table().shape));
@@ -204,7 +314,8 @@ EvalResult evaluate(const EvalOptions& o) {
   qhead.vocab = fhead.vocab;
   qhead.hidden = fhead.hidden;
   qhead.norm_weight = read_float(quant, arch.final_norm, {cfg.hidden_size});
-  qhead.lm_head = read_float(quant, quant.contains(arch.lm_head) ? arch.lm_head : arch.embed_tokens,
+  // Tied models: engines tie the head to embed_tokens (ascend_loaders.md §2), whatever lm_head.weight holds.
+  qhead.lm_head = read_float(quant, cfg.tie_word_embeddings ? arch.embed_tokens : arch.lm_head,
                              {cfg.vocab_size, cfg.hidden_size});
   WindowScores s;
   for (size_t i = 0; i < windows.size(); ++i) {

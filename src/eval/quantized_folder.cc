@@ -1,63 +1,327 @@
 #include "eval/quantized_folder.h"
 
-#include <nlohmann/json.hpp>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <set>
+#include <system_error>
 
+#include "io/json_strict.h"
 #include "quant/w8a8_export.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
 namespace lwq {
 namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
 
 namespace {
 
-const std::set<std::string> kGlobalKeys = {"version",       "model_quant_type", "metadata",     "group_size",
-                                           "optional",      "kv_cache_type",    "kv_quant_type", "fa_quant_type"};
-const std::set<std::string> kKnownTypes = {"FLOAT", "W8A8", "W8A8_DYNAMIC", "W8A16"};
+constexpr const char* kDescription = "quant_model_description.json";
+constexpr const char* kIndex = "quant_model_weights.safetensors.index.json";
+constexpr const char* kSingle = "quant_model_weights.safetensors";
 
-std::vector<float> read_f32(const Checkpoint& ckpt, const std::string& name, const Shape& shape) {
-  const TensorInfo& info = ckpt.info(name);
-  if (info.shape != shape)
-    fail("tensor '{}' has shape {}, expected {}", name, shape_str(info.shape), shape_str(shape));
-  if (info.dtype != DType::F32) fail("tensor '{}' has dtype {}, expected F32", name, dtype_name(info.dtype));
-  return to_f32(ckpt.read(name));
+// The types lwquant eval has deployed arithmetic for, in msModelSlim's
+// model_quant_type priority order (spec §3.8: FLOAT < W8A16 < W8A8_DYNAMIC <
+// W8A8; the types between them in the full list are not known here).
+const std::vector<std::string> kKnownTypes = {"FLOAT", "W8A16", "W8A8_DYNAMIC", "W8A8"};
+
+int priority_of(const std::string& type) {
+  for (size_t i = 0; i < kKnownTypes.size(); ++i)
+    if (kKnownTypes[i] == type) return static_cast<int>(i);
+  return -1;
+}
+
+// Every suffix a quantization parameter can have (spec §3.4).
+const std::vector<std::string> kParameterSuffixes = {".weight",       ".quant_bias",   ".input_scale", ".input_offset",
+                                                     ".deq_scale",    ".weight_scale", ".weight_offset"};
+
+// How many of parameter_suffixes(type) are required (the rest are optional).
+size_t required_count(const std::string& type) { return type == "W8A8" ? 5 : 3; }
+
+// A JSON value for a message: its JSON text, shortened.
+std::string brief(const Json& v) {
+  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+bool regular_file_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
+std::string hex64(int64_t v) { return fmt::format("0x{:016x}", static_cast<uint64_t>(v)); }
+
+// Half the spacing of the serving dtype's significand relative to a value's
+// magnitude (unit roundoff): 2^-8 for bfloat16, 2^-11 for float16, 2^-24 for float32.
+double unit_roundoff(DType serving) {
+  switch (serving) {
+    case DType::BF16: return std::ldexp(1.0, -8);
+    case DType::F16: return std::ldexp(1.0, -11);
+    default: return std::ldexp(1.0, -24);
+  }
+}
+
+std::string serving_name(DType t) {
+  switch (t) {
+    case DType::BF16: return "bfloat16";
+    case DType::F16: return "float16";
+    default: return "float32";
+  }
+}
+
+// The model dtype config.json declares: `dtype` (transformers 5) or
+// `torch_dtype`, at the top level or else in text_config; float32 when absent
+// (transformers' default). Sets `source` to a phrase for messages.
+DType config_model_dtype(const Json& config, const std::string& where, std::string& source) {
+  const Json* found = nullptr;
+  std::string key;
+  for (const Json* obj : {&config, config.contains("text_config") ? &config.at("text_config") : nullptr}) {
+    if (!obj || !obj->is_object()) continue;
+    for (const char* k : {"dtype", "torch_dtype"}) {
+      auto it = obj->find(k);
+      if (it != obj->end() && !it->is_null()) {
+        found = &*it;
+        key = obj == &config ? k : std::string("text_config.") + k;
+        break;
+      }
+    }
+    if (found) break;
+  }
+  if (!found) {
+    source = "no dtype (float32)";
+    return DType::F32;
+  }
+  if (!found->is_string()) fail("{}: key '{}' must be a string, got {}", where, key, brief(*found));
+  std::string s = found->get<std::string>();
+  source = fmt::format("{} \"{}\"", key, s);
+  if (s.starts_with("torch.")) s = s.substr(6);
+  if (s == "float32" || s == "float") return DType::F32;
+  if (s == "bfloat16") return DType::BF16;
+  if (s == "float16" || s == "half") return DType::F16;
+  fail("{}: key '{}' = \"{}\" is not a model dtype engines serve (float32, float16, bfloat16)", where, key, s);
+}
+
+void check_shape_dtype(const TensorInfo& info, const std::string& linear_type, DType dtype, const Shape& shape,
+                       const std::string& why = "") {
+  if (info.dtype != dtype || info.shape != shape)
+    fail("tensor '{}' of the {} Linear must be {} {}, found {} {}{}", info.name, linear_type, dtype_name(dtype),
+         shape_str(shape), dtype_name(info.dtype), shape_str(info.shape), why);
+}
+
+std::vector<float> read_f32(const Checkpoint& ckpt, const std::string& name) { return to_f32(ckpt.read(name)); }
+
+// A scale engines divide or multiply by: positive and finite.
+void check_scales(const std::string& name, std::span<const float> v) {
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!(std::isfinite(v[i]) && v[i] > 0.0f))
+      fail("tensor '{}' entry {} is {} (float32 bits 0x{:08x}): expected a positive finite scale", name, i, v[i],
+           bits_from_f32(v[i]));
 }
 
 }  // namespace
 
+const std::vector<std::string>& QuantizedFolder::parameter_suffixes(const std::string& type) {
+  // W8A8 (spec §3.4, ascend_loaders §4.1): no weight_scale is written, but
+  // vLLM-Ascend has [O,1] parameters for weight_scale/weight_offset and loads
+  // them when present (the W8A8_MIX layout), so they are allowed.
+  static const std::vector<std::string> w8a8 = {".weight",    ".quant_bias",   ".input_scale",  ".input_offset",
+                                                ".deq_scale", ".weight_scale", ".weight_offset"};
+  static const std::vector<std::string> scaled = {".weight", ".weight_scale", ".weight_offset"};
+  static const std::vector<std::string> none;
+  if (type == "W8A8") return w8a8;
+  if (type == "W8A8_DYNAMIC" || type == "W8A16") return scaled;
+  return none;
+}
+
 QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
-  fs::path desc_path = dir / "quant_model_description.json";
-  if (!fs::is_directory(dir)) fail("quantized folder {} does not exist", dir.string());
-  if (!fs::exists(desc_path)) fail("{} is not an ascendV1 folder: quant_model_description.json is missing", dir.string());
-  nlohmann::json desc;
-  try {
-    desc = nlohmann::json::parse(read_text_file(desc_path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{} is not valid JSON: {}", desc_path.string(), e.what());
-  }
-  if (!desc.is_object()) fail("{} must be a JSON object", desc_path.string());
-  fs::path weights = fs::exists(dir / "quant_model_weights.safetensors.index.json")
-                         ? dir / "quant_model_weights.safetensors.index.json"
-                         : dir / "quant_model_weights.safetensors";
-  if (!fs::exists(weights)) fail("{}: neither quant_model_weights.safetensors nor its index exists", dir.string());
-  QuantizedFolder folder(dir, Checkpoint::open(weights));
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail("quantized folder {} does not exist", dir.string());
+  const fs::path desc_path = dir / kDescription;
+  const std::string desc_where = desc_path.string();
+  if (!regular_file_exists(desc_path))
+    fail("{} is not an ascendV1 folder: quant_model_description.json is missing", dir.string());
+  const fs::path config_path = dir / "config.json";
+  if (!regular_file_exists(config_path))
+    fail("{}: config.json is missing (engines build the model from the quantized folder's own config.json)",
+         dir.string());
+  const fs::path weights = regular_file_exists(dir / kIndex) ? dir / kIndex : dir / kSingle;
+  if (!regular_file_exists(weights)) fail("{}: neither {} nor its index exists", dir.string(), kSingle);
+
+  // ---- description JSON: types of every value ----
+  Json desc = parse_json_strict(read_text_file(desc_path), desc_where);
+  if (!desc.is_object()) fail("{} must be a JSON object, got {}", desc_where, brief(desc));
+  std::vector<std::pair<std::string, std::string>> entries;  // tensor entries, file order
+  const Json* model_quant_type = nullptr;
   for (const auto& [key, value] : desc.items()) {
-    if (kGlobalKeys.count(key) || key.ends_with(".quant_type")) continue;
-    if (!value.is_string()) fail("{}: entry '{}' must be a type string", desc_path.string(), key);
-    std::string type = value.get<std::string>();
-    if (!kKnownTypes.count(type))
+    if (key == "version" || key == "model_quant_type") {
+      if (!value.is_string()) fail("{}: key '{}' must be a string, got {}", desc_where, key, brief(value));
+      if (key == "model_quant_type") model_quant_type = &value;
+      continue;
+    }
+    if (key == "metadata" || key == "optional") {
+      if (!value.is_object()) fail("{}: key '{}' must be a JSON object, got {}", desc_where, key, brief(value));
+      continue;
+    }
+    if (key == "group_size") {
+      if (!value.is_number_integer() || (!value.is_number_unsigned() && value.get<int64_t>() < 0))
+        fail("{}: key 'group_size' must be a non-negative integer, got {}", desc_where, brief(value));
+      continue;
+    }
+    if (key == "kv_cache_type" || key == "kv_quant_type" || key == "fa_quant_type" || key.ends_with(".quant_type"))
+      fail("{}: key '{}' enables KV-cache or attention quantization, which lwquant eval does not compute "
+           "(its scores would not be the deployed model's)",
+           desc_where, key);
+    if (!value.is_string())
+      fail("{}: key '{}' must be a type string (\"FLOAT\", \"W8A8\", ...), got {}", desc_where, key, brief(value));
+    const std::string& type = value.get_ref<const std::string&>();
+    if (priority_of(type) < 0)
       fail("{}: tensor '{}' has type '{}', which lwquant eval does not know (known: FLOAT, W8A8, W8A8_DYNAMIC, W8A16)",
-           desc_path.string(), key, type);
-    if (!folder.ckpt_.contains(key)) fail("{} lists tensor '{}', which is not in the safetensors files", desc_path.string(), key);
-    folder.types_[key] = type;
+           desc_where, key, type);
+    entries.emplace_back(key, type);
   }
-  for (const auto& name : folder.ckpt_.tensor_names())
-    if (!folder.types_.count(name)) fail("tensor '{}' in {} is not listed in {}", name, dir.string(), desc_path.string());
-  folder.model_quant_type_ = desc.value("model_quant_type", std::string("Unknown"));
+  if (!model_quant_type) fail("{}: key 'model_quant_type' is missing (expected a string, spec §3.3)", desc_where);
+
+  // ---- config.json ----
+  const std::string config_where = config_path.string();
+  Json config = parse_json_strict(read_text_file(config_path), config_where);
+  if (!config.is_object()) fail("{} must be a JSON object, got {}", config_where, brief(config));
+  for (const Json* obj : {&config, config.contains("text_config") ? &config.at("text_config") : nullptr}) {
+    if (!obj || !obj->is_object()) continue;
+    for (const char* k : {"quantization_config", "compression_config"})
+      if (obj->contains(k))
+        fail("{}: key '{}'{} must be absent: vLLM and SGLang use it instead of quant_model_description.json "
+             "(ascend_loaders.md §1)",
+             config_where, k, obj == &config ? "" : " in text_config");
+  }
+  std::string dtype_source;
+  const DType model_dtype = config_model_dtype(config, config_where, dtype_source);
+
+  QuantizedFolder folder(dir, Checkpoint::open(weights));
+  folder.config_ = std::move(config);
+  folder.serving_dtype_ = serving_dtype_of(model_dtype);
+  folder.model_quant_type_ = model_quant_type->get<std::string>();
+  const Checkpoint& ckpt = folder.ckpt_;
+
+  // ---- files engines would also read ----
+  std::set<std::string> shards;
+  for (const auto& f : ckpt.files()) shards.insert(f.path().filename().string());
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!regular_file_exists(it->path())) continue;
+    if (name.ends_with(".safetensors") && !shards.count(name))
+      fail("{}: stray weights file {}: vLLM and MindIE load every *.safetensors of the folder (expected only {})",
+           dir.string(), name, fmt::join(shards, ", "));
+    if (name == "model.safetensors.index.json")
+      fail("{}: model.safetensors.index.json must be absent: vLLM would load only the shards it names",
+           dir.string());
+    if (name != kDescription && name.find("quant_model_description") != std::string::npos && name.ends_with(".json"))
+      fail("{}: {} beside {}: SGLang and MindIE refuse several description files", dir.string(), name, kDescription);
+  }
+  if (ec) fail("cannot list quantized folder {}: {}", dir.string(), ec.message());
+  // Engines read the shards, not the index: every tensor of a shard counts.
+  for (const auto& f : ckpt.files())
+    for (const auto& t : f.tensors()) {
+      if (!ckpt.contains(t.name))
+        fail("tensor '{}' is stored in {} but not listed in {}: engines load every tensor of every shard", t.name,
+             f.path().filename().string(), weights.filename().string());
+      if (ckpt.file_of(t.name) != f.path())
+        fail("tensor '{}' is stored in both {} and {}", t.name, f.path().filename().string(),
+             ckpt.file_of(t.name).filename().string());
+    }
+
+  // ---- description ↔ tensors ----
+  for (const auto& [name, type] : entries) {
+    if (!ckpt.contains(name)) fail("{} lists tensor '{}', which is not in the safetensors files", desc_where, name);
+    folder.types_[name] = type;
+  }
+  for (const auto& name : ckpt.tensor_names())
+    if (!folder.types_.count(name)) fail("tensor '{}' in {} is not listed in {}", name, dir.string(), desc_where);
+
+  // ---- quantized Linears: their tensors, tags, dtypes and shapes ----
+  int highest = priority_of("FLOAT");
+  for (const auto& [name, type] : entries)
+    if (type != "FLOAT" && name.ends_with(".weight")) {
+      folder.linears_.push_back(name.substr(0, name.size() - 7));
+      highest = std::max(highest, priority_of(type));
+    }
+  for (const auto& p : folder.linears_) {
+    const std::string type = folder.types_.at(p + ".weight");
+    const auto& suffixes = parameter_suffixes(type);
+    for (size_t i = 0; i < suffixes.size(); ++i) {
+      const std::string name = p + suffixes[i];
+      const std::string tag = folder.type_of(name);
+      if (tag.empty() && i < required_count(type)) {
+        std::string list;
+        for (size_t j = 0; j < required_count(type); ++j) list += (j ? ", " : "") + suffixes[j].substr(1);
+        fail("Linear '{}' is described as {} but '{}' is missing (a {} Linear stores {}; spec §3.4)", p, type, name,
+             type, list);
+      }
+      if (!tag.empty() && tag != type)
+        fail("{}: tensor '{}' is tagged {} but its Linear '{}' is {} (all parameters of a quantized Linear carry "
+             "its type, spec §3.4)",
+             desc_where, name, tag, p, type);
+    }
+    const std::string bias_tag = folder.type_of(p + ".bias");
+    if (!bias_tag.empty() && bias_tag != "FLOAT")
+      fail("{}: tensor '{}.bias' is tagged {}, expected FLOAT (the float bias of a quantized Linear, spec §3.4)",
+           desc_where, p, bias_tag);
+
+    const TensorInfo& w = ckpt.info(p + ".weight");
+    if (w.dtype != DType::I8 || w.shape.size() != 2)
+      fail("tensor '{}.weight' of type {} must be I8 [out, in], found {} {}", p, type, dtype_name(w.dtype),
+           shape_str(w.shape));
+    const int64_t out = w.shape[0];
+    if (folder.contains(p + ".bias")) check_shape_dtype(ckpt.info(p + ".bias"), type, DType::F32, {out});
+    if (type == "W8A8") {
+      check_shape_dtype(ckpt.info(p + ".quant_bias"), type, DType::I32, {out});
+      check_shape_dtype(ckpt.info(p + ".input_scale"), type, DType::F32, {1});
+      check_shape_dtype(ckpt.info(p + ".input_offset"), type, DType::F32, {1});
+      // Spec §3.5 / ascend_loaders §10 rule 3: float32 for bfloat16 models, else
+      // int64 bit patterns; engines convert a wrong dtype by value (silently).
+      const DType deq = folder.serving_dtype_ == DType::BF16 ? DType::F32 : DType::I64;
+      check_shape_dtype(ckpt.info(p + ".deq_scale"), type, deq, {out},
+                        fmt::format(" ({} has {}: engines serving in {} hold deq_scale as {})", config_where,
+                                    dtype_source, serving_name(folder.serving_dtype_),
+                                    deq == DType::F32 ? "float32" : "int64 float32 bit patterns"));
+      for (const char* s : {".weight_scale", ".weight_offset"})
+        if (folder.contains(p + s)) check_shape_dtype(ckpt.info(p + s), type, DType::F32, {out, 1});
+    } else {
+      check_shape_dtype(ckpt.info(p + ".weight_scale"), type, DType::F32, {out, 1});
+      check_shape_dtype(ckpt.info(p + ".weight_offset"), type, DType::F32, {out, 1});
+    }
+  }
+  // Quantization parameters outside a Linear of their type.
+  for (const auto& [name, type] : entries) {
+    if (type == "FLOAT") {
+      const TensorInfo& info = ckpt.info(name);
+      if (!is_float(info.dtype))
+        fail("tensor '{}' is described as FLOAT but stored as {} (engines convert it by value)", name,
+             dtype_name(info.dtype));
+      continue;
+    }
+    bool owned = false;
+    for (const auto& suffix : kParameterSuffixes)
+      if (name.ends_with(suffix)) {
+        const std::string prefix = name.substr(0, name.size() - suffix.size());
+        const auto& allowed = parameter_suffixes(folder.linear_type(prefix));
+        owned = folder.linear_type(prefix) == type && std::find(allowed.begin(), allowed.end(), suffix) != allowed.end();
+        if (owned) break;
+      }
+    if (!owned)
+      fail("{}: tensor '{}' is tagged {} but is not a parameter of a {} Linear (no '<prefix>.weight' of that type "
+           "with such a parameter)",
+           desc_where, name, type, type);
+  }
+
+  const std::string expected = kKnownTypes[static_cast<size_t>(highest)];
+  if (folder.model_quant_type_ != expected)
+    fail("{}: model_quant_type is \"{}\" but the highest-priority Linear type present is \"{}\" (spec §3.8; MindIE "
+         "takes it as the model-wide quantization mode)",
+         desc_where, folder.model_quant_type_, expected);
   return folder;
 }
 
@@ -66,45 +330,145 @@ std::string QuantizedFolder::linear_type(const std::string& prefix) const {
   return it == types_.end() ? "FLOAT" : it->second;
 }
 
-DeployedLinear QuantizedFolder::load_linear(const std::string& prefix) const {
+std::string QuantizedFolder::type_of(const std::string& tensor) const {
+  auto it = types_.find(tensor);
+  return it == types_.end() ? "" : it->second;
+}
+
+DeployedLinear QuantizedFolder::load_linear(const std::string& prefix, bool with_weight) const {
   DeployedLinear lin;
   lin.name = prefix;
   lin.type = linear_type(prefix);
-  const TensorInfo& w = ckpt_.info(prefix + ".weight");
-  if (w.dtype != DType::I8 || w.shape.size() != 2)
-    fail("tensor '{}.weight' of type {} must be I8 [out, in], found {} {}", prefix, lin.type, dtype_name(w.dtype),
-         shape_str(w.shape));
+  if (lin.type == "FLOAT") fail("'{}' is not a quantized Linear of {}", prefix, dir_.string());
+  const TensorInfo& w = ckpt_.info(prefix + ".weight");  // I8 [out, in], checked by open()
   lin.out = w.shape[0];
   lin.in = w.shape[1];
-  Tensor wt = ckpt_.read(prefix + ".weight");
-  lin.weight.assign(wt.data<int8_t>(), wt.data<int8_t>() + wt.numel());
-  if (ckpt_.contains(prefix + ".bias")) lin.bias = read_f32(ckpt_, prefix + ".bias", {lin.out});
-  if (lin.type == "W8A8") {
-    lin.input_scale = read_f32(ckpt_, prefix + ".input_scale", {1})[0];
-    lin.input_offset = read_f32(ckpt_, prefix + ".input_offset", {1})[0];
-    // Engines copy input_offset into an int8 parameter and multiply by 1/input_scale (ascend_loaders.md §W8A8):
-    // values they would silently change cannot be scored as written.
-    if (!(std::isfinite(lin.input_scale) && lin.input_scale > 0.0f))
-      fail("tensor '{}.input_scale' is {}, expected a positive finite scale", prefix, lin.input_scale);
-    if (!(lin.input_offset == std::nearbyint(lin.input_offset) && lin.input_offset >= -128.0f && lin.input_offset <= 127.0f))
-      fail("tensor '{}.input_offset' is {}, expected an integer in [-128, 127] (engines store it as int8)", prefix,
-           lin.input_offset);
-    const TensorInfo& qb = ckpt_.info(prefix + ".quant_bias");
-    if (qb.dtype != DType::I32 || qb.shape != Shape{lin.out})
-      fail("tensor '{}.quant_bias' must be I32 [{}], found {} {}", prefix, lin.out, dtype_name(qb.dtype), shape_str(qb.shape));
-    Tensor qbt = ckpt_.read(prefix + ".quant_bias");
-    lin.quant_bias.assign(qbt.data<int32_t>(), qbt.data<int32_t>() + lin.out);
-    const TensorInfo& dq = ckpt_.info(prefix + ".deq_scale");
-    if (dq.shape != Shape{lin.out}) fail("tensor '{}.deq_scale' must have shape [{}]", prefix, lin.out);
-    Tensor dqt = ckpt_.read(prefix + ".deq_scale");
-    if (dq.dtype == DType::I64) lin.deq_scale = deq_scale_from_int64_bits({dqt.data<int64_t>(), static_cast<size_t>(lin.out)});
-    else if (dq.dtype == DType::F32) lin.deq_scale = to_f32(dqt);
-    else fail("tensor '{}.deq_scale' must be I64 (float32 bits) or F32, found {}", prefix, dtype_name(dq.dtype));
+  const auto out = static_cast<size_t>(lin.out);
+  if (with_weight) {
+    Tensor wt = ckpt_.read(prefix + ".weight");
+    lin.weight.assign(wt.data<int8_t>(), wt.data<int8_t>() + wt.numel());
+  }
+  if (contains(prefix + ".bias")) {
+    lin.bias = read_f32(ckpt_, prefix + ".bias");
+    for (size_t o = 0; o < out; ++o)
+      if (!std::isfinite(lin.bias[o])) fail("tensor '{}.bias' entry {} is {}: expected a finite value", prefix, o, lin.bias[o]);
+  }
+  const std::string ws_name = prefix + ".weight_scale", wo_name = prefix + ".weight_offset";
+  if (contains(ws_name)) {
+    lin.weight_scale = read_f32(ckpt_, ws_name);
+    check_scales(ws_name, lin.weight_scale);
+    // Engines hold it in the serving dtype (ascend_loaders §4.3/4.4): it must not overflow there.
+    for (size_t o = 0; o < out; ++o)
+      if (!std::isfinite(round_to_dtype(lin.weight_scale[o], serving_dtype_)))
+        fail("tensor '{}' entry {} is {}, which overflows {} (the serving dtype engines hold it in)", ws_name, o,
+             lin.weight_scale[o], serving_name(serving_dtype_));
+  }
+  if (contains(wo_name)) {
+    lin.weight_offset = read_f32(ckpt_, wo_name);
+    for (size_t o = 0; o < out; ++o) {
+      const float v = lin.weight_offset[o];
+      // W8A8(_DYNAMIC) kernels ignore weight_offset (vLLM-Ascend) while MindIE applies it: only 0 means the
+      // same to both, and msModelSlim writes zeros. W8A16's is the zero point in the int8 grid (spec §2.2).
+      if (lin.type != "W8A16" && v != 0.0f)
+        fail("tensor '{}' entry {} is {}: a {} weight_offset must be 0 (symmetric weights; kernels ignore it)",
+             wo_name, o, v, lin.type);
+      if (!(std::isfinite(v) && v >= -128.0f && v <= 127.0f))
+        fail("tensor '{}' entry {} is {}: expected a finite zero point in [-128, 127]", wo_name, o, v);
+    }
+  }
+  if (lin.type != "W8A8") return lin;
+
+  // ---- W8A8: activation parameters, quant_bias, deq_scale ----
+  const float input_scale = read_f32(ckpt_, prefix + ".input_scale")[0];
+  check_scales(prefix + ".input_scale", {&input_scale, 1});
+  // Engines hold input_scale in the serving dtype and quantize with its
+  // reciprocal there (ascend_loaders §4.1, fact 18): both must be positive
+  // and finite in that dtype, and the deployed arithmetic uses the rounded
+  // value (equal to the stored one for lwquant outputs, fact 18).
+  const float scale_p = round_to_dtype(input_scale, serving_dtype_);
+  if (!(std::isfinite(scale_p) && scale_p > 0.0f && std::isfinite(round_to_dtype(1.0f / scale_p, serving_dtype_))))
+    fail("tensor '{}.input_scale' is {}: in {} (the serving dtype) it becomes {} and its reciprocal {}, expected "
+         "both positive and finite",
+         prefix, input_scale, serving_name(serving_dtype_), scale_p, round_to_dtype(1.0f / scale_p, serving_dtype_));
+  lin.input_scale = scale_p;
+  lin.input_offset = read_f32(ckpt_, prefix + ".input_offset")[0];
+  // Engines copy input_offset into an int8 parameter (ascend_loaders §4.1).
+  if (!(lin.input_offset == std::nearbyint(lin.input_offset) && lin.input_offset >= -128.0f && lin.input_offset <= 127.0f))
+    fail("tensor '{}.input_offset' is {}, expected an integer in [-128, 127] (engines store it as int8)", prefix,
+         lin.input_offset);
+  Tensor qbt = ckpt_.read(prefix + ".quant_bias");
+  lin.quant_bias.assign(qbt.data<int32_t>(), qbt.data<int32_t>() + out);
+
+  const std::string dq_name = prefix + ".deq_scale";
+  Tensor dqt = ckpt_.read(dq_name);
+  if (dqt.dtype == DType::I64) {
+    // Spec §3.5: the float32 bit pattern widened to int64; scales are positive,
+    // so the upper 32 bits are 0 (also what sign extension gives).
+    std::span<const int64_t> bits = dqt.span<int64_t>();
+    for (size_t o = 0; o < bits.size(); ++o)
+      if ((static_cast<uint64_t>(bits[o]) >> 32) != 0)
+        fail("tensor '{}' entry {} is {}: an int64 deq_scale holds a float32 bit pattern in its low 32 bits with "
+             "the upper 32 bits 0 (spec §3.5)",
+             dq_name, o, hex64(bits[o]));
+    lin.deq_scale = deq_scale_from_int64_bits(bits);
   } else {
-    lin.weight_scale = read_f32(ckpt_, prefix + ".weight_scale", {lin.out, 1});
-    lin.weight_offset = read_f32(ckpt_, prefix + ".weight_offset", {lin.out, 1});
+    lin.deq_scale = to_f32(dqt);
+  }
+  check_scales(dq_name, lin.deq_scale);
+
+  // deq_scale = input_scale · weight_scale (spec §3.5), checkable where the
+  // folder stores weight_scale too (the W8A8_MIX layout; plain W8A8 has none).
+  // lwquant's saver writes the float32 product of the two stored factors
+  // (w8a8_export.cc deq_scale_f32, input_scale already rounded to the serving
+  // dtype), and so does msModelSlim for float32 scales. msModelSlim computes
+  // it "in the scales' dtype" (bfloat16 scales for a bfloat16 model: the
+  // product rounded once to bfloat16), and a producer may derive it from the
+  // input_scale rounded to the serving dtype while storing the unrounded one
+  // (fact 18). Each moves it by at most the serving dtype's unit roundoff u
+  // (2^-8 bfloat16, 2^-11 float16), no more than the engine's own rounding of
+  // the scales. So the rule is
+  //   |deq_scale − fl32(input_scale·weight_scale)| ≤ (u + 2^-22)·fl32(input_scale·weight_scale).
+  if (!lin.weight_scale.empty()) {
+    const double tol = unit_roundoff(serving_dtype_) + std::ldexp(1.0, -22);
+    for (size_t o = 0; o < out; ++o) {
+      const double expected = static_cast<double>(input_scale * lin.weight_scale[o]);
+      if (!(std::fabs(lin.deq_scale[o] - expected) <= tol * expected))
+        fail("tensor '{}' entry {} is {} but input_scale·weight_scale = {}·{} = {} (relative difference {:.3g}, "
+             "allowed {:.3g}: the {} rounding, spec §3.5)",
+             dq_name, o, lin.deq_scale[o], input_scale, lin.weight_scale[o], expected,
+             std::fabs(lin.deq_scale[o] - expected) / expected, tol, serving_name(serving_dtype_));
+    }
+  }
+  if (!with_weight) return lin;
+
+  // quant_bias = round(bias/deq_scale − input_offset·Σ_in Wq) (spec §3.5), in
+  // float32 as the saver and msModelSlim compute it. A different summation
+  // order may move the float32 value by a few units in the last place before
+  // rounding, so the allowance is 1 + 2^-20·(|bias/deq| + |correction|).
+  for (size_t o = 0; o < out; ++o) {
+    int64_t row_sum = 0;
+    const int8_t* row = lin.weight.data() + o * static_cast<size_t>(lin.in);
+    for (int64_t i = 0; i < lin.in; ++i) row_sum += row[i];
+    const float b = lin.bias.empty() ? 0.0f : lin.bias[o];
+    const float scaled = b / lin.deq_scale[o];
+    const float correction = static_cast<float>(row_sum) * lin.input_offset;
+    const double expected = std::nearbyint(scaled - correction);
+    const double allowed = 1.0 + std::ldexp(std::fabs(scaled) + std::fabs(correction), -20);
+    if (!(std::fabs(lin.quant_bias[o] - expected) <= allowed))
+      fail("tensor '{}.quant_bias' entry {} is {} but round(bias/deq_scale − input_offset·Σ weight) = "
+           "round({}/{} − {}·{}) = {} (spec §3.5): quant_bias, deq_scale, input_offset, bias and weight do not belong "
+           "together",
+           prefix, o, lin.quant_bias[o], b, lin.deq_scale[o], lin.input_offset, row_sum, expected);
   }
   return lin;
+}
+
+QuantizedFolder parse_quantized_folder(const fs::path& dir) {
+  QuantizedFolder folder = QuantizedFolder::open(dir);
+  for (const auto& p : folder.quantized_linears()) folder.load_linear(p);
+  for (const auto& name : folder.tensor_names())
+    if (folder.type_of(name) == "FLOAT") check_finite(folder.read(name), name, folder.dir().string());
+  return folder;
 }
 
 }  // namespace lwq

@@ -1,11 +1,19 @@
 // An ascendV1 output folder read from its files alone: the description JSON,
-// the safetensors shards and their index. Used by `lwquant eval`, which is
-// thereby an independent check that the files mean what the spec says.
+// the safetensors shards and their index, and the folder's own config.json.
+// Used by `lwquant eval`, which is thereby an independent check that the
+// files mean what the spec says and hold what the serving engines read
+// (msmodelslim_v1.md §3, ascend_loaders.md §4 and §10).
+//
+// Every check throws lwq::Error naming the file, the key or tensor, and what
+// was expected; no other exception type escapes for malformed input.
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "eval/deployed_linear.h"
 #include "io/checkpoint.h"
@@ -14,26 +22,73 @@ namespace lwq {
 
 class QuantizedFolder {
  public:
-  // Validates that every described tensor exists and every stored tensor is
-  // described, and that every type string is known.
+  // Checks what needs no float model:
+  //  * folder files: quant_model_description.json and config.json present;
+  //    no stray *.safetensors (engines load every one), no
+  //    model.safetensors.index.json, no second *quant_model_description*.json;
+  //    every tensor of every shard listed by the index;
+  //  * description JSON: an object; every tensor entry a known type string;
+  //    the global keys of their JSON types (model_quant_type a string, equal
+  //    to the highest-priority Linear type, spec §3.8); every described
+  //    tensor stored and every stored tensor described;
+  //  * config.json: a JSON object without quantization_config /
+  //    compression_config; its dtype decides the serving dtype;
+  //  * per quantized Linear (a `<p>.weight` of type W8A8, W8A8_DYNAMIC or
+  //    W8A16): exactly the tensors of its type, each tagged with it (its float
+  //    bias FLOAT), with the dtypes and shapes of spec §3.4 (deq_scale I64 or
+  //    F32 as config.json's dtype requires); no quantization parameter
+  //    outside a Linear of its type; FLOAT tensors of a float dtype.
+  // Values are checked by load_linear().
   static QuantizedFolder open(const std::filesystem::path& dir);
 
+  const std::filesystem::path& dir() const { return dir_; }
   const std::string& model_quant_type() const { return model_quant_type_; }
+  // The folder's config.json, parsed.
+  const nlohmann::ordered_json& config() const { return config_; }
+  // The dtype engines hold activations and scales in: BF16 for bfloat16
+  // models, F16 for float16 and float32 ones (ascend_loaders.md §1).
+  DType serving_dtype() const { return serving_dtype_; }
+
   // The type string of a module prefix ("FLOAT" when only FLOAT tensors, or
   // absent, exist under `prefix.weight`).
   std::string linear_type(const std::string& prefix) const;
+  // The description's type of a tensor ("" when not described).
+  std::string type_of(const std::string& tensor) const;
+  // Prefixes of the quantized Linears, in description order.
+  const std::vector<std::string>& quantized_linears() const { return linears_; }
   bool contains(const std::string& tensor) const { return ckpt_.contains(tensor); }
   std::vector<std::string> tensor_names() const { return ckpt_.tensor_names(); }
+  const TensorInfo& info(const std::string& tensor) const { return ckpt_.info(tensor); }
   Tensor read(const std::string& tensor) const { return ckpt_.read(tensor); }
-  // A quantized Linear's tensors, checked for dtype and shape.
-  DeployedLinear load_linear(const std::string& prefix) const;
+
+  // Every suffix a Linear of `type` may store besides its float `.bias`
+  // (required ones first); empty for FLOAT and unknown types.
+  static const std::vector<std::string>& parameter_suffixes(const std::string& type);
+
+  // A quantized Linear's tensors with every value checked: scales positive
+  // and finite (input_scale also in the serving dtype, with a finite
+  // reciprocal there), offsets in range, int64 deq_scale with zero upper
+  // halves, deq_scale = input_scale·weight_scale where both are stored, and
+  // (with the weight) quant_bias = round(bias/deq_scale − input_offset·ΣWq).
+  // `with_weight` false leaves `weight` empty and skips the quant_bias check
+  // (cheap: only per-channel tensors are read).
+  DeployedLinear load_linear(const std::string& prefix, bool with_weight = true) const;
 
  private:
   QuantizedFolder(std::filesystem::path dir, Checkpoint ckpt) : dir_(std::move(dir)), ckpt_(std::move(ckpt)) {}
   std::filesystem::path dir_;
   Checkpoint ckpt_;
   std::map<std::string, std::string> types_;
+  std::vector<std::string> linears_;
   std::string model_quant_type_;
+  nlohmann::ordered_json config_;
+  DType serving_dtype_ = DType::F16;
 };
+
+// Opens `dir` and loads every quantized Linear with all value checks: every
+// check of the format that needs no float model. Throws lwq::Error for any
+// malformed folder (std::bad_alloc aside), never another exception: the entry
+// point for fuzzing the quantized-folder reader.
+QuantizedFolder parse_quantized_folder(const std::filesystem::path& dir);
 
 }  // namespace lwq

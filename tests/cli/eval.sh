@@ -39,4 +39,41 @@ shard="$TMP/cut/quant_model_weights-00001-of-00001.safetensors"
 truncate -s -1000 "$shard"
 expect_error "quant_model_weights-00001-of-00001.safetensors" \
   "$LWQ" eval --model "$model" --quantized "$TMP/cut" --text "$text"
+# Malformed folders (docs/reliability.md): one "error: ..." naming the file and the key or tensor, exit code 1
+# (2 is the CLI's "unexpected failure", e.g. an escaped JSON library exception).
+expect_exit_1() {
+  local want="$1"; shift
+  local rc=0
+  "$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+  [ "$rc" -eq 1 ] || { cat "$TMP/err" >&2; fail "exit code $rc, expected 1: $*"; }
+  grep -qF -- "$want" "$TMP/err" || { cat "$TMP/err" >&2; fail "stderr lacks '$want' for: $*"; }
+  ! grep -q "unexpected failure" "$TMP/err" || fail "unexpected failure for: $*"
+  [ "$(grep -c '^error: ' "$TMP/err")" -eq 1 ] || { cat "$TMP/err" >&2; fail "not one error line for: $*"; }
+}
+# edited <name> <file> <sed expression>: a copy of the W8A8 folder with one file edited (the edit must apply).
+edited() {
+  cp -r "$TMP/w8a8" "$TMP/$1"
+  sed -i -e "$3" "$TMP/$1/$2"
+  ! cmp -s "$TMP/w8a8/$2" "$TMP/$1/$2" || fail "edit $3 of $2 did not apply"
+  echo "$TMP/$1"
+}
+run_eval() { "$LWQ" eval --model "$model" --quantized "$1" --text "$text" --max-tokens 64; }
+desc=quant_model_description.json
+expect_exit_1 "$desc: key 'model_quant_type' must be a string, got 8" \
+  run_eval "$(edited mqt_number $desc 's/"model_quant_type": "W8A8"/"model_quant_type": 8/')"
+expect_exit_1 "$desc: key 'model.norm.weight' must be a type string (\"FLOAT\", \"W8A8\", ...), got {}" \
+  run_eval "$(edited value_object $desc 's/"model.norm.weight": "FLOAT"/"model.norm.weight": {}/')"
+expect_exit_1 "model_quant_type is \"W8A16\"" \
+  run_eval "$(edited mqt_w8a16 $desc 's/"model_quant_type": "W8A8"/"model_quant_type": "W8A16"/')"
+expect_exit_1 "config.json: 'hidden_size' is 128 but the float model's" \
+  run_eval "$(edited hidden config.json 's/"hidden_size": 64/"hidden_size": 128/')"
+expect_exit_1 "config.json: 'num_hidden_layers' is 4" \
+  run_eval "$(edited layers config.json 's/"num_hidden_layers": 5/"num_hidden_layers": 4/')"
+expect_exit_1 "must be F32" run_eval "$(edited bf16 config.json 's/"torch_dtype": "float32"/"torch_dtype": "bfloat16"/')"
+cp -r "$TMP/w8a8" "$TMP/nocfg"
+rm "$TMP/nocfg/config.json"
+expect_exit_1 "config.json is missing" run_eval "$TMP/nocfg"
+cp -r "$TMP/w8a8" "$TMP/stray"
+cp "$TMP/w8a8/quant_model_weights-00001-of-00001.safetensors" "$TMP/stray/model.safetensors"
+expect_exit_1 "stray weights file model.safetensors" run_eval "$TMP/stray"
 echo "eval: ok ($(cat "$TMP/json"))"

@@ -48,6 +48,12 @@ struct CalibSample {
   int64_t seq() const { return static_cast<int64_t>(positions.size()); }
 };
 
+// The quality report measures on a sample so that it costs little next to
+// the calibration forward itself: every kReportStride-th row of each Linear
+// call, and every kReportStride-th sample for the float layer forward
+// (QuantJob::full_report measures everything).
+constexpr int64_t kReportStride = 16;
+
 // Routes each Linear of a calibration forward to its quantizer, if it has
 // one, and measures the quantized output against the float one for the
 // quality report while the owning processor observes.
@@ -56,7 +62,8 @@ class CalibrationExecutor : public LinearExecutor {
   explicit CalibrationExecutor(const LayerWeights& weights) : weights_(weights) {}
   std::map<std::string, LinearQuantizer*> quantizers;  // by name relative to the layer
   std::set<std::string> observing;
-  bool measure = true;  // compute the float reference for the quality report
+  bool measure = true;       // compute the float reference for the quality report
+  int64_t row_stride = 1;    // ... on rows 0, stride, 2·stride, ...
 
   // Float Linears are computed from the layer a block of rows at a time too.
   bool needs_float_weight(const std::string&) const override { return false; }
@@ -70,11 +77,25 @@ class CalibrationExecutor : public LinearExecutor {
     }
     it->second->forward(x, rows, y);
     if (!measure || !observing.count(name)) return;
-    std::vector<float> ref(static_cast<size_t>(rows * out));
-    linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, ref.data());
+    const int64_t m = (rows + row_stride - 1) / row_stride;
+    const float* xs = x;
+    std::vector<float> gathered_x, gathered_y;
+    const float* ys = y;
+    if (row_stride > 1) {
+      gathered_x.resize(static_cast<size_t>(m * in));
+      gathered_y.resize(static_cast<size_t>(m * out));
+      for (int64_t i = 0; i < m; ++i) {
+        std::copy_n(x + i * row_stride * in, in, gathered_x.data() + i * in);
+        std::copy_n(y + i * row_stride * out, out, gathered_y.data() + i * out);
+      }
+      xs = gathered_x.data();
+      ys = gathered_y.data();
+    }
+    std::vector<float> ref(static_cast<size_t>(m * out));
+    linear_from_layer(weights_, name + ".weight", xs, m, in, bias, out, ref.data());
     OutputErrorStats& stats = it->second->error_stats();
-    stats.add(ref.data(), y, ref.size());
-    stats.rows += rows;
+    stats.add(ref.data(), ys, ref.size());
+    stats.rows += m;
   }
 
  private:
@@ -169,7 +190,7 @@ class LayerWiseQuantizer {
     else spdlog::info("data-free configuration: no calibration forward is run");
 
     const nlohmann::json identity = run_identity(
-        {&job_.config, job_.model_path, calib_file, job_.max_calib_samples, job_.report});
+        {&job_.config, job_.model_path, calib_file, job_.max_calib_samples, job_.report, job_.full_report});
     std::unique_ptr<AscendV1Saver> saver = make_saver(folder);
     const int first = resume_or_start_fresh(folder, identity, saver);
 
@@ -346,6 +367,7 @@ class LayerWiseQuantizer {
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
     CalibrationExecutor exec(weights);
     exec.measure = job_.report;
+    exec.row_stride = job_.full_report ? 1 : kReportStride;
     std::vector<std::vector<float>> outputs;
     for (auto& unit : units_) {
       exec.observing.clear();
@@ -410,17 +432,21 @@ class LayerWiseQuantizer {
   }
 
 
-  // The layer's quantized output against the float layer on the same inputs.
+  // The layer's quantized output against the float layer on the same inputs:
+  // every kReportStride-th sample (at least the first) unless full_report.
+  // Whole samples, not prefixes: the first tokens of a sequence (BOS and its
+  // attention sink) carry errors unlike the rest and would bias the figure.
   void measure_layer(int k, const LayerWeights& weights, const std::vector<std::vector<float>>& quantized,
                      LayerReport& report) {
-    OutputErrorStats total;
-    for (size_t s = 0; s < samples_.size(); ++s) {
+    const size_t stride = job_.full_report ? 1 : static_cast<size_t>(kReportStride);
+    OutputErrorStats stats;
+    for (size_t s = 0; s < samples_.size(); s += stride) {
       std::vector<float> reference = samples_[s].hidden;
       decoder_layer_forward(cfg_, weights, k, reference.data(), samples_[s].seq(), samples_[s].positions.data());
-      total.add(reference.data(), quantized[s].data(), reference.size());
+      stats.add(reference.data(), quantized[s].data(), reference.size());
     }
-    report.relative_l2 = total.relative_l2();
-    report.cosine = total.cosine();
+    report.relative_l2 = stats.relative_l2();
+    report.cosine = stats.cosine();
   }
 
   // The checkpoint's own tensor (original dtype) for a FLOAT save, taken from
@@ -548,6 +574,7 @@ class LayerWiseQuantizer {
     nlohmann::ordered_json doc = {{"model_quant_type", summary.model_quant_type},
                                   {"calibration_samples", samples_.size()},
                                   {"measured", !samples_.empty() && job_.report},
+                                  {"sampled", !samples_.empty() && job_.report && !job_.full_report},
                                   {"layers", reports_json()}};
     write_text_file_atomic(dir / "quant_report.json", doc.dump(2));
     log_worst_layers();

@@ -301,6 +301,35 @@ TEST(QuantRunner, NoReportWritesTheSameCheckpoint) {
   EXPECT_FALSE(report["layers"][0].contains("relative_l2"));
 }
 
+// The default report measures a 1/16 sample of rows and tokens; its figures
+// stay close to the full measurement, and neither touches the checkpoint.
+TEST(QuantRunner, SampledReportIsCloseToTheFullOne) {
+  TempDir tmp;
+  QuantJob job = make_job(stories(), tmp / "sampled", (repo() / "configs/w8a8.yaml").string(), 4);
+  run_quantization(job);
+  job.save_path = tmp / "full";
+  job.full_report = true;
+  run_quantization(job);
+  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
+    EXPECT_EQ(read_text_file(tmp / "sampled" / f), read_text_file(tmp / "full" / f)) << f;
+  auto sampled = read_json(tmp / "sampled" / "quant_report.json"), full = read_json(tmp / "full" / "quant_report.json");
+  EXPECT_TRUE(sampled["sampled"].get<bool>());
+  EXPECT_FALSE(full["sampled"].get<bool>());
+  for (size_t l = 0; l < 5; ++l) {
+    double a = sampled["layers"][l]["relative_l2"].get<double>(), b = full["layers"][l]["relative_l2"].get<double>();
+    EXPECT_GT(a, 0.0);
+    EXPECT_NE(a, b);  // really a different measurement
+    // One sample of four stands for the layer here: an estimate, within 2x.
+    EXPECT_GT(a, 0.5 * b) << "layer " << l;
+    EXPECT_LT(a, 2.0 * b) << "layer " << l;
+    for (size_t i = 0; i < 7; ++i) {
+      double la = sampled["layers"][l]["linears"][i]["relative_l2"].get<double>();
+      double lb = full["layers"][l]["linears"][i]["relative_l2"].get<double>();
+      EXPECT_NEAR(la, lb, 0.5 * lb) << "layer " << l << " linear " << i;
+    }
+  }
+}
+
 TEST(QuantRunner, ModelWiseMatchesLayerWise) {
   TempDir tmp;
   QuantJob job = make_job(stories(), tmp / "lw", (repo() / "configs/w8a8.yaml").string(), 3);

@@ -123,7 +123,8 @@ nlohmann::json run_identity(const RunIdentityInputs& in) {
           {"model_files", model},
           {"calibration", in.calib_file.empty() ? nlohmann::json() : file_identity(in.calib_file)},
           {"max_calib_samples", in.max_calib_samples},
-          {"report", in.report}};
+          {"report", in.report},
+          {"full_report", in.full_report}};
 }
 
 void commit_resume_point(const fs::path& work_dir, const nlohmann::json& identity, const ResumePoint& point,

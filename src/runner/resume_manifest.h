@@ -29,6 +29,7 @@ struct RunIdentityInputs {
   std::filesystem::path calib_file;  // empty for data-free runs
   int max_calib_samples = 0;
   bool report = true;
+  bool full_report = false;
 };
 nlohmann::json run_identity(const RunIdentityInputs& in);
 

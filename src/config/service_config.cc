@@ -51,8 +51,8 @@ class Parser {
  public:
   Parser(const std::string& source, ServiceConfig& out) : ctx_{source, &out.warnings}, out_(out) {}
 
-  void root(const YAML::Node& doc) {
-    if (!doc.IsMap())
+  void root(const YamlNode& doc) {
+    if (!doc.is_map())
       fail("{}: expected a mapping with 'apiversion' and 'spec' at the top level", ctx_.source);
     auto entries = map_entries(ctx_, doc, "<top level>");
     const YamlEntry* api = find(entries, "apiversion");
@@ -91,7 +91,7 @@ class Parser {
                              e.key));
   }
 
-  void metadata(const YAML::Node& n, const std::string& path) {
+  void metadata(const YamlNode& n, const std::string& path) {
     PracticeMetadata& m = out_.metadata;
     for (const auto& e : map_entries(ctx_, n, path)) {
       std::string p = path + "." + e.key;
@@ -107,7 +107,7 @@ class Parser {
       } else if (e.key == "verified_tags") {
         for (const auto& t : map_entries(ctx_, e.value, p)) {
           std::string tp = p + "." + t.key;
-          if (!t.value.IsSequence()) ctx_.fail_at(t.value, tp, "expected a list of tag lists");
+          if (!t.value.is_sequence()) ctx_.fail_at(t.value, tp, "expected a list of tag lists");
           auto& scenarios = m.verified_tags[t.key];
           size_t i = 0;
           for (const auto& s : t.value) scenarios.push_back(read_string_list(ctx_, s, fmt::format("{}[{}]", tp, i++)));
@@ -117,7 +117,7 @@ class Parser {
     }
   }
 
-  void label(const YAML::Node& n, const std::string& path) {
+  void label(const YamlNode& n, const std::string& path) {
     PracticeLabel& l = out_.metadata.label;
     for (const auto& e : map_entries(ctx_, n, path)) {
       std::string p = path + "." + e.key;
@@ -130,27 +130,27 @@ class Parser {
     }
   }
 
-  void spec(const YAML::Node& n, const std::string& path) {
+  void spec(const YamlNode& n, const std::string& path) {
     if (is_null_scalar(n)) ctx_.fail_at(n, path, "expected a mapping (runner, process, save, dataset), got null");
-    const YAML::Node* process_node = nullptr;
-    const YAML::Node* save_node = nullptr;
+    const YamlNode* process_node = nullptr;
+    const YamlNode* save_node = nullptr;
     auto entries = map_entries(ctx_, n, path);
     for (const auto& e : entries) {
       std::string p = path + "." + e.key;
       if (e.key == "runner") {
         runner(e.value, p);
       } else if (e.key == "prior") {
-        if (!e.value.IsSequence()) ctx_.fail_at(e.value, p, "expected a list of stages");
+        if (!e.value.is_sequence()) ctx_.fail_at(e.value, p, "expected a list of stages");
         if (e.value.size() > 0)
           ctx_.fail_at(e.value, p, "prior stages are not supported by lwquant yet; move their processors into "
                                    "spec.process");
       } else if (e.key == "process") {
-        if (!e.value.IsSequence()) ctx_.fail_at(e.value, p, "expected a list of processors");
+        if (!e.value.is_sequence()) ctx_.fail_at(e.value, p, "expected a list of processors");
         size_t i = 0;
         for (const auto& item : e.value) out_.process.push_back(processor(item, fmt::format("{}[{}]", p, i++), 0));
         process_node = &e.value;
       } else if (e.key == "save") {
-        if (!e.value.IsSequence()) ctx_.fail_at(e.value, p, "expected a list of save formats");
+        if (!e.value.is_sequence()) ctx_.fail_at(e.value, p, "expected a list of save formats");
         size_t i = 0;
         for (const auto& item : e.value) out_.save.push_back(saver(item, fmt::format("{}[{}]", p, i++)));
         save_node = &e.value;
@@ -166,7 +166,7 @@ class Parser {
       ctx_.warn_at(save_node ? *save_node : n, path + ".save", "no save formats: nothing will be written");
   }
 
-  void runner(const YAML::Node& n, const std::string& path) {
+  void runner(const YamlNode& n, const std::string& path) {
     std::string v = read_string(ctx_, n, path);
     if (v == "auto") out_.runner = RunnerType::Auto;
     else if (v == "layer_wise") out_.runner = RunnerType::LayerWise;
@@ -175,7 +175,7 @@ class Parser {
     else ctx_.fail_at(n, path, fmt::format("invalid value '{}' (allowed: {})", v, join(kRunners)));
   }
 
-  void dataset(const YAML::Node& n, const std::string& path) {
+  void dataset(const YamlNode& n, const std::string& path) {
     std::string v = read_string(ctx_, n, path);
     if (v.empty()) ctx_.fail_at(n, path, "must not be empty");
     if (v.size() > kMaxDatasetChars)
@@ -183,11 +183,11 @@ class Parser {
     out_.dataset = v;
   }
 
-  ProcessorConfig processor(const YAML::Node& n, const std::string& path, int depth) {
+  ProcessorConfig processor(const YamlNode& n, const std::string& path, int depth) {
     if (++n_processors_ > kMaxProcessors)
       ctx_.fail_at(n, path, fmt::format("more than {} processors (alias expansion?)", kMaxProcessors));
     if (depth > kMaxGroupDepth) ctx_.fail_at(n, path, "groups nested too deeply");
-    if (!n.IsMap()) ctx_.fail_at(n, path, "expected a processor mapping with a 'type'");
+    if (!n.is_map()) ctx_.fail_at(n, path, "expected a processor mapping with a 'type'");
     auto entries = map_entries(ctx_, n, path);
     const YamlEntry* t = find(entries, "type");
     if (!t) ctx_.fail_at(n, path, fmt::format("missing 'type' (supported: {})", join(kSupportedProcessors)));
@@ -210,7 +210,7 @@ class Parser {
     return p;
   }
 
-  void linear_quant(ProcessorConfig& p, const YAML::Node& n, const std::vector<YamlEntry>& entries,
+  void linear_quant(ProcessorConfig& p, const YamlNode& n, const std::vector<YamlEntry>& entries,
                     const std::string& path) {
     const YamlEntry* q = find(entries, "qconfig");
     if (!q) ctx_.fail_at(n, path, "linear_quant needs a 'qconfig' with at least 'weight'");
@@ -225,7 +225,7 @@ class Parser {
     if (p.include.empty()) ctx_.warn_at(n, path + ".include", "empty include list: this processor selects nothing");
   }
 
-  void group(ProcessorConfig& p, const YAML::Node& n, const std::vector<YamlEntry>& entries,
+  void group(ProcessorConfig& p, const YamlNode& n, const std::vector<YamlEntry>& entries,
              const std::string& path, int depth) {
     const YamlEntry* c = find(entries, "configs");
     if (!c) ctx_.fail_at(n, path, "group needs 'configs': a list of processors");
@@ -233,13 +233,13 @@ class Parser {
       if (e.key != "type" && e.key != "configs") unknown_key(e, path);
     }
     std::string cp = path + ".configs";
-    if (!c->value.IsSequence()) ctx_.fail_at(c->value, cp, "expected a list of processors");
+    if (!c->value.is_sequence()) ctx_.fail_at(c->value, cp, "expected a list of processors");
     size_t i = 0;
     for (const auto& item : c->value) p.configs.push_back(processor(item, fmt::format("{}[{}]", cp, i++), depth + 1));
     if (p.configs.empty()) ctx_.warn_at(c->value, cp, "empty group: it does nothing");
   }
 
-  LinearQConfig linear_qconfig(const YAML::Node& n, const std::string& path) {
+  LinearQConfig linear_qconfig(const YamlNode& n, const std::string& path) {
     auto entries = map_entries(ctx_, n, path);
     LinearQConfig q;
     const YamlEntry* w = find(entries, "weight");
@@ -258,8 +258,8 @@ class Parser {
     return q;
   }
 
-  QConfig qconfig(const YAML::Node& n, const std::string& path) {
-    if (!n.IsMap()) ctx_.fail_at(n, path, "expected a mapping with dtype, scope, symmetric and method");
+  QConfig qconfig(const YamlNode& n, const std::string& path) {
+    if (!n.is_map()) ctx_.fail_at(n, path, "expected a mapping with dtype, scope, symmetric and method");
     auto entries = map_entries(ctx_, n, path);
     for (const char* key : {"dtype", "scope", "symmetric", "method"}) {
       if (!find(entries, key))
@@ -285,7 +285,7 @@ class Parser {
       } else if (e.key == "method") {
         q.method = read_string(ctx_, e.value, ep);
       } else if (e.key == "ext") {
-        if (!e.value.IsMap()) ctx_.fail_at(e.value, ep, "expected a mapping");
+        if (!e.value.is_map()) ctx_.fail_at(e.value, ep, "expected a mapping");
         q.ext = yaml_to_json(ctx_, e.value, ep);
       } else {
         unknown_key(e, path);
@@ -294,8 +294,8 @@ class Parser {
     return q;
   }
 
-  SaverConfig saver(const YAML::Node& n, const std::string& path) {
-    if (!n.IsMap()) ctx_.fail_at(n, path, "expected a save-format mapping with a 'type'");
+  SaverConfig saver(const YamlNode& n, const std::string& path) {
+    if (!n.is_map()) ctx_.fail_at(n, path, "expected a save-format mapping with a 'type'");
     auto entries = map_entries(ctx_, n, path);
     const YamlEntry* t = find(entries, "type");
     if (!t) ctx_.fail_at(n, path, "missing 'type' (supported: ascendv1_saver)");
@@ -318,7 +318,7 @@ class Parser {
           ctx_.fail_at(e.value, ep, fmt::format("must be >= 0 (GiB per shard, 0 = one file), got {}",
                                                 s.part_file_size));
       } else if (e.key == "ext") {
-        if (!e.value.IsMap()) ctx_.fail_at(e.value, ep, "expected a mapping");
+        if (!e.value.is_map()) ctx_.fail_at(e.value, ep, "expected a mapping");
       } else if (e.key == "save_directory") {
         ctx_.warn_at(e.key_node, path, "'save_directory' is ignored: the output folder comes from --save_path");
       } else {
@@ -333,31 +333,16 @@ class Parser {
   size_t n_processors_ = 0;
 };
 
-std::vector<YAML::Node> load_documents(const std::string& text, const std::string& source) {
-  try {
-    return YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    if (e.mark.line >= 0)
-      fail("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg);
-    fail("{}: YAML syntax error: {}", source, e.msg);
-  }
-}
-
 }  // namespace
 
 ServiceConfig parse_service_config(const std::string& yaml_text, const std::string& source_name) {
-  auto docs = load_documents(yaml_text, source_name);
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull()))
+  auto docs = load_yaml_documents(yaml_text, source_name);
+  if (docs.empty() || (docs.size() == 1 && docs[0].is_null()))
     fail("{}: empty document, expected a mapping with 'apiversion' and 'spec'", source_name);
   if (docs.size() > 1) fail("{}: holds {} YAML documents, expected one", source_name, docs.size());
   ServiceConfig out;
   Parser parser(source_name, out);
-  try {
-    parser.root(docs[0]);
-  } catch (const YAML::Exception& e) {
-    // Defensive: yaml-cpp node access errors become lwquant errors.
-    fail("{}: {}", source_name, e.what());
-  }
+  parser.root(docs[0]);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 #include "io/json_strict.h"
 #include "util/error.h"
@@ -18,7 +19,8 @@ namespace lwq {
 using json = nlohmann::ordered_json;
 
 struct SafetensorsFile::Handle {
-  int fd = -1;
+  int fd = -1;          // an open file, or
+  std::string memory;   // the whole file in memory (parse())
   ~Handle() {
     if (fd >= 0) ::close(fd);
   }
@@ -43,6 +45,13 @@ void pread_exact(int fd, void* dst, uint64_t n, uint64_t offset, const std::stri
   }
 }
 
+// A JSON value for a message, cut short: headers can be 100 MB.
+std::string short_dump(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 120) s = s.substr(0, 117) + "...";
+  return s;
+}
+
 struct Where {
   const std::string& file;
   const std::string& tensor;
@@ -56,26 +65,27 @@ template <typename... Args>
 DType entry_dtype(const json& entry, const Where& w) {
   auto it = entry.find("dtype");
   if (it == entry.end()) bad_entry(w, "missing \"dtype\"");
-  if (!it->is_string()) bad_entry(w, "\"dtype\" must be a string, got {}", it->dump());
+  if (!it->is_string()) bad_entry(w, "\"dtype\" must be a string, got {}", short_dump(*it));
   const auto& name = it->get_ref<const std::string&>();
   auto dtype = parse_dtype(name);
-  if (!dtype) bad_entry(w, "unknown dtype '{}' (known: {})", name, dtype_names());
+  if (!dtype) bad_entry(w, "unknown dtype '{}' (known: {})", name.size() > 40 ? name.substr(0, 40) + "..." : name,
+                        dtype_names());
   return *dtype;
 }
 
 Shape entry_shape(const json& entry, const Where& w) {
   auto it = entry.find("shape");
   if (it == entry.end()) bad_entry(w, "missing \"shape\"");
-  if (!it->is_array()) bad_entry(w, "\"shape\" must be an array, got {}", it->dump());
+  if (!it->is_array()) bad_entry(w, "\"shape\" must be an array, got {}", short_dump(*it));
   Shape shape;
   for (const auto& d : *it) {
     // nlohmann stores non-negative integer literals as unsigned, negative
     // ones as signed, anything with a fraction or exponent as float.
     if (!d.is_number_unsigned())
-      bad_entry(w, "shape {} must hold non-negative integers", it->dump());
+      bad_entry(w, "shape {} must hold non-negative integers", short_dump(*it));
     uint64_t v = d.get<uint64_t>();
     if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      bad_entry(w, "shape {} has a dimension too large", it->dump());
+      bad_entry(w, "shape {} has a dimension too large", short_dump(*it));
     shape.push_back(static_cast<int64_t>(v));
   }
   return shape;
@@ -86,48 +96,96 @@ std::pair<uint64_t, uint64_t> entry_offsets(const json& entry, const Where& w) {
   if (it == entry.end()) bad_entry(w, "missing \"data_offsets\"");
   if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_unsigned() ||
       !(*it)[1].is_number_unsigned())
-    bad_entry(w, "\"data_offsets\" must be two non-negative integers [begin, end], got {}", it->dump());
+    bad_entry(w, "\"data_offsets\" must be two non-negative integers [begin, end], got {}", short_dump(*it));
   uint64_t begin = (*it)[0].get<uint64_t>(), end = (*it)[1].get<uint64_t>();
   if (begin > end) bad_entry(w, "data_offsets [{}, {}] are not ascending", begin, end);
   return {begin, end};
 }
 
-// numel × element size, or nullopt on overflow.
+// numel × element size, or nullopt on overflow (checked at every step, as the
+// reference does: a product that wraps around could otherwise match).
 std::optional<uint64_t> byte_size(const Shape& shape, DType dtype) {
-  uint64_t n = dtype_size(dtype);
+  uint64_t numel = 1;
   for (int64_t d : shape) {
     auto u = static_cast<uint64_t>(d);
-    if (u != 0 && n > std::numeric_limits<uint64_t>::max() / u) return std::nullopt;
-    n *= u;
+    if (u != 0 && numel > std::numeric_limits<uint64_t>::max() / u) return std::nullopt;
+    numel *= u;
   }
-  return n;
+  const uint64_t size = dtype_size(dtype);
+  if (numel != 0 && size > std::numeric_limits<uint64_t>::max() / numel) return std::nullopt;
+  return numel * size;
 }
 
 std::map<std::string, std::string> parse_metadata(const json& value, const std::string& file) {
-  if (!value.is_object()) fail("{}: \"__metadata__\" must be an object of strings", file);
+  if (!value.is_object())
+    fail("{}: \"__metadata__\" must be an object of strings, got {}", file, short_dump(value));
   std::map<std::string, std::string> out;
   for (const auto& [key, v] : value.items()) {
-    if (!v.is_string()) fail("{}: \"__metadata__\" value for '{}' must be a string, got {}", file, key, v.dump());
+    if (!v.is_string())
+      fail("{}: \"__metadata__\" value for '{}' must be a string, got {}", file, key, short_dump(v));
     out[key] = v.get<std::string>();
   }
   return out;
 }
 
-// Entries sorted by offset must not share bytes (empty tensors own none).
-void check_no_overlap(const std::vector<TensorInfo>& tensors, const std::string& file) {
-  std::vector<const TensorInfo*> sorted;
-  for (const auto& t : tensors)
-    if (t.nbytes > 0) sorted.push_back(&t);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
-  for (size_t i = 1; i < sorted.size(); ++i) {
-    const TensorInfo& prev = *sorted[i - 1];
-    if (sorted[i]->offset < prev.offset + prev.nbytes)
-      fail("{}: tensor '{}' overlaps tensor '{}' in the data area", file, sorted[i]->name, prev.name);
+struct Span {
+  uint64_t begin, end;  // relative to the data area
+  const TensorInfo* info;
+};
+
+// The reference's rule: data_offsets sorted by (begin, end) must tile the data
+// area exactly, from 0 to its end, so no byte of the file is unaccounted for.
+// `head` is the start of the data area (to recognise header padding).
+void check_coverage(std::vector<Span> spans, uint64_t data_size, uint64_t header_len, const std::string& head,
+                    const std::string& file) {
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
+  uint64_t expected = 0;
+  const Span* prev = nullptr;
+  for (const Span& s : spans) {
+    if (s.begin < expected)
+      fail("{}: tensor '{}' overlaps tensor '{}' in the data area: data_offsets [{}, {}] begin inside [{}, {}]", file,
+           s.info->name, prev->info->name, s.begin, s.end, prev->begin, prev->end);
+    if (s.begin > expected) {
+      if (!prev)
+        fail("{}: tensor '{}': data_offsets [{}, {}] leave the first {} bytes of the data area unused; tensors must "
+             "cover the data area contiguously from offset 0",
+             file, s.info->name, s.begin, s.end, s.begin);
+      fail("{}: tensor '{}': data_offsets [{}, {}] leave a gap of {} bytes after tensor '{}' (which ends at {}); "
+           "tensors must cover the data area contiguously",
+           file, s.info->name, s.begin, s.end, s.begin - expected, prev->info->name, expected);
+    }
+    expected = s.end;
+    prev = &s;
+  }
+  if (expected != data_size) {
+    const uint64_t extra = data_size - expected;
+    std::string hint;
+    // A length prefix cut short by k bytes moves k bytes of the header's
+    // space padding into the data area and leaves k bytes after the last tensor.
+    if (!head.empty() && extra <= head.size() &&
+        std::all_of(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(extra), [](char c) { return c == ' '; }))
+      hint = fmt::format("; the data area starts with {} spaces: the header length {} looks {} bytes short", extra,
+                         header_len, extra);
+    if (!prev)
+      fail("{}: {} bytes follow a header that lists no tensors: expected the file to end after the header{}", file,
+           extra, hint);
+    fail("{}: {} trailing bytes after the last tensor ('{}' ends at {} of a {}-byte data area): the data_offsets must "
+         "end exactly at the end of the file{}",
+         file, extra, prev->info->name, expected, data_size, hint);
   }
 }
 
 }  // namespace
+
+void SafetensorsFile::read_at(void* dst, uint64_t n, uint64_t offset, const std::string& what) const {
+  if (n == 0) return;  // dst may be null (an empty std::vector): no memcpy/pread with it
+  const Handle& h = *handle_;
+  if (h.fd >= 0) return pread_exact(h.fd, dst, n, offset, what);
+  if (offset > h.memory.size() || n > h.memory.size() - offset)
+    fail("{}: unexpected end of file at byte {} ({} bytes missing)", what, offset, n);
+  std::memcpy(dst, h.memory.data() + offset, n);
+}
 
 SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   SafetensorsFile f;
@@ -141,34 +199,54 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   if (!S_ISREG(st.st_mode)) fail("{} is not a regular file", file);
   f.file_size_ = static_cast<uint64_t>(st.st_size);
   f.handle_ = handle;
+  f.load_header();
+  return f;
+}
 
-  if (f.file_size_ < 8)
+SafetensorsFile SafetensorsFile::parse(std::string bytes, const std::string& name) {
+  SafetensorsFile f;
+  f.path_ = name;
+  auto handle = std::make_shared<Handle>();
+  handle->memory = std::move(bytes);
+  f.file_size_ = handle->memory.size();
+  f.handle_ = handle;
+  f.load_header();
+  return f;
+}
+
+void SafetensorsFile::load_header() {
+  const std::string file = path_.string();
+  if (file_size_ < 8)
     fail("{}: file is too short ({} bytes) to be a safetensors file (needs an 8-byte header length)", file,
-         f.file_size_);
+         file_size_);
   uint8_t len_bytes[8];
-  pread_exact(handle->fd, len_bytes, 8, 0, file);
+  read_at(len_bytes, 8, 0, file);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
   if (header_len > kMaxSafetensorsHeaderBytes)
     fail("{}: header length {} exceeds the limit of {} bytes (not a safetensors file?)", file, header_len,
          kMaxSafetensorsHeaderBytes);
-  if (header_len > f.file_size_ - 8)
-    fail("{}: header length {} goes beyond the end of the file ({} bytes)", file, header_len, f.file_size_);
-  f.data_start_ = 8 + header_len;
-  const uint64_t data_size = f.file_size_ - f.data_start_;
+  if (header_len > file_size_ - 8)
+    fail("{}: header length {} goes beyond the end of the file ({} bytes)", file, header_len, file_size_);
+  data_start_ = 8 + header_len;
+  const uint64_t data_size = file_size_ - data_start_;
 
   std::string text(header_len, '\0');
-  pread_exact(handle->fd, text.data(), header_len, 8, file);
-  json header = parse_json_strict(text, file + ": header");
+  read_at(text.data(), header_len, 8, file);
+  // Exactly one JSON value filling the declared length (trailing whitespace
+  // allowed: writers pad with spaces to 8-byte alignment); keys unique.
+  json header = parse_json_strict(
+      text, fmt::format("{}: header (the {} bytes declared by the length prefix)", file, header_len));
   if (!header.is_object()) fail("{}: header must be a JSON object, got {}", file, header.type_name());
 
+  std::vector<Span> spans;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
-      f.metadata_ = parse_metadata(entry, file);
+      metadata_ = parse_metadata(entry, file);
       continue;
     }
     Where w{file, name};
-    if (!entry.is_object()) bad_entry(w, "entry must be an object, got {}", entry.dump());
+    if (!entry.is_object()) bad_entry(w, "entry must be an object, got {}", short_dump(entry));
     TensorInfo info;
     info.name = name;
     info.dtype = entry_dtype(entry, w);
@@ -181,13 +259,16 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
       bad_entry(w, "data_offsets [{}, {}] span {} bytes but shape {} of {} needs {}", begin, end, end - begin,
                 shape_str(info.shape), dtype_name(info.dtype),
                 expected ? fmt::to_string(*expected) : std::string("more than 2^64"));
-    info.offset = f.data_start_ + begin;
+    info.offset = data_start_ + begin;
     info.nbytes = end - begin;
-    f.by_name_.emplace(name, f.tensors_.size());
-    f.tensors_.push_back(std::move(info));
+    by_name_.emplace(name, tensors_.size());
+    tensors_.push_back(std::move(info));
+    spans.push_back({begin, end, nullptr});
   }
-  check_no_overlap(f.tensors_, file);
-  return f;
+  for (size_t i = 0; i < spans.size(); ++i) spans[i].info = &tensors_[i];
+  std::string head(static_cast<size_t>(std::min<uint64_t>(data_size, 64)), '\0');
+  read_at(head.data(), head.size(), data_start_, file);
+  check_coverage(std::move(spans), data_size, header_len, head, file);
 }
 
 const TensorInfo* SafetensorsFile::find(std::string_view name) const {
@@ -214,7 +295,8 @@ Tensor SafetensorsFile::read(const TensorInfo& info) const {
 
 void SafetensorsFile::read_into(const TensorInfo& info, void* dst) const {
   if (!handle_) fail("safetensors file {} is not open", path_.string());
-  pread_exact(handle_->fd, dst, info.nbytes, info.offset, fmt::format("{} (tensor '{}')", path_.string(), info.name));
+  if (info.nbytes == 0) return;  // zero-element tensor: nothing to read, dst may be null
+  read_at(dst, info.nbytes, info.offset, fmt::format("{} (tensor '{}')", path_.string(), info.name));
 }
 
 }  // namespace lwq

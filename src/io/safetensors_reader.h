@@ -1,6 +1,16 @@
 // Reading one .safetensors file: the header is parsed and fully validated at
 // open; tensor bytes are read on demand with pread, one tensor at a time, so
 // a reader never touches (or pages in) tensors it does not ask for.
+//
+// Validation is as strict as the reference `safetensors` library (Rust core of
+// the Python package): the 8-byte length must delimit exactly one JSON object
+// (trailing spaces inside it are the writers' alignment padding), at most
+// 100 MB; object keys are unique; "__metadata__" maps strings to strings;
+// every tensor's dtype × shape equals its byte count (overflow-checked); and
+// the tensors' data_offsets, sorted, tile the data area from 0 to the end of
+// the file with no gap, no overlap and no trailing bytes. Zero-element tensors
+// ([k, k]) are accepted and read as empty. Every violation is one lwq::Error
+// naming the file, the tensor and what was expected.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +41,9 @@ inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 class SafetensorsFile {
  public:
   static SafetensorsFile open(const std::filesystem::path& path);
+  // The same validation over a whole file held in memory (fuzzers, tests):
+  // `name` stands for the file in messages; read() copies from `bytes`.
+  static SafetensorsFile parse(std::string bytes, const std::string& name);
 
   const std::filesystem::path& path() const { return path_; }
   // In the order of the header's JSON object.
@@ -48,7 +61,11 @@ class SafetensorsFile {
   uint64_t data_start() const { return data_start_; }  // 8 + header length
 
  private:
-  struct Handle;
+  struct Handle;       // the open file, or the bytes given to parse()
+  void load_header();  // validates the header; file_size_ and handle_ set
+  // Exactly n bytes at `offset` (n == 0: nothing, dst may be null).
+  void read_at(void* dst, uint64_t n, uint64_t offset, const std::string& what) const;
+
   std::filesystem::path path_;
   std::shared_ptr<const Handle> handle_;  // shared: copies read through one fd
   std::vector<TensorInfo> tensors_;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "io/io_test_util.h"
+#include "io/safetensors_writer.h"
 
 namespace lwq {
 namespace {
@@ -229,6 +230,210 @@ TEST_F(BadFile, DuplicateNames) {
 TEST_F(BadFile, MetadataNotStrings) {
   with_header(R"({"__metadata__":{"format":1},"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
   expect_open_error({"__metadata__", "'format'", "must be a string"});
+}
+
+// ---- strictness as in the reference `safetensors` library: the length prefix,
+// the JSON and the data_offsets must account for every byte of the file.
+
+// A header padded with spaces to a multiple of 8, as writers do.
+std::string padded(std::string header) {
+  header.resize((header.size() + 7) / 8 * 8 + 8, ' ');  // at least 8 spaces of padding
+  return header;
+}
+
+TEST_F(BadFile, HeaderLengthFourBytesShortIntoThePadding) {
+  // The JSON still parses (the cut falls inside the padding), but the data
+  // area would start 4 bytes early: every tensor would be read misaligned.
+  std::string header = padded(R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
+  testing::write_bytes(path, testing::le64(header.size() - 4) + header + std::string(16, '\x11'));
+  expect_open_error({"4 trailing bytes after the last tensor", "'t' ends at 16 of a 20-byte data area",
+                     "starts with 4 spaces", "looks 4 bytes short"});
+}
+
+TEST_F(BadFile, HeaderLengthTooLongIntoTheData) {
+  std::string header = R"({"t":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})";
+  testing::write_bytes(path, testing::le64(header.size() + 2) + header + "\x01\x02\x03\x04");
+  expect_open_error({fmt::format("header (the {} bytes declared by the length prefix)", header.size() + 2),
+                     "invalid JSON"});
+}
+
+TEST_F(BadFile, TrailingBytesAfterTheLastTensor) {
+  with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+              R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+              16);
+  expect_open_error({"4 trailing bytes after the last tensor", "'b' ends at 12 of a 16-byte data area",
+                     "end exactly at the end of the file"});
+}
+
+TEST_F(BadFile, DataButNoTensors) {
+  with_header(R"({"__metadata__":{"format":"pt"}})", 8);
+  expect_open_error({"8 bytes follow a header that lists no tensors"});
+}
+
+TEST_F(BadFile, GapBetweenTensors) {
+  with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+              R"("b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})",
+              16);
+  expect_open_error({"tensor 'b'", "data_offsets [12, 16] leave a gap of 4 bytes after tensor 'a' (which ends at 8)"});
+}
+
+TEST_F(BadFile, GapBeforeTheFirstTensor) {
+  with_header(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 16);
+  expect_open_error({"tensor 't'", "leave the first 8 bytes of the data area unused", "from offset 0"});
+}
+
+TEST_F(BadFile, IdenticalRangesOverlap) {
+  with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+              R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+              R"("c":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+              16);
+  expect_open_error({"tensor 'b' overlaps tensor 'a'", "[0, 8] begin inside [0, 8]"});
+}
+
+TEST(SafetensorsReader, OutOfOrderButContiguousOffsetsAreAccepted) {
+  TempDir dir;
+  // Older writers ordered the header by name; only the tiling matters.
+  std::string header = R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[4,6]},)"
+                       R"("b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})";
+  write_safetensors_raw(dir / "x.safetensors", header, "\x01\x02\x03\x04\x05\x06");
+  SafetensorsFile f = SafetensorsFile::open(dir / "x.safetensors");
+  ASSERT_EQ(f.tensors().size(), 2u);
+  EXPECT_EQ(f.tensors()[0].name, "a");  // header order kept
+  EXPECT_EQ(f.read("a").bytes, (std::vector<uint8_t>{5, 6}));
+  EXPECT_EQ(f.read("b").bytes, (std::vector<uint8_t>{1, 2, 3, 4}));
+}
+
+TEST(SafetensorsReader, ZeroElementTensorsAreAcceptedAndReadEmpty) {
+  TempDir dir;
+  // Empty tensors own no bytes: [k, k] anywhere, before, between or after others.
+  std::string header = R"({"e0":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)"
+                       R"("t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                       R"("e1":{"dtype":"BF16","shape":[3,0],"data_offsets":[2,2]},)"
+                       R"("u":{"dtype":"U8","shape":[1],"data_offsets":[2,3]},)"
+                       R"("e2":{"dtype":"I64","shape":[0,5],"data_offsets":[3,3]}})";
+  write_safetensors_raw(dir / "e.safetensors", header, "\x07\x08\x09");
+  for (const SafetensorsFile& f : {SafetensorsFile::open(dir / "e.safetensors"),
+                                   SafetensorsFile::parse(testing::read_bytes(dir / "e.safetensors"), "mem")}) {
+    ASSERT_EQ(f.tensors().size(), 5u);
+    for (const char* name : {"e0", "e1", "e2"}) {
+      Tensor t = f.read(name);
+      EXPECT_TRUE(t.bytes.empty()) << name;
+      EXPECT_EQ(t.numel(), 0) << name;
+      f.read_into(f.info(name), nullptr);  // nothing to copy: a null destination is fine
+    }
+    EXPECT_TRUE(to_f32(f.read("e0")).empty());  // no memcpy with the empty vector's null pointer
+    EXPECT_TRUE(to_f32(f.read("e1")).empty());
+    EXPECT_EQ(f.read("e1").shape, (Shape{3, 0}));
+    EXPECT_EQ(f.read("u").bytes, std::vector<uint8_t>{9});
+  }
+}
+
+TEST(SafetensorsReader, EmptyHeaderAndNoDataIsAValidFile) {
+  TempDir dir;
+  write_safetensors_raw(dir / "e.safetensors", "{}      ", "");
+  SafetensorsFile f = SafetensorsFile::open(dir / "e.safetensors");
+  EXPECT_TRUE(f.tensors().empty());
+  EXPECT_EQ(f.data_start(), 16u);
+}
+
+TEST_F(BadFile, HugeHeaderLength) {
+  testing::write_bytes(path, testing::le64(UINT64_MAX) + "{}");
+  expect_open_error({"header length 18446744073709551615 exceeds the limit of 100000000 bytes"});
+  testing::write_bytes(path, testing::le64(100'000'000) + "{}");  // at the limit, but past the end
+  expect_open_error({"header length 100000000 goes beyond the end of the file (10 bytes)"});
+}
+
+TEST_F(BadFile, ShapeTimesDtypeOverflows) {
+  // numel fits in 64 bits, × 4 bytes does not: 2^62 × 4 = 2^64 would wrap to 0.
+  with_header(R"({"t":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0);
+  expect_open_error({"'t'", "more than 2^64"});
+  // numel itself wraps to 0: 2^32 × 2^32.
+  with_header(R"({"t":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0);
+  expect_open_error({"'t'", "more than 2^64"});
+}
+
+TEST_F(BadFile, DtypeNotAString) {
+  with_header(R"({"t":{"dtype":5,"shape":[4],"data_offsets":[0,16]}})");
+  expect_open_error({"'t'", "\"dtype\" must be a string, got 5"});
+  with_header(R"({"t":{"dtype":"f32","shape":[4],"data_offsets":[0,16]}})");  // names are case-sensitive
+  expect_open_error({"'t'", "unknown dtype 'f32'"});
+}
+
+TEST_F(BadFile, NonObjectJsonHeaders) {
+  for (const char* h : {"null", "\"text\"", "42", "[]"}) {
+    with_header(h, 0);
+    expect_open_error({"header must be a JSON object"});
+  }
+  with_header("{}{}", 0);  // two values: exactly one is allowed
+  expect_open_error({"invalid JSON"});
+  with_header("", 0);
+  expect_open_error({"invalid JSON"});
+}
+
+TEST_F(BadFile, DuplicateKeyInsideAnEntry) {
+  with_header(R"({"t":{"dtype":"F32","dtype":"U8","shape":[4],"data_offsets":[0,16]}})");
+  expect_open_error({"duplicate key 'dtype'"});
+}
+
+TEST_F(BadFile, MetadataMustBeAStringMap) {
+  with_header(R"({"__metadata__":["pt"],"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
+  expect_open_error({"\"__metadata__\" must be an object of strings, got [\"pt\"]"});
+  with_header(R"({"__metadata__":{"a":{"b":"c"}},"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})");
+  expect_open_error({"\"__metadata__\" value for 'a' must be a string"});
+}
+
+TEST_F(BadFile, HeaderNotUtf8) {
+  with_header("{\"t\xff\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}");
+  expect_open_error({"invalid JSON", "UTF-8"});
+}
+
+TEST_F(BadFile, HugeValuesAreCutShortInMessages) {
+  with_header(R"({"t":{"dtype":"F32","shape":")" + std::string(100000, 'x') + R"(","data_offsets":[0,16]}})");
+  try {
+    SafetensorsFile::open(path);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_LT(std::string(e.what()).size(), 400u);
+    EXPECT_NE(std::string(e.what()).find("\"shape\" must be an array"), std::string::npos);
+  }
+}
+
+TEST(SafetensorsReader, ParseFromMemoryValidatesTheSameWay) {
+  std::string header = R"({"t":{"dtype":"I16","shape":[2],"data_offsets":[0,4]}})";
+  std::string file = testing::le64(header.size()) + header + std::string("\x01\x02\x03\x04", 4);
+  SafetensorsFile f = SafetensorsFile::parse(file, "in-memory.safetensors");
+  EXPECT_EQ(f.path().string(), "in-memory.safetensors");
+  EXPECT_EQ(f.read("t").data<int16_t>()[1], 0x0403);
+  expect_error([&] { SafetensorsFile::parse(file + "x", "in-memory.safetensors"); },
+               {"in-memory.safetensors", "1 trailing bytes"});
+  expect_error([&] { SafetensorsFile::parse(file.substr(0, 7), "m"); }, {"m: file is too short (7 bytes)"});
+}
+
+TEST(SafetensorsReader, WriterOutputPassesTheStrictChecks) {
+  TempDir dir;
+  // Both header paths of the writer: padded in place inside the reserve, and
+  // rewritten with an exact header; with empty tensors among the others.
+  for (uint64_t reserve : {uint64_t{8}, uint64_t{256}, uint64_t{4096}}) {
+    SafetensorsWriterOptions o;
+    o.header_reserve = reserve;
+    o.metadata = {{"format", "pt"}};
+    auto p = dir / fmt::format("w{}.safetensors", reserve);
+    {
+      SafetensorsWriter w(p, o);
+      w.add("empty_first", Tensor(DType::F32, {0}));
+      w.add("a", tensor_f32({64}, std::vector<float>(64, 1.5f)));
+      w.add("empty_mid", Tensor(DType::BF16, {4, 0}));
+      w.add("b", Tensor(DType::U8, {3}));
+      w.add("empty_last", Tensor(DType::I8, {0}));
+      w.finish();
+    }
+    SafetensorsFile f = SafetensorsFile::open(p);
+    ASSERT_EQ(f.tensors().size(), 5u) << reserve;
+    EXPECT_EQ(f.data_start() % 8, 0u) << reserve;
+    EXPECT_EQ(f.file_size(), f.data_start() + 64 * 4 + 3) << reserve;
+    EXPECT_EQ(to_f32(f.read("a"))[63], 1.5f);
+    EXPECT_TRUE(f.read("empty_mid").bytes.empty());
+  }
 }
 
 TEST_F(BadFile, DirectoryInsteadOfFile) {

@@ -135,7 +135,8 @@ uint8_t f32_to_f8e5m2(float f) {
 
 void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
   switch (src_type) {
-    case DType::F32: std::memcpy(dst, src, n * 4); return;
+    // n == 0: an empty tensor's std::vector may hand out null, which memcpy must never get.
+    case DType::F32: if (n) std::memcpy(dst, src, n * 4); return;
     case DType::F64: {
       auto* s = static_cast<const double*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
@@ -167,7 +168,7 @@ void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
 
 void convert_from_f32(const float* src, DType dst_type, void* dst, size_t n) {
   switch (dst_type) {
-    case DType::F32: std::memcpy(dst, src, n * 4); return;
+    case DType::F32: if (n) std::memcpy(dst, src, n * 4); return;
     case DType::F64: {
       auto* d = static_cast<double*>(dst);
       for (size_t i = 0; i < n; ++i) d[i] = src[i];

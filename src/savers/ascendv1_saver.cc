@@ -19,7 +19,7 @@ constexpr uint64_t kGiB = 1073741824ull;
 
 Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {
   Tensor t(DType::I8, std::move(shape));
-  std::memcpy(t.bytes.data(), v.data(), v.size());
+  if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), v.size());
   return t;
 }
 
@@ -72,7 +72,7 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
     std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
     std::vector<int32_t> qbias = quant_bias(w, q.bias, deq, q.input_offset);
     Tensor qb(DType::I32, {out});
-    std::memcpy(qb.bytes.data(), qbias.data(), qbias.size() * 4);
+    if (!qbias.empty()) std::memcpy(qb.bytes.data(), qbias.data(), qbias.size() * 4);
     add(p + ".quant_bias", qb, q.type);
     add(p + ".input_scale", tensor_f32({1}, {q.input_scale}), q.type);
     add(p + ".input_offset", tensor_f32({1}, {q.input_offset}), q.type);
@@ -93,7 +93,7 @@ Tensor encode_deq_scale(const std::vector<float>& deq_scale, DType model_dtype) 
   if (model_dtype == DType::BF16) return tensor_f32({n}, deq_scale);
   std::vector<int64_t> bits = deq_scale_as_int64_bits(deq_scale);
   Tensor t(DType::I64, {n});
-  std::memcpy(t.bytes.data(), bits.data(), bits.size() * 8);
+  if (!bits.empty()) std::memcpy(t.bytes.data(), bits.data(), bits.size() * 8);
   return t;
 }
 

@@ -81,7 +81,7 @@ Tensor tensor_f32(Shape shape, std::vector<float> values) {
   if (static_cast<int64_t>(values.size()) != shape_numel(shape))
     fail("tensor_f32: {} values do not fill shape {}", values.size(), shape_str(shape));
   Tensor t(DType::F32, std::move(shape));
-  std::memcpy(t.bytes.data(), values.data(), values.size() * 4);
+  if (!values.empty()) std::memcpy(t.bytes.data(), values.data(), values.size() * 4);  // never memcpy(null, ...)
   return t;
 }
 

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <future>
@@ -248,6 +249,7 @@ class LayerWiseQuantizer {
     for (const auto& warning : unmatched_pattern_warnings(units_)) spdlog::warn("{}", warning);
     remove_resume_files(folder.temp_path());
     folder.commit();
+    spdlog::info("resume commits (fsync of shards, calibration state, manifest) took {:.2f} s in all", commit_seconds_);
 
     QuantOutcome outcome;
     outcome.model_quant_type = summary.model_quant_type;
@@ -335,6 +337,7 @@ class LayerWiseQuantizer {
 
   void commit_progress(const OutputFolder& folder, const nlohmann::json& identity, AscendV1Saver& saver,
                        int units_done) {
+    const auto start = std::chrono::steady_clock::now();
     ResumePoint point;
     point.units_done = units_done;
     point.saver = saver.checkpoint();
@@ -342,6 +345,7 @@ class LayerWiseQuantizer {
     std::vector<std::span<const float>> calibration;
     for (const auto& s : samples_) calibration.emplace_back(s.hidden);
     commit_resume_point(folder.temp_path(), identity, point, calibration);
+    commit_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
   std::unique_ptr<LinearQuantizer> make_quantizer(const LayerWeights& weights, const LinearDesc& lin,
@@ -605,6 +609,7 @@ class LayerWiseQuantizer {
   std::vector<CalibSample> samples_;
   std::vector<LayerReport> reports_;
   std::map<std::string, const ProcessorConfig*> owners_;  // data-free path: Linear → owning processor
+  double commit_seconds_ = 0.0;
 };
 
 }  // namespace

@@ -71,12 +71,24 @@ inline void write_file(const std::filesystem::path& path, std::string_view text)
   write_file(path, text.data(), text.size());
 }
 
+// LWQ_FUZZ_VERBOSE=1 prints each refusal's message (to see why an input is
+// refused when running a harness on single files).
+inline bool verbose() {
+  static const bool on = [] {
+    const char* v = std::getenv("LWQ_FUZZ_VERBOSE");
+    return v && *v && std::string_view(v) != "0";
+  }();
+  return on;
+}
+
 // Runs `body`; lwq::Error is the expected way to refuse an input.
 template <typename Body>
 void expect_lwq_error_only(Body&& body) {
   try {
     body();
-  } catch (const lwq::Error&) {
+    if (verbose()) std::fprintf(stderr, "lwq fuzz: accepted\n");
+  } catch (const lwq::Error& e) {
+    if (verbose()) std::fprintf(stderr, "lwq fuzz: refused: %s\n", e.what());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lwq fuzz: exception other than lwq::Error escaped: %s: %s\n", typeid(e).name(), e.what());
     std::abort();

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Regenerates fuzz/corpus/<target>/ from the repository's real files.
 
+Files named regress_* are inputs that once found a bug (committed by hand
+from build-fuzz/findings/); they are kept.
+
 Run from anywhere: python3 fuzz/make_seeds.py. Every seed is small (a few
 KiB, the tokenizer.json ones up to ~50 KiB) so that libFuzzer's default
 -max_len stays useful. Needs only the Python standard library.
@@ -8,7 +11,6 @@ KiB, the tokenizer.json ones up to ~50 KiB) so that libFuzzer's default
 import hashlib
 import json
 import os
-import shutil
 import struct
 import sys
 
@@ -196,42 +198,51 @@ def seeds_calib_dataset():
 
 
 # --------------------------------------------------------- quantized_folder
-# The fixed folder of quantized_folder_fuzz.cc.
-L0 = "model.layers.0."
-W8A8 = ["weight", "quant_bias", "input_scale", "input_offset", "deq_scale"]
-PER_CHANNEL = ["weight", "weight_scale", "weight_offset"]
-
-
-def description(types, extra=None):
-    d = {"model.embed_tokens.weight": "FLOAT", L0 + "input_layernorm.weight": "FLOAT"}
-    layout = {"self_attn.q_proj": W8A8, "self_attn.k_proj": PER_CHANNEL,
-              "self_attn.v_proj": PER_CHANNEL + ["bias"], "self_attn.o_proj": ["weight"],
-              "mlp.gate_proj": W8A8, "mlp.up_proj": W8A8, "mlp.down_proj": ["weight"]}
-    for lin, tensors in layout.items():
-        for name in tensors:
-            d[f"{L0}{lin}.{name}"] = types.get(lin, "FLOAT")
-    d["model.norm.weight"] = "FLOAT"
-    d.update({"version": "1.0.0", "model_quant_type": "W8A8", "metadata": {}, "group_size": 0, "optional": {}})
-    d.update(extra or {})
-    return json.dumps(d, indent=4)
-
-
+# Descriptions of fuzz/data/quantized_llama (the fixed folder of
+# quantized_folder_fuzz.cc); after a NUL byte, an optional config.json.
 def seeds_quantized_folder():
     t = "quantized_folder"
-    ok = {"self_attn.q_proj": "W8A8", "self_attn.k_proj": "W8A8_DYNAMIC", "self_attn.v_proj": "W8A16"}
-    put(t, "valid.json", description(ok))
-    put(t, "refused_offset.json", description(dict(ok, **{"mlp.gate_proj": "W8A8"})))
-    put(t, "refused_scale.json", description(dict(ok, **{"mlp.up_proj": "W8A8"})))
-    put(t, "refused_rank.json", description(dict(ok, **{"mlp.down_proj": "W8A16"})))
-    put(t, "float_as_w8a16.json", description(dict(ok, **{"self_attn.o_proj": "W8A16"})))
-    put(t, "layout_mismatch.json", description({"self_attn.q_proj": "W8A16", "self_attn.k_proj": "W8A8"}))
-    put(t, "kv_keys.json", description(ok, {"kv_cache_type": "C8", "model.layers.0.self_attn.k_proj.quant_type": "x"}))
-    put(t, "unknown_type.json", description(dict(ok, **{"self_attn.v_proj": "W4A16"})))
+    fixture = path("fuzz/data/quantized_llama")
+    desc = json.loads(read(os.path.join(fixture, "quant_model_description.json")))
+    config = json.loads(read(os.path.join(fixture, "config.json")))
+
+    def dump(d):
+        return json.dumps(d, indent=4)
+
+    put(t, "valid.json", dump(desc))
+    put(t, "valid_with_config.json", dump(desc) + "\0" + json.dumps(config, indent=2))
+    linears = sorted(k[:-len(".weight")] for k, v in desc.items()
+                     if k.endswith(".weight") and v in ("W8A8", "W8A8_DYNAMIC", "W8A16"))
+    by_type = {}
+    for p in linears:
+        by_type.setdefault(desc[p + ".weight"], p)
+    w8a8, dyn, w8a16 = by_type.get("W8A8"), by_type.get("W8A8_DYNAMIC"), by_type.get("W8A16")
+    d = dict(desc); d[w8a8 + ".weight"] = "W8A16"
+    put(t, "w8a8_tagged_w8a16.json", dump(d))
+    d = dict(desc); d[dyn + ".weight_scale"] = "W8A8"
+    put(t, "mixed_tags.json", dump(d))
+    d = dict(desc); del d[w8a16 + ".weight_offset"]
+    put(t, "undescribed_tensor.json", dump(d))
+    d = dict(desc); d["model.layers.9.mlp.up_proj.weight"] = "W8A16"
+    put(t, "missing_tensor.json", dump(d))
+    d = dict(desc); d["model_quant_type"] = "W8A16"
+    put(t, "wrong_model_quant_type.json", dump(d))
+    d = dict(desc); d[dyn + ".weight"] = "W4A16"
+    put(t, "unknown_type.json", dump(d))
+    d = dict(desc, kv_cache_type="C8", group_size="0")
+    put(t, "global_key_types.json", dump(d))
+    bf16 = dict(config, dtype="bfloat16")
+    put(t, "config_bf16.json", dump(desc) + "\0" + json.dumps(bf16))
+    qc = dict(config, quantization_config={"quant_method": "w8a8"})
+    put(t, "config_quantization_config.json", dump(desc) + "\0" + json.dumps(qc))
 
 
 def main():
-    if os.path.exists(CORPUS):
-        shutil.rmtree(CORPUS)
+    # Findings kept as regression inputs (regress_*) are not generated here: keep them.
+    for d, _, files in os.walk(CORPUS):
+        for f in files:
+            if not f.startswith("regress_"):
+                os.remove(os.path.join(d, f))
     for f in [seeds_safetensors, seeds_model_config, seeds_service_config, seeds_tokenizer,
               seeds_tokenizer_encode, seeds_calib_dataset, seeds_quantized_folder]:
         f()

@@ -140,7 +140,10 @@ for t in "${targets[@]}"; do
   ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$line")"
   result=ok art=""
   if [[ "$rc" != 0 ]]; then
-    ((keep_going)) && art="$(ls "$build/findings/$t" 2>/dev/null | tr '\n' ' ')"
+    if ((keep_going)); then
+      n="$(ls "$build/findings/$t" 2>/dev/null | wc -l)"
+      art="$n file(s) in $build/findings/$t/, newest $(ls -t "$build/findings/$t" 2>/dev/null | head -1)"
+    fi
     status=1
     kind="$(grep -m1 -oE 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer): [a-zA-Z -]+|runtime error: .*|exception other than lwq::Error.*' "$log" | head -1)"
     ((keep_going)) || art="$(grep -m1 -oE "Test unit written to [^ ]+" "$log" | awk '{print $5}')"

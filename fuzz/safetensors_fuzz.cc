@@ -1,8 +1,10 @@
-// Fuzz target: a .safetensors file (src/io/safetensors_reader.h), opened both
-// directly and as a one-file checkpoint; every tensor it describes is read
-// and, for float dtypes, converted to float32 as the quantizer would.
+// Fuzz target: a .safetensors file (src/io/safetensors_reader.h), parsed in
+// memory, opened as a file and as a one-file checkpoint; every tensor it
+// describes is read and, for float dtypes, converted to float32 as the
+// quantizer would.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "fuzz/fuzz_util.h"
 #include "io/checkpoint.h"
@@ -23,6 +25,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  lwq::fuzz::expect_lwq_error_only([&] {
+    auto file = lwq::SafetensorsFile::parse(std::string(reinterpret_cast<const char*>(data), size), "fuzz input");
+    for (const auto& info : file.tensors()) use(file.read(info));
+  });
   const auto path = lwq::fuzz::scratch_dir() / "model.safetensors";
   lwq::fuzz::write_file(path, data, size);
   lwq::fuzz::expect_lwq_error_only([&] {

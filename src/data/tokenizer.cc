@@ -162,8 +162,9 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, const std::strin
       for (const auto& a : *added) {
         AddedToken tok;
         tok.content = json_string(a, "content", file, "added token");
-        if (!a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0)
-          fail("{}: added token \"{}\" needs a non-negative integer \"id\"", file, tok.content);
+        if (!a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
+            a["id"].get<int64_t>() > kMaxTokenId)
+          fail("{}: added token \"{}\" needs an integer \"id\" in [0, {}]", file, tok.content, kMaxTokenId);
         tok.id = a["id"].get<int32_t>();
         tok.special = json_bool_or(a, "special", false);
         tok.lstrip = json_bool_or(a, "lstrip", false);

@@ -45,8 +45,8 @@ BpeModel BpeModel::parse(const nlohmann::json& model, const std::string& file) {
   m.vocab_.reserve(vocab->size() * 2);
   int32_t max_id = -1;
   for (const auto& [token, id] : vocab->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      fail("{}: vocab entry \"{}\" must map to a non-negative integer id", file, token);
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxTokenId)
+      fail("{}: vocab entry \"{}\" must map to an integer id in [0, {}]", file, token, kMaxTokenId);
     auto v = static_cast<int32_t>(id.get<int64_t>());
     m.vocab_.emplace(token, v);
     max_id = std::max(max_id, v);

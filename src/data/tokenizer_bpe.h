@@ -24,6 +24,11 @@ struct TokStringHash {
 };
 using TokVocab = std::unordered_map<std::string, int32_t, TokStringHash, std::equal_to<>>;
 
+// Largest token id accepted (vocab and added tokens). Id-indexed tables are
+// sized by the largest id, so a hostile id must not reach INT32_MAX (2^31
+// strings); real vocabularies stay below 2^18.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+
 class BpeModel {
  public:
   // `model` is the tokenizer.json "model" object; errors name `file`.

@@ -277,6 +277,16 @@ TEST(Tokenizer, BadInputErrors) {
         "r.json");
   });
   EXPECT_TRUE(has(m, "r.json") && has(m, "regex")) << m;
+  // Ids near INT32_MAX would size the id tables at 2^31 entries (and overflow max id + 1).
+  m = error_of([] {
+    Tokenizer::from_json(R"({"model": {"type": "BPE", "vocab": {"a": 2147483647}, "merges": []}})", "id.json");
+  });
+  EXPECT_TRUE(has(m, "id.json") && has(m, "vocab entry \"a\"")) << m;
+  m = error_of([] {
+    Tokenizer::from_json(tiny_json("[]").insert(1, R"("added_tokens": [{"id": 2147483648, "content": "<x>"}], )"),
+                         "added.json");
+  });
+  EXPECT_TRUE(has(m, "added.json") && has(m, "<x>")) << m;
   m = error_of([] { Tokenizer::load("/nonexistent/tokenizer.json"); });
   EXPECT_TRUE(has(m, "/nonexistent/tokenizer.json") && has(m, "does not exist")) << m;
   m = error_of([] { Tokenizer::load(LWQ_SOURCE_DIR "/src"); });

@@ -103,12 +103,6 @@ class CalibrationExecutor : public LinearExecutor {
   const LayerWeights& weights_;
 };
 
-int64_t first_non_finite_f32(const std::vector<float>& v) {
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i])) return static_cast<int64_t>(i);
-  return -1;
-}
-
 // Crash-test hook: LWQUANT_TEST_KILL_AT="<layer>:<saved|committed>" sends
 // this process SIGKILL right after layer <layer> is saved (before its commit)
 // or committed — a kill -9 at a chosen point, for the resume tests.
@@ -426,7 +420,7 @@ class LayerWiseQuantizer {
       std::vector<float> h = s.hidden;
       with_context(fmt::format("layer {} on calibration sample {}", k, i), [&] {
         decoder_layer_forward(cfg_, weights, k, h.data(), s.seq(), s.positions.data(), exec);
-        if (int64_t bad = first_non_finite_f32(h); bad >= 0)
+        if (int64_t bad = first_non_finite(std::span<const float>(h)); bad >= 0)
           fail("the layer's output holds a non-finite value at token {}, channel {} (an overflow in the model's "
                "float arithmetic, or damaged weights)", bad / cfg_.hidden_size, bad % cfg_.hidden_size);
       });

@@ -59,6 +59,11 @@ int64_t first_non_finite(const Tensor& t) {
   }
 }
 
+int64_t first_non_finite(std::span<const float> values) {
+  return first_all_ones_exponent<uint32_t>(reinterpret_cast<const uint8_t*>(values.data()),
+                                           static_cast<int64_t>(values.size()), 0x7F800000u);
+}
+
 void check_finite(const Tensor& t, const std::string& name, const std::string& file) {
   int64_t i = first_non_finite(t);
   if (i < 0) return;

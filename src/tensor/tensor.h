@@ -44,6 +44,7 @@ struct Tensor {
 // Index of the first NaN or ±Inf element of a float tensor (F32, F16, BF16,
 // F64), or -1 when every element is finite (and for non-float dtypes).
 int64_t first_non_finite(const Tensor& t);
+int64_t first_non_finite(std::span<const float> values);
 // Throws "tensor '<name>' in <file> holds NaN at element i (row r, column c)"
 // when first_non_finite() finds one: weights are checked when read, so a
 // broken checkpoint never turns into plausible-looking scales.

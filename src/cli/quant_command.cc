@@ -45,6 +45,7 @@ CommandRunner add_quant_command(CLI::App& app) {
   struct Options {
     std::string model_path, save_path, config_path, quant_type, device = "cpu", model_type, calib_data;
     std::string trust_remote_code = "False";
+    std::string moe_calibration = "all";
     std::vector<std::string> tags;
     bool overwrite = false, no_prefetch = false, no_report = false, full_report = false, allow_float_copy = false;
     int max_calib_samples = 0;
@@ -73,6 +74,11 @@ CommandRunner add_quant_command(CLI::App& app) {
   app.add_option("--max_calib_samples", o->max_calib_samples, "Use at most N calibration prompts (0 = all)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--no_prefetch", o->no_prefetch, "Do not read layer k+1 while layer k computes (lower peak memory)");
+  app.add_option("--moe_calibration", o->moe_calibration,
+                 "Routed experts under static activation schemes: all (default; every expert sees every calibration "
+                 "token, the layer output stays top-k, as msModelSlim) or routed (only routed tokens; an expert that "
+                 "gets none follows the data-free rule in docs/design.md)")
+      ->check(CLI::IsMember({"all", "routed"}));
   auto* no_report = app.add_flag("--no_report", o->no_report,
                                  "Skip the float reference forwards behind quant_report.json");
   app.add_flag("--full_report", o->full_report,
@@ -84,7 +90,12 @@ CommandRunner add_quant_command(CLI::App& app) {
     check_device(o->device);
     if (o->config_path.empty() && o->quant_type.empty())
       fail("give --config_path YAML or --quant_type (w8a8, w8a8_dynamic, w8a16)");
-    fs::path yaml = o->config_path.empty() ? data_dir() / "configs" / (o->quant_type + ".yaml") : fs::path(o->config_path);
+    if (!fs::is_directory(o->model_path)) fail("model folder {} does not exist", o->model_path);
+    ModelConfig cfg = load_model_config(o->model_path);
+    // Mixture-of-experts models get their own practices: router FLOAT, routed
+    // experts W8A8_DYNAMIC under w8a8 (static W8A8 is no MoE type in any engine).
+    const fs::path practices = data_dir() / "configs" / (cfg.moe.num_experts > 0 ? "moe" : "");
+    fs::path yaml = o->config_path.empty() ? practices / (o->quant_type + ".yaml") : fs::path(o->config_path);
     QuantJob job;
     job.model_path = o->model_path;
     job.save_path = o->save_path;
@@ -98,8 +109,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     job.full_report = o->full_report;
     job.max_calib_samples = o->max_calib_samples;
     job.allow_float_copy = o->allow_float_copy;
-    if (!fs::is_directory(job.model_path)) fail("model folder {} does not exist", job.model_path.string());
-    ModelConfig cfg = load_model_config(job.model_path);
+    job.moe_calibration = o->moe_calibration == "routed" ? MoeCalibration::Routed : MoeCalibration::AllExperts;
     std::string model_type = o->model_type.empty() ? cfg.model_type : o->model_type;
     spdlog::info("quantization: model_type {} | model_path {} | save_path {} | config {} | runner {}", model_type,
                  o->model_path, o->save_path, yaml.string(), to_string(job.config.runner));

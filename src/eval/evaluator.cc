@@ -111,6 +111,23 @@ void check_config_matches(const QuantizedFolder& q, const ModelConfig& cfg) {
     compare(q.config().at("text_config"), fconfig.at("text_config"), "text_config.");
 }
 
+// Serving engines load a MoE layer's routed experts as one fused kernel whose
+// type is expert 0's: every expert Linear of the layer must share it
+// (ascend_loaders.md §10 rule 5); FLOAT ones are checked like other tensors.
+void check_routed_experts(const QuantizedFolder& q, const LayerDesc& desc) {
+  std::string first, first_type;
+  for (const auto& lin : desc.linears) {
+    if (lin.expert < 0) continue;
+    const std::string prefix = desc.prefix + "." + lin.name;
+    const std::string type = q.linear_type(prefix);
+    if (first.empty()) first = prefix, first_type = type;
+    else if (type != first_type)
+      fail("routed expert Linears '{}' ({}) and '{}' ({}) differ: serving engines give every expert of a MoE layer "
+           "expert 0's type (ascend_loaders.md §10 rule 5)", first, first_type, prefix, type);
+    if (type == "FLOAT") check_float_tensor(q, prefix + ".weight", {lin.out_features, lin.in_features});
+  }
+}
+
 // Everything the float model fixes, checked before any layer is computed:
 // quantized Linears' shapes, bias presence and parameter values (no weights
 // read), FLOAT tensors' tags and shapes, and fused groups (q/k/v, gate/up:
@@ -140,7 +157,13 @@ void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt,
     }
     for (const auto& t : desc.tensors)
       if (!quantized_params.count(t.name)) check_float_tensor(q, desc.prefix + "." + t.name, t.shape);
+    check_routed_experts(q, desc);
     for (const auto& group : arch.fused_groups) {
+      if (desc.num_experts > 0 && std::any_of(group.begin(), group.end(), [&](const std::string& m) {
+            return std::none_of(desc.linears.begin(), desc.linears.end(),
+                                [&](const LinearDesc& l) { return l.name == m; });
+          }))
+        continue;  // the dense MLP's group on a MoE layer
       const std::string first = desc.prefix + "." + group.front();
       const std::string type = q.linear_type(first);
       for (const auto& member : group) {
@@ -191,6 +214,10 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     }
     w.tensors[t.name] = read_float(q, desc.prefix + "." + t.name, t.shape);
   }
+  for (const auto& lin : desc.linears)  // FLOAT routed experts (not in desc.tensors)
+    if (lin.expert >= 0 && !quantized_params.count(lin.name + ".weight"))
+      w.tensors[lin.name + ".weight"] =
+          read_float(q, desc.prefix + "." + lin.name + ".weight", {lin.out_features, lin.in_features});
   return w;
 }
 
@@ -208,6 +235,7 @@ void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, 
     for (const auto& lin : desc.linears) {
       std::string prefix = desc.prefix + "." + lin.name;
       std::string type = q.linear_type(prefix);
+      if (lin.expert >= 0) allowed.insert(prefix + ".weight");  // per-expert export names of fused experts
       if (type == "FLOAT") continue;
       for (const auto& suffix : QuantizedFolder::parameter_suffixes(type)) allowed.insert(prefix + suffix);
     }

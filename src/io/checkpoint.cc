@@ -152,6 +152,11 @@ void Checkpoint::read_into(std::string_view name, void* dst) const {
   files_[e.file].read_into(files_[e.file].tensors()[e.tensor], dst);
 }
 
+Tensor Checkpoint::read_slice(std::string_view name, int64_t index) const {
+  const Entry& e = entry(name);
+  return files_[e.file].read_slice(files_[e.file].tensors()[e.tensor], index);
+}
+
 const fs::path& Checkpoint::file_of(std::string_view name) const { return files_[entry(name).file].path(); }
 
 uint64_t Checkpoint::total_bytes() const {

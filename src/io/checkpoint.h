@@ -29,6 +29,8 @@ class Checkpoint {
   const TensorInfo& info(std::string_view name) const;  // throws when absent
   Tensor read(std::string_view name) const;             // reads only that tensor
   void read_into(std::string_view name, void* dst) const;
+  // Element `index` along the first dimension of tensor `name`.
+  Tensor read_slice(std::string_view name, int64_t index) const;
   uint64_t total_bytes() const;
   // The file holding `name` (throws when absent).
   const std::filesystem::path& file_of(std::string_view name) const;

@@ -299,4 +299,16 @@ void SafetensorsFile::read_into(const TensorInfo& info, void* dst) const {
   read_at(dst, info.nbytes, info.offset, fmt::format("{} (tensor '{}')", path_.string(), info.name));
 }
 
+Tensor SafetensorsFile::read_slice(const TensorInfo& info, int64_t index) const {
+  if (!handle_) fail("safetensors file {} is not open", path_.string());
+  if (info.shape.empty() || index < 0 || index >= info.shape[0])
+    fail("{}: slice {} of tensor '{}' (shape {}) does not exist", path_.string(), index, info.name,
+         shape_str(info.shape));
+  Tensor t(info.dtype, Shape(info.shape.begin() + 1, info.shape.end()));
+  const uint64_t n = t.nbytes();
+  read_at(t.bytes.data(), n, info.offset + static_cast<uint64_t>(index) * n,
+          fmt::format("{} (tensor '{}', slice {})", path_.string(), info.name, index));
+  return t;
+}
+
 }  // namespace lwq

@@ -55,6 +55,9 @@ class SafetensorsFile {
   Tensor read(const TensorInfo& info) const;
   // Reads exactly info.nbytes into dst; a short read or I/O error throws.
   void read_into(const TensorInfo& info, void* dst) const;
+  // Element `index` along the first dimension (shape = info.shape[1:]): one
+  // expert of a fused [E, ...] tensor, without reading the others.
+  Tensor read_slice(const TensorInfo& info, int64_t index) const;
   // "__metadata__" (empty when the header has none).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   uint64_t file_size() const { return file_size_; }

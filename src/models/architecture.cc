@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <set>
 #include <fmt/ranges.h>
 
 #include "io/checkpoint.h"
@@ -35,6 +36,46 @@ Architecture llama_like(std::string family, BiasRule qkv_bias, BiasRule o_bias, 
   return a;
 }
 
+// Qwen3-MoE (HF Qwen3MoeSparseMoeBlock): softmax router in f32, top-k,
+// renormalised only with norm_topk_prob, no shared experts; mlp_only_layers
+// and decoder_sparse_step leave some layers dense. No post-attention-norm
+// smoothing subgraph on MoE layers (spec §8).
+Architecture qwen3_moe() {
+  Architecture a = llama_like("qwen3_moe", BiasRule::AttentionBias, BiasRule::AttentionBias, BiasRule::None, true);
+  a.sliding = SlidingRule::QwenMaxWindowLayers;
+  a.default_max_position_embeddings = 32768;
+  MoeTemplate m;
+  m.num_experts_key = "num_experts";
+  m.default_num_experts = 128;
+  m.default_experts_per_token = 8;
+  m.expert_intermediate_key = "moe_intermediate_size";
+  m.norm_topk_prob_key = "norm_topk_prob";
+  m.router = "mlp.gate";
+  m.experts = "mlp.experts";
+  m.gate = "gate_proj", m.up = "up_proj", m.down = "down_proj";
+  m.fused = FusedExperts::OutMajor;
+  a.moe = m;
+  return a;
+}
+
+// Mixtral (HF MixtralSparseMoeBlock): top-2 of a softmax router, always
+// renormalised; experts w1 (gate), w3 (up), w2 (down).
+Architecture mixtral() {
+  Architecture a = llama_like("mixtral", BiasRule::None, BiasRule::None, BiasRule::None, false);
+  a.sliding = SlidingRule::AllLayersDefaultOff;
+  a.default_max_position_embeddings = 4096 * 32;
+  MoeTemplate m;
+  m.num_experts_key = "num_local_experts";
+  m.default_num_experts = 8;
+  m.default_experts_per_token = 2;
+  m.router = "block_sparse_moe.gate";
+  m.experts = "block_sparse_moe.experts";
+  m.gate = "w1", m.up = "w3", m.down = "w2";
+  m.fused = FusedExperts::None;
+  a.moe = m;
+  return a;
+}
+
 const std::vector<Architecture>& registry() {
   static const std::vector<Architecture> archs = [] {
     std::vector<Architecture> v;
@@ -49,6 +90,8 @@ const std::vector<Architecture>& registry() {
     v.push_back(llama_like("qwen3", BiasRule::AttentionBias, BiasRule::AttentionBias, BiasRule::None, true));
     v.back().sliding = SlidingRule::QwenMaxWindowLayers;
     v.back().default_max_position_embeddings = 32768;
+    v.push_back(qwen3_moe());
+    v.push_back(mixtral());
     return v;
   }();
   return archs;
@@ -91,8 +134,21 @@ int64_t dim_value(const ModelConfig& cfg, Dim d) {
     case Dim::QDim: return cfg.q_dim();
     case Dim::KVDim: return cfg.kv_dim();
     case Dim::HeadDim: return cfg.head_dim;
+    case Dim::NumExperts: return cfg.moe.num_experts;
+    case Dim::ExpertIntermediate: return cfg.moe.expert_intermediate;
   }
   return 0;
+}
+
+std::string expert_linear_name(const MoeTemplate& t, int64_t e, const std::string& which) {
+  return fmt::format("{}.{}.{}", t.experts, e, which);
+}
+
+std::vector<const LinearDesc*> LayerDesc::expert_linears(int e) const {
+  std::vector<const LinearDesc*> out;
+  for (const auto& l : linears)
+    if (l.expert == e) out.push_back(&l);
+  return out;
 }
 
 LayerDesc layer_desc(const ModelConfig& cfg, int layer) {
@@ -102,11 +158,30 @@ LayerDesc layer_desc(const ModelConfig& cfg, int layer) {
   LayerDesc d;
   d.prefix = fmt::format("{}.{}", a.layer_prefix, layer);
   for (const auto& n : a.norms) d.tensors.push_back({n.name + ".weight", {dim_value(cfg, n.dim)}});
-  for (const auto& t : a.linears) {
-    LinearDesc l{t.name, dim_value(cfg, t.out), dim_value(cfg, t.in), bias_enabled(cfg, t.bias)};
-    d.tensors.push_back({l.name + ".weight", {l.out_features, l.in_features}});
-    if (l.has_bias) d.tensors.push_back({l.name + ".bias", {l.out_features}});
+  auto add = [&d](LinearDesc l, bool resident) {
+    if (resident) {
+      d.tensors.push_back({l.name + ".weight", {l.out_features, l.in_features}});
+      if (l.has_bias) d.tensors.push_back({l.name + ".bias", {l.out_features}});
+    }
     d.linears.push_back(std::move(l));
+  };
+  const bool moe = cfg.is_moe_layer(layer);
+  const std::set<std::string> dense_mlp = {a.roles.gate, a.roles.up, a.roles.down};
+  for (const auto& t : a.linears) {
+    if (moe && dense_mlp.count(t.name)) continue;
+    add({t.name, dim_value(cfg, t.out), dim_value(cfg, t.in), bias_enabled(cfg, t.bias)}, true);
+  }
+  if (moe) {
+    const MoeTemplate& m = *a.moe;
+    const int64_t H = cfg.hidden_size, I = cfg.moe.expert_intermediate;
+    add({m.router, cfg.moe.num_experts, H, false}, true);
+    d.num_experts = cfg.moe.num_experts;
+    for (int64_t e = 0; e < cfg.moe.num_experts; ++e) {
+      const int ei = static_cast<int>(e);
+      add({expert_linear_name(m, e, m.gate), I, H, false, ei}, false);
+      add({expert_linear_name(m, e, m.up), I, H, false, ei}, false);
+      add({expert_linear_name(m, e, m.down), H, I, false, ei}, false);
+    }
   }
   return d;
 }
@@ -128,6 +203,9 @@ std::string implied_by(const ModelConfig& cfg, const Shape& expected) {
     if (e == cfg.kv_dim() && e != cfg.hidden_size)
       add(fmt::format("num_key_value_heads={} x head_dim={}", cfg.num_key_value_heads, cfg.head_dim));
     if (e == cfg.head_dim) add(fmt::format("head_dim={}", cfg.head_dim));
+    if (cfg.moe.num_experts > 0 && e == cfg.moe.num_experts) add(fmt::format("num_experts={}", cfg.moe.num_experts));
+    if (cfg.moe.num_experts > 0 && e == cfg.moe.expert_intermediate && e != cfg.intermediate_size)
+      add(fmt::format("moe_intermediate_size={}", cfg.moe.expert_intermediate));
   }
   return fmt::format("{}", fmt::join(keys, ", "));
 }

@@ -6,6 +6,7 @@
 
 #include "io/checkpoint.h"
 #include "models/architecture.h"
+#include "models/experts.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/gemm.h"
@@ -57,7 +58,7 @@ size_t LayerWeights::bytes() const {
   return n;
 }
 
-LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer) {
+LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts) {
   LayerDesc desc = layer_desc(cfg, layer);
   LayerWeights w;
   w.layer = layer;
@@ -74,6 +75,10 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
     check_finite(raw, full, ckpt.file_of(full).string());
     if (linear_weights.count(t.name) && raw.dtype != DType::F32) w.stored.emplace(t.name, std::move(raw));
     else w.tensors.emplace(t.name, to_f32(raw));
+  }
+  if (desc.num_experts > 0) {
+    if (with_experts) load_all_experts(ckpt, cfg, layer, w);
+    else expert_storage(ckpt, cfg, layer);  // validated up front all the same
   }
   return w;
 }
@@ -127,14 +132,11 @@ struct LinearRunner {
 
 namespace {
 
-void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
-                   const int32_t* positions, LinearExecutor* exec, LayerKVCache* cache) {
-  if (seq <= 0) return;
+// The attention half of a layer on one sequence: hidden += o_proj(attention(...)).
+void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, const LinearRunner& linear,
+                     float* hidden, int64_t seq, const int32_t* positions, LayerKVCache* cache) {
   const Architecture& arch = architecture_for(cfg);
   const LayerRoles& r = arch.roles;
-  const LayerDesc desc = layer_desc(cfg, layer);
-  LinearExecutor plain;
-  LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
   const int64_t H = cfg.hidden_size, hd = cfg.head_dim;
   const float eps = static_cast<float>(cfg.rms_norm_eps);
 
@@ -143,14 +145,13 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, flo
     if (positions[i] < 0) fail("layer {}: position {} of token {} is negative", layer, positions[i], i);
     max_pos = std::max(max_pos, positions[i]);
   }
-
-  // ---- attention block ----
   std::vector<float> x(static_cast<size_t>(seq * H));
   rms_norm(hidden, w.get(r.input_norm + ".weight").data(), seq, H, eps, x.data());
   std::vector<float> q, k, v;
   linear(r.q, x.data(), seq, q);
   linear(r.k, x.data(), seq, k);
   linear(r.v, x.data(), seq, v);
+  x = {};
   if (!r.q_norm.empty()) {
     // Qwen3: RMSNorm over each head's vector, before the rope.
     rms_norm(q.data(), w.get(r.q_norm + ".weight").data(), seq * cfg.num_attention_heads, hd, eps, q.data());
@@ -182,10 +183,17 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, flo
   linear(r.o, attn.data(), seq, y);
   attn = {};
   add_inplace(hidden, y.data(), seq * H);
+}
 
-  // ---- MLP block ----
-  rms_norm(hidden, w.get(r.post_attention_norm + ".weight").data(), seq, H, eps, x.data());
-  std::vector<float> gate, up;
+// hidden += down(silu(gate(x)) ⊙ up(x)) with x = post-attention-norm(hidden).
+void dense_mlp_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner& linear, float* hidden,
+                     int64_t seq) {
+  const LayerRoles& r = architecture_for(cfg).roles;
+  const int64_t H = cfg.hidden_size;
+  std::vector<float> x(static_cast<size_t>(seq * H));
+  rms_norm(hidden, w.get(r.post_attention_norm + ".weight").data(), seq, H, static_cast<float>(cfg.rms_norm_eps),
+           x.data());
+  std::vector<float> gate, up, y;
   linear(r.gate, x.data(), seq, gate);
   linear(r.up, x.data(), seq, up);
   silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());
@@ -194,16 +202,153 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, flo
   add_inplace(hidden, y.data(), seq * H);
 }
 
+// The top-k experts of every token and their mixing weights: softmax of the
+// router logits in f32, top-k (ties: lower index), renormalised when the
+// family or config says so (HF Qwen3MoeSparseMoeBlock / MixtralSparseMoeBlock).
+struct Routes {
+  int64_t k = 0;
+  std::vector<int32_t> expert;  // [tokens, k]
+  std::vector<float> weight;    // [tokens, k]
+};
+
+Routes route_tokens(const ModelConfig& cfg, const std::vector<float>& logits, int64_t tokens) {
+  const int64_t E = cfg.moe.num_experts, k = cfg.moe.experts_per_token;
+  Routes r;
+  r.k = k;
+  r.expert.resize(static_cast<size_t>(tokens * k));
+  r.weight.resize(static_cast<size_t>(tokens * k));
+  std::vector<float> p(static_cast<size_t>(E));
+  std::vector<int32_t> order(static_cast<size_t>(E));
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* l = logits.data() + t * E;
+    const float mx = *std::max_element(l, l + E);
+    double sum = 0.0;
+    for (int64_t e = 0; e < E; ++e) sum += p[static_cast<size_t>(e)] = std::exp(l[e] - mx);
+    for (int64_t e = 0; e < E; ++e) p[static_cast<size_t>(e)] = static_cast<float>(p[static_cast<size_t>(e)] / sum);
+    for (int64_t e = 0; e < E; ++e) order[static_cast<size_t>(e)] = static_cast<int32_t>(e);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+      return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)] ||
+             (p[static_cast<size_t>(a)] == p[static_cast<size_t>(b)] && a < b);
+    });
+    float top_sum = 0.0f;
+    for (int64_t j = 0; j < k; ++j) top_sum += p[static_cast<size_t>(order[static_cast<size_t>(j)])];
+    for (int64_t j = 0; j < k; ++j) {
+      const int32_t e = order[static_cast<size_t>(j)];
+      r.expert[static_cast<size_t>(t * k + j)] = e;
+      float wt = p[static_cast<size_t>(e)];
+      if (cfg.moe.renormalize_top_k) wt /= top_sum;
+      r.weight[static_cast<size_t>(t * k + j)] = wt;
+    }
+  }
+  return r;
+}
+
+// The sparse MLP over every sequence at once, expert by expert, so that a
+// streamed layer reads each expert once: hidden_s += Σ_e R[t, e]·expert_e(x).
+void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LayerDesc& desc, const LinearRunner& linear,
+               std::span<const SequenceRef> seqs, LinearExecutor* exec, ExpertStream* stream,
+               std::vector<int64_t>* tokens_per_expert) {
+  const Architecture& a = architecture_for(cfg);
+  const MoeTemplate& m = *a.moe;
+  const int64_t H = cfg.hidden_size, E = cfg.moe.num_experts;
+  const float eps = static_cast<float>(cfg.rms_norm_eps);
+  std::vector<std::vector<float>> xs(seqs.size()), outs(seqs.size());
+  std::vector<Routes> routes(seqs.size());
+  // tokens of sequence s routed to expert e, with their weights
+  std::vector<std::vector<std::vector<std::pair<int64_t, float>>>> routed(
+      static_cast<size_t>(E), std::vector<std::vector<std::pair<int64_t, float>>>(seqs.size()));
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const int64_t T = seqs[s].seq;
+    xs[s].resize(static_cast<size_t>(T * H));
+    rms_norm(seqs[s].hidden, w.get(a.roles.post_attention_norm + ".weight").data(), T, H, eps, xs[s].data());
+    std::vector<float> logits;
+    linear(m.router, xs[s].data(), T, logits);
+    routes[s] = route_tokens(cfg, logits, T);
+    outs[s].assign(static_cast<size_t>(T * H), 0.0f);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < routes[s].k; ++j) {
+        const size_t i = static_cast<size_t>(t * routes[s].k + j);
+        routed[static_cast<size_t>(routes[s].expert[i])][s].emplace_back(t, routes[s].weight[i]);
+      }
+  }
+  if (tokens_per_expert) tokens_per_expert->assign(static_cast<size_t>(E), 0);
+  std::vector<float> gathered, gate, up, y;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& mine = routed[static_cast<size_t>(e)];
+    int64_t count = 0;
+    for (const auto& r : mine) count += static_cast<int64_t>(r.size());
+    if (tokens_per_expert) (*tokens_per_expert)[static_cast<size_t>(e)] = count;
+    const int ei = static_cast<int>(e);
+    // Without hooks, an expert that no token chose is not even read.
+    if (count == 0 && !exec) continue;
+    if (stream) stream->acquire(ei);
+    if (exec) exec->expert_begin(ei);
+    const bool all_tokens = exec && exec->expert_sees_all_tokens(ei);
+    const std::string gname = expert_linear_name(m, e, m.gate), uname = expert_linear_name(m, e, m.up),
+                      dname = expert_linear_name(m, e, m.down);
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      const auto& toks = mine[s];
+      const int64_t rows = all_tokens ? seqs[s].seq : static_cast<int64_t>(toks.size());
+      if (rows == 0) continue;
+      const float* x = xs[s].data();
+      if (!all_tokens) {
+        gathered.resize(static_cast<size_t>(rows * H));
+        for (size_t i = 0; i < toks.size(); ++i)
+          std::copy_n(xs[s].data() + toks[i].first * H, H, gathered.data() + static_cast<int64_t>(i) * H);
+        x = gathered.data();
+      }
+      linear(gname, x, rows, gate);
+      linear(uname, x, rows, up);
+      silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());
+      linear(dname, gate.data(), rows, y);
+      float* out = outs[s].data();
+      for (size_t i = 0; i < toks.size(); ++i) {
+        const int64_t t = toks[i].first, row = all_tokens ? t : static_cast<int64_t>(i);
+        const float wt = toks[i].second;
+        for (int64_t c = 0; c < H; ++c) out[t * H + c] += wt * y[static_cast<size_t>(row * H + c)];
+      }
+    }
+    if (exec) exec->expert_end(ei);
+    if (stream) stream->release(ei);
+  }
+  (void)desc;
+  for (size_t s = 0; s < seqs.size(); ++s) add_inplace(seqs[s].hidden, outs[s].data(), seqs[s].seq * H);
+}
+
+void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std::span<const SequenceRef> seqs,
+                   LinearExecutor* exec, LayerKVCache* cache, ExpertStream* stream,
+                   std::vector<int64_t>* tokens_per_expert) {
+  const LayerDesc desc = layer_desc(cfg, layer);
+  LinearExecutor plain;
+  LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
+  for (const auto& s : seqs)
+    if (s.seq > 0) attention_block(cfg, w, layer, linear, s.hidden, s.seq, s.positions, cache);
+  if (desc.num_experts > 0) {
+    moe_block(cfg, w, desc, linear, seqs, exec, stream, tokens_per_expert);
+    return;
+  }
+  for (const auto& s : seqs)
+    if (s.seq > 0) dense_mlp_block(cfg, w, linear, s.hidden, s.seq);
+}
+
 }  // namespace
 
 void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
                            const int32_t* positions, LinearExecutor* exec) {
-  layer_forward(cfg, w, layer, hidden, seq, positions, exec, nullptr);
+  const SequenceRef one{hidden, seq, positions};
+  layer_forward(cfg, w, layer, {&one, 1}, exec, nullptr, nullptr, nullptr);
 }
 
 void decoder_layer_forward_cached(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
                                   const int32_t* positions, LayerKVCache& cache, LinearExecutor* exec) {
-  layer_forward(cfg, w, layer, hidden, seq, positions, exec, &cache);
+  const SequenceRef one{hidden, seq, positions};
+  layer_forward(cfg, w, layer, {&one, 1}, exec, &cache, nullptr, nullptr);
+}
+
+void decoder_layer_forward_batch(const ModelConfig& cfg, const LayerWeights& w, int layer,
+                                 std::span<const SequenceRef> seqs, LinearExecutor* exec, ExpertStream* experts,
+                                 std::vector<int64_t>* tokens_per_expert) {
+  layer_forward(cfg, w, layer, seqs, exec, nullptr, experts, tokens_per_expert);
 }
 
 }  // namespace lwq

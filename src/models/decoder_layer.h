@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,8 +38,10 @@ struct LayerWeights {
 };
 
 // Reads every tensor layer_desc() lists, checking presence, float dtype and
-// shape against config.json; converts F16/BF16 to f32.
-LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer);
+// shape against config.json; converts F16/BF16 to f32. A mixture-of-experts
+// layer's routed experts come too unless `with_experts` is false (the
+// quantization runner streams them: models/experts.h).
+LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts = true);
 
 // y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit weight is
 // converted a block of rows at a time, never as a whole f32 copy.
@@ -57,6 +60,24 @@ class LinearExecutor {
   // False when run() does not read `weight` for this Linear (it is then
   // nullptr): a 16-bit weight is then not converted to f32 for the call.
   virtual bool needs_float_weight(const std::string& linear_name) const { return true; }
+
+  // Mixture-of-experts layers. Whether expert e runs on every token rather
+  // than only on those routed to it: the reference's dense-all-experts
+  // calibration (spec §4.8), so static activation observers of every expert
+  // see data. The layer output is the routed top-k mixture either way.
+  virtual bool expert_sees_all_tokens(int expert) { return false; }
+  // Around expert e's Linears, while its weights are in the layer.
+  virtual void expert_begin(int expert) {}
+  virtual void expert_end(int expert) {}
+};
+
+class ExpertStream;
+
+// One sequence of a batched layer forward.
+struct SequenceRef {
+  float* hidden;  // [seq, hidden_size], replaced by the layer's output
+  int64_t seq;
+  const int32_t* positions;
 };
 
 // hidden [seq, hidden_size] is replaced by the layer's output (the residual
@@ -66,6 +87,17 @@ class LinearExecutor {
 // does in a full forward). exec = nullptr runs plain f32 Linears.
 void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
                            const int32_t* positions, LinearExecutor* exec = nullptr);
+
+// Every sequence through one layer, each attending only to itself. A
+// mixture-of-experts layer is computed expert by expert over all sequences,
+// so `experts` (when given) reads each routed expert's weights once, just
+// before it is used, and drops them after; with nullptr the layer must hold
+// every expert. `exec` also sees expert_begin/end for every expert (those no
+// token chose included); `tokens_per_expert` gets each expert's routed-token
+// count.
+void decoder_layer_forward_batch(const ModelConfig& cfg, const LayerWeights& w, int layer,
+                                 std::span<const SequenceRef> seqs, LinearExecutor* exec = nullptr,
+                                 ExpertStream* experts = nullptr, std::vector<int64_t>* tokens_per_expert = nullptr);
 
 // Keys (rope applied) and values of the tokens one layer has already seen,
 // for incremental decoding.

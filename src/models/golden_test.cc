@@ -55,7 +55,8 @@ TEST_P(Golden, MatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, Golden,
                          ::testing::Values("llama", "llama_rope_linear", "llama_rope_dynamic", "llama_rope_llama3",
-                                           "llama_rope_yarn", "qwen2", "qwen3", "mistral"),
+                                           "llama_rope_yarn", "qwen2", "qwen3", "mistral", "qwen3_moe", "qwen3_moe_fused",
+                                           "mixtral"),
                          [](const auto& info) { return info.param; });
 
 // A wrong rope or window must show: the tolerance is far below the effect.

@@ -157,6 +157,11 @@ std::vector<int32_t> parse_eos(const Keys& k) {
 std::vector<int64_t> parse_sliding_windows(const Keys& k, SlidingRule rule, int layers) {
   std::vector<int64_t> windows(static_cast<size_t>(layers), 0);
   if (rule == SlidingRule::None) return windows;
+  if (rule == SlidingRule::AllLayersDefaultOff) {
+    // MixtralConfig: sliding_window defaults to None.
+    std::fill(windows.begin(), windows.end(), k.opt_int("sliding_window", 0, 0));
+    return windows;
+  }
   if (rule == SlidingRule::AllLayers) {
     // MistralConfig: sliding_window (default 4096) on every layer unless null.
     const bool present = k.present("sliding_window");
@@ -186,7 +191,36 @@ std::vector<int64_t> parse_sliding_windows(const Keys& k, SlidingRule rule, int 
   return windows;
 }
 
+// The sparse-MLP keys of the family's config class, with its defaults.
+MoeConfig parse_moe(const Keys& k, const MoeTemplate& t, const ModelConfig& c) {
+  MoeConfig m;
+  m.num_experts = k.opt_int(t.num_experts_key.c_str(), t.default_num_experts);
+  m.experts_per_token = k.opt_int("num_experts_per_tok", t.default_experts_per_token);
+  if (m.experts_per_token > m.num_experts)
+    fail("{}: num_experts_per_tok ({}) is larger than {} ({})", k.where(), m.experts_per_token, t.num_experts_key,
+         m.num_experts);
+  m.expert_intermediate =
+      t.expert_intermediate_key.empty() ? c.intermediate_size : k.req_int(t.expert_intermediate_key.c_str());
+  m.renormalize_top_k = t.norm_topk_prob_key.empty() ? true : k.opt_bool(t.norm_topk_prob_key.c_str(), false);
+  m.sparse_step = k.opt_int("decoder_sparse_step", 1);
+  if (const Json* dense = k.get("mlp_only_layers")) {
+    if (!dense->is_array()) fail("{}: key 'mlp_only_layers' must be a list of layer indices, got {}", k.where(), dense->dump());
+    for (const auto& v : *dense) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.num_hidden_layers)
+        fail("{}: mlp_only_layers holds {}; expected layer indices in [0, {})", k.where(), v.dump(), c.num_hidden_layers);
+      m.dense_layers.push_back(v.get<int64_t>());
+    }
+  }
+  return m;
+}
+
 }  // namespace
+
+bool ModelConfig::is_moe_layer(int layer) const {
+  if (moe.num_experts <= 0) return false;
+  if (std::find(moe.dense_layers.begin(), moe.dense_layers.end(), layer) != moe.dense_layers.end()) return false;
+  return (layer + 1) % moe.sparse_step == 0;
+}
 
 ModelConfig parse_model_config(const std::string& text, const fs::path& where_path) {
   const std::string where = where_path.string();
@@ -228,6 +262,7 @@ ModelConfig parse_model_config(const std::string& text, const fs::path& where_pa
   c.tie_word_embeddings = k.opt_bool("tie_word_embeddings", false);
   c.dtype = parse_torch_dtype(k);
   c.layer_sliding_window = parse_sliding_windows(k, arch->sliding, c.num_hidden_layers);
+  if (arch->moe) c.moe = parse_moe(k, *arch->moe, c);
 
   if (k.has("bos_token_id")) {
     const int64_t bos = k.opt_int("bos_token_id", 0, 0);

@@ -1,6 +1,6 @@
 // The parts of a Hugging Face config.json the forward pass and the quantizer
 // need, for the decoder-only families lwquant supports (llama, qwen2, qwen3,
-// mistral). Keys absent from the file take the transformers defaults of that
+// mistral, and the mixtures of experts qwen3_moe and mixtral). Keys absent from the file take the transformers defaults of that
 // family; both the transformers 4.x spelling (rope_scaling, torch_dtype) and
 // the 5.x one (rope_parameters, dtype) are read.
 #pragma once
@@ -16,8 +16,18 @@
 
 namespace lwq {
 
+// The sparse MLP of a mixture-of-experts family (num_experts == 0: none).
+struct MoeConfig {
+  int64_t num_experts = 0;           // qwen3_moe num_experts, mixtral num_local_experts
+  int64_t experts_per_token = 0;     // num_experts_per_tok (top-k)
+  int64_t expert_intermediate = 0;   // qwen3_moe moe_intermediate_size, mixtral intermediate_size
+  bool renormalize_top_k = true;     // qwen3_moe norm_topk_prob; mixtral always
+  int64_t sparse_step = 1;           // qwen3_moe decoder_sparse_step
+  std::vector<int64_t> dense_layers; // qwen3_moe mlp_only_layers
+};
+
 struct ModelConfig {
-  std::string model_type;  // "llama", "qwen2", "qwen3", "mistral"
+  std::string model_type;  // "llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "mixtral"
   std::filesystem::path source;  // the config.json read (for messages)
 
   int64_t vocab_size = 0;
@@ -36,6 +46,8 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   DType dtype = DType::F32;     // torch_dtype / dtype of the stored weights
 
+  MoeConfig moe;
+
   // Per layer: attention window in tokens, 0 = full causal attention.
   std::vector<int64_t> layer_sliding_window;
 
@@ -45,6 +57,9 @@ struct ModelConfig {
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   int64_t sliding_window(int layer) const;
+  // Whether layer k's MLP is the sparse mixture of experts (HF Qwen3MoeDecoderLayer's rule:
+  // k not in mlp_only_layers and (k + 1) % decoder_sparse_step == 0; every layer for mixtral).
+  bool is_moe_layer(int layer) const;
   std::optional<int32_t> eos_token_id() const {
     return eos_token_ids.empty() ? std::nullopt : std::optional<int32_t>(eos_token_ids.front());
   }

@@ -87,15 +87,20 @@ void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe)
   // W8A8 static: running min/max over every call, params from the running range.
   if (observe && !frozen_) {
     auto [mn, mx] = std::minmax_element(x.begin(), x.end());
-    act_min_ = observed_ ? std::min(act_min_, *mn) : *mn;
-    act_max_ = observed_ ? std::max(act_max_, *mx) : *mx;
-    observed_ = true;
-    QParams qp = int_qparams({&act_min_, 1}, {&act_max_, 1}, 8, config_.act.symmetric);
-    input_scale_ = qp.scale[0];
-    input_offset_ = qp.offset[0];
+    observe_range(*mn, *mx);
   }
   if (!observed_) fail("{}: static activation parameters requested before any calibration data reached it", name_);
   fake_quant_tensor(x.data(), x.size(), input_scale_, input_offset_, 8);
+}
+
+void LinearQuantizer::observe_range(float lo, float hi) {
+  if (frozen_) fail("{}: activation range observed after calibration ended", name_);
+  act_min_ = observed_ ? std::min(act_min_, lo) : lo;
+  act_max_ = observed_ ? std::max(act_max_, hi) : hi;
+  observed_ = true;
+  QParams qp = int_qparams({&act_min_, 1}, {&act_max_, 1}, 8, config_.act.symmetric);
+  input_scale_ = qp.scale[0];
+  input_offset_ = qp.offset[0];
 }
 
 void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {

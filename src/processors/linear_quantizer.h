@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/quant_config.h"
@@ -55,6 +56,14 @@ class LinearQuantizer {
   QuantizedLinear export_linear(DType serving_dtype) const;
 
   OutputErrorStats& error_stats() { return error_; }
+
+  // Static activations (W8A8): whether any calibration input was observed,
+  // and its running range.
+  bool has_observed() const { return observed_; }
+  std::pair<float, float> observed_range() const { return {act_min_, act_max_}; }
+  // Observes [lo, hi] as if a calibration input spanned exactly that range:
+  // the documented data-free rule for a routed expert no token reached.
+  void observe_range(float lo, float hi);
 
  private:
   void fake_quant_activation(std::vector<float>& x, bool observe);

@@ -25,6 +25,7 @@
 #include "models/architecture.h"
 #include "models/causal_lm.h"
 #include "models/decoder_layer.h"
+#include "models/experts.h"
 #include "models/model_config.h"
 #include "processors/linear_quantizer.h"
 #include "quant/w8a8_export.h"
@@ -66,11 +67,31 @@ class CalibrationExecutor : public LinearExecutor {
   bool measure = true;       // compute the float reference for the quality report
   int64_t row_stride = 1;    // ... on rows 0, stride, 2·stride, ...
 
+  // Mixture-of-experts layers: the runner's hooks around each expert.
+  std::function<void(int)> on_expert_begin, on_expert_end;
+  std::function<bool(int)> all_tokens;
+  std::string router;               // the router Linear's name: its input range is recorded
+  float router_min = 0.0f, router_max = 0.0f;
+  bool router_seen = false;
+
   // Float Linears are computed from the layer a block of rows at a time too.
   bool needs_float_weight(const std::string&) const override { return false; }
+  bool expert_sees_all_tokens(int e) override { return all_tokens && all_tokens(e); }
+  void expert_begin(int e) override {
+    if (on_expert_begin) on_expert_begin(e);
+  }
+  void expert_end(int e) override {
+    if (on_expert_end) on_expert_end(e);
+  }
 
   void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float*, const float* bias,
            int64_t out, float* y) override {
+    if (!router.empty() && name == router && rows > 0) {
+      auto [mn, mx] = std::minmax_element(x, x + rows * in);
+      router_min = router_seen ? std::min(router_min, *mn) : *mn;
+      router_max = router_seen ? std::max(router_max, *mx) : *mx;
+      router_seen = true;
+    }
     auto it = quantizers.find(name);
     if (it == quantizers.end()) {
       linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y);
@@ -169,6 +190,8 @@ class LayerWiseQuantizer {
         units_(build_units(job.config)),
         serving_dtype_(serving_dtype_of(cfg_.dtype)) {
     if (units_.empty()) spdlog::warn("spec.process is empty: every tensor is saved unquantized (FLOAT)");
+    for (size_t u = 0; u < units_.size(); ++u)
+      if (units_[u].needs_data) last_data_unit_ = static_cast<int>(u);
   }
 
   QuantOutcome run() {
@@ -197,7 +220,9 @@ class LayerWiseQuantizer {
     }
     LayerProgress progress(n - first);
     std::future<LayerWeights> next;
-    auto load = [this](int k) { return load_layer_weights(ckpt_, cfg_, k); };
+    // Routed experts are not part of the loaded layer: they are streamed
+    // through one at a time (models/experts.h).
+    auto load = [this](int k) { return load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false); };
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     try {
@@ -265,6 +290,7 @@ class LayerWiseQuantizer {
     std::string prefix;
     std::vector<LinearReport> linears;
     double relative_l2, cosine;  // layer output vs float layer on the same inputs; −1 if not measured
+    std::vector<int64_t> expert_tokens;  // MoE layers: calibration tokens routed to each expert
   };
 
   // The saver never removes what it wrote: the work folder as a whole is
@@ -353,10 +379,17 @@ class LayerWiseQuantizer {
     return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, in);
   }
 
+  // The processor unit that owns Linear `full` (first match) and its config, or {-1, nullptr}.
+  std::pair<int, const ProcessorConfig*> owner_of(const std::string& full) {
+    for (size_t u = 0; u < units_.size(); ++u)
+      if (const ProcessorConfig* c = units_[u].match(full)) return {static_cast<int>(u), c};
+    return {-1, nullptr};
+  }
+
   // `forwards_done` is called once the layer's calibration forwards are over.
   void process_layer(int k, LayerWeights& weights, AscendV1Saver& saver, const std::function<void()>& forwards_done) {
     LayerDesc desc = layer_desc(cfg_, k);
-    LayerReport report{k, desc.prefix, {}, -1.0, -1.0};
+    LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}};
     if (samples_.empty()) {
       save_layer_data_free(desc, weights, saver, report);
       reports_.push_back(std::move(report));
@@ -367,10 +400,11 @@ class LayerWiseQuantizer {
     exec.measure = job_.report;
     exec.row_stride = job_.full_report ? 1 : kReportStride;
     std::vector<std::vector<float>> outputs;
-    for (auto& unit : units_) {
+    for (size_t u = 0; u < units_.size(); ++u) {
+      ProcessingUnit& unit = units_[u];
       exec.observing.clear();
       for (const auto& lin : desc.linears) {
-        if (quantizers.count(lin.name)) continue;
+        if (lin.expert >= 0 || quantizers.count(lin.name)) continue;  // experts: installed as they stream by
         std::string full = desc.prefix + "." + lin.name;
         const ProcessorConfig* owner = unit.match(full);
         if (!owner) continue;
@@ -379,7 +413,12 @@ class LayerWiseQuantizer {
         exec.observing.insert(lin.name);
         quantizers[lin.name] = std::move(q);
       }
-      if (unit.needs_data) outputs = forward_all(k, weights, &exec);
+      if (unit.needs_data) {
+        ExpertPass pass{static_cast<int>(u), static_cast<int>(u) == last_data_unit_, {}, {}, 0.0f, 0.0f, false};
+        if (desc.num_experts > 0) install_expert_hooks(desc, weights, exec, quantizers, pass, saver, report);
+        outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr);
+        if (desc.num_experts > 0) finish_cold_experts(desc, exec, quantizers, pass, saver, report);
+      }
       for (const auto& name : exec.observing) quantizers[name]->freeze();
     }
     if (!outputs.empty()) {
@@ -396,53 +435,216 @@ class LayerWiseQuantizer {
     reports_.push_back(std::move(report));
   }
 
+  // One data-requiring processor's forward over a MoE layer's experts.
+  struct ExpertPass {
+    int unit;
+    bool last;                       // the layer's last calibration forward: experts are saved as they finish
+    std::set<std::string> observing; // expert Linears this pass calibrates
+    std::vector<int> cold;           // experts no calibration token reached (--moe_calibration routed)
+    float down_min, down_max;        // widest input range the calibrated experts' down projections saw
+    bool down_seen;
+  };
+
+  // Expert e's Linears are quantized while its weights are in the layer: the
+  // ones this processor (or an earlier one) owns are installed before its
+  // tokens run; on the last calibration forward the whole expert is
+  // exported, saved and its float weights dropped right after.
+  void install_expert_hooks(const LayerDesc& desc, LayerWeights& weights, CalibrationExecutor& exec,
+                            std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, ExpertPass& pass,
+                            AscendV1Saver& saver, LayerReport& report) {
+    exec.router = architecture_for(cfg_).moe->router;
+    exec.on_expert_begin = [&, this](int e) {
+      for (const LinearDesc* lin : desc.expert_linears(e)) {
+        const std::string full = desc.prefix + "." + lin->name;
+        auto [owner_unit, owner] = owner_of(full);
+        if (!owner || owner_unit > pass.unit) continue;
+        if (!quantizers.count(lin->name)) quantizers[lin->name] = make_quantizer(weights, *lin, full, *owner);
+        exec.quantizers[lin->name] = quantizers[lin->name].get();
+        if (owner_unit == pass.unit) {
+          pass.observing.insert(lin->name);
+          exec.observing.insert(lin->name);
+        }
+      }
+    };
+    exec.all_tokens = [&, this](int e) {
+      if (job_.moe_calibration != MoeCalibration::AllExperts) return false;
+      for (const LinearDesc* lin : desc.expert_linears(e))
+        if (pass.observing.count(lin->name) && quantizers.at(lin->name)->needs_data()) return true;
+      return false;
+    };
+    exec.on_expert_end = [&, this](int e) {
+      bool cold = false;
+      const auto lins = desc.expert_linears(e);
+      for (size_t i = 0; i < lins.size(); ++i) {
+        const std::string& name = lins[i]->name;
+        exec.quantizers.erase(name);
+        if (!exec.observing.erase(name)) continue;
+        LinearQuantizer& q = *quantizers.at(name);
+        if (q.needs_data() && !q.has_observed()) {
+          cold = true;
+          continue;
+        }
+        q.freeze();
+        if (i + 1 == lins.size() && q.needs_data()) {
+          auto [lo, hi] = q.observed_range();
+          pass.down_min = pass.down_seen ? std::min(pass.down_min, lo) : lo;
+          pass.down_max = pass.down_seen ? std::max(pass.down_max, hi) : hi;
+          pass.down_seen = true;
+        }
+      }
+      if (cold) pass.cold.push_back(e);
+      if (pass.last) save_expert(desc, e, weights, quantizers, saver, report, /*float_only=*/cold);
+    };
+  }
+
+  // --moe_calibration routed: an expert no calibration token reached gets a
+  // data-free rule for its static activation scales (docs/design.md): gate
+  // and up take the range of the layer's MoE input over all tokens (every
+  // expert receives those same normed hidden states), down the widest range
+  // the layer's other experts' down projections observed.
+  void finish_cold_experts(const LayerDesc& desc, const CalibrationExecutor& exec,
+                           std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, ExpertPass& pass,
+                           AscendV1Saver& saver, LayerReport& report) {
+    for (int e : pass.cold) {
+      spdlog::warn("{}: expert {} received no calibration tokens; its static activation scales follow the data-free "
+                   "rule (gate/up: the MoE input's range over all tokens, down: the widest range of the other "
+                   "experts' down projections)", desc.prefix, e);
+      const auto lins = desc.expert_linears(e);
+      for (size_t i = 0; i < lins.size(); ++i) {
+        auto it = quantizers.find(lins[i]->name);
+        if (it == quantizers.end() || !pass.observing.count(lins[i]->name)) continue;
+        LinearQuantizer& q = *it->second;
+        if (q.needs_data() && !q.has_observed()) {
+          const bool down = i + 1 == lins.size();
+          if (down && !pass.down_seen)
+            fail("{}: no expert of this layer received calibration tokens, so expert {}'s down projection has no "
+                 "activation range to borrow", desc.prefix, e);
+          if (!down && !exec.router_seen) fail("{}: the MoE input was never observed", desc.prefix);
+          if (down) q.observe_range(pass.down_min, pass.down_max);
+          else q.observe_range(exec.router_min, exec.router_max);
+        }
+        q.freeze();
+      }
+      if (pass.last) save_expert_quantized(desc, e, quantizers, saver, report);
+    }
+  }
+
+  // Saves expert e: its quantized Linears (building those a later data-free
+  // processor owns) and its FLOAT ones, from the weights now in the layer.
+  // With float_only, quantized Linears are left for save_expert_quantized.
+  void save_expert(const LayerDesc& desc, int e, LayerWeights& weights,
+                   std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, AscendV1Saver& saver,
+                   LayerReport& report, bool float_only) {
+    for (const LinearDesc* lin : desc.expert_linears(e)) {
+      const std::string full = desc.prefix + "." + lin->name;
+      auto [owner_unit, owner] = owner_of(full);
+      if (owner) {
+        if (!quantizers.count(lin->name)) quantizers[lin->name] = make_quantizer(weights, *lin, full, *owner);
+        continue;
+      }
+      saver.note_float_linear();
+      saver.save_float(full, expert_weight(weights, lin->name + ".weight", *lin));
+    }
+    if (!float_only) save_expert_quantized(desc, e, quantizers, saver, report);
+  }
+
+  void save_expert_quantized(const LayerDesc& desc, int e,
+                             std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, AscendV1Saver& saver,
+                             LayerReport& report) {
+    for (const LinearDesc* lin : desc.expert_linears(e)) {
+      auto it = quantizers.find(lin->name);
+      if (it == quantizers.end()) continue;
+      save_quantized(*it->second, saver, report);
+      quantizers.erase(it);
+    }
+  }
+
+  void save_quantized(LinearQuantizer& q, AscendV1Saver& saver, LayerReport& report) {
+    saver.save_linear(q.export_linear(serving_dtype_));
+    const OutputErrorStats& e = q.error_stats();
+    report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
+  }
+
+  // An expert's float weight in the checkpoint's dtype, taken out of the layer.
+  Tensor expert_weight(LayerWeights& weights, const std::string& name, const LinearDesc& lin) {
+    if (auto it = weights.stored.find(name); it != weights.stored.end()) {
+      Tensor t = std::move(it->second);
+      weights.stored.erase(it);
+      return t;
+    }
+    Tensor t = tensor_f32({lin.out_features, lin.in_features}, weights.get(name));
+    weights.tensors.erase(name);
+    return t;
+  }
+
   // With no forward to run, each Linear is quantized right when it is saved
   // and its float weight dropped at once: the layer shrinks as it is written.
+  // Routed experts are read, quantized and saved one at a time.
   void save_layer_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver, LayerReport& report) {
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
     for (const auto& lin : desc.linears) {
+      if (lin.expert >= 0) continue;
       std::string full = desc.prefix + "." + lin.name;
-      for (auto& unit : units_)
-        if (const ProcessorConfig* owner = unit.match(full)) {
-          quantizers[lin.name] = nullptr;  // quantized lazily below
-          owners_[lin.name] = owner;
-          break;
-        }
+      if (const ProcessorConfig* owner = owner_of(full).second) {
+        quantizers[lin.name] = nullptr;  // quantized lazily below
+        owners_[lin.name] = owner;
+      }
     }
     save_layer(desc, quantizers, saver, report, weights);
+    if (desc.num_experts == 0) return;
+    ExpertStream stream(ckpt_, cfg_, weights.layer, weights, job_.prefetch);
+    std::map<std::string, std::unique_ptr<LinearQuantizer>> expert_quantizers;
+    for (int e = 0; e < desc.num_experts; ++e) {
+      stream.acquire(e);
+      save_expert(desc, e, weights, expert_quantizers, saver, report, false);
+      stream.release(e);
+    }
   }
 
-  std::vector<std::vector<float>> forward_all(int k, const LayerWeights& weights, LinearExecutor* exec) {
+  std::vector<std::vector<float>> forward_all(int k, LayerWeights& weights, LinearExecutor* exec,
+                                              std::vector<int64_t>* expert_tokens) {
     std::vector<std::vector<float>> outputs;
+    std::vector<SequenceRef> refs;
     outputs.reserve(samples_.size());
-    for (size_t i = 0; i < samples_.size(); ++i) {
-      const CalibSample& s = samples_[i];
-      std::vector<float> h = s.hidden;
-      with_context(fmt::format("layer {} on calibration sample {}", k, i), [&] {
-        decoder_layer_forward(cfg_, weights, k, h.data(), s.seq(), s.positions.data(), exec);
-        if (int64_t bad = first_non_finite(std::span<const float>(h)); bad >= 0)
-          fail("the layer's output holds a non-finite value at token {}, channel {} (an overflow in the model's "
-               "float arithmetic, or damaged weights)", bad / cfg_.hidden_size, bad % cfg_.hidden_size);
-      });
-      outputs.push_back(std::move(h));
-    }
+    for (const CalibSample& s : samples_) outputs.push_back(s.hidden);
+    for (size_t i = 0; i < samples_.size(); ++i)
+      refs.push_back({outputs[i].data(), samples_[i].seq(), samples_[i].positions.data()});
+    std::optional<ExpertStream> stream;
+    if (cfg_.is_moe_layer(k)) stream.emplace(ckpt_, cfg_, k, weights, job_.prefetch);
+    with_context(fmt::format("layer {} on the calibration samples", k), [&] {
+      decoder_layer_forward_batch(cfg_, weights, k, refs, exec, stream ? &*stream : nullptr, expert_tokens);
+    });
+    for (size_t i = 0; i < outputs.size(); ++i)
+      if (int64_t bad = first_non_finite(std::span<const float>(outputs[i])); bad >= 0)
+        fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel {} "
+             "(an overflow in the model's float arithmetic, or damaged weights)", k, i, bad / cfg_.hidden_size,
+             bad % cfg_.hidden_size);
     return outputs;
   }
-
 
   // The layer's quantized output against the float layer on the same inputs:
   // every kReportStride-th sample (at least the first) unless full_report.
   // Whole samples, not prefixes: the first tokens of a sequence (BOS and its
   // attention sink) carry errors unlike the rest and would bias the figure.
-  void measure_layer(int k, const LayerWeights& weights, const std::vector<std::vector<float>>& quantized,
+  void measure_layer(int k, LayerWeights& weights, const std::vector<std::vector<float>>& quantized,
                      LayerReport& report) {
     const size_t stride = job_.full_report ? 1 : static_cast<size_t>(kReportStride);
-    OutputErrorStats stats;
+    std::vector<size_t> picked;
+    std::vector<std::vector<float>> reference;
+    std::vector<SequenceRef> refs;
     for (size_t s = 0; s < samples_.size(); s += stride) {
-      std::vector<float> reference = samples_[s].hidden;
-      decoder_layer_forward(cfg_, weights, k, reference.data(), samples_[s].seq(), samples_[s].positions.data());
-      stats.add(reference.data(), quantized[s].data(), reference.size());
+      picked.push_back(s);
+      reference.push_back(samples_[s].hidden);
     }
+    for (size_t i = 0; i < picked.size(); ++i)
+      refs.push_back({reference[i].data(), samples_[picked[i]].seq(), samples_[picked[i]].positions.data()});
+    // A MoE layer's float reference streams the experts it routes to once more.
+    std::optional<ExpertStream> stream;
+    if (cfg_.is_moe_layer(k)) stream.emplace(ckpt_, cfg_, k, weights, job_.prefetch);
+    decoder_layer_forward_batch(cfg_, weights, k, refs, nullptr, stream ? &*stream : nullptr);
+    OutputErrorStats stats;
+    for (size_t i = 0; i < picked.size(); ++i)
+      stats.add(reference[i].data(), quantized[picked[i]].data(), reference[i].size());
     report.relative_l2 = stats.relative_l2();
     report.cosine = stats.cosine();
   }
@@ -516,6 +718,8 @@ class LayerWiseQuantizer {
     for (int k = 0; k < cfg_.num_hidden_layers; ++k) {
       LayerDesc d = layer_desc(cfg_, k);
       for (const auto& t : d.tensors) known.insert(d.prefix + "." + t.name);
+      if (d.num_experts > 0)
+        for (auto& name : expert_checkpoint_tensors(ckpt_, cfg_, k)) known.insert(std::move(name));
     }
     std::vector<std::string> unknown;
     for (const auto& name : ckpt_.tensor_names())
@@ -544,6 +748,7 @@ class LayerWiseQuantizer {
         j["cosine"] = r.cosine;
       }
       j["linears"] = linears;
+      if (!r.expert_tokens.empty()) j["expert_tokens"] = r.expert_tokens;
       layers.push_back(j);
     }
     return layers;
@@ -557,7 +762,8 @@ class LayerWiseQuantizer {
     try {
       for (const auto& j : layers) {
         LayerReport r{j.at("layer").get<int>(), j.at("name").get<std::string>(), {}, measured(j, "relative_l2"),
-                      measured(j, "cosine")};
+                      measured(j, "cosine"), {}};
+        if (j.contains("expert_tokens")) r.expert_tokens = j.at("expert_tokens").get<std::vector<int64_t>>();
         for (const auto& l : j.at("linears"))
           r.linears.push_back({l.at("name").get<std::string>(), l.at("type").get<std::string>(),
                                measured(l, "relative_l2"), measured(l, "cosine")});
@@ -604,6 +810,7 @@ class LayerWiseQuantizer {
   std::vector<LayerReport> reports_;
   std::map<std::string, const ProcessorConfig*> owners_;  // data-free path: Linear → owning processor
   double commit_seconds_ = 0.0;
+  int last_data_unit_ = -1;  // index in units_ of the last processor that runs a calibration forward
 };
 
 }  // namespace

@@ -12,6 +12,12 @@
 
 namespace lwq {
 
+// How the routed experts of a MoE layer are calibrated (spec §4.8).
+enum class MoeCalibration {
+  AllExperts,  // every expert sees every token (the reference's dense-all-experts forward); the output stays top-k
+  Routed,      // experts see only the tokens routed to them; one that gets none follows a data-free rule
+};
+
 struct QuantJob {
   std::filesystem::path model_path;
   std::filesystem::path save_path;
@@ -33,6 +39,7 @@ struct QuantJob {
   // A configuration that quantizes no Linear is an error unless this is set
   // (then the output is an all-FLOAT copy in the ascendV1 layout).
   bool allow_float_copy = false;
+  MoeCalibration moe_calibration = MoeCalibration::AllExperts;
 };
 
 struct QuantOutcome {

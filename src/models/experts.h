@@ -1,0 +1,83 @@
+// The routed experts of a mixture-of-experts layer, read one expert at a
+// time: a Qwen3-235B layer holds 128 experts (≈ 4.8 GB of bf16), so the
+// runner keeps attention + router resident and streams the experts through
+// (spec §4.8; lwquant goes below the reference's whole-layer residency).
+//
+// Two on-disk layouts, both exposed under the per-expert export names the
+// engines load (`<experts>.<e>.{gate,up,down}` + ".weight", spec §4.8):
+//   * per expert: `<experts>.<e>.<gate|up|down>.weight` [out, in] (released
+//     Qwen3-MoE and Mixtral checkpoints);
+//   * fused 3-D: `<experts>.gate_up_proj` and `<experts>.down_proj`, whose
+//     orientation the family declares (FusedExperts); expert e is read as one
+//     slice, gate = the first half of the 2I extent, transposed to [I, H]
+//     when the tensor is input-major.
+#pragma once
+
+#include <cstdint>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "models/architecture.h"
+#include "models/decoder_layer.h"
+#include "models/model_config.h"
+
+namespace lwq {
+
+class Checkpoint;
+
+enum class ExpertStorage { PerExpert, Fused };
+
+// Which layout layer `layer` uses, after checking the checkpoint against
+// config.json: every expert present (per expert) or the fused tensors' shapes
+// in the family's orientation, and no expert index ≥ num_experts. Throws
+// naming the tensor and what was expected.
+ExpertStorage expert_storage(const Checkpoint& ckpt, const ModelConfig& cfg, int layer);
+
+// Checkpoint tensor names holding layer `layer`'s routed experts.
+std::vector<std::string> expert_checkpoint_tensors(const Checkpoint& ckpt, const ModelConfig& cfg, int layer);
+
+// Expert e's weights as a small LayerWeights keyed by the per-expert names
+// ("mlp.experts.3.gate_proj.weight"); 16-bit weights stay in their dtype
+// (`stored`), F32 ones go to `tensors`, as load_layer_weights does.
+LayerWeights read_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage);
+
+// Moves expert e's tensors into / out of a layer's weights.
+void insert_expert(LayerWeights& layer, LayerWeights&& expert);
+void erase_expert(LayerWeights& layer, const LayerDesc& desc, int expert);
+
+// Hands a layer's experts to the forward one at a time: acquire(e) puts
+// expert e's weights into the layer (reading e+1 in the background while e
+// is used, when prefetch is on), release(e) drops them again. With a layer
+// that already holds every expert (CausalLM, eval) use nullptr instead.
+class ExpertStream {
+ public:
+  ExpertStream(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, LayerWeights& weights, bool prefetch);
+  ~ExpertStream();
+  ExpertStream(const ExpertStream&) = delete;
+  ExpertStream& operator=(const ExpertStream&) = delete;
+
+  void acquire(int expert);
+  void release(int expert);
+  // Largest bytes of one expert's weights (for memory figures).
+  size_t expert_bytes() const { return expert_bytes_; }
+
+ private:
+  std::future<LayerWeights> start(int expert);
+
+  const Checkpoint& ckpt_;
+  const ModelConfig& cfg_;
+  int layer_;
+  LayerWeights& weights_;
+  bool prefetch_;
+  ExpertStorage storage_;
+  LayerDesc desc_;
+  std::future<LayerWeights> next_;
+  int next_expert_ = -1;
+  size_t expert_bytes_ = 0;
+};
+
+// Reads every expert into `weights` (whole-layer users: CausalLM, eval).
+void load_all_experts(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, LayerWeights& weights);
+
+}  // namespace lwq

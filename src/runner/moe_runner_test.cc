@@ -1,0 +1,284 @@
+// The layer_wise runner on mixture-of-experts models: the tiny Qwen3-MoE
+// golden (per-expert and fused layouts, a dense mlp_only layer) and the
+// upcycled stories260K-mixtral, with msModelSlim-style mixed practices.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "eval/evaluator.h"
+#include "io/checkpoint.h"
+#include "io/safetensors_writer.h"
+#include "runner/quant_runner.h"
+#include "runner/runner_test_util.h"
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+using namespace testing_util;
+
+fs::path golden(const std::string& name) { return repo() / "tests/data/goldens" / name; }
+
+// The golden's weights and config with the stories260K tokenizer (vocab 512 both).
+fs::path with_tokenizer(const fs::path& model, const fs::path& to) {
+  fs::create_directories(to);
+  for (const auto& e : fs::directory_iterator(model))
+    if (e.path().filename() != "reference.safetensors") fs::copy_file(e.path(), to / e.path().filename());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    fs::copy_file(stories() / f, to / f);
+  return to;
+}
+
+// The same model with every MoE layer's experts fused output-major ([E, 2I, H], [E, H, I]).
+fs::path fused_copy(const fs::path& model, const fs::path& to) {
+  with_tokenizer(model, to);
+  fs::remove(to / "model.safetensors");
+  Checkpoint ckpt = Checkpoint::open(model);
+  auto cfg = read_json(model / "config.json");
+  const int64_t E = cfg["num_experts"], I = cfg["moe_intermediate_size"], H = cfg["hidden_size"];
+  SafetensorsWriter w(to / "model.safetensors");
+  std::set<std::string> done;
+  for (const auto& n : ckpt.tensor_names()) {
+    const auto at = n.find(".mlp.experts.");
+    if (at == std::string::npos) {
+      w.add(n, ckpt.read(n));
+      continue;
+    }
+    const std::string p = n.substr(0, at) + ".mlp.experts.";
+    if (!done.insert(p).second) continue;
+    Tensor gate_up(DType::F32, {E, 2 * I, H}), down(DType::F32, {E, H, I});
+    const size_t blk = static_cast<size_t>(I * H) * 4;
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string q = p + std::to_string(e) + ".";
+      std::memcpy(gate_up.bytes.data() + 2 * e * blk, ckpt.read(q + "gate_proj.weight").bytes.data(), blk);
+      std::memcpy(gate_up.bytes.data() + (2 * e + 1) * blk, ckpt.read(q + "up_proj.weight").bytes.data(), blk);
+      std::memcpy(down.bytes.data() + e * blk, ckpt.read(q + "down_proj.weight").bytes.data(), blk);
+    }
+    w.add(p + "gate_up_proj", gate_up);
+    w.add(p + "down_proj", down);
+  }
+  w.finish();
+  return to;
+}
+
+const char* kQconfigs = R"(
+static: &static
+  act: {scope: per_tensor, dtype: int8, symmetric: False, method: minmax}
+  weight: {scope: per_channel, dtype: int8, symmetric: True, method: minmax}
+dynamic: &dynamic
+  act: {scope: per_token, dtype: int8, symmetric: True, method: minmax}
+  weight: {scope: per_channel, dtype: int8, symmetric: True, method: minmax}
+w8a16: &w8a16
+  weight: {scope: per_channel, dtype: int8, symmetric: True, method: minmax}
+)";
+
+// Attention (and the dense layer's MLP) W8A8 static, experts W8A8_DYNAMIC, the
+// router FLOAT, and the last layer's experts overridden by a processor listed
+// first (first match wins), as msModelSlim's Qwen3-MoE practices do.
+std::string mixed_practice() {
+  return std::string("apiversion: modelslim_v1\n") + kQconfigs + R"(
+spec:
+  process:
+    - {type: linear_quant, qconfig: *w8a16, include: ["*layers.3.mlp.experts*"]}
+    - {type: linear_quant, qconfig: *static, include: ["*"], exclude: ["*mlp.gate", "*experts*"]}
+    - {type: linear_quant, qconfig: *dynamic, include: ["*experts*"]}
+  save:
+    - {type: ascendv1_saver, part_file_size: 0}
+  dataset: calib_zh_en.jsonl
+)";
+}
+
+std::string static_experts_practice() {
+  return std::string("apiversion: modelslim_v1\n") + kQconfigs + R"(
+spec:
+  process:
+    - {type: linear_quant, qconfig: *static, include: ["*experts*"]}
+  save:
+    - {type: ascendv1_saver, part_file_size: 0}
+  dataset: calib_zh_en.jsonl
+)";
+}
+
+float input_scale(const Checkpoint& w, const std::string& linear) {
+  Tensor t = w.read(linear + ".input_scale");
+  return t.data<float>()[0];
+}
+
+TEST(MoeRunner, MixedPracticeOnQwen3Moe) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  QuantJob job = make_job_yaml(model, tmp / "out", mixed_practice(), 4);
+  QuantOutcome out = run_quantization(job);
+  EXPECT_EQ(out.model_quant_type, "W8A8");
+  auto d = read_json(tmp / "out/quant_model_description.json");
+  Checkpoint w = Checkpoint::open(tmp / "out/quant_model_weights.safetensors");
+  for (int k : {0, 2}) {
+    const std::string p = "model.layers." + std::to_string(k) + ".";
+    EXPECT_EQ(d[p + "mlp.gate.weight"], "FLOAT");
+    EXPECT_EQ(d[p + "self_attn.q_proj.weight"], "W8A8");
+    for (int e : {0, 7})
+      for (const char* which : {"gate_proj", "up_proj", "down_proj"}) {
+        const std::string n = p + "mlp.experts." + std::to_string(e) + "." + which;
+        EXPECT_EQ(d[n + ".weight"], "W8A8_DYNAMIC") << n;
+        EXPECT_EQ(w.info(n + ".weight_scale").shape, (Shape{which == std::string("down_proj") ? 64 : 32, 1}));
+      }
+  }
+  EXPECT_EQ(d["model.layers.1.mlp.gate_proj.weight"], "W8A8");  // mlp_only_layers: a dense MLP
+  EXPECT_FALSE(d.contains("model.layers.1.mlp.gate.weight"));
+  EXPECT_EQ(d["model.layers.3.mlp.experts.5.down_proj.weight"], "W8A16");  // listed first: first match wins
+  EXPECT_EQ(d["model.layers.3.mlp.gate.weight"], "FLOAT");
+  // Per-expert routed-token counts: each token goes to num_experts_per_tok = 2 experts.
+  auto report = read_json(tmp / "out/quant_report.json");
+  int64_t tokens = -1;
+  for (const auto& layer : report["layers"]) {
+    if (layer["layer"] == 1) {
+      EXPECT_FALSE(layer.contains("expert_tokens"));
+      continue;
+    }
+    ASSERT_EQ(layer["expert_tokens"].size(), 8u);
+    int64_t sum = 0;
+    for (const auto& c : layer["expert_tokens"]) sum += c.get<int64_t>();
+    if (tokens < 0) tokens = sum;
+    EXPECT_EQ(sum, tokens);  // the same calibration tokens reach every layer
+    EXPECT_EQ(sum % 2, 0);
+  }
+  EXPECT_GT(tokens, 0);
+  // Scored with the deployed integer arithmetic.
+  EvalOptions eo;
+  eo.float_dir = model;
+  eo.quantized_dir = tmp / "out";
+  eo.text = repo() / "../shared/data/tinystories-sample/tinystories_sample.txt";
+  if (!fs::exists(eo.text)) eo.text = stories() / "README.md";
+  eo.ctx = 64;
+  eo.max_tokens = 256;
+  EvalResult r = evaluate(eo);
+  EXPECT_GT(r.top1_agreement, 0.8);
+  EXPECT_LT(std::abs(r.delta_ppl()) / r.ppl_float, 0.05);
+}
+
+TEST(MoeRunner, FusedCheckpointGivesTheSameOutputAsPerExpert) {
+  TempDir tmp;
+  const fs::path a = with_tokenizer(golden("qwen3_moe"), tmp / "per_expert");
+  const fs::path b = fused_copy(golden("qwen3_moe"), tmp / "fused");
+  run_quantization(make_job_yaml(a, tmp / "out_a", mixed_practice(), 3));
+  run_quantization(make_job_yaml(b, tmp / "out_b", mixed_practice(), 3));
+  for (const char* f : {"quant_model_description.json", "quant_model_weights.safetensors", "quant_report.json"})
+    EXPECT_TRUE(read_text_file(tmp / "out_a" / f) == read_text_file(tmp / "out_b" / f)) << f;
+  // Data-free too (experts read, quantized and saved one at a time).
+  QuantJob ja = make_job(a, tmp / "df_a", (repo() / "configs/moe/w8a16.yaml").string());
+  QuantJob jb = make_job(b, tmp / "df_b", (repo() / "configs/moe/w8a16.yaml").string());
+  run_quantization(ja);
+  run_quantization(jb);
+  for (const auto& e : fs::directory_iterator(tmp / "df_a"))
+    if (e.path().extension() == ".safetensors" || e.path().extension() == ".json")
+      EXPECT_TRUE(read_text_file(e.path()) == read_text_file(tmp / "df_b" / e.path().filename())) << e.path();
+}
+
+// One short prompt: few tokens, so top-2 routing leaves experts cold.
+fs::path short_calibration(const fs::path& dir) {
+  fs::path f = dir / "short.jsonl";
+  std::ofstream(f) << R"({"text": "Once upon a time"})" << "\n";
+  return f;
+}
+
+TEST(MoeRunner, EveryExpertIsCalibratedOnEveryToken) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  QuantJob job = make_job_yaml(model, tmp / "out", static_experts_practice(), 1);
+  job.calib_data = short_calibration(tmp.path()).string();
+  run_quantization(job);
+  auto report = read_json(tmp / "out/quant_report.json");
+  const auto& counts = report["layers"][0]["expert_tokens"];
+  int zeros = 0;
+  for (const auto& c : counts) zeros += c.get<int64_t>() == 0;
+  ASSERT_GT(zeros, 0) << "precondition: the short prompt should leave an expert unrouted: " << counts.dump();
+  // Every expert saw the same tokens (the layer's normed hidden states), so
+  // gate and up of every expert share one static range.
+  Checkpoint w = Checkpoint::open(tmp / "out/quant_model_weights.safetensors");
+  const float s0 = input_scale(w, "model.layers.0.mlp.experts.0.gate_proj");
+  for (int e = 0; e < 8; ++e) {
+    const std::string p = "model.layers.0.mlp.experts." + std::to_string(e);
+    EXPECT_EQ(input_scale(w, p + ".gate_proj"), s0) << e;
+    EXPECT_EQ(input_scale(w, p + ".up_proj"), s0) << e;
+    EXPECT_GT(input_scale(w, p + ".down_proj"), 0.0f) << e;
+  }
+}
+
+TEST(MoeRunner, RoutedCalibrationGivesColdExpertsTheDataFreeRule) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  QuantJob all = make_job_yaml(model, tmp / "all", static_experts_practice(), 1);
+  all.calib_data = short_calibration(tmp.path()).string();
+  run_quantization(all);
+  QuantJob routed = all;
+  routed.save_path = tmp / "routed";
+  routed.moe_calibration = MoeCalibration::Routed;
+  run_quantization(routed);
+  auto counts = read_json(tmp / "routed/quant_report.json")["layers"][0]["expert_tokens"];
+  Checkpoint wa = Checkpoint::open(tmp / "all/quant_model_weights.safetensors");
+  Checkpoint wr = Checkpoint::open(tmp / "routed/quant_model_weights.safetensors");
+  const std::string p = "model.layers.0.mlp.experts.";
+  float widest_down = 0.0f;
+  int cold = 0, warm = 0;
+  for (int e = 0; e < 8; ++e)
+    if (counts[e] != 0) widest_down = std::max(widest_down, input_scale(wr, p + std::to_string(e) + ".down_proj"));
+  for (int e = 0; e < 8; ++e) {
+    const std::string q = p + std::to_string(e);
+    if (counts[e] == 0) {
+      ++cold;
+      // gate/up: the MoE input's range over all tokens, which is what every expert sees under "all".
+      EXPECT_EQ(input_scale(wr, q + ".gate_proj"), input_scale(wa, q + ".gate_proj")) << e;
+      EXPECT_EQ(input_scale(wr, q + ".up_proj"), input_scale(wa, q + ".up_proj")) << e;
+      EXPECT_GE(input_scale(wr, q + ".down_proj"), widest_down) << e;
+    } else {
+      ++warm;
+      // Routed tokens are a subset of all tokens: the range can only shrink.
+      EXPECT_LE(input_scale(wr, q + ".gate_proj"), input_scale(wa, q + ".gate_proj")) << e;
+    }
+    for (const char* which : {".gate_proj", ".up_proj", ".down_proj"}) {
+      const float s = input_scale(wr, q + which);
+      EXPECT_TRUE(std::isfinite(s) && s > 0.0f) << q << which;
+    }
+  }
+  EXPECT_GT(cold, 0);
+  EXPECT_GT(warm, 0);
+}
+
+TEST(MoeRunner, UpcycledMixtralQuantizesLikeTheDenseModel) {
+  const fs::path mixtral = repo() / "../shared/models/stories260K-mixtral";
+  if (!fs::exists(mixtral)) GTEST_SKIP() << "shared/models not present";
+  TempDir tmp;
+  QuantJob job = make_job(mixtral, tmp / "out", (repo() / "configs/moe/w8a8.yaml").string(), 4);
+  run_quantization(job);
+  auto d = read_json(tmp / "out/quant_model_description.json");
+  EXPECT_EQ(d["model.layers.4.block_sparse_moe.gate.weight"], "FLOAT");
+  EXPECT_EQ(d["model.layers.4.block_sparse_moe.experts.3.w2.weight"], "W8A8_DYNAMIC");
+  EXPECT_EQ(d["model.layers.4.self_attn.o_proj.weight"], "W8A8");
+  EXPECT_EQ(d["lm_head.weight"], "FLOAT");
+  // The 4 experts are identical copies: identical quantized weights.
+  Checkpoint w = Checkpoint::open(tmp / "out/quant_model_weights.safetensors.index.json");
+  EXPECT_EQ(w.read("model.layers.2.block_sparse_moe.experts.0.w1.weight").bytes,
+            w.read("model.layers.2.block_sparse_moe.experts.3.w1.weight").bytes);
+}
+
+TEST(MoeRunner, BadExpertCheckpointLeavesNoOutput) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  auto cfg = read_json(model / "config.json");
+  cfg["num_experts"] = 9;  // the tensors hold 8
+  std::ofstream(model / "config.json") << cfg.dump(2);
+  QuantJob job = make_job_yaml(model, tmp / "out", mixed_practice(), 2);
+  try {
+    run_quantization(job);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("num_experts=9"), std::string::npos) << e.what();
+    SUCCEED() << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp / "out"));
+}
+
+}  // namespace
+}  // namespace lwq

@@ -195,6 +195,14 @@ TEST_P(Equivalence, FlexSmoothQuantGiven) {
   expect_same_logits(m, "flex_smooth_quant_given");
 }
 
+TEST_P(Equivalence, TheComparisonDetectsASmallBreak) {
+  // Negative control: a 1e-3 change of one smoothed norm weight is far above the bound.
+  FloatModel m = ref_model_;
+  smooth_model(m, default_smooth_settings(SmoothKind::IterSmooth));
+  m.layers[0].get("post_attention_layernorm.weight")[3] *= 1.001f;
+  EXPECT_GT(relative_l2(ref_, m.logits(ids_)), 1e-5);
+}
+
 TEST_P(Equivalence, QuarotFullHadamard) {
   FloatModel m = ref_model_;
   rotate_model(m, {});

@@ -284,7 +284,10 @@ std::vector<std::string> undeclared_subgraph_types(const Architecture& arch, con
 
 LayerSmoother::LayerSmoother(SmoothSettings settings, const ModelConfig& cfg, const Architecture& arch,
                              std::string layer_prefix)
-    : s_(std::move(settings)), cfg_(cfg) {
+    : s_(std::move(settings)),
+      num_heads_(cfg.num_attention_heads),
+      num_kv_heads_(cfg.num_key_value_heads),
+      head_dim_(cfg.head_dim) {
   std::vector<std::string> watched;
   for (const auto& g : arch.smooth_subgraphs) {
     if (std::find(s_.enabled_types.begin(), s_.enabled_types.end(), g.type) == s_.enabled_types.end()) continue;
@@ -348,7 +351,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
   const double smin = s_.kind == SmoothKind::IterSmooth ? s_.scale_min : 1e-5;
 
   if (g.type == "ov") {
-    const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim;
+    const int64_t nh = num_heads_, nkv = num_kv_heads_, hd = head_dim_;
     if (in != nh * hd) fail("ov smoothing: '{}' has {} inputs, expected heads×head_dim = {}", g.targets[0], in, nh * hd);
     OvScales ov = flex ? ov_scales_max(a, wsc, done.alpha, done.beta, nh, nkv, hd)
                        : ov_scales_mean(smooth_scale(a, wsc, done.alpha, done.beta, smin), nh, nkv, hd);

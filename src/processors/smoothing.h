@@ -37,7 +37,9 @@ struct SmoothSettings {
   std::vector<std::string> enabled_types = {"norm-linear", "linear-linear", "ov", "up-down"};
   std::vector<std::string> include{"*"}, exclude;  // full dotted Linear names (a subgraph needs all its Linears)
   // Rows of each observed input kept (reservoir, fixed seed) for the flex grid search.
-  int64_t max_search_rows = 2048;
+  // The reference searches on every calibration token (on an NPU); 42 GEMMs of
+  // this many rows per subgraph is what a CPU affords.
+  int64_t max_search_rows = 512;
 };
 
 // Settings with the reference defaults of each processor type.
@@ -152,7 +154,7 @@ class LayerSmoother {
   void apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothResult& res);
 
   SmoothSettings s_;
-  const ModelConfig& cfg_;
+  int64_t num_heads_ = 0, num_kv_heads_ = 0, head_dim_ = 0;
   std::vector<SmoothSubgraph> subgraphs_;
   SmoothObserver observer_;
 };

@@ -160,6 +160,17 @@ std::vector<float> BlockRotation::dense() const {
   return d;
 }
 
+QuarotSettings quarot_settings_from(const ProcessorConfig& p) {
+  if (p.type != "quarot") fail("{}: '{}' is not a quarot processor", p.yaml_path, p.type);
+  if (p.quarot.online || !p.quarot.down_proj_online_layers.empty())
+    fail("{}: online rotation is not supported by lwquant (offline quarot only)", p.yaml_path);
+  QuarotSettings s;
+  s.block_size = p.quarot.block_size;
+  s.max_tp_size = p.quarot.max_tp_size;
+  s.export_extra_info = p.quarot.export_extra_info;
+  return s;
+}
+
 QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s) {
   const int64_t H = cfg.hidden_size, hd = cfg.head_dim;
   if (s.block_size != -1 && !is_pow2(s.block_size))

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "config/quant_config.h"
 #include "models/architecture.h"
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
@@ -70,6 +71,9 @@ class BlockRotation {
   int64_t size_ = 0, b_ = 0;
   std::vector<float> block_, block_t_;
 };
+
+// From a parsed quarot processor; online rotation is refused (offline only).
+QuarotSettings quarot_settings_from(const ProcessorConfig& p);
 
 struct QuarotPlan {
   BlockRotation hidden;  // R: residual stream

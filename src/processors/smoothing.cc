@@ -98,6 +98,24 @@ SmoothSettings default_smooth_settings(SmoothKind kind) {
   return s;
 }
 
+SmoothSettings smooth_settings_from(const ProcessorConfig& p) {
+  SmoothKind kind = p.type == "iter_smooth"         ? SmoothKind::IterSmooth
+                    : p.type == "smooth_quant"      ? SmoothKind::SmoothQuant
+                    : p.type == "flex_smooth_quant" ? SmoothKind::FlexSmoothQuant
+                                                    : (fail("{}: '{}' is not a smoothing processor", p.yaml_path, p.type),
+                                                       SmoothKind::IterSmooth);
+  SmoothSettings s = default_smooth_settings(kind);
+  s.alpha = p.smooth.alpha;
+  s.beta = kind == SmoothKind::FlexSmoothQuant ? p.smooth.beta : std::nullopt;
+  s.scale_min = p.smooth.scale_min;
+  s.symmetric = kind == SmoothKind::FlexSmoothQuant ? true : p.smooth.symmetric;
+  s.enabled_types = p.smooth.enable_subgraph_type;
+  s.include = p.include;
+  s.exclude = p.exclude;
+  if (kind != SmoothKind::FlexSmoothQuant && !s.alpha) fail("{}: {} needs alpha", p.yaml_path, p.type);
+  return s;
+}
+
 // ---- SmoothObserver ----
 
 SmoothObserver::SmoothObserver(std::vector<std::string> watched, int64_t keep_rows) : keep_rows_(keep_rows) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "config/quant_config.h"
 #include "models/architecture.h"
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
@@ -44,6 +45,8 @@ struct SmoothSettings {
 
 // Settings with the reference defaults of each processor type.
 SmoothSettings default_smooth_settings(SmoothKind kind);
+// From a parsed iter_smooth / smooth_quant / flex_smooth_quant processor (throws for another type).
+SmoothSettings smooth_settings_from(const ProcessorConfig& p);
 
 // ---- statistics ----
 struct ChannelStats {

@@ -138,5 +138,22 @@ TEST(LayerSmoother, UpDownOnHandSizedWeights) {
   EXPECT_EQ(w.get("mlp.up_proj.weight"), (std::vector<float>{1, 1.5f}));
 }
 
+TEST(SmoothSettingsFrom, ConfigFieldsReachTheSettings) {
+  ProcessorConfig p;
+  p.type = "flex_smooth_quant";
+  p.smooth.alpha = std::nullopt;
+  p.smooth.beta = 0.25;
+  p.smooth.enable_subgraph_type = {"ov"};
+  p.exclude = {"*down_proj"};
+  SmoothSettings s = smooth_settings_from(p);
+  EXPECT_EQ(s.kind, SmoothKind::FlexSmoothQuant);
+  EXPECT_FALSE(s.alpha.has_value());
+  EXPECT_DOUBLE_EQ(*s.beta, 0.25);
+  EXPECT_EQ(s.enabled_types, (std::vector<std::string>{"ov"}));
+  EXPECT_EQ(s.exclude, (std::vector<std::string>{"*down_proj"}));
+  p.type = "linear_quant";
+  EXPECT_THROW(smooth_settings_from(p), Error);
+}
+
 }  // namespace
 }  // namespace lwq

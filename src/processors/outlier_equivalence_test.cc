@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -134,7 +135,9 @@ class Equivalence : public ::testing::TestWithParam<std::string> {
   void expect_same_logits(const FloatModel& m, const char* what) {
     double e = relative_l2(ref_, m.logits(ids_));
     EXPECT_LT(e, 1e-5) << GetParam() << " " << what;
-    RecordProperty(std::string(what), std::to_string(e));
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", e);
+    RecordProperty(std::string(what), buf);
   }
   FloatModel ref_model_;
   std::vector<int32_t> ids_;

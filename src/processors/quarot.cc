@@ -171,19 +171,20 @@ QuarotSettings quarot_settings_from(const ProcessorConfig& p) {
   return s;
 }
 
-QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s) {
+QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, const std::string& where) {
+  const std::string at = where.empty() ? "quarot" : where;
   const int64_t H = cfg.hidden_size, hd = cfg.head_dim;
   if (s.block_size != -1 && !is_pow2(s.block_size))
-    fail("quarot block_size must be -1 or a positive power of two, got {}", s.block_size);
+    fail("{}: block_size must be -1 or a positive power of two, got {}", at, s.block_size);
   if (s.block_size != -1 && H % s.block_size != 0)
-    fail("quarot block_size {} does not divide hidden_size {}", s.block_size, H);
+    fail("{}: block_size {} does not divide hidden_size {}", at, s.block_size, H);
   const int64_t b = s.block_size == -1 ? H : s.block_size;
   if (!hadamard_order_supported(b))
-    fail("quarot: no Hadamard matrix of order {} (hidden_size); use a power-of-two block_size that divides it", b);
+    fail("{}: no Hadamard matrix of order {} (hidden_size); use a power-of-two block_size that divides it", at, b);
   // The head rotation: whole head_dim, or the block size when it is smaller.
   const int64_t bh = s.block_size == -1 ? hd : std::min(s.block_size, hd);
   if (hd % bh != 0 || !hadamard_order_supported(bh))
-    fail("quarot: no Hadamard rotation of order {} for head_dim {}", bh, hd);
+    fail("{}: no Hadamard rotation of order {} for head_dim {}", at, bh, hd);
   QuarotPlan p;
   p.hidden = BlockRotation(H, random_hadamard(b, s.seed));
   p.head = BlockRotation(hd, random_hadamard(bh, s.seed));

@@ -82,7 +82,9 @@ struct QuarotPlan {
 
 // Validates block_size against the model (power of two dividing hidden_size;
 // the head rotation uses min(block_size, head_dim)) and builds R and U.
-QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s);
+// `where` (the processor's YAML path, e.g. "w8a8.yaml: spec.process[0]")
+// prefixes the errors; call it before any work starts.
+QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, const std::string& where = "");
 
 // Rotates one layer in place (norms fused first). 16-bit `stored` tensors that
 // change are moved to f32 `tensors` (rounding them back would break the exact

@@ -102,10 +102,12 @@ TEST(QuarotPlan, BlockSizeValidation) {
   EXPECT_THROW(make_quarot_plan(tiny_config(false), s), Error);
   s.block_size = 128;
   try {
-    make_quarot_plan(tiny_config(false), s);
+    make_quarot_plan(tiny_config(false), s, "w8a8.yaml: spec.process[0]");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("does not divide hidden_size 64"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("w8a8.yaml: spec.process[0]: block_size 128 does not divide hidden_size 64"),
+              std::string::npos)
+        << e.what();
   }
   s.block_size = 32;  // the head rotation falls back to head_dim 8
   QuarotPlan p = make_quarot_plan(tiny_config(false), s);

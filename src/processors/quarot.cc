@@ -132,8 +132,70 @@ BlockRotation::BlockRotation(int64_t size, std::vector<float> block) : size_(siz
     for (int64_t j = 0; j < b_; ++j) block_t_[static_cast<size_t>(j * b_ + i)] = block_[static_cast<size_t>(i * b_ + j)];
 }
 
+BlockRotation BlockRotation::hadamard(int64_t size, int64_t b, uint64_t seed) {
+  BlockRotation r(size, random_hadamard(b, seed));
+  r.fast_ = true;
+  r.m_ = base_order(b);
+  Mat base = base_hadamard(r.m_);
+  r.base_.assign(base.begin(), base.end());
+  std::mt19937_64 rng(seed);  // the same draws as random_hadamard
+  r.signs_.resize(static_cast<size_t>(b));
+  for (auto& v : r.signs_) v = (rng() & 1) ? 1.0f : -1.0f;
+  return r;
+}
+
+void BlockRotation::apply_block(float* v, int64_t stride, int64_t width) const {
+  auto at = [&](int64_t i) { return v + i * stride; };
+  for (int64_t i = 0; i < b_; ++i) {
+    float* x = at(i);
+    const float sg = signs_[static_cast<size_t>(i)];
+    for (int64_t j = 0; j < width; ++j) x[j] *= sg;
+  }
+  // Index i = a·m + c: x·kron(H_{2^k}, base) = base along c, then a Walsh–Hadamard
+  // butterfly along a (H_{2^k} is symmetric).
+  if (m_ > 1) {
+    std::vector<float> tmp(static_cast<size_t>(m_ * width));
+    for (int64_t a0 = 0; a0 < b_; a0 += m_) {
+      std::fill(tmp.begin(), tmp.end(), 0.0f);
+      for (int64_t c = 0; c < m_; ++c) {
+        const float* x = at(a0 + c);
+        for (int64_t c2 = 0; c2 < m_; ++c2) {
+          const float h = base_[static_cast<size_t>(c * m_ + c2)];
+          float* t = tmp.data() + c2 * width;
+          for (int64_t j = 0; j < width; ++j) t[j] += h * x[j];
+        }
+      }
+      for (int64_t c = 0; c < m_; ++c) std::copy_n(tmp.data() + c * width, width, at(a0 + c));
+    }
+  }
+  const int64_t n2 = b_ / m_;
+  for (int64_t h = 1; h < n2; h *= 2)
+    for (int64_t a = 0; a < n2; a += 2 * h)
+      for (int64_t a1 = a; a1 < a + h; ++a1)
+        for (int64_t c = 0; c < m_; ++c) {
+          float* x = at(a1 * m_ + c);
+          float* y = at((a1 + h) * m_ + c);
+          for (int64_t j = 0; j < width; ++j) {
+            const float u = x[j], w = y[j];
+            x[j] = u + w;
+            y[j] = u - w;
+          }
+        }
+  const float norm = static_cast<float>(1.0 / std::sqrt(static_cast<double>(b_)));
+  for (int64_t i = 0; i < b_; ++i) {
+    float* x = at(i);
+    for (int64_t j = 0; j < width; ++j) x[j] *= norm;
+  }
+}
+
 void BlockRotation::right(float* w, int64_t rows, int64_t cols) const {
   if (cols % b_ != 0) fail("cannot rotate {} columns with {}-wide Hadamard blocks", cols, b_);
+  if (fast_) {  // every b-element block of every row is one vector of scalars
+    const int64_t n = rows * (cols / b_);
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < n; ++k) apply_block(w + k * b_, 1, 1);
+    return;
+  }
   // Row-major [rows, nb·b] is [rows·nb, b]: one product with the block.
   const int64_t n = rows * (cols / b_);
   std::vector<float> out(static_cast<size_t>(n * b_));
@@ -143,6 +205,15 @@ void BlockRotation::right(float* w, int64_t rows, int64_t cols) const {
 
 void BlockRotation::left(float* w, int64_t rows, int64_t cols) const {
   if (rows % b_ != 0) fail("cannot rotate {} rows with {}-wide Hadamard blocks", rows, b_);
+  if (fast_) {  // (Bᵀ·W)[j, :] = Σ_i B[i, j]·W[i, :]: the same transform on whole rows
+    constexpr int64_t kChunk = 256;
+    const int64_t nchunks = (cols + kChunk - 1) / kChunk;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t r0 = 0; r0 < rows; r0 += b_)
+      for (int64_t c = 0; c < nchunks; ++c)
+        apply_block(w + r0 * cols + c * kChunk, cols, std::min(kChunk, cols - c * kChunk));
+    return;
+  }
   std::vector<float> out(static_cast<size_t>(b_ * cols));
   for (int64_t r0 = 0; r0 < rows; r0 += b_) {
     float* blk = w + r0 * cols;
@@ -186,8 +257,8 @@ QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, con
   if (hd % bh != 0 || !hadamard_order_supported(bh))
     fail("{}: no Hadamard rotation of order {} for head_dim {}", at, bh, hd);
   QuarotPlan p;
-  p.hidden = BlockRotation(H, random_hadamard(b, s.seed));
-  p.head = BlockRotation(hd, random_hadamard(bh, s.seed));
+  p.hidden = BlockRotation::hadamard(H, b, s.seed);
+  p.head = BlockRotation::hadamard(hd, bh, s.seed);
   return p;
 }
 

@@ -54,7 +54,12 @@ std::vector<float> random_hadamard(int64_t n, uint64_t seed);
 class BlockRotation {
  public:
   BlockRotation() = default;
+  // Any orthogonal block, applied by dense products.
   BlockRotation(int64_t size, std::vector<float> block);
+  // The randomised Hadamard block random_hadamard(b, seed), applied by a fast
+  // Walsh–Hadamard transform: O(b·log b) per vector instead of O(b²), which
+  // is what makes a full-hidden rotation of a large model affordable.
+  static BlockRotation hadamard(int64_t size, int64_t b, uint64_t seed);
   int64_t size() const { return size_; }
   int64_t block_size() const { return b_; }
   const std::vector<float>& block() const { return block_; }
@@ -68,12 +73,16 @@ class BlockRotation {
   std::vector<float> dense() const;
 
  private:
+  // y_j = Σ_i B[i, j]·x_i over b vectors x_i = v + i·stride of `width` floats.
+  void apply_block(float* v, int64_t stride, int64_t width) const;
+
   int64_t size_ = 0, b_ = 0;
   std::vector<float> block_, block_t_;
+  // Fast path (hadamard()): B = diag(signs)·kron(H_{2^k}, base)/√b.
+  bool fast_ = false;
+  std::vector<float> signs_, base_;  // base: m×m ±1, m = b / 2^k
+  int64_t m_ = 1;
 };
-
-// From a parsed quarot processor; online rotation is refused (offline only).
-QuarotSettings quarot_settings_from(const ProcessorConfig& p);
 
 struct QuarotPlan {
   BlockRotation hidden;  // R: residual stream

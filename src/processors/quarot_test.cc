@@ -85,6 +85,34 @@ TEST(BlockRotation, DenseIsBlockDiagonalAndProductsMatchIt) {
     }
 }
 
+// The Walsh–Hadamard path against the dense matrix, for Sylvester and Paley blocks.
+TEST(BlockRotation, FastHadamardMatchesDenseProducts) {
+  for (auto [n, b] : std::vector<std::pair<int64_t, int64_t>>{{16, 16}, {64, 16}, {24, 24}, {48, 12}, {72, 36}}) {
+    BlockRotation fast = BlockRotation::hadamard(n, b, 1234);
+    BlockRotation slow(n, random_hadamard(b, 1234));
+    EXPECT_EQ(fast.dense(), slow.dense());
+    std::vector<float> w(static_cast<size_t>(3 * n));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.91f * static_cast<float>(i)) * (i % 7 == 0 ? 40.0f : 1.0f);
+    auto a = w, c = w;
+    fast.right(a.data(), 3, n);
+    slow.right(c.data(), 3, n);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 2e-5) << n << "/" << b << " right " << i;
+    a = w, c = w;
+    fast.left(a.data(), n, 3);
+    slow.left(c.data(), n, 3);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 2e-5) << n << "/" << b << " left " << i;
+  }
+  // Wide rows cross the 256-column chunks of left().
+  BlockRotation fast = BlockRotation::hadamard(8, 8, 3);
+  BlockRotation slow(8, random_hadamard(8, 3));
+  std::vector<float> w(8 * 600);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.13f * static_cast<float>(i));
+  auto a = w, c = w;
+  fast.left(a.data(), 8, 600);
+  slow.left(c.data(), 8, 600);
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 1e-5) << i;
+}
+
 ModelConfig tiny_config(bool tied) {
   ModelConfig c;
   c.model_type = "llama";

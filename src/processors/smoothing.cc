@@ -235,53 +235,80 @@ OvScales ov_scales_max(const std::vector<float>& a, const std::vector<float>& w,
 
 // ---- flex search ----
 
+namespace {
+
+// One subgraph's search problem: the float reference and per-channel maxima
+// are computed once for the 42 evaluations of a grid search.
+class FlexProblem {
+ public:
+  FlexProblem(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, bool act_sym)
+      : x_(x), w_(w), rows_(rows), in_(in), out_(out), act_sym_(act_sym) {
+    ref_.resize(static_cast<size_t>(rows * out));
+    matmul_nt(x, rows, in, w, out, ref_.data());
+    normal_ = rms(ref_);
+    ax_.assign(static_cast<size_t>(in), 0.0f);
+    aw_.assign(static_cast<size_t>(in), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < in; ++c) ax_[static_cast<size_t>(c)] = std::max(ax_[static_cast<size_t>(c)], std::fabs(x[r * in + c]));
+    for (int64_t r = 0; r < out; ++r)
+      for (int64_t c = 0; c < in; ++c) aw_[static_cast<size_t>(c)] = std::max(aw_[static_cast<size_t>(c)], std::fabs(w[r * in + c]));
+  }
+
+  double error(double alpha, double beta) const {
+    const auto in = static_cast<size_t>(in_);
+    std::vector<float> s(in);
+    for (size_t c = 0; c < in; ++c) {
+      const double v = std::pow(double(ax_[c]), alpha) * std::pow(double(aw_[c]), -beta);
+      // A dead channel (0 or ∞ scale) would make NaNs in the reference; leave it unscaled.
+      s[c] = (std::isfinite(v) && v > 0) ? static_cast<float>(v) : 1.0f;
+    }
+    std::vector<float> xs(x_, x_ + rows_ * in_), ws(w_, w_ + out_ * in_);
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] /= s[i % in];
+    for (size_t i = 0; i < ws.size(); ++i) ws[i] *= s[i % in];
+    q8sym_rows(ws, out_, in_);
+    if (act_sym_) q8sym_rows(xs, rows_, in_);
+    else q8asym_tensor(xs);
+    std::vector<float> y(ref_.size());
+    matmul_nt(xs.data(), rows_, in_, ws.data(), out_, y.data());
+    for (size_t i = 0; i < y.size(); ++i) y[i] -= ref_[i];
+    return normal_ > 0 ? rms(y) / normal_ : rms(y);
+  }
+
+ private:
+  const float *x_, *w_;
+  int64_t rows_, in_, out_;
+  bool act_sym_;
+  std::vector<float> ref_, ax_, aw_;
+  double normal_ = 0;
+};
+
+}  // namespace
+
 double flex_quant_error(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, double alpha,
                         double beta, bool act_sym) {
-  std::vector<float> ref(static_cast<size_t>(rows * out));
-  matmul_nt(x, rows, in, w, out, ref.data());
-  const double normal = rms(ref);
-  std::vector<float> ax(static_cast<size_t>(in), 0.0f), aw(static_cast<size_t>(in), 0.0f);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < in; ++c) ax[static_cast<size_t>(c)] = std::max(ax[static_cast<size_t>(c)], std::fabs(x[r * in + c]));
-  for (int64_t r = 0; r < out; ++r)
-    for (int64_t c = 0; c < in; ++c) aw[static_cast<size_t>(c)] = std::max(aw[static_cast<size_t>(c)], std::fabs(w[r * in + c]));
-  std::vector<float> s(static_cast<size_t>(in));
-  for (size_t c = 0; c < s.size(); ++c) {
-    const double v = std::pow(double(ax[c]), alpha) * std::pow(double(aw[c]), -beta);
-    // A dead channel (0 or ∞ scale) would make NaNs in the reference; leave it unscaled.
-    s[c] = (std::isfinite(v) && v > 0) ? static_cast<float>(v) : 1.0f;
-  }
-  std::vector<float> xs(x, x + rows * in), ws(w, w + out * in);
-  for (size_t i = 0; i < xs.size(); ++i) xs[i] /= s[i % static_cast<size_t>(in)];
-  for (size_t i = 0; i < ws.size(); ++i) ws[i] *= s[i % static_cast<size_t>(in)];
-  q8sym_rows(ws, out, in);
-  if (act_sym) q8sym_rows(xs, rows, in);
-  else q8asym_tensor(xs);
-  std::vector<float> y(ref.size());
-  matmul_nt(xs.data(), rows, in, ws.data(), out, y.data());
-  for (size_t i = 0; i < y.size(); ++i) y[i] -= ref[i];
-  return normal > 0 ? rms(y) / normal : rms(y);
+  return FlexProblem(x, rows, in, w, out, act_sym).error(alpha, beta);
 }
 
 FlexChoice flex_search(const float* x, int64_t rows, int64_t in, const float* w, int64_t out,
                        std::optional<double> alpha, std::optional<double> beta, bool act_sym) {
+  const FlexProblem p(x, rows, in, w, out, act_sym);
   FlexChoice best;
   best.error = std::numeric_limits<double>::infinity();
   if (alpha) {
     best.alpha = *alpha;
     best.beta = beta.value_or(1.0 - *alpha);
-    best.error = flex_quant_error(x, rows, in, w, out, best.alpha, best.beta, act_sym);
+    best.error = p.error(best.alpha, best.beta);
   } else {
     for (double a : search_grid()) {
       const double b = beta.value_or(1.0 - a);
-      const double e = flex_quant_error(x, rows, in, w, out, a, b, act_sym);
+      const double e = p.error(a, b);
       if (e <= best.error) best = {a, b, e};
     }
   }
   if (!beta) {
     const double a = best.alpha;
     for (double b : search_grid()) {
-      const double e = flex_quant_error(x, rows, in, w, out, a, b, act_sym);
+      const double e = p.error(a, b);
       if (e <= best.error) best = {a, b, e};
     }
   }

@@ -133,7 +133,11 @@ BlockRotation::BlockRotation(int64_t size, std::vector<float> block) : size_(siz
 }
 
 BlockRotation BlockRotation::hadamard(int64_t size, int64_t b, uint64_t seed) {
-  BlockRotation r(size, random_hadamard(b, seed));
+  if (b <= 0 || size % b != 0) fail("a {}-wide Hadamard block does not tile a {}×{} matrix", b, size, size);
+  BlockRotation r;
+  r.size_ = size;
+  r.b_ = b;
+  r.seed_ = seed;
   r.fast_ = true;
   r.m_ = base_order(b);
   Mat base = base_hadamard(r.m_);
@@ -222,12 +226,15 @@ void BlockRotation::left(float* w, int64_t rows, int64_t cols) const {
   }
 }
 
+std::vector<float> BlockRotation::block() const { return fast_ ? random_hadamard(b_, seed_) : block_; }
+
 std::vector<float> BlockRotation::dense() const {
+  const std::vector<float> blk = block();
   std::vector<float> d(static_cast<size_t>(size_ * size_), 0.0f);
   for (int64_t k = 0; k < size_ / b_; ++k)
     for (int64_t i = 0; i < b_; ++i)
       for (int64_t j = 0; j < b_; ++j)
-        d[static_cast<size_t>((k * b_ + i) * size_ + k * b_ + j)] = block_[static_cast<size_t>(i * b_ + j)];
+        d[static_cast<size_t>((k * b_ + i) * size_ + k * b_ + j)] = blk[static_cast<size_t>(i * b_ + j)];
   return d;
 }
 

@@ -62,7 +62,9 @@ class BlockRotation {
   static BlockRotation hadamard(int64_t size, int64_t b, uint64_t seed);
   int64_t size() const { return size_; }
   int64_t block_size() const { return b_; }
-  const std::vector<float>& block() const { return block_; }
+  // The b×b block (computed for a Hadamard rotation, which stores only its
+  // signs and base: a dense 8192² block and its transpose would be 512 MB).
+  std::vector<float> block() const;
 
   // W[rows, cols] ← W·blockdiag(B) where cols is a multiple of b (input side).
   void right(float* w, int64_t rows, int64_t cols) const;
@@ -82,6 +84,7 @@ class BlockRotation {
   bool fast_ = false;
   std::vector<float> signs_, base_;  // base: m×m ±1, m = b / 2^k
   int64_t m_ = 1;
+  uint64_t seed_ = 0;
 };
 
 struct QuarotPlan {

@@ -57,13 +57,43 @@ struct LinearQConfig {
 // "act int8/per_tensor/asym/minmax + weight int8/per_channel/sym/minmax"
 std::string describe(const LinearQConfig& q);
 
+// iter_smooth / smooth_quant / flex_smooth_quant fields (spec §1.6), with
+// each type's defaults filled in by the parser.
+struct SmoothProcessorConfig {
+  std::optional<double> alpha;  // iter_smooth 0.9, smooth_quant 0.5; flex: nullopt = grid search
+  std::optional<double> beta;   // flex_smooth_quant only; nullopt = grid search
+  double scale_min = 1e-5;      // iter_smooth only (> 0)
+  bool symmetric = true;        // iter_smooth, smooth_quant
+  std::vector<std::string> enable_subgraph_type{"norm-linear", "linear-linear", "ov", "up-down"};
+
+  bool operator==(const SmoothProcessorConfig&) const = default;
+};
+
+// quarot fields (spec §1.6). online / down_proj_online_layers are rejected at
+// parse time (lwquant implements offline rotation only).
+struct QuarotProcessorConfig {
+  bool online = false;
+  int64_t block_size = -1;  // -1 or a power of two
+  std::vector<int64_t> down_proj_online_layers;
+  int64_t max_tp_size = 4;  // power of two ≥ 1; only online rotation writes it
+  bool export_extra_info = true;
+
+  bool operator==(const QuarotProcessorConfig&) const = default;
+};
+
 struct ProcessorConfig {
-  std::string type;       // "linear_quant" or "group"
+  std::string type;       // "linear_quant", "group", "iter_smooth", "smooth_quant", "flex_smooth_quant", "quarot"
   std::string yaml_path;  // "spec.process[1]", "spec.process[1].configs[0]"
   LinearQConfig qconfig;  // linear_quant only
-  std::vector<std::string> include{"*"};
+  std::vector<std::string> include{"*"};  // smoothing: a YAML null means all
   std::vector<std::string> exclude;
   std::vector<ProcessorConfig> configs;  // group children, in order
+  SmoothProcessorConfig smooth;          // the smoothing types only
+  QuarotProcessorConfig quarot;          // quarot only
+
+  bool is_smoothing() const {
+    return type == "iter_smooth" || type == "smooth_quant" || type == "flex_smooth_quant";
+  }
 };
 
 struct SaverConfig {
@@ -100,10 +130,23 @@ struct ServiceConfig {
   std::vector<std::string> warnings;  // unknown keys etc., each naming file and YAML path
 };
 
+struct ServiceConfigOptions {
+  // The outlier-suppression processors (iter_smooth, smooth_quant,
+  // flex_smooth_quant, quarot) are parsed and validated either way; while
+  // false (until the runner runs them) a valid one is still refused as "not
+  // supported by lwquant yet", so no run silently skips it.
+  bool accept_outlier_processors = false;
+};
+
 // Validates a practice document. `source_name` (usually the file path) prefixes
 // every error and warning. Throws lwq::Error on any schema violation.
-ServiceConfig parse_service_config(const std::string& yaml_text, const std::string& source_name);
-ServiceConfig load_service_config(const std::filesystem::path& yaml_file);
+ServiceConfig parse_service_config(const std::string& yaml_text, const std::string& source_name,
+                                   const ServiceConfigOptions& options = {});
+ServiceConfig load_service_config(const std::filesystem::path& yaml_file, const ServiceConfigOptions& options = {});
+
+// True when the processor (a group: every child) needs no calibration forward:
+// linear_quant by its quantizers, quarot always, smoothing never.
+bool processor_is_data_free(const ProcessorConfig& p);
 
 // The export type a (act, weight) pair deploys as (spec §1.6.1 table):
 // "W8A8", "W8A8_DYNAMIC", "W8A16", ... Throws for pairs with no IR.

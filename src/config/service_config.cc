@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <string_view>
 
 #include "config/quant_config.h"
@@ -22,6 +23,9 @@ using Names = std::vector<std::string_view>;
 const Names kOtherApiVersions = {"modelslim_v0", "multimodal_vlm_modelslim_v1", "multimodal_sd_modelslim_v1",
                                  "modelslim_convert"};
 const Names kSupportedProcessors = {"linear_quant", "group"};
+// Parsed and validated; run only once the runner accepts them (ServiceConfigOptions).
+const Names kOutlierProcessors = {"iter_smooth", "smooth_quant", "flex_smooth_quant", "quarot"};
+const Names kSubgraphTypes = {"norm-linear", "linear-linear", "ov", "up-down"};
 // msModelSlim processor types (spec §1.6) that lwquant does not run yet.
 const Names kUnsupportedProcessors = {
     "smooth_quant", "iter_smooth", "flex_smooth_quant", "flex_awq_ssz", "awq", "kv_smooth", "quarot",
@@ -49,7 +53,8 @@ const YamlEntry* find(const std::vector<YamlEntry>& entries, std::string_view ke
 
 class Parser {
  public:
-  Parser(const std::string& source, ServiceConfig& out) : ctx_{source, &out.warnings}, out_(out) {}
+  Parser(const std::string& source, ServiceConfig& out, const ServiceConfigOptions& opts)
+      : ctx_{source, &out.warnings}, out_(out), opts_(opts) {}
 
   void root(const YamlNode& doc) {
     if (!doc.is_map())
@@ -190,22 +195,40 @@ class Parser {
     if (!n.is_map()) ctx_.fail_at(n, path, "expected a processor mapping with a 'type'");
     auto entries = map_entries(ctx_, n, path);
     const YamlEntry* t = find(entries, "type");
-    if (!t) ctx_.fail_at(n, path, fmt::format("missing 'type' (supported: {})", join(kSupportedProcessors)));
+    if (!t) ctx_.fail_at(n, path, fmt::format("missing 'type' (supported: {})", supported()));
     ProcessorConfig p;
     p.type = read_string(ctx_, t->value, path + ".type");
     p.yaml_path = path;
     if (p.type == "linear_quant") {
       linear_quant(p, n, entries, path);
+      seen_linear_quant_ = true;
     } else if (p.type == "group") {
       group(p, n, entries, path, depth);
+    } else if (contains(kOutlierProcessors, p.type)) {
+      if (depth > 0)
+        ctx_.fail_at(t->value, path + ".type",
+                     fmt::format("'{}' inside a group is not supported by lwquant; make it a top-level processor "
+                                 "before the linear_quant processors",
+                                 p.type));
+      if (seen_linear_quant_)
+        ctx_.fail_at(t->value, path + ".type",
+                     fmt::format("'{}' after a linear_quant would transform weights that are already quantized; "
+                                 "put it before every linear_quant",
+                                 p.type));
+      if (p.type == "quarot") quarot(p, entries, path);
+      else smoothing(p, entries, path);
+      if (!opts_.accept_outlier_processors)
+        ctx_.fail_at(t->value, path + ".type",
+                     fmt::format("processor type '{}' is not supported by lwquant yet (supported: {})", p.type,
+                                 join(kSupportedProcessors)));
     } else if (contains(kUnsupportedProcessors, p.type)) {
       ctx_.fail_at(t->value, path + ".type",
                    fmt::format("processor type '{}' is not supported by lwquant yet (supported: {})", p.type,
-                               join(kSupportedProcessors)));
+                               supported()));
     } else {
       ctx_.fail_at(t->value, path + ".type",
                    fmt::format("unknown processor type '{}' (valid: {}; msModelSlim also defines {})", p.type,
-                               join(kSupportedProcessors), join(kUnsupportedProcessors)));
+                               supported(), join(kUnsupportedProcessors)));
     }
     return p;
   }
@@ -223,6 +246,101 @@ class Parser {
       else unknown_key(e, path);
     }
     if (p.include.empty()) ctx_.warn_at(n, path + ".include", "empty include list: this processor selects nothing");
+  }
+
+  std::string supported() const {
+    Names n = kSupportedProcessors;
+    if (opts_.accept_outlier_processors) n.insert(n.end(), kOutlierProcessors.begin(), kOutlierProcessors.end());
+    return join(n);
+  }
+
+  // A value in [0, 1], or null (nullopt).
+  std::optional<double> unit_interval(const YamlNode& v, const std::string& path) {
+    if (is_null_scalar(v)) return std::nullopt;
+    double x = read_float(ctx_, v, path);
+    if (!(x >= 0.0 && x <= 1.0)) ctx_.fail_at(v, path, fmt::format("must be in [0, 1], got {}", x));
+    return x;
+  }
+
+  std::vector<std::string> pattern_list(const YamlNode& v, const std::string& path, bool include) {
+    if (is_null_scalar(v)) return include ? std::vector<std::string>{"*"} : std::vector<std::string>{};
+    return read_string_list(ctx_, v, path);
+  }
+
+  // iter_smooth, smooth_quant, flex_smooth_quant (spec §1.6).
+  void smoothing(ProcessorConfig& p, const std::vector<YamlEntry>& entries, const std::string& path) {
+    SmoothProcessorConfig& c = p.smooth;
+    const bool iter = p.type == "iter_smooth", sq = p.type == "smooth_quant", flex = p.type == "flex_smooth_quant";
+    c.alpha = iter ? std::optional<double>(0.9) : sq ? std::optional<double>(0.5) : std::nullopt;
+    if (sq) c.enable_subgraph_type = {"norm-linear"};
+    for (const auto& e : entries) {
+      std::string ep = path + "." + e.key;
+      if (e.key == "type") continue;
+      if (e.key == "alpha") {
+        c.alpha = unit_interval(e.value, ep);
+        if (!c.alpha && !flex) ctx_.fail_at(e.value, ep, "must be a number in [0, 1] (null only for flex_smooth_quant)");
+      } else if (e.key == "beta" && flex) {
+        c.beta = unit_interval(e.value, ep);
+      } else if (e.key == "scale_min" && iter) {
+        c.scale_min = read_float(ctx_, e.value, ep);
+        if (!(c.scale_min > 0)) ctx_.fail_at(e.value, ep, fmt::format("must be > 0, got {}", c.scale_min));
+      } else if (e.key == "symmetric" && !flex) {
+        c.symmetric = read_bool(ctx_, e.value, ep);
+      } else if (e.key == "enable_subgraph_type" && !sq) {
+        if (!e.value.is_sequence()) ctx_.fail_at(e.value, ep, "expected a list of subgraph types");
+        c.enable_subgraph_type.clear();
+        size_t i = 0;
+        for (const auto& item : e.value) {
+          std::string ip = fmt::format("{}[{}]", ep, i++);
+          std::string t = read_string(ctx_, item, ip);
+          if (!contains(kSubgraphTypes, t))
+            ctx_.fail_at(item, ip, fmt::format("unknown subgraph type '{}' (allowed: {})", t, join(kSubgraphTypes)));
+          c.enable_subgraph_type.push_back(t);
+        }
+      } else if (e.key == "include") {
+        p.include = pattern_list(e.value, ep, true);
+      } else if (e.key == "exclude") {
+        p.exclude = pattern_list(e.value, ep, false);
+      } else {
+        unknown_key(e, path);
+      }
+    }
+  }
+
+  void quarot(ProcessorConfig& p, const std::vector<YamlEntry>& entries, const std::string& path) {
+    QuarotProcessorConfig& c = p.quarot;
+    auto pow2 = [](int64_t v) { return v > 0 && (v & (v - 1)) == 0; };
+    for (const auto& e : entries) {
+      std::string ep = path + "." + e.key;
+      if (e.key == "type") continue;
+      if (e.key == "online") {
+        c.online = read_bool(ctx_, e.value, ep);
+        if (c.online)
+          ctx_.fail_at(e.value, ep, "online rotation is not supported by lwquant (offline quarot only); set "
+                                    "online: false");
+      } else if (e.key == "block_size") {
+        c.block_size = read_int(ctx_, e.value, ep);
+        if (c.block_size != -1 && !pow2(c.block_size))
+          ctx_.fail_at(e.value, ep, fmt::format("must be -1 or a positive power of two, got {}", c.block_size));
+      } else if (e.key == "down_proj_online_layers") {
+        if (!is_null_scalar(e.value)) {
+          if (!e.value.is_sequence()) ctx_.fail_at(e.value, ep, "expected a list of layer indices");
+          size_t i = 0;
+          for (const auto& item : e.value) c.down_proj_online_layers.push_back(read_int(ctx_, item, fmt::format("{}[{}]", ep, i++)));
+          if (!c.down_proj_online_layers.empty())
+            ctx_.fail_at(e.value, ep, "online down_proj rotation is not supported by lwquant (offline quarot only); "
+                                      "leave the list empty");
+        }
+      } else if (e.key == "max_tp_size") {
+        c.max_tp_size = read_int(ctx_, e.value, ep);
+        if (!pow2(c.max_tp_size))
+          ctx_.fail_at(e.value, ep, fmt::format("must be a power of two >= 1, got {}", c.max_tp_size));
+      } else if (e.key == "export_extra_info") {
+        c.export_extra_info = read_bool(ctx_, e.value, ep);
+      } else {
+        unknown_key(e, path);
+      }
+    }
   }
 
   void group(ProcessorConfig& p, const YamlNode& n, const std::vector<YamlEntry>& entries,
@@ -330,24 +448,38 @@ class Parser {
 
   YamlContext ctx_;
   ServiceConfig& out_;
+  ServiceConfigOptions opts_;
   size_t n_processors_ = 0;
+  bool seen_linear_quant_ = false;
 };
 
 }  // namespace
 
-ServiceConfig parse_service_config(const std::string& yaml_text, const std::string& source_name) {
+ServiceConfig parse_service_config(const std::string& yaml_text, const std::string& source_name,
+                                   const ServiceConfigOptions& options) {
   auto docs = load_yaml_documents(yaml_text, source_name);
   if (docs.empty() || (docs.size() == 1 && docs[0].is_null()))
     fail("{}: empty document, expected a mapping with 'apiversion' and 'spec'", source_name);
   if (docs.size() > 1) fail("{}: holds {} YAML documents, expected one", source_name, docs.size());
   ServiceConfig out;
-  Parser parser(source_name, out);
+  Parser parser(source_name, out, options);
   parser.root(docs[0]);
   return out;
 }
 
-ServiceConfig load_service_config(const std::filesystem::path& yaml_file) {
-  return parse_service_config(read_text_file(yaml_file), yaml_file.string());
+ServiceConfig load_service_config(const std::filesystem::path& yaml_file, const ServiceConfigOptions& options) {
+  return parse_service_config(read_text_file(yaml_file), yaml_file.string(), options);
+}
+
+bool processor_is_data_free(const ProcessorConfig& p) {
+  if (p.type == "group") {
+    for (const auto& c : p.configs)
+      if (!processor_is_data_free(c)) return false;
+    return true;
+  }
+  if (p.type == "quarot") return true;
+  if (p.is_smoothing()) return false;
+  return is_data_free(p.qconfig);
 }
 
 }  // namespace lwq

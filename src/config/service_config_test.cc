@@ -404,5 +404,133 @@ TEST(ServiceConfig, LoadFromFileNamesThePath) {
   EXPECT_THROW(load_service_config("/nonexistent/dir/x.yaml"), Error);
 }
 
+
+// ---- outlier suppression processors (issue 9) ----
+
+ServiceConfig parse_outlier(const std::string& yaml) {
+  ServiceConfigOptions o;
+  o.accept_outlier_processors = true;
+  return parse_service_config(yaml, "test.yaml", o);
+}
+
+void expect_outlier_error(const std::string& yaml, const std::vector<std::string>& parts) {
+  std::string msg;
+  try {
+    parse_outlier(yaml);
+    ADD_FAILURE() << "expected lwq::Error for:\n" << yaml;
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
+}
+
+const char* kW8A8 = R"(
+    - type: linear_quant
+      qconfig:
+        act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
+)";
+
+std::string doc(const std::string& processors) {
+  return "apiversion: modelslim_v1\nspec:\n  process:\n" + processors;
+}
+
+TEST(OutlierProcessors, Qwen3VlMoeProcessListParsesWithDefaults) {
+  // The process list of msModelSlim's qwen3_vl_moe_w8a8.yaml (on the text model).
+  ServiceConfig c = parse_outlier(doc(std::string(R"(    - type: "quarot"
+      block_size: 32
+    - type: "iter_smooth"
+      alpha: 0.9
+      scale_min: 1e-5
+      symmetric: True
+      enable_subgraph_type:
+        - 'norm-linear'
+        - 'linear-linear'
+        - 'ov'
+        - 'up-down'
+      include:
+        - "*"
+)") + kW8A8));
+  ASSERT_EQ(c.process.size(), 3u);
+  EXPECT_EQ(c.process[0].type, "quarot");
+  EXPECT_EQ(c.process[0].quarot.block_size, 32);
+  EXPECT_EQ(c.process[0].quarot.max_tp_size, 4);
+  EXPECT_TRUE(c.process[0].quarot.export_extra_info);
+  EXPECT_TRUE(processor_is_data_free(c.process[0]));
+  EXPECT_TRUE(c.process[1].is_smoothing());
+  EXPECT_DOUBLE_EQ(*c.process[1].smooth.alpha, 0.9);
+  EXPECT_DOUBLE_EQ(c.process[1].smooth.scale_min, 1e-5);
+  EXPECT_EQ(c.process[1].smooth.enable_subgraph_type.size(), 4u);
+  EXPECT_FALSE(processor_is_data_free(c.process[1]));
+  EXPECT_FALSE(has_warning(c, {"unknown key"})) << joined(c.warnings);
+}
+
+TEST(OutlierProcessors, DefaultsPerType) {
+  ServiceConfig c = parse_outlier(doc("    - type: iter_smooth\n    - type: smooth_quant\n"
+                                      "    - type: flex_smooth_quant\n      alpha: null\n      beta: 0.4\n"
+                                      "    - type: flex_smooth_quant\n"));
+  EXPECT_DOUBLE_EQ(*c.process[0].smooth.alpha, 0.9);
+  EXPECT_TRUE(c.process[0].smooth.symmetric);
+  EXPECT_DOUBLE_EQ(*c.process[1].smooth.alpha, 0.5);
+  EXPECT_EQ(c.process[1].smooth.enable_subgraph_type, (std::vector<std::string>{"norm-linear"}));
+  EXPECT_FALSE(c.process[2].smooth.alpha.has_value());
+  EXPECT_DOUBLE_EQ(*c.process[2].smooth.beta, 0.4);
+  EXPECT_FALSE(c.process[3].smooth.alpha.has_value());
+  EXPECT_FALSE(c.process[3].smooth.beta.has_value());
+  EXPECT_EQ(c.process[0].include, (std::vector<std::string>{"*"}));
+}
+
+TEST(OutlierProcessors, NullIncludeMeansAll) {
+  ServiceConfig c = parse_outlier(doc("    - type: iter_smooth\n      include: null\n      exclude: null\n"));
+  EXPECT_EQ(c.process[0].include, (std::vector<std::string>{"*"}));
+  EXPECT_TRUE(c.process[0].exclude.empty());
+}
+
+TEST(OutlierProcessors, BadValuesNameTheYamlPath) {
+  expect_outlier_error(doc("    - type: iter_smooth\n      alpha: 1.5\n"),
+                       {"test.yaml:5: spec.process[0].alpha", "must be in [0, 1], got 1.5"});
+  expect_outlier_error(doc("    - type: smooth_quant\n      alpha: -0.1\n"),
+                       {"spec.process[0].alpha", "must be in [0, 1]"});
+  expect_outlier_error(doc("    - type: flex_smooth_quant\n      beta: 2\n"), {"spec.process[0].beta", "[0, 1]"});
+  expect_outlier_error(doc("    - type: iter_smooth\n      scale_min: 0\n"),
+                       {"spec.process[0].scale_min", "must be > 0, got 0"});
+  expect_outlier_error(doc("    - type: iter_smooth\n      scale_min: -1e-5\n"), {"spec.process[0].scale_min"});
+  expect_outlier_error(doc("    - type: iter_smooth\n      enable_subgraph_type: [norm-linear, qkv]\n"),
+                       {"spec.process[0].enable_subgraph_type[1]", "unknown subgraph type 'qkv'",
+                        "norm-linear, linear-linear, ov, up-down"});
+  expect_outlier_error(doc("    - type: quarot\n      block_size: 48\n"),
+                       {"spec.process[0].block_size", "-1 or a positive power of two, got 48"});
+  expect_outlier_error(doc("    - type: quarot\n      block_size: 0\n"), {"spec.process[0].block_size"});
+  expect_outlier_error(doc("    - type: quarot\n      max_tp_size: 3\n"), {"spec.process[0].max_tp_size", "power of two"});
+  expect_outlier_error(doc("    - type: quarot\n      online: true\n"),
+                       {"spec.process[0].online", "online rotation is not supported by lwquant"});
+  expect_outlier_error(doc("    - type: quarot\n      down_proj_online_layers: [0, 3]\n"),
+                       {"spec.process[0].down_proj_online_layers", "not supported"});
+}
+
+TEST(OutlierProcessors, OrderRules) {
+  expect_outlier_error(doc(std::string(kW8A8) + "    - type: quarot\n"),
+                       {"spec.process[1].type", "'quarot' after a linear_quant", "already quantized"});
+  expect_outlier_error(doc(std::string(kW8A8) + "    - type: iter_smooth\n"),
+                       {"spec.process[1].type", "'iter_smooth' after a linear_quant"});
+  expect_outlier_error(doc("    - type: group\n      configs:\n        - type: quarot\n"),
+                       {"spec.process[0].configs[0].type", "inside a group"});
+  // Empty online layer lists and the default flags are fine.
+  ServiceConfig c = parse_outlier(doc("    - type: quarot\n      online: false\n      down_proj_online_layers: []\n"
+                                      "      export_extra_info: false\n"));
+  EXPECT_FALSE(c.process[0].quarot.export_extra_info);
+}
+
+TEST(OutlierProcessors, UnknownKeysWarn) {
+  ServiceConfig c = parse_outlier(doc("    - type: smooth_quant\n      scale_min: 1e-3\n"));
+  EXPECT_TRUE(has_warning(c, {"spec.process[0]", "unknown key 'scale_min'"})) << joined(c.warnings);
+}
+
+TEST(OutlierProcessors, RefusedUntilTheRunnerAcceptsThemButStillValidated) {
+  // Without the option a valid one is refused as before, an invalid one with its real error.
+  expect_error(doc("    - type: quarot\n"), {"processor type 'quarot' is not supported by lwquant yet"});
+  expect_error(doc("    - type: quarot\n      block_size: 3\n"), {"spec.process[0].block_size"});
+}
+
 }  // namespace
 }  // namespace lwq

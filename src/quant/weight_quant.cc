@@ -1,5 +1,7 @@
 #include "quant/weight_quant.h"
 
+#include "quant/quantize_kernels.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -20,30 +22,16 @@ QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, 
   int64_t bad_row = -1;
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < out; ++o) {
-    const float* row = w + o * in;
-    float lo = row[0], hi = row[0];
-    bool finite = true;
-    for (int64_t i = 0; i < in; ++i) {
-      finite = finite && std::isfinite(row[i]);
-      lo = std::min(lo, row[i]);
-      hi = std::max(hi, row[i]);
-    }
-    mn[o] = lo;
-    mx[o] = hi;
-    if (!finite) {
+    if (!row_min_max(w + o * in, in, &mn[o], &mx[o])) {
 #pragma omp critical
       if (bad_row < 0 || o < bad_row) bad_row = o;
     }
   }
   if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
   QParams p = int_qparams(mn, mx, bits, symmetric);
+  const int qmin = qmin_of(bits), qmax = qmax_of(bits);
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < out; ++o) {
-    const float s = p.scale[o], z = p.offset[o];
-    const float* row = w + o * in;
-    int8_t* qrow = qw.q.data() + o * in;
-    for (int64_t i = 0; i < in; ++i) qrow[i] = quantize_int(row[i], s, z, bits);
-  }
+  for (int64_t o = 0; o < out; ++o) quantize_row(w + o * in, in, p.scale[o], p.offset[o], qmin, qmax, qw.q.data() + o * in);
   qw.scale = std::move(p.scale);
   qw.offset = std::move(p.offset);
   return qw;

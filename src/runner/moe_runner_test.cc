@@ -2,6 +2,7 @@
 // golden (per-expert and fused layouts, a dense mlp_only layer) and the
 // upcycled stories260K-mixtral, with msModelSlim-style mixed practices.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstring>
 #include <fstream>
@@ -278,6 +279,29 @@ TEST(MoeRunner, BadExpertCheckpointLeavesNoOutput) {
     SUCCEED() << e.what();
   }
   EXPECT_FALSE(fs::exists(tmp / "out"));
+}
+
+// kill -9 in the middle of the run (after layer 2's experts and attention are
+// written but before its commit), then the same command: byte-identical to
+// an uninterrupted run, the half-written layer discarded.
+TEST(MoeRunner, ResumesAfterAKillInAMoeLayer) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  auto run = [&](const fs::path& save, const std::string& kill_at) {
+    const std::string cmd = (kill_at.empty() ? std::string() : "LWQUANT_TEST_KILL_AT=" + kill_at + " ") + LWQ_BINARY +
+                            " quant --model_path " + model.string() + " --save_path " + save.string() +
+                            " --quant_type w8a8 --max_calib_samples 3 >" + (tmp / "log").string() + " 2>&1";
+    return std::system(cmd.c_str());
+  };
+  ASSERT_EQ(run(tmp / "clean", ""), 0) << read_text_file(tmp / "log");
+  const int killed = run(tmp / "resumed", "2:saved");
+  EXPECT_TRUE((WIFSIGNALED(killed) && WTERMSIG(killed) == SIGKILL) ||
+              (WIFEXITED(killed) && WEXITSTATUS(killed) == 128 + SIGKILL));
+  EXPECT_FALSE(fs::exists(tmp / "resumed"));
+  ASSERT_EQ(run(tmp / "resumed", ""), 0) << read_text_file(tmp / "log");
+  EXPECT_NE(read_text_file(tmp / "log").find("resuming an interrupted run: 2 of 4 layers"), std::string::npos)
+      << read_text_file(tmp / "log");
+  expect_same_folder(tmp / "clean", tmp / "resumed");
 }
 
 }  // namespace

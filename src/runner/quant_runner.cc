@@ -26,6 +26,7 @@
 #include "models/causal_lm.h"
 #include "models/decoder_layer.h"
 #include "models/experts.h"
+#include "models/unit_model.h"
 #include "models/model_config.h"
 #include "processors/linear_quantizer.h"
 #include "quant/w8a8_export.h"
@@ -141,14 +142,14 @@ bool is_blank(const std::string& text) { return text.find_first_not_of(" \t\r\n"
 // Deliberate differences from msModelSlim (docs/design.md): an empty prompt is
 // skipped (it would calibrate from the BOS token alone) and a prompt longer
 // than the model's context is cut to it (positions past it were never trained).
-std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelConfig& cfg, const Checkpoint& ckpt,
-                                             const fs::path& file) {
+std::vector<CalibSample> prepare_calibration(const QuantJob& job, const UnitModel& model, const fs::path& file) {
+  const ModelConfig& cfg = model.config();
   std::vector<std::string> prompts = load_calib_prompts(file);
   if (job.max_calib_samples > 0 && prompts.size() > static_cast<size_t>(job.max_calib_samples))
     prompts.resize(static_cast<size_t>(job.max_calib_samples));
   Tokenizer tokenizer = Tokenizer::load(job.model_path);
-  EmbeddingTable embed = EmbeddingTable::load(ckpt, cfg);
   std::vector<CalibSample> samples;
+  std::vector<std::vector<int32_t>> sample_ids;
   int64_t tokens = 0;
   std::vector<size_t> truncated;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -168,10 +169,12 @@ std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelCon
     CalibSample s;
     s.positions.resize(ids.size());
     for (size_t p = 0; p < ids.size(); ++p) s.positions[p] = static_cast<int32_t>(p);
-    s.hidden = embed.lookup(ids);
     tokens += s.seq();
     samples.push_back(std::move(s));
+    sample_ids.push_back(std::move(ids));
   }
+  std::vector<std::vector<float>> inputs = model.embed(sample_ids);
+  for (size_t i = 0; i < samples.size(); ++i) samples[i].hidden = std::move(inputs[i]);
   if (!truncated.empty())
     spdlog::warn("{} calibration sample(s) of {} (first: sample {}) are longer than the model's context and were cut "
                  "to max_position_embeddings = {} tokens", truncated.size(), file.string(), truncated.front(),
@@ -187,6 +190,7 @@ class LayerWiseQuantizer {
       : job_(job),
         cfg_(load_model_config(job.model_path)),
         ckpt_(Checkpoint::open(job.model_path)),
+        model_(open_unit_model(cfg_, ckpt_)),
         units_(build_units(job.config)),
         serving_dtype_(serving_dtype_of(cfg_.dtype)) {
     if (units_.empty()) spdlog::warn("spec.process is empty: every tensor is saved unquantized (FLOAT)");
@@ -196,7 +200,7 @@ class LayerWiseQuantizer {
 
   QuantOutcome run() {
     check_save_path_is_not_input(job_.save_path, job_.model_path);
-    const int n = cfg_.num_hidden_layers;
+    const int n = model_->num_units();
     check_something_is_quantized();
     OutputFolder folder(job_.save_path, job_.overwrite);
     warn_unknown_tensors();
@@ -204,7 +208,7 @@ class LayerWiseQuantizer {
     bool needs_data = false;
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
     const fs::path calib_file = needs_data ? calibration_file(job_) : fs::path();
-    if (needs_data) samples_ = prepare_calibration(job_, cfg_, ckpt_, calib_file);
+    if (needs_data) samples_ = prepare_calibration(job_, *model_, calib_file);
     else spdlog::info("data-free configuration: no calibration forward is run");
 
     const nlohmann::json identity = run_identity(
@@ -216,13 +220,13 @@ class LayerWiseQuantizer {
     std::vector<LayerWeights> preloaded;
     if (model_wise) {
       spdlog::info("model_wise runner: loading all {} layers first", n);
-      for (int k = first; k < n; ++k) preloaded.push_back(load_layer_weights(ckpt_, cfg_, k));
+      for (int k = first; k < n; ++k) preloaded.push_back(model_->load(k));
     }
     LayerProgress progress(n - first);
     std::future<LayerWeights> next;
     // Routed experts are not part of the loaded layer: they are streamed
     // through one at a time (models/experts.h).
-    auto load = [this](int k) { return load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false); };
+    auto load = [this](int k) { return model_->load(k); };
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     try {
@@ -308,8 +312,8 @@ class LayerWiseQuantizer {
   // model whichever layer a resumed run starts from.
   void check_something_is_quantized() {
     size_t selected = 0;
-    for (int k = 0; k < cfg_.num_hidden_layers; ++k) {
-      LayerDesc desc = layer_desc(cfg_, k);
+    for (int k = 0; k < model_->num_units(); ++k) {
+      LayerDesc desc = model_->unit(k);
       for (const auto& lin : desc.linears)
         for (auto& unit : units_)
           if (unit.match(desc.prefix + "." + lin.name)) {
@@ -340,7 +344,7 @@ class LayerWiseQuantizer {
         restore_reports(point->runner);
         for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(point->calibration[s]);
         spdlog::info("resuming an interrupted run: {} of {} layers were already done (work folder {})",
-                     point->units_done, cfg_.num_hidden_layers, folder.temp_path().string());
+                     point->units_done, model_->num_units(), folder.temp_path().string());
         return point->units_done;
       } catch (const Error& e) {
         why_not = e.what();
@@ -351,7 +355,7 @@ class LayerWiseQuantizer {
                  folder.temp_path().string(), why_not);
     folder.clear();
     saver = make_saver(folder);
-    if (!samples_.empty()) samples_ = prepare_calibration(job_, cfg_, ckpt_, calibration_file(job_));
+    if (!samples_.empty()) samples_ = prepare_calibration(job_, *model_, calibration_file(job_));
     return 0;
   }
 
@@ -388,7 +392,7 @@ class LayerWiseQuantizer {
 
   // `forwards_done` is called once the layer's calibration forwards are over.
   void process_layer(int k, LayerWeights& weights, AscendV1Saver& saver, const std::function<void()>& forwards_done) {
-    LayerDesc desc = layer_desc(cfg_, k);
+    LayerDesc desc = model_->unit(k);
     LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}};
     if (samples_.empty()) {
       save_layer_data_free(desc, weights, saver, report);
@@ -452,7 +456,7 @@ class LayerWiseQuantizer {
   void install_expert_hooks(const LayerDesc& desc, LayerWeights& weights, CalibrationExecutor& exec,
                             std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, ExpertPass& pass,
                             AscendV1Saver& saver, LayerReport& report) {
-    exec.router = architecture_for(cfg_).moe->router;
+    exec.router = model_->router(weights.layer);
     exec.on_expert_begin = [&, this](int e) {
       for (const LinearDesc* lin : desc.expert_linears(e)) {
         const std::string full = desc.prefix + "." + lin->name;
@@ -592,12 +596,12 @@ class LayerWiseQuantizer {
     }
     save_layer(desc, quantizers, saver, report, weights);
     if (desc.num_experts == 0) return;
-    ExpertStream stream(ckpt_, cfg_, weights.layer, weights, job_.prefetch);
+    std::unique_ptr<ExpertStream> stream = model_->part_stream(weights.layer, weights, job_.prefetch);
     std::map<std::string, std::unique_ptr<LinearQuantizer>> expert_quantizers;
     for (int e = 0; e < desc.num_experts; ++e) {
-      stream.acquire(e);
+      stream->acquire(e);
       save_expert(desc, e, weights, expert_quantizers, saver, report, false);
-      stream.release(e);
+      stream->release(e);
     }
   }
 
@@ -609,11 +613,9 @@ class LayerWiseQuantizer {
     for (const CalibSample& s : samples_) outputs.push_back(s.hidden);
     for (size_t i = 0; i < samples_.size(); ++i)
       refs.push_back({outputs[i].data(), samples_[i].seq(), samples_[i].positions.data()});
-    std::optional<ExpertStream> stream;
-    if (cfg_.is_moe_layer(k)) stream.emplace(ckpt_, cfg_, k, weights, job_.prefetch);
-    with_context(fmt::format("layer {} on the calibration samples", k), [&] {
-      decoder_layer_forward_batch(cfg_, weights, k, refs, exec, stream ? &*stream : nullptr, expert_tokens);
-    });
+    std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
+    with_context(fmt::format("layer {} on the calibration samples", k),
+                 [&] { model_->forward(k, weights, refs, exec, stream.get(), expert_tokens); });
     for (size_t i = 0; i < outputs.size(); ++i)
       if (int64_t bad = first_non_finite(std::span<const float>(outputs[i])); bad >= 0)
         fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel {} "
@@ -639,9 +641,8 @@ class LayerWiseQuantizer {
     for (size_t i = 0; i < picked.size(); ++i)
       refs.push_back({reference[i].data(), samples_[picked[i]].seq(), samples_[picked[i]].positions.data()});
     // A MoE layer's float reference streams the experts it routes to once more.
-    std::optional<ExpertStream> stream;
-    if (cfg_.is_moe_layer(k)) stream.emplace(ckpt_, cfg_, k, weights, job_.prefetch);
-    decoder_layer_forward_batch(cfg_, weights, k, refs, nullptr, stream ? &*stream : nullptr);
+    std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
+    model_->forward(k, weights, refs, nullptr, stream.get(), nullptr);
     OutputErrorStats stats;
     for (size_t i = 0; i < picked.size(); ++i)
       stats.add(reference[i].data(), quantized[picked[i]].data(), reference[i].size());
@@ -696,31 +697,16 @@ class LayerWiseQuantizer {
   }
 
   void save_non_layer_tensors(AscendV1Saver& saver) {
-    for (const auto& t : non_layer_tensors(cfg_, ckpt_)) {
-      if (ckpt_.contains(t.name)) {
-        Tensor tensor = ckpt_.read(t.name);
-        check_finite(tensor, t.name, ckpt_.file_of(t.name).string());
-        saver.save_float(t.name, tensor);
-      } else if (t.name == "lm_head.weight") {
-        // Tied head: serving engines look lm_head.weight up (spec §10 fact 16).
-        saver.save_float(t.name, ckpt_.read("model.embed_tokens.weight"));
-      } else {
-        fail("tensor '{}' not found in checkpoint {}", t.name, job_.model_path.string());
-      }
-    }
+    for (const auto& t : model_->outer_tensors()) saver.save_float(t.name, model_->read_outer_tensor(t.name));
   }
 
   // Tensors no descriptor claims (e.g. rotary inv_freq buffers) are not
   // exported, as msModelSlim exports parameters only.
   void warn_unknown_tensors() {
     std::set<std::string> known;
-    for (const auto& t : non_layer_tensors(cfg_, ckpt_)) known.insert(t.name);
-    for (int k = 0; k < cfg_.num_hidden_layers; ++k) {
-      LayerDesc d = layer_desc(cfg_, k);
-      for (const auto& t : d.tensors) known.insert(d.prefix + "." + t.name);
-      if (d.num_experts > 0)
-        for (auto& name : expert_checkpoint_tensors(ckpt_, cfg_, k)) known.insert(std::move(name));
-    }
+    for (const auto& t : model_->outer_tensors()) known.insert(t.name);
+    for (int k = 0; k < model_->num_units(); ++k)
+      for (auto& name : model_->checkpoint_tensors(k)) known.insert(std::move(name));
     std::vector<std::string> unknown;
     for (const auto& name : ckpt_.tensor_names())
       if (!known.count(name)) unknown.push_back(name);
@@ -804,6 +790,7 @@ class LayerWiseQuantizer {
   const QuantJob& job_;
   ModelConfig cfg_;
   Checkpoint ckpt_;
+  std::unique_ptr<UnitModel> model_;  // the only way the runner sees the model's family
   std::vector<ProcessingUnit> units_;
   DType serving_dtype_;
   std::vector<CalibSample> samples_;

@@ -197,7 +197,9 @@ std::future<LayerWeights> ExpertStream::start(int expert) {
                     [this, expert] { return read_expert(ckpt_, cfg_, layer_, expert, storage_); });
 }
 
-void ExpertStream::acquire(int expert) {
+void ExpertStream::acquire(int expert) { insert_expert(weights_, take(expert)); }
+
+LayerWeights ExpertStream::take(int expert) {
   LayerWeights w;
   if (next_.valid() && next_expert_ == expert) w = next_.get();
   else {
@@ -209,7 +211,7 @@ void ExpertStream::acquire(int expert) {
     next_ = start(expert + 1);
     next_expert_ = expert + 1;
   }
-  insert_expert(weights_, std::move(w));
+  return w;
 }
 
 void ExpertStream::release(int expert) { erase_expert(weights_, desc_, expert); }

@@ -59,6 +59,9 @@ class ExpertStream {
 
   void acquire(int expert);
   void release(int expert);
+  // Expert e's weights on their own, not put into the layer (for a consumer
+  // on another thread); reads e+1 in the background like acquire().
+  LayerWeights take(int expert);
   // Largest bytes of one expert's weights (for memory figures).
   size_t expert_bytes() const { return expert_bytes_; }
 

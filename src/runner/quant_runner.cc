@@ -596,12 +596,47 @@ class LayerWiseQuantizer {
     }
     save_layer(desc, quantizers, saver, report, weights);
     if (desc.num_experts == 0) return;
+    save_experts_data_free(desc, weights, saver, report);
+  }
+
+  // Routed experts of a data-free layer, pipelined: a worker reads expert e+1
+  // and quantizes it while this thread writes expert e, so reading,
+  // quantizing and writing overlap and both cores stay busy.
+  void save_experts_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver, LayerReport& report) {
+    struct Ready {
+      LayerWeights weights;  // the expert's FLOAT weights left after quantization
+      std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
+    };
+    // Owners are matched here, on one thread (matching records pattern usage).
+    std::vector<std::vector<std::pair<const LinearDesc*, const ProcessorConfig*>>> owners(
+        static_cast<size_t>(desc.num_experts));
+    for (int e = 0; e < desc.num_experts; ++e)
+      for (const LinearDesc* lin : desc.expert_linears(e))
+        owners[static_cast<size_t>(e)].emplace_back(lin, owner_of(desc.prefix + "." + lin->name).second);
     std::unique_ptr<ExpertStream> stream = model_->part_stream(weights.layer, weights, job_.prefetch);
-    std::map<std::string, std::unique_ptr<LinearQuantizer>> expert_quantizers;
+    auto prepare = [&](int e) {
+      Ready r;
+      r.weights = stream->take(e);
+      for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
+        if (!owner) continue;
+        r.quantizers[lin->name] = make_quantizer(r.weights, *lin, desc.prefix + "." + lin->name, *owner);
+        r.weights.stored.erase(lin->name + ".weight");
+        r.weights.tensors.erase(lin->name + ".weight");
+      }
+      return r;
+    };
+    std::future<Ready> next = std::async(std::launch::async, prepare, 0);
     for (int e = 0; e < desc.num_experts; ++e) {
-      stream->acquire(e);
-      save_expert(desc, e, weights, expert_quantizers, saver, report, false);
-      stream->release(e);
+      Ready r = next.get();
+      if (e + 1 < desc.num_experts) next = std::async(std::launch::async, prepare, e + 1);
+      for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
+        if (owner) {
+          save_quantized(*r.quantizers.at(lin->name), saver, report);
+          continue;
+        }
+        saver.note_float_linear();
+        saver.save_float(desc.prefix + "." + lin->name, expert_weight(r.weights, lin->name + ".weight", *lin));
+      }
     }
   }
 

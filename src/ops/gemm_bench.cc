@@ -1,12 +1,16 @@
-// f32 GEMM throughput of matmul_nt (OpenBLAS): square sizes and the Linear
+// f32 GEMM throughput of matmul_nt (oneDNN): square sizes and the Linear
 // shapes of a Qwen2.5-0.5B layer on 2048 tokens (hidden 896, intermediate
-// 4864, 14 heads / 2 KV heads of 64). Counter FLOP (shown as e.g. 190G/s) = 2·m·n·k per second.
+// 4864, 14 heads / 2 KV heads of 64). Counter FLOP (shown as e.g. 190G/s) = 2·m·n·k per second
+// (for the int8 GEMMs: integer multiply-adds ×2, "OP").
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "ops/fma_peak.h"
 #include "ops/gemm.h"
+#include "ops/gemm_s8.h"
 #include "ops/threads.h"
 
 namespace {
@@ -34,6 +38,48 @@ BENCHMARK(BM_GemmQwen05B)
     ->Args({2048, 896, 128})    // k_proj, v_proj
     ->Args({2048, 896, 4864})   // gate_proj, up_proj
     ->Args({2048, 4864, 896})   // down_proj
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The same square products on OpenBLAS (cblas_sgemm, what matmul_nt ran on
+// before): its kernel is chosen from a table of CPU models.
+void BM_GemmSquareOpenBlas(benchmark::State& state) {
+  lwq::set_compute_threads(0);
+  const int n = static_cast<int>(state.range(0));
+  std::vector<float> x(static_cast<size_t>(n) * n, 0.5f), w(static_cast<size_t>(n) * n, 0.25f), y(x.size());
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, x.data(), n, w.data(), n, 0.0f, y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["FLOP"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_GemmSquareOpenBlas)->Arg(512)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Exact int8 GEMM (matmul_nt_s8), by kernel: 0 auto, 1 oneDNN VNNI, 2 portable.
+void BM_GemmS8Square(benchmark::State& state) {
+  lwq::set_compute_threads(0);
+  const int64_t n = state.range(0);
+  const auto kernel = static_cast<lwq::S8Kernel>(state.range(1));
+  if (kernel == lwq::S8Kernel::kOneDnnVnni && lwq::s8_auto_kernel() != kernel) {
+    state.SkipWithError("no AVX512-VNNI here");
+    return;
+  }
+  std::vector<int8_t> x(static_cast<size_t>(n * n)), w(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>(i * 7), w[i] = static_cast<int8_t>(i * 13);
+  std::vector<int32_t> y(x.size());
+  for (auto _ : state) {
+    lwq::matmul_nt_s8(kernel, x.data(), n, n, w.data(), n, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(lwq::s8_kernel_name(kernel));
+  state.counters["OP"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_GemmS8Square)
+    ->ArgNames({"n", "kernel"})
+    ->Args({512, 0})
+    ->Args({2048, 0})
+    ->Args({2048, 1})
+    ->Args({2048, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

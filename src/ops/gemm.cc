@@ -12,10 +12,9 @@ namespace lwq {
 namespace {
 
 // Products below this many FLOP run on the calling thread alone: at about
-// 50 GFLOP/s per core that is < 100 µs, the scale of waking and joining a
-// team, and every OpenMP region leaves its threads spin-waiting for the next
-// (libgomp's default), which on small shared machines takes the cores from
-// the thread with work. Tiny models (stories260K: hidden 64) thus stay serial.
+// 100 GFLOP/s per core that is < 40 µs, the scale of waking a sleeping team
+// (passive waits, ops/threads.h) and joining it again. Tiny models
+// (stories260K: hidden 64) and one-token decoding thus stay serial.
 constexpr double kSerialFlop = 4e6;
 
 // Runs f with the caller's OpenMP team limited to one thread when the

@@ -50,69 +50,51 @@ void Widen(const int8_t* src, int64_t nrows, int64_t in, int64_t kp, int16_t* ds
   }
 }
 
-// y[r, o] = Σ_i x[r, i]·w[o, i] over widened, padded rows. vpmaddwd-style
-// pairwise int16 products summed into int32 lanes: exact, no saturation
-// (only (−2^15)² pairs could overflow, and int8 values never reach that).
-// Micro-tile of 2 rows × 4 outputs: 6 loads feed 8 multiply-adds.
-void DotTile(const int16_t* xw, int64_t rows, const int16_t* ww, int64_t nout, int64_t kp, int32_t* y, int64_t ldy) {
+// y[r, o] = Σ_i x[r, i]·w[o, i] for an R × C block, over widened, padded
+// rows. vpmaddwd-style pairwise int16 products summed into int32 lanes:
+// exact, no saturation (only (−2^15)² pairs could overflow, and int8 values
+// never reach that). Each sum has a second accumulator (the API's odd lanes;
+// x86 targets never write it, emulated ones do), folded back at the end.
+template <int R, int C>
+HWY_INLINE void Tile(const int16_t* xw, const int16_t* ww, int64_t kp, int32_t* y, int64_t ldy) {
   const D32 d32;
   const D16 d16;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d16));
-  auto sum = [&](hn::Vec<D32> v) { return hn::GetLane(hn::SumOfLanes(d32, v)); };
-  int64_t r = 0;
-  for (; r + 2 <= rows; r += 2) {
-    const int16_t* x0 = xw + r * kp;
-    const int16_t* x1 = x0 + kp;
-    int64_t o = 0;
-    for (; o + 4 <= nout; o += 4) {
-      const int16_t* w0 = ww + o * kp;
-      // Each sum has a second accumulator (the API's odd lanes; x86 targets
-      // never write it, emulated ones do), folded back at the end.
-      auto a00 = hn::Zero(d32), a01 = hn::Zero(d32), a02 = hn::Zero(d32), a03 = hn::Zero(d32);
-      auto a10 = hn::Zero(d32), a11 = hn::Zero(d32), a12 = hn::Zero(d32), a13 = hn::Zero(d32);
-      auto c00 = hn::Zero(d32), c01 = hn::Zero(d32), c02 = hn::Zero(d32), c03 = hn::Zero(d32);
-      auto c10 = hn::Zero(d32), c11 = hn::Zero(d32), c12 = hn::Zero(d32), c13 = hn::Zero(d32);
-      for (int64_t i = 0; i < kp; i += L) {
-        const auto vx0 = hn::LoadU(d16, x0 + i), vx1 = hn::LoadU(d16, x1 + i);
-        const auto vw0 = hn::LoadU(d16, w0 + i), vw1 = hn::LoadU(d16, w0 + kp + i);
-        const auto vw2 = hn::LoadU(d16, w0 + 2 * kp + i), vw3 = hn::LoadU(d16, w0 + 3 * kp + i);
-        a00 = hn::ReorderWidenMulAccumulate(d32, vx0, vw0, a00, c00);
-        a01 = hn::ReorderWidenMulAccumulate(d32, vx0, vw1, a01, c01);
-        a02 = hn::ReorderWidenMulAccumulate(d32, vx0, vw2, a02, c02);
-        a03 = hn::ReorderWidenMulAccumulate(d32, vx0, vw3, a03, c03);
-        a10 = hn::ReorderWidenMulAccumulate(d32, vx1, vw0, a10, c10);
-        a11 = hn::ReorderWidenMulAccumulate(d32, vx1, vw1, a11, c11);
-        a12 = hn::ReorderWidenMulAccumulate(d32, vx1, vw2, a12, c12);
-        a13 = hn::ReorderWidenMulAccumulate(d32, vx1, vw3, a13, c13);
-      }
-      int32_t* y0 = y + r * ldy + o;
-      int32_t* y1 = y0 + ldy;
-      y0[0] = sum(hn::RearrangeToOddPlusEven(a00, c00)), y0[1] = sum(hn::RearrangeToOddPlusEven(a01, c01));
-      y0[2] = sum(hn::RearrangeToOddPlusEven(a02, c02)), y0[3] = sum(hn::RearrangeToOddPlusEven(a03, c03));
-      y1[0] = sum(hn::RearrangeToOddPlusEven(a10, c10)), y1[1] = sum(hn::RearrangeToOddPlusEven(a11, c11));
-      y1[2] = sum(hn::RearrangeToOddPlusEven(a12, c12)), y1[3] = sum(hn::RearrangeToOddPlusEven(a13, c13));
-    }
-    for (; o < nout; ++o) {
-      const int16_t* w0 = ww + o * kp;
-      auto a0 = hn::Zero(d32), a1 = hn::Zero(d32), b0 = hn::Zero(d32), b1 = hn::Zero(d32);
-      for (int64_t i = 0; i < kp; i += L) {
-        const auto vw = hn::LoadU(d16, w0 + i);
-        a0 = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, x0 + i), vw, a0, a1);
-        b0 = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, x1 + i), vw, b0, b1);
-      }
-      y[r * ldy + o] = sum(hn::RearrangeToOddPlusEven(a0, a1));
-      y[(r + 1) * ldy + o] = sum(hn::RearrangeToOddPlusEven(b0, b1));
+  hn::Vec<D32> acc[R][C], odd[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = odd[r][c] = hn::Zero(d32);
+  for (int64_t i = 0; i < kp; i += L) {
+    hn::Vec<D16> vw[C];
+    for (int c = 0; c < C; ++c) vw[c] = hn::LoadU(d16, ww + c * kp + i);
+    for (int r = 0; r < R; ++r) {
+      const auto vx = hn::LoadU(d16, xw + r * kp + i);
+      for (int c = 0; c < C; ++c) acc[r][c] = hn::ReorderWidenMulAccumulate(d32, vx, vw[c], acc[r][c], odd[r][c]);
     }
   }
-  for (; r < rows; ++r)
-    for (int64_t o = 0; o < nout; ++o) {
-      const int16_t* x0 = xw + r * kp;
-      const int16_t* w0 = ww + o * kp;
-      auto a0 = hn::Zero(d32), a1 = hn::Zero(d32);
-      for (int64_t i = 0; i < kp; i += L)
-        a0 = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, x0 + i), hn::LoadU(d16, w0 + i), a0, a1);
-      y[r * ldy + o] = sum(hn::RearrangeToOddPlusEven(a0, a1));
-    }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      y[r * ldy + c] = hn::GetLane(hn::SumOfLanes(d32, hn::RearrangeToOddPlusEven(acc[r][c], odd[r][c])));
+}
+
+// Micro-tiles of kRows rows × 4 outputs: with AVX-512's 32 registers 4 × 4
+// (8 loads feed 16 multiply-adds), else 2 × 4 (6 loads, 8 multiply-adds).
+#if HWY_TARGET <= HWY_AVX3
+constexpr int kRows = 4;
+#else
+constexpr int kRows = 2;
+#endif
+
+template <int R>
+void TileRow(const int16_t* xw, const int16_t* ww, int64_t nout, int64_t kp, int32_t* y, int64_t ldy) {
+  int64_t o = 0;
+  for (; o + 4 <= nout; o += 4) Tile<R, 4>(xw, ww + o * kp, kp, y + o, ldy);
+  for (; o < nout; ++o) Tile<R, 1>(xw, ww + o * kp, kp, y + o, ldy);
+}
+
+void DotTile(const int16_t* xw, int64_t rows, const int16_t* ww, int64_t nout, int64_t kp, int32_t* y, int64_t ldy) {
+  int64_t r = 0;
+  for (; r + kRows <= rows; r += kRows) TileRow<kRows>(xw + r * kp, ww, nout, kp, y + r * ldy, ldy);
+  for (; r < rows; ++r) TileRow<1>(xw + r * kp, ww, nout, kp, y + r * ldy, ldy);
 }
 
 #endif  // HWY_TARGET == HWY_SCALAR

@@ -1,6 +1,7 @@
 #include "ops/gemm_s8.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <random>
 #include <tuple>
@@ -97,6 +98,20 @@ TEST(GemmS8, LargeOddSumsAreExact) {
     EXPECT_EQ(y[3], 16384 * 4098 - 128) << s8_kernel_name(k);  // row 1 is all -128; w[0, 0] = 1
     EXPECT_EQ(y[4], 16384 * 4099) << s8_kernel_name(k);
   }
+}
+
+// The portable kernel on every SIMD target this CPU runs (AVX-512 with 4-row
+// tiles, AVX2 / SSE4 with 2-row tiles, ...), odd shapes and extreme values.
+TEST(GemmS8, PortableKernelIsExactOnEveryTarget) {
+  const auto x = random_s8(37 * 301, 3), w = random_s8(23 * 301, 4);
+  std::vector<int8_t> big_x(9 * 67, 127), big_w(6 * 67, -128);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    expect_exact(S8Kernel::kPortable, x, 37, 301, w, 23);
+    expect_exact(S8Kernel::kPortable, big_x, 9, 67, big_w, 6);
+  }
+  hwy::SetSupportedTargetsForTest(0);  // back to the real CPU
 }
 
 TEST(GemmS8, EmptyAndOversizedDepth) {

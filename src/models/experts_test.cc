@@ -189,7 +189,7 @@ TEST(Experts, SplitFusedExpertBothOrientations) {
   ExpertLinears b = split_fused_expert(gu16, dn16, FusedExperts::InMajor, I, H);
   EXPECT_EQ(bf16_to_f32(b.gate.data<uint16_t>()[1 * H + 3]), 113.0f);
   EXPECT_EQ(bf16_to_f32(b.up.data<uint16_t>()[0 * H + 2]), 202.0f);
-  EXPECT_EQ(bf16_to_f32(b.down.data<uint16_t>()[3 * I + 1]), 331.0f);
+  EXPECT_EQ(bf16_to_f32(b.down.data<uint16_t>()[2 * I + 0]), 320.0f);  // values bf16 holds exactly
 }
 
 TEST(Experts, StreamedLayerEqualsTheResidentOne) {

@@ -226,6 +226,9 @@ void LinearQuantizer::freeze() {
     float_weight_ = {};
     hessian_.reset();
     weight_ready_ = true;
+    // The calibration forwards ran with the float weight: their error figures
+    // would show the activation quantization only, so none are reported.
+    error_ = {};
   }
   frozen_ = true;
 }

@@ -142,38 +142,42 @@ QuantizedWeight gptq_quantize(std::vector<float> w, int64_t out, int64_t in, std
   if (opt.group_size == 0) row_params(w.data(), in, out, in, opt.bits, opt.symmetric, col_scale.data(), col_offset.data());
 
   const int64_t bs = opt.block_size;
+  const int64_t g = opt.group_size;
   std::vector<float> w1, err1;
   for (int64_t i1 = 0; i1 < in; i1 += bs) {
     const int64_t i2 = std::min(in, i1 + bs), count = i2 - i1;
     w1.resize(static_cast<size_t>(out * count));
     err1.resize(w1.size());
-    for (int64_t o = 0; o < out; ++o)
-      std::copy(w.begin() + o * in + i1, w.begin() + o * in + i2, w1.begin() + o * count);
-    for (int64_t i = 0; i < count; ++i) {
-      const int64_t col = i1 + i;
-      if (opt.group_size > 0 && col % opt.group_size == 0) {
-        // The group's params from its error-updated weights: in-block columns
-        // from w1, later columns from w (updated up to the previous block).
-        const int64_t g_end = col + opt.group_size;
-        std::vector<float> g(static_cast<size_t>(out * opt.group_size));
-        for (int64_t o = 0; o < out; ++o)
-          for (int64_t c = col; c < g_end; ++c)
-            g[static_cast<size_t>(o * opt.group_size + c - col)] =
-                c < i2 ? w1[static_cast<size_t>(o * count + c - i1)] : w[static_cast<size_t>(o * in + c)];
-        row_params(g.data(), opt.group_size, out, opt.group_size, opt.bits, opt.symmetric, col_scale.data(),
-                   col_offset.data());
-        const int64_t gi = col / opt.group_size;
-        for (int64_t o = 0; o < out; ++o) {
-          qw.scale[static_cast<size_t>(o * groups + gi)] = col_scale[static_cast<size_t>(o)];
-          qw.offset[static_cast<size_t>(o * groups + gi)] = col_offset[static_cast<size_t>(o)];
-        }
+    // Rows are independent within a block: one parallel region per block, each
+    // thread sweeping the block's columns over its own rows.
+#pragma omp parallel for schedule(static) if (out * count > 16384)
+    for (int64_t o = 0; o < out; ++o) {
+      float* row = w1.data() + o * count;
+      std::copy(w.begin() + o * in + i1, w.begin() + o * in + i2, row);
+      float s = col_scale[static_cast<size_t>(o)], z = col_offset[static_cast<size_t>(o)];
+      if (g > 0 && i1 % g != 0) {  // a group begun in an earlier block
+        s = qw.scale[static_cast<size_t>(o * groups + i1 / g)];
+        z = qw.offset[static_cast<size_t>(o * groups + i1 / g)];
       }
-      const float d = hinv[static_cast<size_t>(col * in + col)];
-      const float* hrow = hinv.data() + col * in + i1;  // Hinv[col, i1:i2]
-#pragma omp parallel for schedule(static) if (out * (count - i) > 16384)
-      for (int64_t o = 0; o < out; ++o) {
-        float* row = w1.data() + o * count;
-        const float s = col_scale[static_cast<size_t>(o)], z = col_offset[static_cast<size_t>(o)];
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t col = i1 + i;
+        if (g > 0 && col % g == 0) {
+          // The group's params from its error-updated weights: in-block columns
+          // from w1, later columns from w (updated up to the previous block).
+          float lo = 0.0f, hi = 0.0f;
+          for (int64_t c = col; c < col + g; ++c) {
+            const float v = c < i2 ? row[c - i1] : w[static_cast<size_t>(o * in + c)];
+            lo = c == col ? v : std::min(lo, v);
+            hi = c == col ? v : std::max(hi, v);
+          }
+          QParams p = int_qparams({&lo, 1}, {&hi, 1}, opt.bits, opt.symmetric);
+          s = p.scale[0];
+          z = p.offset[0];
+          qw.scale[static_cast<size_t>(o * groups + col / g)] = s;
+          qw.offset[static_cast<size_t>(o * groups + col / g)] = z;
+        }
+        const float d = hinv[static_cast<size_t>(col * in + col)];
+        const float* hrow = hinv.data() + col * in + i1;  // Hinv[col, i1:i2]
         const int8_t q = quantize_int(row[i], s, z, opt.bits);
         qw.q[static_cast<size_t>(o * in + col)] = q;
         const float e = (row[i] - dequantize_int(q, s, z)) / d;

@@ -66,6 +66,12 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
   const QuantizedWeight& w = q.weight;
   const int64_t out = w.out, groups = w.groups();
   const std::string& t = q.type;
+  // msModelSlim lets the last writer win (spec §3.3); engines split every per-group / MX Linear by that one
+  // value, so a second size would deploy wrong weights.
+  if (w.group_size > 0 && group_size_ > 0 && w.group_size != group_size_)
+    fail("ascendv1_saver: {} uses group_size {} but an earlier Linear used {}: quant_model_description.json holds "
+         "one group_size for the whole model (MX types use 32), so all per-group and MX Linears must share it",
+         p, w.group_size, group_size_);
   if (t == "W8A8") {
     add(p + ".weight", int8_tensor(w.q, {out, w.in}), t);
     std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
@@ -113,7 +119,7 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
   } else {
     fail("ascendv1_saver: cannot save {} as type '{}'", p, t);
   }
-  if (w.group_size > 0) group_size_ = w.group_size;  // last writer wins (spec §3.3)
+  if (w.group_size > 0) group_size_ = w.group_size;
   if (!q.bias.empty()) add(p + ".bias", vector_f32(q.bias), "FLOAT");
   quant_type_.update(t);
 }

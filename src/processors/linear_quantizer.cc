@@ -222,9 +222,10 @@ void LinearQuantizer::freeze() {
     opt.group_size = weight_group_size(w);
     opt.percdamp = gptq_percdamp(w);
     opt.block_size = gptq_block_size(w);
-    weight_ = gptq_quantize(std::move(float_weight_), out_, in_, hessian_->hessian(), opt, name_);
+    std::vector<double> h = hessian_->hessian();
+    hessian_.reset();  // the accumulator's buffers go before LAPACK's copies arrive
+    weight_ = gptq_quantize(std::move(float_weight_), out_, in_, std::move(h), opt, name_);
     float_weight_ = {};
-    hessian_.reset();
     weight_ready_ = true;
     // The calibration forwards ran with the float weight: their error figures
     // would show the activation quantization only, so none are reported.

@@ -67,9 +67,8 @@ std::vector<double> HessianAccumulator::hessian() const {
   return h;
 }
 
-bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u) {
+bool inverse_cholesky_upper(std::vector<double> a, int64_t n, std::vector<double>& u) {
   // Column-major throughout; H is symmetric so its row-major copy is the same matrix.
-  std::vector<double> a = h;
   const int ni = static_cast<int>(n);
   int info = 0;
   dpotrf_("L", &ni, a.data(), &ni, &info);
@@ -116,7 +115,7 @@ QuantizedWeight gptq_quantize(std::vector<float> w, int64_t out, int64_t in, std
   for (int attempt = 0;; ++attempt) {
     std::vector<double> hd = h;
     for (int64_t i = 0; i < in; ++i) hd[static_cast<size_t>(i * in + i)] += damp;
-    if (inverse_cholesky_upper(hd, in, u)) break;
+    if (inverse_cholesky_upper(std::move(hd), in, u)) break;
     if (attempt == 4)
       fail("{}: GPTQ: the Hessian is not positive definite even with damping {:.3g} (percdamp {} × 10^4 of "
            "mean(diag H)); use more calibration data or a larger ext.percdamp",
@@ -127,7 +126,9 @@ QuantizedWeight gptq_quantize(std::vector<float> w, int64_t out, int64_t in, std
   st.damp = damp;
   st.seconds_cholesky = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
+  std::vector<double>().swap(h);  // only retries needed it
   std::vector<float> hinv(u.begin(), u.end());
+  std::vector<double>().swap(u);
 
   QuantizedWeight qw;
   qw.out = out;

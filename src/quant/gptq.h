@@ -56,6 +56,6 @@ QuantizedWeight gptq_quantize(std::vector<float> w, int64_t out, int64_t in, std
 
 // The upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU), row-major [n, n], zeros
 // below the diagonal; false when H is not positive definite.
-bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u);
+bool inverse_cholesky_upper(std::vector<double> h, int64_t n, std::vector<double>& u);
 
 }  // namespace lwq

@@ -73,18 +73,6 @@ std::pair<int64_t, int64_t> logical_shape(const std::string& type, const Shape& 
   return {s[0], s[1]};
 }
 
-// Columns of a W4A8 scale_bias (spec §3.4): 1 for up/gate/q/k/v/w1/w3, 16 for
-// down/o/w2, else in.
-int64_t scale_bias_cols(const std::string& name, int64_t in) {
-  auto has = [&name](std::initializer_list<const char*> parts) {
-    for (const char* p : parts)
-      if (name.find(p) != std::string::npos) return true;
-    return false;
-  };
-  if (has({"up_proj", "gate_proj", "q_proj", "k_proj", "v_proj", "w1", "w3"})) return 1;
-  if (has({"down_proj", "o_proj", "w2"})) return 16;
-  return in;
-}
 
 // A JSON value for a message: its JSON text, shortened.
 std::string brief(const Json& v) {
@@ -366,7 +354,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
              ws.name, k, in / k, folder.group_size_);
       check_shape_dtype(ckpt.info(p + ".weight_offset"), type, DType::F32, ws.shape);
       if (type == "W4A8_DYNAMIC")
-        check_shape_dtype(ckpt.info(p + ".scale_bias"), type, DType::F32, {out, scale_bias_cols(p, in)},
+        check_shape_dtype(ckpt.info(p + ".scale_bias"), type, DType::F32, {out, w4a8_scale_bias_cols(p, in)},
                           " (8·Σ of the dequantized weight per row, or per 16 input chunks for down/o/w2, spec §3.4)");
     }
   }

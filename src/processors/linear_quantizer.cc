@@ -7,6 +7,7 @@
 #include "config/quant_schemes.h"
 #include "ops/gemm.h"
 #include "quant/fp_formats.h"
+#include "quant/int4_pack.h"
 #include "quant/ssz.h"
 #include "quant/qparams.h"
 #include "quant/w8a8_export.h"
@@ -78,13 +79,7 @@ void LinearQuantizer::check_shape() const {
   if (type_ == "W4A8_DYNAMIC") {
     if (out_ % 2 != 0)
       fail("{}: W4A8_DYNAMIC packs two int4 output channels per byte, but out_features {} is odd", name_, out_);
-    const bool chunked = name_.find("down_proj") != std::string::npos || name_.find("o_proj") != std::string::npos ||
-                         name_.find("w2") != std::string::npos;
-    const bool whole = name_.find("up_proj") != std::string::npos || name_.find("gate_proj") != std::string::npos ||
-                       name_.find("q_proj") != std::string::npos || name_.find("k_proj") != std::string::npos ||
-                       name_.find("v_proj") != std::string::npos || name_.find("w1") != std::string::npos ||
-                       name_.find("w3") != std::string::npos;
-    if (chunked && !whole && in_ % 16 != 0)
+    if (w4a8_scale_bias_cols(name_, in_) == 16 && in_ % 16 != 0)
       fail("{}: W4A8_DYNAMIC scale_bias of a down/o projection sums 16 equal input chunks, but in_features {} is not "
            "divisible by 16",
            name_, in_);

@@ -38,6 +38,12 @@ std::vector<int8_t> unpack_int4_w4a8(const int8_t* packed, int64_t out, int64_t 
   return q;
 }
 
+int64_t w4a8_scale_bias_cols(const std::string& name, int64_t in) {
+  if (name_has_any(name, {"up_proj", "gate_proj", "q_proj", "k_proj", "v_proj", "w1", "w3"})) return 1;
+  if (name_has_any(name, {"down_proj", "o_proj", "w2"})) return 16;
+  return in;
+}
+
 std::vector<float> w4a8_scale_bias(const QuantizedWeight& qw, const std::string& name, int64_t& cols) {
   const int64_t out = qw.out, in = qw.in;
   std::vector<float> deq(static_cast<size_t>(out * in));

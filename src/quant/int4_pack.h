@@ -16,6 +16,10 @@ std::vector<int8_t> pack_int4_w4a8(const int8_t* q, int64_t out, int64_t in);
 // Inverse: [out/2, in] → [out, in] sign-extended nibbles.
 std::vector<int8_t> unpack_int4_w4a8(const int8_t* packed, int64_t out, int64_t in);
 
+// Columns of a W4A8 scale_bias for Linear `name` with `in` inputs: 1, 16 or in
+// (the name rule below).
+int64_t w4a8_scale_bias_cols(const std::string& name, int64_t in);
+
 // W4A8 scale_bias (process_scale, tp 16) of Linear `name` with deq =
 // Wq·weight_scale per row:
 //   up/gate/q/k/v_proj, w1, w3 → 8·Σ_in deq, [out, 1];

@@ -247,6 +247,33 @@ TEST(MoeRunner, RoutedCalibrationGivesColdExpertsTheDataFreeRule) {
   EXPECT_GT(warm, 0);
 }
 
+// The w4a8 practice on a MoE model: experts int4 (ssz), packed [out/2, in] with scale_bias, the router FLOAT,
+// attention int8; scored by eval.
+TEST(MoeRunner, W4A8PracticeQuantizesExpertsToInt4) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  QuantJob job = make_job(model, tmp / "out", (repo() / "configs/w4a8.yaml").string(), 2);
+  run_quantization(job);
+  auto d = read_json(tmp / "out/quant_model_description.json");
+  Checkpoint w = Checkpoint::open(tmp / "out");
+  for (int e : {0, 7}) {
+    const std::string p = "model.layers.2.mlp.experts." + std::to_string(e);
+    EXPECT_EQ(d[p + ".down_proj.weight"], "W4A8_DYNAMIC");
+    EXPECT_EQ(w.info(p + ".down_proj.weight").shape, (Shape{32, 32}));  // [H/2, I]: two int4 per byte
+    EXPECT_TRUE(w.contains(p + ".gate_proj.scale_bias"));
+  }
+  EXPECT_EQ(d["model.layers.2.mlp.gate.weight"], "FLOAT");
+  EXPECT_EQ(d["model.layers.1.mlp.down_proj.weight"], "W8A8_DYNAMIC");  // the dense layer's MLP
+  EvalOptions eo;
+  eo.float_dir = model;
+  eo.quantized_dir = tmp / "out";
+  eo.text = stories() / "README.md";
+  eo.ctx = 64;
+  eo.max_tokens = 128;
+  EvalResult r = evaluate(eo);
+  EXPECT_GT(r.top1_agreement, 0.5);
+}
+
 TEST(MoeRunner, UpcycledMixtralQuantizesLikeTheDenseModel) {
   const fs::path mixtral = repo() / "../shared/models/stories260K-mixtral";
   if (!fs::exists(mixtral)) GTEST_SKIP() << "shared/models not present";

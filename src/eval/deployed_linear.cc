@@ -1,11 +1,11 @@
 #include "eval/deployed_linear.h"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "ops/gemm.h"
+#include "ops/gemm_s8.h"
 #include "quant/fp_formats.h"
 #include "quant/weight_quant.h"
 #include "tensor/dtype.h"
@@ -16,33 +16,17 @@ namespace {
 
 double clamp_round(double v, double lo, double hi) { return std::clamp(std::nearbyint(v), lo, hi); }
 
-// acc[rows, out] = qx[rows, in] · Wq[out, in]ᵀ, exact in double.
-// acc[rows, out] = qx[rows, in] · Wq[out, in]ᵀ, exactly, in float32 GEMMs:
-// every |product| ≤ 128·127 < 2^14, so a partial sum over at most 1024 input
-// channels stays below 2^24 and is an exact float32 integer; partial sums are
-// added in double. Weights are converted a block at a time (no whole copy).
+// acc[rows, out] = qx[rows, in] · Wq[out, in]ᵀ with int8 codes summed in
+// int32, exactly as an NPU's cube unit does (ops/gemm_s8: oneDNN VNNI or an
+// exact int16 kernel), not float emulation.
 std::vector<double> integer_matmul(const std::vector<double>& qx_in, int64_t rows, const DeployedLinear& lin) {
-  constexpr int64_t kInBlock = 1024;
-  const int64_t out_block = std::max<int64_t>(16, (int64_t{1} << 20) / kInBlock);
-  std::vector<float> qx(qx_in.begin(), qx_in.end());
-  std::vector<double> acc(static_cast<size_t>(rows * lin.out), 0.0);
-  std::vector<float> w(static_cast<size_t>(out_block * kInBlock)), part(static_cast<size_t>(rows * out_block));
-  for (int64_t o0 = 0; o0 < lin.out; o0 += out_block) {
-    const int64_t n = std::min(out_block, lin.out - o0);
-    for (int64_t k0 = 0; k0 < lin.in; k0 += kInBlock) {
-      const int64_t kn = std::min(kInBlock, lin.in - k0);
-      for (int64_t o = 0; o < n; ++o)
-        for (int64_t i = 0; i < kn; ++i)
-          w[static_cast<size_t>(o * kn + i)] = lin.weight[static_cast<size_t>((o0 + o) * lin.in + k0 + i)];
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
-                  static_cast<int>(kn), 1.0f, qx.data() + k0, static_cast<int>(lin.in), w.data(), static_cast<int>(kn),
-                  0.0f, part.data(), static_cast<int>(n));
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t o = 0; o < n; ++o)
-          acc[static_cast<size_t>(r * lin.out + o0 + o)] += part[static_cast<size_t>(r * n + o)];
-    }
-  }
-  return acc;
+  if (lin.in > kMaxS8Depth)
+    fail("{}: {} input channels exceed the exact int32 accumulation depth ({})", lin.name, lin.in, kMaxS8Depth);
+  std::vector<int8_t> qx(qx_in.size());
+  for (size_t i = 0; i < qx.size(); ++i) qx[i] = static_cast<int8_t>(qx_in[i]);
+  std::vector<int32_t> acc32(static_cast<size_t>(rows * lin.out));
+  matmul_nt_s8(qx.data(), rows, lin.in, lin.weight.data(), lin.out, acc32.data());
+  return std::vector<double>(acc32.begin(), acc32.end());
 }
 
 void forward_w8a8(const DeployedLinear& lin, const float* x, int64_t rows, float* y) {

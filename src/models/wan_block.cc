@@ -1,0 +1,184 @@
+#include "models/wan_block.h"
+
+#include <cmath>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "ops/activation.h"
+#include "ops/attention_kernels.h"
+#include "ops/norm.h"
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+// LayerNorm over `dim` (eps), optionally affine, as WanLayerNorm / FP32LayerNorm.
+void layer_norm(const float* x, int64_t rows, int64_t dim, float eps, const float* weight, const float* bias, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < dim; ++i) mean += xr[i];
+    mean /= static_cast<double>(dim);
+    for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+    const double inv = 1.0 / std::sqrt(var / static_cast<double>(dim) + eps);
+    for (int64_t i = 0; i < dim; ++i) {
+      float v = static_cast<float>((xr[i] - mean) * inv);
+      if (weight) v = v * weight[i] + bias[i];
+      y[r * dim + i] = v;
+    }
+  }
+}
+
+float gelu_tanh(float x) {
+  constexpr float k = 0.7978845608028654f;  // sqrt(2/pi)
+  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+}
+
+// Adjacent-pair rotation (x[2j], x[2j+1]) by angle pos_axis(t)·θ^(−2k/d_axis),
+// channels split (frame, height, width) as [c − 2⌊c/3⌋, ⌊c/3⌋, ⌊c/3⌋] of the
+// c = head_dim/2 pairs; angles in double as the reference's complex128.
+void rope_3d(float* x, int64_t rows, int64_t heads, int64_t hd, const WanBlockInputs& in) {
+  const int64_t c = hd / 2, cs = c / 3, ct = c - 2 * cs;
+  const int64_t counts[3] = {ct, cs, cs};
+  std::vector<double> inv(static_cast<size_t>(c));
+  std::vector<int> axis(static_cast<size_t>(c));
+  for (int64_t j = 0, a = 0, k = 0; j < c; ++j, ++k) {
+    if (k == counts[a]) ++a, k = 0;
+    axis[static_cast<size_t>(j)] = static_cast<int>(a);
+    inv[static_cast<size_t>(j)] = 1.0 / std::pow(10000.0, 2.0 * static_cast<double>(k) / (2.0 * counts[a]));
+  }
+  const int64_t grid = in.frames * in.height * in.width;
+  for (int64_t t = 0; t < std::min(rows, grid); ++t) {
+    const int64_t pos[3] = {t / (in.height * in.width), (t / in.width) % in.height, t % in.width};
+    for (int64_t j = 0; j < c; ++j) {
+      const double angle = static_cast<double>(pos[axis[static_cast<size_t>(j)]]) * inv[static_cast<size_t>(j)];
+      const float cs_ = static_cast<float>(std::cos(angle)), sn = static_cast<float>(std::sin(angle));
+      for (int64_t h = 0; h < heads; ++h) {
+        float* p = x + t * heads * hd + h * hd + 2 * j;
+        const float a = p[0], b = p[1];
+        p[0] = a * cs_ - b * sn;
+        p[1] = a * sn + b * cs_;
+      }
+    }
+  }
+}
+
+// Non-causal attention: every query row attends to keys [0, keys).
+void full_attention(const float* q, int64_t rows, const float* k, const float* v, int64_t keys, int64_t heads,
+                    int64_t hd, float* out) {
+  const int64_t stride = heads * hd;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  std::vector<float> kt(static_cast<size_t>(hd * keys)), s(static_cast<size_t>(keys));
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t j = 0; j < keys; ++j)
+      for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>(e * keys + j)] = k[j * stride + h * hd + e];
+    for (int64_t i = 0; i < rows; ++i) {
+      kernels::attention_scores(q + i * stride + h * hd, kt.data(), keys, hd, keys, scale, s.data());
+      const float sum = kernels::softmax_unnormalized(s.data(), keys);
+      kernels::attention_weighted_sum(s.data(), keys, v + h * hd, stride, hd, 1.0f / sum, out + i * stride + h * hd);
+    }
+  }
+}
+
+struct Linears {
+  const LayerWeights& w;
+  LinearExecutor* exec;
+  void operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,
+                  std::vector<float>& y) const {
+    y.resize(static_cast<size_t>(rows * out));
+    const float* bias = w.get(name + ".bias").data();
+    if (!exec) {
+      linear_from_layer(w, name + ".weight", x, rows, in, bias, out, y.data());
+      return;
+    }
+    std::vector<float> scratch;
+    const float* weight = exec->needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
+    exec->run(name, x, rows, in, weight, bias, out, y.data());
+  }
+};
+
+}  // namespace
+
+LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n) {
+  LayerDesc d = wan_block_desc(cfg, n);
+  LayerWeights w;
+  w.layer = n;
+  for (const auto& t : d.tensors) {
+    const std::string full = wan_checkpoint_name(cfg, d.prefix + "." + t.name);
+    if (!ckpt.contains(full)) fail("tensor '{}' is missing from checkpoint {}", full, ckpt.path().string());
+    const TensorInfo& info = ckpt.info(full);
+    if (info.shape != t.shape)
+      fail("tensor '{}' has shape {} but {} implies {}", full, shape_str(info.shape), cfg.source.string(),
+           shape_str(t.shape));
+    Tensor raw = ckpt.read(full);
+    check_finite(raw, full, ckpt.file_of(full).string());
+    w.tensors.emplace(t.name, to_f32(raw));
+  }
+  return w;
+}
+
+void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, int64_t rows, const WanBlockInputs& in,
+                       LinearExecutor* exec) {
+  if (cfg.image_cross_attn()) fail("Wan {} blocks (image cross-attention) are not computed yet", cfg.model_type);
+  const int64_t D = cfg.dim, F = cfg.ffn_dim, H = cfg.num_heads, hd = cfg.head_dim();
+  const float eps = static_cast<float>(cfg.eps);
+  if (in.valid_tokens <= 0 || in.valid_tokens > rows) fail("Wan block: {} valid tokens of {}", in.valid_tokens, rows);
+  Linears linear{w, exec};
+  // m[i] = modulation[i] + e0[i]: shift, scale, gate (attention), shift, scale, gate (FFN).
+  std::vector<float> m(static_cast<size_t>(6 * D));
+  const std::vector<float>& mod = w.get("modulation");
+  for (size_t i = 0; i < m.size(); ++i) m[i] = mod[i] + in.e0[i];
+  auto modulated_norm = [&](int shift, int scale, std::vector<float>& y) {
+    y.resize(static_cast<size_t>(rows * D));
+    layer_norm(x, rows, D, eps, nullptr, nullptr, y.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < D; ++i) {
+        float& v = y[static_cast<size_t>(r * D + i)];
+        v = v * (1.0f + m[static_cast<size_t>(scale * D + i)]) + m[static_cast<size_t>(shift * D + i)];
+      }
+  };
+  auto add_gated = [&](const std::vector<float>& y, int gate) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < D; ++i)
+        x[r * D + i] += y[static_cast<size_t>(r * D + i)] * (gate < 0 ? 1.0f : m[static_cast<size_t>(gate * D + i)]);
+  };
+
+  // Self-attention.
+  std::vector<float> y, q, k, v, a(static_cast<size_t>(rows * D)), o;
+  modulated_norm(0, 1, y);
+  linear("self_attn.q", y.data(), rows, D, D, q);
+  linear("self_attn.k", y.data(), rows, D, D, k);
+  linear("self_attn.v", y.data(), rows, D, D, v);
+  rms_norm(q.data(), w.get("self_attn.norm_q.weight").data(), rows, D, eps, q.data());
+  rms_norm(k.data(), w.get("self_attn.norm_k.weight").data(), rows, D, eps, k.data());
+  rope_3d(q.data(), rows, H, hd, in);
+  rope_3d(k.data(), rows, H, hd, in);
+  full_attention(q.data(), rows, k.data(), v.data(), in.valid_tokens, H, hd, a.data());
+  linear("self_attn.o", a.data(), rows, D, D, o);
+  add_gated(o, 2);
+
+  // Cross-attention to the text context (no modulation, no gate).
+  y.resize(static_cast<size_t>(rows * D));
+  if (cfg.cross_attn_norm)
+    layer_norm(x, rows, D, eps, w.get("norm3.weight").data(), w.get("norm3.bias").data(), y.data());
+  else
+    std::copy(x, x + rows * D, y.begin());
+  linear("cross_attn.q", y.data(), rows, D, D, q);
+  linear("cross_attn.k", in.context, in.context_len, D, D, k);
+  linear("cross_attn.v", in.context, in.context_len, D, D, v);
+  rms_norm(q.data(), w.get("cross_attn.norm_q.weight").data(), rows, D, eps, q.data());
+  rms_norm(k.data(), w.get("cross_attn.norm_k.weight").data(), in.context_len, D, eps, k.data());
+  full_attention(q.data(), rows, k.data(), v.data(), in.context_len, H, hd, a.data());
+  linear("cross_attn.o", a.data(), rows, D, D, o);
+  add_gated(o, -1);
+
+  // FFN: Linear → GELU(tanh) → Linear, modulated and gated.
+  modulated_norm(3, 4, y);
+  std::vector<float> hidden;
+  linear("ffn.0", y.data(), rows, D, F, hidden);
+  for (float& h : hidden) h = gelu_tanh(h);
+  linear("ffn.2", hidden.data(), rows, F, D, o);
+  add_gated(o, 5);
+}
+
+}  // namespace lwq

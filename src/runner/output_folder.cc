@@ -153,6 +153,15 @@ void OutputFolder::clear() {
 void OutputFolder::commit() {
   std::error_code ec;
   fs::remove(temp_ / ".lock", ec);  // the descriptor keeps the lock until the rename is done
+  // Loaders check modes: MindIE refuses weights or descriptions with group-write
+  // or any "other" bit (ascend_loaders.md §10 rule 1: 0600/0640); msModelSlim
+  // writes 0600. Owner read/write, group read.
+  for (const auto& entry : fs::directory_iterator(temp_)) {
+    if (!entry.is_regular_file()) continue;
+    fs::permissions(entry.path(), fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read,
+                    fs::perm_options::replace, ec);
+    if (ec) fail("cannot set the mode of {} to 0640: {}", entry.path().string(), ec.message());
+  }
   sync_folder(temp_);
   fs::path old;
   if (fs::exists(final_)) {

@@ -64,6 +64,11 @@ TEST(QuantRunner, W8A8StaticOnStories260K) {
   EXPECT_EQ(outcome.model_quant_type, "W8A8");
   Output out = open_output(tmp / "out");
   expect_consistent_description(out, "W8A8");
+  // Loaders refuse group-write or "other" bits (ascend_loaders.md §10 rule 1): every file is 0640.
+  for (const auto& e : fs::directory_iterator(tmp / "out"))
+    EXPECT_EQ(fs::status(e.path()).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read)
+        << e.path();
   for (int k = 0; k < 5; ++k)
     for (const auto& lin : kLinears) {
       std::string p = "model.layers." + std::to_string(k) + "." + lin;

@@ -99,6 +99,8 @@ void check_config_matches(const QuantizedFolder& q, const ModelConfig& cfg) {
       if (!qv && !fv) continue;
       if (key == "text_config" && qv && fv && qv->is_object() && fv->is_object()) continue;  // compared below
       if (qv && fv && *qv == *fv) continue;
+      // A tied model rotated by quarot is written untied (its head is no longer the embedding).
+      if (key == "tie_word_embeddings" && qv && fv && *qv == false && *fv == true) continue;
       fail("{}: '{}{}' is {} but the float model's {} has {} (engines build the served model from the quantized "
            "folder's config.json)",
            qwhere, scope, key, qv ? brief(*qv) : "absent", fwhere, fv ? brief(*fv) : "absent");
@@ -148,7 +150,7 @@ void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt,
         fail("tensor '{}.weight' is {} in the quantized folder but [{}, {}] in the float model", prefix, shape_str(w),
              lin.out_features, lin.in_features);
       const bool has_bias = q.contains(prefix + ".bias");
-      if (lin.has_bias != has_bias)
+      if (lin.has_bias && !has_bias)  // asymmetric smoothing may give a Linear a bias it had not
         fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
              lin.has_bias ? "a" : "no", has_bias ? "one" : "none");
       params.emplace(lin.name, q.load_linear(prefix, /*with_weight=*/false));
@@ -200,7 +202,7 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     if (d.out != lin.out_features || d.in != lin.in_features)
       fail("tensor '{}.weight' is [{}, {}] in the quantized folder but [{}, {}] in the float model", prefix, d.out, d.in,
            lin.out_features, lin.in_features);
-    if (lin.has_bias != !d.bias.empty())
+    if (lin.has_bias && d.bias.empty())  // asymmetric smoothing may give a Linear a bias it had not
       fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
            lin.has_bias ? "a" : "no", d.bias.empty() ? "none" : "one");
     exec.linears.emplace(lin.name, std::move(d));
@@ -214,6 +216,17 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     }
     w.tensors[t.name] = read_float(q, desc.prefix + "." + t.name, t.shape);
   }
+  // Tensors outlier smoothing adds (spec §2.8): a replaced norm's bias, and the
+  // bias a FLOAT Linear gained from an asymmetric shift.
+  for (const auto& t : desc.tensors) {
+    if (!t.name.ends_with(".weight") || t.shape.size() != 1) continue;
+    const std::string bias = t.name.substr(0, t.name.size() - 7) + ".bias";
+    if (!w.tensors.count(bias) && q.contains(desc.prefix + "." + bias))
+      w.tensors[bias] = read_float(q, desc.prefix + "." + bias, t.shape);
+  }
+  for (const auto& lin : desc.linears)
+    if (!lin.has_bias && !quantized_params.count(lin.name + ".weight") && q.contains(desc.prefix + "." + lin.name + ".bias"))
+      w.tensors[lin.name + ".bias"] = read_float(q, desc.prefix + "." + lin.name + ".bias", {lin.out_features});
   for (const auto& lin : desc.linears)  // FLOAT routed experts (not in desc.tensors)
     if (lin.expert >= 0 && !quantized_params.count(lin.name + ".weight"))
       w.tensors[lin.name + ".weight"] =
@@ -232,10 +245,14 @@ void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, 
   allowed.insert(architecture_for(cfg).lm_head);  // written even when tied (spec fact 16)
   for (int k = 0; k < cfg.num_hidden_layers; ++k) {
     LayerDesc desc = layer_desc(cfg, k);
+    for (const auto& t : desc.tensors)  // a smoothed norm's bias (spec §2.8)
+      if (t.name.ends_with(".weight") && t.shape.size() == 1)
+        allowed.insert(desc.prefix + "." + t.name.substr(0, t.name.size() - 7) + ".bias");
     for (const auto& lin : desc.linears) {
       std::string prefix = desc.prefix + "." + lin.name;
       std::string type = q.linear_type(prefix);
       if (lin.expert >= 0) allowed.insert(prefix + ".weight");  // per-expert export names of fused experts
+      allowed.insert(prefix + ".bias");  // asymmetric smoothing's new bias
       if (type == "FLOAT") continue;
       for (const auto& suffix : QuantizedFolder::parameter_suffixes(type)) allowed.insert(prefix + suffix);
     }
@@ -343,7 +360,9 @@ EvalResult evaluate(const EvalOptions& o) {
   qhead.hidden = fhead.hidden;
   qhead.norm_weight = read_float(quant, arch.final_norm, {cfg.hidden_size});
   // Tied models: engines tie the head to embed_tokens (ascend_loaders.md §2), whatever lm_head.weight holds.
-  qhead.lm_head = read_float(quant, cfg.tie_word_embeddings ? arch.embed_tokens : arch.lm_head,
+  // A rotated tied model is written untied (quarot): its own lm_head is then the head.
+  const bool untied = quant.config().contains("tie_word_embeddings") && quant.config().at("tie_word_embeddings") == false;
+  qhead.lm_head = read_float(quant, cfg.tie_word_embeddings && !untied ? arch.embed_tokens : arch.lm_head,
                              {cfg.vocab_size, cfg.hidden_size});
   WindowScores s;
   for (size_t i = 0; i < windows.size(); ++i) {

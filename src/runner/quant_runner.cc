@@ -341,7 +341,8 @@ class LayerWiseQuantizer {
       }
       smooth_settings_from(p);  // throws for bad settings
       for (const auto& t : undeclared_subgraph_types(arch, p.smooth.enable_subgraph_type))
-        spdlog::warn("{}: subgraph type '{}' is not declared by the family '{}'; nothing of that type is smoothed",
+        // The reference practices enable every type on every model: information, not a warning.
+        spdlog::info("{}: subgraph type '{}' is not declared by the family '{}'; nothing of that type is smoothed",
                      where, t, arch.family);
     }
   }

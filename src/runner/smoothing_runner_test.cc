@@ -51,7 +51,7 @@ const char* kW8A8Static = R"(
 )";
 
 std::string practice(const std::string& processors) {
-  return "apiversion: modelslim_v1\nspec:\n  process:\n" + processors;
+  return "apiversion: modelslim_v1\nspec:\n  dataset: calib_zh_en.jsonl\n  process:\n" + processors;
 }
 
 // Runs `processors` on `model` into `out` (allow_float_copy for the transform-only lists).
@@ -121,7 +121,9 @@ TEST(SmoothingRunner, ExportsNormBiasFloat32AndQuarotExtras) {
       double dot = 0;
       for (int c = 0; c < 64; ++c) dot += double(R[i * 64 + c]) * R[j * 64 + c];
       EXPECT_NEAR(dot, i == j ? 1.0 : 0.0, 1e-5);
-      if (i / 32 != j / 32) EXPECT_EQ(R[i * 64 + j], 0.0f);
+      if (i / 32 != j / 32) {
+        EXPECT_EQ(R[i * 64 + j], 0.0f);
+      }
     }
   EXPECT_EQ(read_json(tmp / "qr" / "config.json")["tie_word_embeddings"], false);
   Checkpoint out = Checkpoint::open(tmp / "qr");
@@ -237,6 +239,7 @@ default_w8a8: &default_w8a8
   act: {scope: "per_tensor", dtype: "int8", symmetric: False, method: "minmax"}
   weight: {scope: "per_channel", dtype: "int8", symmetric: True, method: "minmax"}
 spec:
+  dataset: calib_zh_en.jsonl
   process:
 )" + list + R"(  save:
     - type: "ascendv1_saver"

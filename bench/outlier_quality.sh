@@ -29,6 +29,9 @@ for v in none smooth_quant iter_smooth flex_smooth_quant quarot+iter_smooth; do
     echo "  process:"
     [ -n "${lists[$v]}" ] && echo "${lists[$v]}"
     echo "$w8a8"
+    echo "  save:"
+    echo "    - type: ascendv1_saver"
+    echo "  dataset: calib_zh_en.jsonl"
   } > "$work/$v.yaml"
 done
 

@@ -248,11 +248,15 @@ void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, 
     for (const auto& t : desc.tensors)  // a smoothed norm's bias (spec §2.8)
       if (t.name.ends_with(".weight") && t.shape.size() == 1)
         allowed.insert(desc.prefix + "." + t.name.substr(0, t.name.size() - 7) + ".bias");
+    // Asymmetric smoothing shifts a norm (it gets a bias) and gives the
+    // Linears reading it a bias: allowed only beside that norm bias.
+    for (const auto& g : architecture_for(cfg).smooth_subgraphs)
+      if (g.type == "norm-linear" && q.contains(desc.prefix + "." + g.source + ".bias"))
+        for (const auto& t : g.targets) allowed.insert(desc.prefix + "." + t + ".bias");
     for (const auto& lin : desc.linears) {
       std::string prefix = desc.prefix + "." + lin.name;
       std::string type = q.linear_type(prefix);
       if (lin.expert >= 0) allowed.insert(prefix + ".weight");  // per-expert export names of fused experts
-      allowed.insert(prefix + ".bias");  // asymmetric smoothing's new bias
       if (type == "FLOAT") continue;
       for (const auto& suffix : QuantizedFolder::parameter_suffixes(type)) allowed.insert(prefix + suffix);
     }

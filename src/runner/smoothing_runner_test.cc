@@ -105,6 +105,18 @@ TEST(SmoothingRunner, ExportsNormBiasFloat32AndQuarotExtras) {
     }
   EXPECT_EQ(desc["optional"], nlohmann::ordered_json::object());
   EXPECT_FALSE(fs::exists(tmp / "sq" / "optional"));
+  EXPECT_LT(std::abs(rel_dppl(eval(stories(), tmp / "sq"))), 0.05);
+
+  // Asymmetric iter_smooth: the shifted norms' biases, and biases on the
+  // quantized Linears that read them (which had none), scored by eval.
+  quantize(stories(), tmp / "asym", std::string("    - type: iter_smooth\n      symmetric: false\n") + kW8A8Static);
+  desc = read_json(tmp / "asym" / "quant_model_description.json");
+  Checkpoint asym = Checkpoint::open(tmp / "asym");
+  EXPECT_EQ(desc["model.layers.1.input_layernorm.bias"], "FLOAT");
+  EXPECT_EQ(asym.info("model.layers.1.input_layernorm.bias").dtype, DType::F32);
+  EXPECT_TRUE(asym.contains("model.layers.1.self_attn.q_proj.bias"));
+  EXPECT_TRUE(asym.contains("model.layers.1.mlp.up_proj.bias"));
+  EXPECT_LT(std::abs(rel_dppl(eval(stories(), tmp / "asym"))), 0.05);
 
   // quarot: the rotation written for consumers, the tied model untied.
   quantize(stories(), tmp / "qr", std::string("    - type: quarot\n      block_size: 32\n") + kW8A8Static);

@@ -4,7 +4,8 @@
 // arithmetic against the float model).
 //
 //  * smoothing alone / rotation alone (an all-FLOAT output) keep the model's
-//    function: eval's perplexity equals the float one to f32 rounding;
+//    function: eval's perplexity equals the float one to f32 rounding (tied,
+//    untied, qwen2 biases), and to bf16 rounding for a bf16 checkpoint;
 //  * the exported tensors: <norm>.bias FLOAT float32, optional/quarot.safetensors,
 //    the description's "optional" entry, an untied config.json with its own lm_head;
 //  * iter_smooth + static W8A8 beats plain static W8A8 on a copy of
@@ -87,6 +88,46 @@ TEST(SmoothingRunner, TransformsAloneKeepTheFunction) {
       EXPECT_EQ(r.top1_agreement, 1.0) << name;
     }
   }
+}
+
+// stories260K with its own lm_head (untied), optionally every tensor bf16.
+fs::path variant(const fs::path& dir, bool bf16) {
+  copy_model(stories(), dir, [bf16](auto& cfg) {
+    cfg["tie_word_embeddings"] = false;
+    if (bf16) cfg["torch_dtype"] = "bfloat16";
+  });
+  Checkpoint ckpt = Checkpoint::open(stories() / "model.safetensors");
+  fs::remove(dir / "model.safetensors");
+  SafetensorsWriter w(dir / "model.safetensors");
+  auto add = [&](const std::string& name, const Tensor& t) {
+    w.add(name, bf16 ? tensor_from_f32(DType::BF16, t.shape, to_f32(t)) : t);
+  };
+  for (const auto& n : ckpt.tensor_names()) add(n, ckpt.read(n));
+  add("lm_head.weight", ckpt.read("model.embed_tokens.weight"));
+  w.finish();
+  return dir;
+}
+
+TEST(SmoothingRunner, UntiedAndBf16CheckpointsKeepTheFunction) {
+  TempDir tmp;
+  const std::string list = "    - type: quarot\n      block_size: 32\n    - type: iter_smooth\n";
+  // Untied f32: the head is rotated from its own tensor; nothing to untie.
+  const fs::path untied = variant(tmp / "untied", false);
+  quantize(untied, tmp / "u", list, /*float_copy=*/true);
+  EXPECT_EQ(read_json(tmp / "u" / "config.json")["tie_word_embeddings"], false);
+  EXPECT_LT(std::abs(rel_dppl(eval(untied, tmp / "u", 512))), 1e-4);
+  // bf16 (untied): transformed tensors are written back in bf16, so the
+  // function holds to bf16 rounding of the weights, not to f32's.
+  const fs::path bf16 = variant(tmp / "bf16", true);
+  quantize(bf16, tmp / "b", list, /*float_copy=*/true);
+  Checkpoint out = Checkpoint::open(tmp / "b");
+  EXPECT_EQ(out.info("model.layers.0.self_attn.q_proj.weight").dtype, DType::BF16);
+  EXPECT_EQ(out.info("lm_head.weight").dtype, DType::BF16);
+  EvalResult r = eval(bf16, tmp / "b", 512);
+  std::cout << "bf16 quarot + iter_smooth, all FLOAT: Δppl " << 100 * rel_dppl(r) << " %, top-1 " << r.top1_agreement
+            << "\n";
+  EXPECT_LT(std::abs(rel_dppl(r)), 0.01);
+  EXPECT_GT(r.top1_agreement, 0.97);
 }
 
 TEST(SmoothingRunner, ExportsNormBiasFloat32AndQuarotExtras) {

@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Write a random-weight Llama-shaped bf16 checkpoint"};
   std::string out, tokenizer_dir = "examples/stories260K";
   int64_t hidden = 2048, intermediate = 5632, layers = 11, heads = 16, kv_heads = 4, vocab = 512, shard_mb = 256;
+  int64_t head_dim_opt = 0, experts = 0, experts_per_tok = 8, moe_intermediate = 1536;
+  bool fused = false;
   app.add_option("--out", out, "Output folder")->required();
   app.add_option("--hidden", hidden);
   app.add_option("--intermediate", intermediate);
@@ -55,10 +57,16 @@ int main(int argc, char** argv) {
   app.add_option("--vocab", vocab, "Must match the tokenizer (stories260K: 512)");
   app.add_option("--shard-mb", shard_mb);
   app.add_option("--tokenizer-dir", tokenizer_dir, "Folder whose tokenizer files are copied");
+  app.add_option("--head-dim", head_dim_opt, "Default: hidden / heads");
+  app.add_option("--experts", experts, "> 0: a qwen3_moe checkpoint with this many routed experts per layer");
+  app.add_option("--experts-per-tok", experts_per_tok);
+  app.add_option("--moe-intermediate", moe_intermediate);
+  app.add_flag("--fused", fused, "Experts as fused 3-D tensors [E, 2I, H] / [E, H, I] (transformers 5 layout)");
   CLI11_PARSE(app, argc, argv);
 
   fs::create_directories(out);
-  const int64_t head_dim = hidden / heads;
+  const int64_t head_dim = head_dim_opt > 0 ? head_dim_opt : hidden / heads;
+  const bool moe = experts > 0;
   ShardedWriterOptions opts;
   opts.stem = "model";
   opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
@@ -72,9 +80,27 @@ int main(int argc, char** argv) {
     writer.add(p + "self_attn.k_proj.weight", random_bf16({kv_heads * head_dim, hidden}, w_scale, seed++));
     writer.add(p + "self_attn.v_proj.weight", random_bf16({kv_heads * head_dim, hidden}, w_scale, seed++));
     writer.add(p + "self_attn.o_proj.weight", random_bf16({hidden, heads * head_dim}, w_scale, seed++));
-    writer.add(p + "mlp.gate_proj.weight", random_bf16({intermediate, hidden}, w_scale, seed++));
-    writer.add(p + "mlp.up_proj.weight", random_bf16({intermediate, hidden}, w_scale, seed++));
-    writer.add(p + "mlp.down_proj.weight", random_bf16({hidden, intermediate}, w_scale, seed++));
+    if (moe) {
+      writer.add(p + "self_attn.q_norm.weight", ones_bf16(head_dim));
+      writer.add(p + "self_attn.k_norm.weight", ones_bf16(head_dim));
+      writer.add(p + "mlp.gate.weight", random_bf16({experts, hidden}, 0.5f, seed++));
+      const int64_t I = moe_intermediate;
+      if (fused) {
+        writer.add(p + "mlp.experts.gate_up_proj", random_bf16({experts, 2 * I, hidden}, w_scale, seed++));
+        writer.add(p + "mlp.experts.down_proj", random_bf16({experts, hidden, I}, w_scale, seed++));
+      } else {
+        for (int64_t e = 0; e < experts; ++e) {
+          const std::string q = fmt::format("{}mlp.experts.{}.", p, e);
+          writer.add(q + "gate_proj.weight", random_bf16({I, hidden}, w_scale, seed++));
+          writer.add(q + "up_proj.weight", random_bf16({I, hidden}, w_scale, seed++));
+          writer.add(q + "down_proj.weight", random_bf16({hidden, I}, w_scale, seed++));
+        }
+      }
+    } else {
+      writer.add(p + "mlp.gate_proj.weight", random_bf16({intermediate, hidden}, w_scale, seed++));
+      writer.add(p + "mlp.up_proj.weight", random_bf16({intermediate, hidden}, w_scale, seed++));
+      writer.add(p + "mlp.down_proj.weight", random_bf16({hidden, intermediate}, w_scale, seed++));
+    }
     writer.add(p + "input_layernorm.weight", ones_bf16(hidden));
     writer.add(p + "post_attention_layernorm.weight", ones_bf16(hidden));
     fmt::print(stderr, "\rlayer {}/{}", k + 1, layers);
@@ -84,13 +110,18 @@ int main(int argc, char** argv) {
   auto map = writer.finish();
   fmt::print(stderr, "\n");
 
+  const std::string moe_keys =
+      moe ? fmt::format(R"("num_experts": {}, "num_experts_per_tok": {}, "moe_intermediate_size": {},
+ "norm_topk_prob": true, "decoder_sparse_step": 1, "mlp_only_layers": [],)", experts, experts_per_tok, moe_intermediate)
+          : "";
   std::ofstream(fs::path(out) / "config.json") << fmt::format(
-      R"({{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": {}, "intermediate_size": {},
+      R"({{"architectures": ["{}"], "model_type": "{}", {} "hidden_size": {}, "intermediate_size": {},
  "num_hidden_layers": {}, "num_attention_heads": {}, "num_key_value_heads": {}, "head_dim": {},
  "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "rope_scaling": null, "max_position_embeddings": 4096,
  "vocab_size": {}, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 2,
  "hidden_act": "silu", "attention_bias": false, "mlp_bias": false}}
-)", hidden, intermediate, layers, heads, kv_heads, head_dim, vocab);
+)", moe ? "Qwen3MoeForCausalLM" : "LlamaForCausalLM", moe ? "qwen3_moe" : "llama", moe_keys, hidden,
+      intermediate, layers, heads, kv_heads, head_dim, vocab);
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
     fs::copy_file(fs::path(tokenizer_dir) / f, fs::path(out) / f, fs::copy_options::overwrite_existing);
   fmt::print("wrote {} tensors to {}\n", map.size(), out);

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libopenblas-dev libhwy-dev libpcre2-dev libicu-dev
+  libopenblas-dev libdnnl-dev libhwy-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev libomp-dev  # fuzz smoke test (fuzz/run.sh --smoke, docs/reliability.md)
 )

@@ -36,6 +36,9 @@ import transformers
 from safetensors.torch import save_file
 from transformers import MixtralConfig, MixtralForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_goldens import forward, rms_norm, rotate  # noqa: E402  (the dense goldens' helpers)
+
 class NearTie(Exception):
     """Two experts' routing probabilities at the top-k boundary are so close that f32 and f64 may pick
     differently: the case is remade with the next seed."""
@@ -122,11 +125,6 @@ def input_ids_for(seed, vocab):
     return ids
 
 
-def forward(model, ids):
-    with torch.no_grad():
-        return model(ids[None], output_hidden_states=True, use_cache=False)
-
-
 def greedy(model, ids):
     prompt = ids[:PROMPT_LEN]
     with torch.no_grad():
@@ -146,15 +144,6 @@ def greedy(model, ids):
 
 def rel_diff(a, b):
     return float((a.double() - b.double()).abs().max() / b.double().abs().max())
-
-
-def rms_norm(x, w, eps):
-    return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
-
-
-def rotate(x, cos, sin):
-    h = x.shape[-1] // 2
-    return x * cos + torch.cat([-x[..., h:], x[..., :h]], dim=-1) * sin
 
 
 def expert_weights(w, p, family, e, num_experts):

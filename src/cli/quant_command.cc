@@ -57,8 +57,9 @@ CommandRunner add_quant_command(CLI::App& app) {
   auto* config = app.add_option("--config_path", o->config_path, "modelslim_v1 YAML practice file")
                      ->check(CLI::ExistingFile);
   auto* qtype = app.add_option("--quant_type", o->quant_type,
-                               "Built-in practice from configs/: w8a8 (static, calibrated), w8a8_dynamic, w8a16")
-                    ->check(CLI::IsMember({"w8a8", "w8a8_dynamic", "w8a16"}));
+                               "Built-in practice from configs/: w8a8 (static, calibrated), w8a8_dynamic, w8a16, "
+                               "w4a8 (int4 MoE experts, int8 elsewhere; ssz), w8a8_mxfp8")
+                    ->check(CLI::IsMember({"w8a8", "w8a8_dynamic", "w8a16", "w4a8", "w8a8_mxfp8"}));
   config->excludes(qtype);
   app.add_option("--device", o->device, "cpu (default); npu[:i,j] is accepted for compatibility and runs on CPU");
   app.add_option("--model_type", o->model_type, "Model type name (default: config.json's model_type); informational");
@@ -89,13 +90,18 @@ CommandRunner add_quant_command(CLI::App& app) {
     parse_bool_literal(o->trust_remote_code);
     check_device(o->device);
     if (o->config_path.empty() && o->quant_type.empty())
-      fail("give --config_path YAML or --quant_type (w8a8, w8a8_dynamic, w8a16)");
+      fail("give --config_path YAML or --quant_type (w8a8, w8a8_dynamic, w8a16, w4a8, w8a8_mxfp8)");
     if (!fs::is_directory(o->model_path)) fail("model folder {} does not exist", o->model_path);
     ModelConfig cfg = load_model_config(o->model_path);
-    // Mixture-of-experts models get their own practices: router FLOAT, routed
-    // experts W8A8_DYNAMIC under w8a8 (static W8A8 is no MoE type in any engine).
-    const fs::path practices = data_dir() / "configs" / (cfg.moe.num_experts > 0 ? "moe" : "");
-    fs::path yaml = o->config_path.empty() ? practices / (o->quant_type + ".yaml") : fs::path(o->config_path);
+    // Mixture-of-experts models get their own practice where one exists
+    // (configs/moe/): router FLOAT, routed experts W8A8_DYNAMIC under w8a8
+    // (static W8A8 is no MoE type in any engine).
+    fs::path yaml = o->config_path;
+    if (yaml.empty()) {
+      yaml = data_dir() / "configs" / (o->quant_type + ".yaml");
+      const fs::path moe = data_dir() / "configs" / "moe" / (o->quant_type + ".yaml");
+      if (cfg.moe.num_experts > 0 && fs::exists(moe)) yaml = moe;
+    }
     QuantJob job;
     job.model_path = o->model_path;
     job.save_path = o->save_path;

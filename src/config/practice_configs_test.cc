@@ -74,7 +74,7 @@ TEST(PracticeConfigs, W8A16) {
 }
 
 TEST(PracticeConfigs, ConfigIdEqualsFileStem) {
-  for (const char* stem : {"w8a8", "w8a8_dynamic", "w8a16"})
+  for (const char* stem : {"w8a8", "w8a8_dynamic", "w8a16", "w4a8", "w8a8_mxfp8"})
     EXPECT_EQ(load(std::string("configs/") + stem + ".yaml").metadata.config_id, stem);
 }
 
@@ -93,6 +93,46 @@ const ProcessorConfig* first_match(const std::vector<ProcessorConfig>& procs, co
 std::string type_for(const ServiceConfig& c, const std::string& name) {
   const ProcessorConfig* p = first_match(c.process, name);
   return p ? export_type_of(p->qconfig) : "FLOAT";
+}
+
+TEST(PracticeConfigs, W4A8Experts) {
+  ServiceConfig c = load("configs/w4a8.yaml");
+  expect_metadata(c, "w4a8", 4, 8);
+  expect_single_ascend_saver(c, 4);
+  EXPECT_TRUE(c.warnings.empty());
+  EXPECT_EQ(type_for(c, "model.layers.3.mlp.experts.17.down_proj"), "W4A8_DYNAMIC");
+  EXPECT_EQ(type_for(c, "model.layers.3.mlp.experts.0.gate_proj"), "W4A8_DYNAMIC");
+  EXPECT_EQ(type_for(c, "model.layers.3.mlp.shared_expert.up_proj"), "W8A8_DYNAMIC");
+  EXPECT_EQ(type_for(c, "model.layers.3.self_attn.o_proj"), "W8A8_DYNAMIC");
+  EXPECT_EQ(type_for(c, "model.layers.3.mlp.gate_proj"), "W8A8_DYNAMIC");  // dense MLP
+  EXPECT_EQ(type_for(c, "model.layers.3.mlp.gate"), "FLOAT");             // the router
+  EXPECT_EQ(type_for(c, "model.layers.1.block_sparse_moe.experts.2.w2"), "W4A8_DYNAMIC");
+  EXPECT_EQ(type_for(c, "model.layers.1.block_sparse_moe.gate"), "FLOAT");
+  const ProcessorConfig* p = first_match(c.process, "model.layers.0.mlp.experts.1.up_proj");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->qconfig.weight.method, "ssz");
+  EXPECT_TRUE(is_data_free(p->qconfig));
+}
+
+TEST(PracticeConfigs, W8A8Mxfp8) {
+  ServiceConfig c = load("configs/w8a8_mxfp8.yaml");
+  expect_metadata(c, "w8a8_mxfp8", 8, 8);
+  EXPECT_TRUE(c.warnings.empty());
+  EXPECT_EQ(type_for(c, "model.layers.0.self_attn.q_proj"), "W8A8_MXFP8");
+  EXPECT_EQ(type_for(c, "model.layers.0.mlp.gate"), "FLOAT");
+  EXPECT_TRUE(is_data_free(c.process[0].qconfig));
+}
+
+// Every scheme configuration of tests/cli/schemes.sh loads.
+TEST(PracticeConfigs, SchemeTestConfigs) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(kRepo / "tests/data/configs/schemes")) {
+    SCOPED_TRACE(e.path().string());
+    ServiceConfig c = load_service_config(e.path());
+    EXPECT_FALSE(c.process.empty());
+    ++n;
+  }
+  EXPECT_GE(n, 19);
 }
 
 TEST(TestConfigs, MoeGroupWithAnchorsAndBraces) {

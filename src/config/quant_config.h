@@ -7,9 +7,15 @@
 //    warning in ServiceConfig::warnings (msModelSlim ignores them silently);
 //  * a duplicate mapping key is resolved last-wins like PyYAML, with a warning;
 //  * only the schemes in quant_schemes.h are accepted; other valid msModelSlim
-//    combinations are rejected up front instead of failing late at deploy;
+//    combinations (pairs without an IR, W8A8_MIX, dual-scale MXFP4, the
+//    mse_round/ceil_x/fouroversix MX methods) are rejected up front instead
+//    of failing late at deploy;
 //  * W8A16 with asymmetric minmax weights is accepted (msModelSlim registers
-//    asymmetric per-channel weights only for gptq), with a portability warning.
+//    asymmetric per-channel weights only for gptq), with a portability warning;
+//  * W8A8_DYNAMIC per-group weights must be symmetric (msModelSlim exports
+//    zero offsets for asymmetric ones, spec §9 quirk 5: wrong weights);
+//  * W4A4_DYNAMIC's activation is int4/per_token/sym/minmax, which the IR
+//    table names but msModelSlim's registry lacks.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -12,13 +12,7 @@ namespace {
 using D = QDtype;
 using S = QScope;
 
-std::string describe(const SchemePattern& p) {
-  const char* sym = p.sym == SymReq::Sym ? "sym" : p.sym == SymReq::Asym ? "asym" : "sym|asym";
-  std::string methods;
-  for (const auto& m : p.methods) methods += (methods.empty() ? "" : "|") + m;
-  return fmt::format("{}/{}/{}/{}", to_string(p.dtype), to_string(p.scope), sym,
-                     methods.empty() ? "*" : methods);
-}
+const std::vector<std::string> kWeightMethods = {"minmax", "ssz", "gptq"};
 
 bool data_free_act(const QConfig& a) {
   if (a.method == "none") return true;
@@ -28,6 +22,57 @@ bool data_free_act(const QConfig& a) {
 
 bool data_free_weight(const QConfig& w) { return w.method == "minmax" || w.method == "ssz"; }
 
+bool any_match(const std::vector<SchemePattern>& table, const QConfig& q) {
+  return std::any_of(table.begin(), table.end(), [&q](const SchemePattern& p) { return matches(p, q); });
+}
+
+std::string table_text(const std::vector<SchemePattern>& table) {
+  std::string out;
+  for (const auto& p : table) out += (out.empty() ? "" : ", ") + describe(p);
+  return out;
+}
+
+// ext values: present and of the right JSON type, or the default.
+const nlohmann::json* ext_value(const QConfig& q, const char* key) {
+  if (!q.ext.is_object()) return nullptr;
+  auto it = q.ext.find(key);
+  return it == q.ext.end() || it->is_null() ? nullptr : &*it;
+}
+
+int64_t ext_int(const QConfig& q, const char* key, int64_t dflt) {
+  const nlohmann::json* v = ext_value(q, key);
+  if (!v) return dflt;
+  if (!v->is_number_integer()) fail("ext.{} must be an integer, got {}", key, v->dump());
+  return v->get<int64_t>();
+}
+
+double ext_double(const QConfig& q, const char* key, double dflt) {
+  const nlohmann::json* v = ext_value(q, key);
+  if (!v) return dflt;
+  if (!v->is_number()) fail("ext.{} must be a number, got {}", key, v->dump());
+  return v->get<double>();
+}
+
+void check_ext(const QConfig& w, const QConfig& a, const std::string& where) {
+  try {
+    if (w.method == "ssz" && ssz_steps(w) <= 0) fail("ext.step must be a positive integer, got {}", ssz_steps(w));
+    if (w.method == "gptq") {
+      const double d = gptq_percdamp(w);
+      if (!(d >= 0.0 && d < 1e6)) fail("ext.percdamp must be a non-negative number, got {}", d);
+      if (gptq_block_size(w) <= 0) fail("ext.block_size must be a positive integer, got {}", gptq_block_size(w));
+    }
+    if (w.scope == S::PerGroup && weight_group_size(w) <= 0)
+      fail("ext.group_size must be a positive integer, got {}", weight_group_size(w));
+    for (const QConfig* q : {&w, &a})
+      if (q->dtype == D::MxFp8 || q->dtype == D::MxFp4) {
+        const int64_t axes = ext_int(*q, "axes", -1);
+        if (axes != -1) fail("ext.axes {} is not supported: MX blocks run along the last (input) axis (-1)", axes);
+      }
+  } catch (const Error& e) {
+    fail("{}: {}", where, e.what());
+  }
+}
+
 }  // namespace
 
 bool matches(const SchemePattern& p, const QConfig& q) {
@@ -36,6 +81,48 @@ bool matches(const SchemePattern& p, const QConfig& q) {
   if (p.sym == SymReq::Asym && q.symmetric) return false;
   return p.methods.empty() ||
          std::find(p.methods.begin(), p.methods.end(), q.method) != p.methods.end();
+}
+
+std::string describe(const SchemePattern& p) {
+  const char* sym = p.sym == SymReq::Sym ? "sym" : p.sym == SymReq::Asym ? "asym" : "sym|asym";
+  std::string methods;
+  for (const auto& m : p.methods) methods += (methods.empty() ? "" : "|") + m;
+  return fmt::format("{}/{}/{}/{}", to_string(p.dtype), to_string(p.scope), sym, methods.empty() ? "*" : methods);
+}
+
+// Spec §1.6.1, registered activation quantizers.
+const std::vector<SchemePattern>& registered_act_quantizers() {
+  static const std::vector<SchemePattern> t = {
+      {D::Int8, S::PerTensor, SymReq::Any, {"minmax", "histogram"}},
+      {D::Fp8E4M3, S::PerTensor, SymReq::Sym, {"minmax"}},
+      {D::Int8, S::PerToken, SymReq::Any, {"minmax"}},
+      {D::Fp8E4M3, S::PerToken, SymReq::Sym, {"minmax"}},
+      {D::Int8, S::PerChannel, SymReq::Any, {"minmax"}},
+      {D::Fp8E4M3, S::PerChannel, SymReq::Sym, {"minmax"}},
+      {D::Int8, S::PdMix, SymReq::Asym, {"minmax"}},
+      {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}},
+      {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}},
+      {D::Float, S::PerTensor, SymReq::Sym, {"none"}},
+      {D::MxFp4, S::DualScale, SymReq::Sym, {"dualscale"}},
+  };
+  return t;
+}
+
+// Spec §1.6.1, registered weight quantizers.
+const std::vector<SchemePattern>& registered_weight_quantizers() {
+  static const std::vector<SchemePattern> t = {
+      {D::Int8, S::PerChannel, SymReq::Sym, {"minmax", "ssz"}},
+      {D::Int4, S::PerChannel, SymReq::Sym, {"minmax", "ssz"}},
+      {D::Fp8E4M3, S::PerChannel, SymReq::Sym, {"minmax"}},
+      {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax", "mse_round"}},
+      {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax", "ceil_x", "fouroversix"}},
+      {D::Int8, S::PerChannel, SymReq::Any, {"gptq"}},
+      {D::Int4, S::PerChannel, SymReq::Any, {"gptq"}},
+      {D::Int8, S::PerGroup, SymReq::Any, {"gptq"}},
+      {D::Int4, S::PerGroup, SymReq::Any, {"gptq"}},
+      {D::MxFp4, S::DualScale, SymReq::Sym, {"dualscale"}},
+  };
+  return t;
 }
 
 const std::vector<ExportRule>& msmodelslim_export_rules() {
@@ -60,14 +147,33 @@ const std::vector<ExportRule>& msmodelslim_export_rules() {
   return rules;
 }
 
+// What lwquant runs. Deliberate differences from the registry (documented in
+// quant_config.h): W8A16 also takes asymmetric minmax weights (with a
+// warning); W8A8_DYNAMIC per-group only symmetric weights (msModelSlim writes
+// zero offsets for asymmetric ones, spec §9 quirk 5, which deploys wrong
+// weights); W4A4_DYNAMIC activations use int4/per_token/sym/minmax, the only
+// activation that reaches that IR.
 const std::vector<ExportRule>& lwquant_supported_rules() {
+  static const SchemePattern token8{D::Int8, S::PerToken, SymReq::Sym, {"minmax"}};
+  static const SchemePattern token4{D::Int4, S::PerToken, SymReq::Sym, {"minmax"}};
+  static const SchemePattern none{D::Float, S::PerTensor, SymReq::Sym, {"none"}};
   static const std::vector<ExportRule> rules = {
-      {"W8A8", {D::Int8, S::PerTensor, SymReq::Any, {"minmax"}},
-       {D::Int8, S::PerChannel, SymReq::Sym, {"minmax"}}},
-      {"W8A8_DYNAMIC", {D::Int8, S::PerToken, SymReq::Sym, {"minmax"}},
-       {D::Int8, S::PerChannel, SymReq::Sym, {"minmax"}}},
-      {"W8A16", {D::Float, S::PerTensor, SymReq::Sym, {"none"}},
-       {D::Int8, S::PerChannel, SymReq::Any, {"minmax"}}},
+      {"W8A8", {D::Int8, S::PerTensor, SymReq::Any, {"minmax", "histogram"}},
+       {D::Int8, S::PerChannel, SymReq::Sym, kWeightMethods}},
+      {"W8A8_DYNAMIC", token8, {D::Int8, S::PerChannel, SymReq::Sym, kWeightMethods}},
+      {"W8A8_DYNAMIC", token8, {D::Int8, S::PerGroup, SymReq::Sym, {"gptq"}}},
+      {"W8A16", none, {D::Int8, S::PerChannel, SymReq::Sym, kWeightMethods}},
+      {"W8A16", none, {D::Int8, S::PerChannel, SymReq::Asym, {"minmax", "gptq"}}},
+      {"W8A16", none, {D::Int8, S::PerGroup, SymReq::Any, {"gptq"}}},
+      {"W4A8_DYNAMIC", token8, {D::Int4, S::PerChannel, SymReq::Sym, kWeightMethods}},
+      {"W4A4_DYNAMIC", token4, {D::Int4, S::PerChannel, SymReq::Sym, kWeightMethods}},
+      {"W4A4_DYNAMIC", token4, {D::Int4, S::PerChannel, SymReq::Asym, {"gptq"}}},
+      {"W4A4_DYNAMIC", token4, {D::Int4, S::PerGroup, SymReq::Any, {"gptq"}}},
+      {"WFP8AFP8_DYNAMIC", {D::Fp8E4M3, S::PerToken, SymReq::Sym, {"minmax"}},
+       {D::Fp8E4M3, S::PerChannel, SymReq::Sym, {"minmax"}}},
+      {"W8A8_MXFP8", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}},
+      {"W4A8_MXFP", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}},
+      {"W4A4_MXFP4", {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}, {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}},
   };
   return rules;
 }
@@ -86,14 +192,54 @@ std::string supported_schemes_text() {
 }
 
 const ExportRule& check_supported(const LinearQConfig& q, const std::string& where) {
-  if (const ExportRule* r = find_rule(lwquant_supported_rules(), q)) return *r;
+  if (const ExportRule* r = find_rule(lwquant_supported_rules(), q)) {
+    check_ext(q.weight, q.act, where);
+    return *r;
+  }
   const ExportRule* ms = find_rule(msmodelslim_export_rules(), q);
-  std::string why = ms ? fmt::format("msModelSlim deploys this scheme pair as {}, which lwquant does not support "
-                                     "yet with these methods",
-                                     ms->export_type)
-                       : "msModelSlim has no export type for this pair either, so it would fail at deploy";
+  const bool act_ok = any_match(registered_act_quantizers(), q.act) ||
+                      (q.act.dtype == D::Int4 && q.act.scope == S::PerToken && q.act.symmetric &&
+                       q.act.method == "minmax");
+  const bool weight_ok = any_match(registered_weight_quantizers(), q.weight);
+  std::string why;
+  if (!act_ok)
+    why = fmt::format("the activation quantizer {} is not registered (msModelSlim: \"No implementation found\"; "
+                      "registered activation quantizers: {})",
+                      describe(q.act), table_text(registered_act_quantizers()));
+  else if (!weight_ok)
+    why = fmt::format("the weight quantizer {} is not registered (registered weight quantizers: {})",
+                      describe(q.weight), table_text(registered_weight_quantizers()));
+  else if (!ms)
+    why = "msModelSlim has no export type for this pair either, so it would fail at deploy";
+  else
+    why = fmt::format("msModelSlim deploys this scheme pair as {}, which lwquant does not support "
+                      "with these methods or this symmetry",
+                      ms->export_type);
   fail("{}: unsupported quantization {}: {}. lwquant supports:{}", where, describe(q), why,
        supported_schemes_text());
+}
+
+std::optional<std::string> portability_warning(const LinearQConfig& q) {
+  const ExportRule* r = find_rule(msmodelslim_export_rules(), q);
+  if (!r || q.weight.symmetric) return std::nullopt;
+  if (r->export_type == "W8A16" && q.weight.method != "gptq")
+    return "asymmetric W8A16 weights: msModelSlim registers asymmetric per-channel weights only for gptq, and "
+           "serving engines load W8A16 reliably only when symmetric";
+  if (r->export_type == "W8A16")
+    return "asymmetric W8A16 weights: serving engines load W8A16 reliably only when symmetric";
+  if (r->export_type == "W4A4_DYNAMIC")
+    return "asymmetric W4A4_DYNAMIC weights: vLLM-Ascend's kernel ignores weight_offset (ascend_loaders §4.5), "
+           "so only symmetric weights deploy the same everywhere";
+  return std::nullopt;
+}
+
+int64_t ssz_steps(const QConfig& w) { return ext_int(w, "step", 50); }
+double gptq_percdamp(const QConfig& w) { return ext_double(w, "percdamp", 0.01); }
+int64_t gptq_block_size(const QConfig& w) { return ext_int(w, "block_size", 128); }
+int64_t weight_group_size(const QConfig& w) {
+  if (w.dtype == D::MxFp8 || w.dtype == D::MxFp4) return 32;
+  if (w.scope != S::PerGroup) return 0;
+  return ext_int(w, "group_size", 128);
 }
 
 std::string export_type_of(const LinearQConfig& q) {

@@ -1,12 +1,17 @@
 // Which (activation, weight) quantizer pairs exist and which lwquant runs.
 //
-// Two tables. msmodelslim_export_rules() is msModelSlim's IR table (spec
-// §1.6.1): it maps a pair of schemes to the export type it deploys as, for any
-// registered method. lwquant_supported_rules() is the method-specific subset
-// lwquant implements; a new scheme slots in by adding a row there (and its
-// processor/saver code), nothing else.
+// Three tables from spec §1.6.1:
+//  * registered_act_quantizers() / registered_weight_quantizers(): the
+//    (dtype, scope, symmetric, method) combinations msModelSlim registers;
+//  * msmodelslim_export_rules(): the IR table mapping an (act, weight) scheme
+//    pair to the export type it deploys as;
+//  * lwquant_supported_rules(): the method-specific rows lwquant implements.
+// A config is accepted when its pair matches a row of the last table; any
+// other combination is rejected when the config is loaded, with the list of
+// valid ones.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,7 +35,11 @@ struct ExportRule {
 };
 
 bool matches(const SchemePattern& p, const QConfig& q);
+// "int8/per_channel/sym/minmax|ssz"
+std::string describe(const SchemePattern& p);
 
+const std::vector<SchemePattern>& registered_act_quantizers();
+const std::vector<SchemePattern>& registered_weight_quantizers();
 const std::vector<ExportRule>& msmodelslim_export_rules();
 const std::vector<ExportRule>& lwquant_supported_rules();
 // First rule whose act and weight patterns both match, or nullptr.
@@ -39,9 +48,22 @@ const ExportRule* find_rule(const std::vector<ExportRule>& rules, const LinearQC
 // One line per supported rule, for error messages and --help texts.
 std::string supported_schemes_text();
 
-// The supported rule for `q`; otherwise throws lwq::Error naming `where`
-// (e.g. "w8a8.yaml:12: spec.process[0].qconfig"), the combination, what
-// msModelSlim would deploy it as, and the supported schemes.
+// The supported rule for `q`, with its ext keys checked (ssz step, gptq
+// percdamp / block_size / group_size, MX axes); otherwise throws lwq::Error
+// naming `where` (e.g. "w8a8.yaml:12: spec.process[0].qconfig"), the
+// combination, why it is refused (unregistered quantizer, no IR pair, or not
+// implemented) and the supported schemes.
 const ExportRule& check_supported(const LinearQConfig& q, const std::string& where);
+
+// A portability caveat for an accepted pair (asymmetric W8A16 / W4A4 weights,
+// which some engines ignore the offsets of), or nullopt.
+std::optional<std::string> portability_warning(const LinearQConfig& q);
+
+// Weight ext values with their defaults (spec §2.7).
+int64_t ssz_steps(const QConfig& w);          // ext.step, default 50
+double gptq_percdamp(const QConfig& w);       // ext.percdamp, default 0.01
+int64_t gptq_block_size(const QConfig& w);    // ext.block_size, default 128
+// ext.group_size (default 128) for per_group weights, 32 for MX, 0 otherwise.
+int64_t weight_group_size(const QConfig& w);
 
 }  // namespace lwq

@@ -7,17 +7,28 @@
 namespace lwq {
 namespace {
 
-QConfig qc(QDtype d, QScope s, bool sym, std::string method) {
-  return {d, s, sym, std::move(method), nlohmann::json::object()};
+QConfig qc(QDtype d, QScope s, bool sym, std::string method, nlohmann::json ext = nlohmann::json::object()) {
+  return {d, s, sym, std::move(method), std::move(ext)};
 }
 
 const QConfig kFloatAct = qc(QDtype::Float, QScope::PerTensor, true, "none");
 const QConfig kW8 = qc(QDtype::Int8, QScope::PerChannel, true, "minmax");
+const QConfig kTok8 = qc(QDtype::Int8, QScope::PerToken, true, "minmax");
+const QConfig kTok4 = qc(QDtype::Int4, QScope::PerToken, true, "minmax");
+
+std::string error_of(const LinearQConfig& q) {
+  try {
+    check_supported(q, "cfg.yaml:9: spec.process[0].qconfig");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 TEST(QuantSchemes, ExportTypesOfSupportedPairs) {
   LinearQConfig static_asym{qc(QDtype::Int8, QScope::PerTensor, false, "minmax"), kW8};
   LinearQConfig static_sym{qc(QDtype::Int8, QScope::PerTensor, true, "minmax"), kW8};
-  LinearQConfig dynamic{qc(QDtype::Int8, QScope::PerToken, true, "minmax"), kW8};
+  LinearQConfig dynamic{kTok8, kW8};
   LinearQConfig w8a16{kFloatAct, kW8};
   LinearQConfig w8a16_asym{kFloatAct, qc(QDtype::Int8, QScope::PerChannel, false, "minmax")};
   EXPECT_EQ(export_type_of(static_asym), "W8A8");
@@ -35,27 +46,99 @@ TEST(QuantSchemes, ExportTypesOfSupportedPairs) {
   EXPECT_EQ(LinearQConfig{}.act, kFloatAct);
 }
 
-TEST(QuantSchemes, ExportTypesBeyondThisMilestone) {
-  LinearQConfig w4a8{qc(QDtype::Int8, QScope::PerToken, true, "minmax"),
-                     qc(QDtype::Int4, QScope::PerChannel, true, "ssz")};
-  EXPECT_EQ(export_type_of(w4a8), "W4A8_DYNAMIC");
-  EXPECT_TRUE(is_data_free(w4a8));
-  LinearQConfig gptq{kFloatAct, qc(QDtype::Int8, QScope::PerGroup, false, "gptq")};
-  EXPECT_EQ(export_type_of(gptq), "W8A16");
-  EXPECT_FALSE(is_data_free(gptq));
-  LinearQConfig mx{qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax"), qc(QDtype::MxFp4, QScope::PerBlock, true, "minmax")};
-  EXPECT_EQ(export_type_of(mx), "W4A8_MXFP");
-  try {
-    check_supported(w4a8, "cfg.yaml:9: spec.process[0].qconfig");
-    FAIL();
-  } catch (const Error& e) {
-    std::string m = e.what();
-    EXPECT_NE(m.find("cfg.yaml:9: spec.process[0].qconfig"), std::string::npos) << m;
-    EXPECT_NE(m.find("W4A8_DYNAMIC"), std::string::npos) << m;
-    EXPECT_NE(m.find("act int8/per_token/sym/minmax + weight int4/per_channel/sym/ssz"), std::string::npos) << m;
-    EXPECT_NE(m.find("W8A8_DYNAMIC: act int8/per_token/sym/minmax + weight int8/per_channel/sym/minmax"),
-              std::string::npos) << m;
+// Every row of the IR table that lwquant implements, with its export type.
+TEST(QuantSchemes, EveryImplementedExportType) {
+  auto grp = [](QDtype d, bool sym) {
+    return qc(d, QScope::PerGroup, sym, "gptq", {{"group_size", 64}, {"percdamp", 0.02}, {"block_size", 32}});
+  };
+  const QConfig mx8 = qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax");
+  const QConfig mx4 = qc(QDtype::MxFp4, QScope::PerBlock, true, "minmax");
+  const QConfig fp8_tok = qc(QDtype::Fp8E4M3, QScope::PerToken, true, "minmax");
+  const QConfig fp8_w = qc(QDtype::Fp8E4M3, QScope::PerChannel, true, "minmax");
+  struct Case {
+    LinearQConfig q;
+    const char* type;
+    bool data_free;
+  };
+  const std::vector<Case> cases = {
+      {{qc(QDtype::Int8, QScope::PerTensor, false, "histogram"), kW8}, "W8A8", false},
+      {{qc(QDtype::Int8, QScope::PerTensor, false, "minmax"), qc(QDtype::Int8, QScope::PerChannel, true, "ssz")},
+       "W8A8",
+       false},
+      {{kTok8, qc(QDtype::Int8, QScope::PerChannel, true, "gptq")}, "W8A8_DYNAMIC", false},
+      {{kTok8, grp(QDtype::Int8, true)}, "W8A8_DYNAMIC", false},
+      {{kFloatAct, grp(QDtype::Int8, false)}, "W8A16", false},
+      {{kFloatAct, qc(QDtype::Int8, QScope::PerChannel, false, "gptq")}, "W8A16", false},
+      {{kTok8, qc(QDtype::Int4, QScope::PerChannel, true, "ssz", {{"step", 10}})}, "W4A8_DYNAMIC", true},
+      {{kTok8, qc(QDtype::Int4, QScope::PerChannel, true, "minmax")}, "W4A8_DYNAMIC", true},
+      {{kTok4, qc(QDtype::Int4, QScope::PerChannel, true, "minmax")}, "W4A4_DYNAMIC", true},
+      {{kTok4, grp(QDtype::Int4, false)}, "W4A4_DYNAMIC", false},
+      {{fp8_tok, fp8_w}, "WFP8AFP8_DYNAMIC", true},
+      {{mx8, mx8}, "W8A8_MXFP8", true},
+      {{mx8, mx4}, "W4A8_MXFP", true},
+      {{mx4, mx4}, "W4A4_MXFP4", true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(describe(c.q));
+    EXPECT_EQ(check_supported(c.q, "x").export_type, c.type);
+    EXPECT_EQ(export_type_of(c.q), c.type);
+    EXPECT_EQ(is_data_free(c.q), c.data_free);
   }
+  EXPECT_EQ(weight_group_size(grp(QDtype::Int4, true)), 64);
+  EXPECT_EQ(weight_group_size(qc(QDtype::Int4, QScope::PerGroup, true, "gptq")), 128);
+  EXPECT_EQ(weight_group_size(mx4), 32);
+  EXPECT_EQ(weight_group_size(kW8), 0);
+  EXPECT_EQ(ssz_steps(qc(QDtype::Int4, QScope::PerChannel, true, "ssz")), 50);
+  EXPECT_DOUBLE_EQ(gptq_percdamp(grp(QDtype::Int8, true)), 0.02);
+  EXPECT_EQ(gptq_block_size(grp(QDtype::Int8, true)), 32);
+  EXPECT_EQ(gptq_block_size(kW8), 128);
+}
+
+TEST(QuantSchemes, RejectionsListTheValidCombinations) {
+  // Per-group minmax weights are not registered (only gptq makes per-group int weights).
+  std::string m = error_of({kFloatAct, qc(QDtype::Int8, QScope::PerGroup, true, "minmax")});
+  EXPECT_NE(m.find("cfg.yaml:9: spec.process[0].qconfig"), std::string::npos) << m;
+  EXPECT_NE(m.find("weight quantizer int8/per_group/sym/minmax is not registered"), std::string::npos) << m;
+  EXPECT_NE(m.find("W8A16: act float/per_tensor/sym/none + weight int8/per_group/sym|asym/gptq"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("W4A8_DYNAMIC: act int8/per_token/sym/minmax + weight int4/per_channel/sym/minmax|ssz|gptq"),
+            std::string::npos) << m;
+  // ssz is symmetric only.
+  m = error_of({kTok8, qc(QDtype::Int4, QScope::PerChannel, false, "ssz")});
+  EXPECT_NE(m.find("not registered"), std::string::npos) << m;
+  // Asymmetric int4 weights under int8 activations: registered (gptq) but no IR.
+  m = error_of({kTok8, qc(QDtype::Int4, QScope::PerChannel, false, "gptq")});
+  EXPECT_NE(m.find("no export type"), std::string::npos) << m;
+  // W8A8_MIX has an IR but lwquant does not implement it.
+  m = error_of({qc(QDtype::Int8, QScope::PdMix, false, "minmax"), kW8});
+  EXPECT_NE(m.find("deploys this scheme pair as W8A8_MIX"), std::string::npos) << m;
+  // Quirk 5: asymmetric per-group W8A8_DYNAMIC would export zero offsets.
+  m = error_of({kTok8, qc(QDtype::Int8, QScope::PerGroup, false, "gptq")});
+  EXPECT_NE(m.find("W8A8_DYNAMIC"), std::string::npos) << m;
+  // Unregistered activation.
+  m = error_of({qc(QDtype::Int4, QScope::PerTensor, true, "minmax"), kW8});
+  EXPECT_NE(m.find("activation quantizer int4/per_tensor/sym/minmax is not registered"), std::string::npos) << m;
+  // MX methods lwquant does not run.
+  m = error_of({qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax"), qc(QDtype::MxFp8, QScope::PerBlock, true, "mse_round")});
+  EXPECT_NE(m.find("W8A8_MXFP8"), std::string::npos) << m;
+}
+
+TEST(QuantSchemes, ExtValuesChecked) {
+  EXPECT_NE(error_of({kTok8, qc(QDtype::Int8, QScope::PerChannel, true, "ssz", {{"step", 0}})}).find("ext.step"),
+            std::string::npos);
+  EXPECT_NE(error_of({kTok8, qc(QDtype::Int8, QScope::PerChannel, true, "ssz", {{"step", "x"}})}).find("ext.step"),
+            std::string::npos);
+  EXPECT_NE(error_of({kFloatAct, qc(QDtype::Int8, QScope::PerGroup, true, "gptq", {{"group_size", -4}})})
+                .find("ext.group_size"),
+            std::string::npos);
+  EXPECT_NE(error_of({kFloatAct, qc(QDtype::Int8, QScope::PerChannel, true, "gptq", {{"percdamp", -1}})})
+                .find("ext.percdamp"),
+            std::string::npos);
+  EXPECT_NE(error_of({kFloatAct, qc(QDtype::Int8, QScope::PerChannel, true, "gptq", {{"block_size", 0}})})
+                .find("ext.block_size"),
+            std::string::npos);
+  const QConfig mx = qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax", {{"axes", 0}});
+  EXPECT_NE(error_of({mx, mx}).find("ext.axes"), std::string::npos);
 }
 
 TEST(QuantSchemes, PairsWithoutIR) {
@@ -64,16 +147,13 @@ TEST(QuantSchemes, PairsWithoutIR) {
   LinearQConfig asym_weight_static{qc(QDtype::Int8, QScope::PerTensor, false, "minmax"),
                                    qc(QDtype::Int8, QScope::PerChannel, false, "minmax")};
   EXPECT_THROW(export_type_of(asym_weight_static), Error);
-  try {
-    check_supported(asym_token, "here");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("no export type"), std::string::npos) << e.what();
-  }
-  // Histogram W8A8 exists in msModelSlim but is not implemented yet.
-  LinearQConfig hist{qc(QDtype::Int8, QScope::PerTensor, false, "histogram"), kW8};
-  EXPECT_EQ(export_type_of(hist), "W8A8");
-  EXPECT_THROW(check_supported(hist, "here"), Error);
+  EXPECT_NE(error_of(asym_token).find("no export type"), std::string::npos);
+}
+
+TEST(QuantSchemes, PortabilityWarnings) {
+  EXPECT_TRUE(portability_warning({kFloatAct, qc(QDtype::Int8, QScope::PerChannel, false, "minmax")}));
+  EXPECT_TRUE(portability_warning({kTok4, qc(QDtype::Int4, QScope::PerGroup, false, "gptq")}));
+  EXPECT_FALSE(portability_warning({kTok8, kW8}));
 }
 
 }  // namespace

@@ -365,10 +365,8 @@ class Parser {
       else unknown_key(e, path);
     }
     std::string where = ctx_.where(n, path);
-    const ExportRule& rule = check_supported(q, where);
-    if (rule.export_type == "W8A16" && !q.weight.symmetric)
-      ctx_.warn_at(n, path, "asymmetric W8A16 weights: msModelSlim registers asymmetric per-channel weights only "
-                            "for gptq, and serving engines load W8A16 reliably only when symmetric");
+    check_supported(q, where);
+    if (auto warning = portability_warning(q)) ctx_.warn_at(n, path, *warning);
     return q;
   }
 

@@ -161,11 +161,11 @@ TEST(ServiceConfigErrors, UnsupportedCombination) {
         weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax})"),
                {"test.yaml:6: spec.process[0].qconfig", "act int8/per_token/asym/minmax + weight int8/per_channel/sym/minmax",
                 "no export type", "W8A8: act int8/per_tensor/sym|asym/minmax", "W8A8_DYNAMIC:", "W8A16:"});
-  // A valid msModelSlim scheme that lwquant does not run yet.
+  // A valid msModelSlim scheme that lwquant does not run.
   expect_error(one_processor(R"(
-        act: {scope: per_token, dtype: int8, symmetric: true, method: minmax}
-        weight: {scope: per_channel, dtype: int4, symmetric: true, method: ssz})"),
-               {"spec.process[0].qconfig", "W4A8_DYNAMIC", "does not support"});
+        act: {scope: pd_mix, dtype: int8, symmetric: false, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax})"),
+               {"spec.process[0].qconfig", "W8A8_MIX", "does not support"});
   // Static activations need symmetric weights.
   expect_error(one_processor(R"(
         act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}

@@ -145,15 +145,17 @@ void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt,
     for (const auto& lin : desc.linears) {
       const std::string prefix = desc.prefix + "." + lin.name;
       if (q.linear_type(prefix) == "FLOAT") continue;
-      const Shape& w = q.info(prefix + ".weight").shape;
-      if (w != Shape{lin.out_features, lin.in_features})
-        fail("tensor '{}.weight' is {} in the quantized folder but [{}, {}] in the float model", prefix, shape_str(w),
-             lin.out_features, lin.in_features);
+      // The Linear's [out, in], which packed int4 / FP4 weights store in half the bytes along one dimension.
+      DeployedLinear d = q.load_linear(prefix, /*with_weight=*/false);
+      if (d.out != lin.out_features || d.in != lin.in_features)
+        fail("tensor '{}.weight' is {} in the quantized folder ({} Linear [{}, {}]) but [{}, {}] in the float model",
+             prefix, shape_str(q.info(prefix + ".weight").shape), d.type, d.out, d.in, lin.out_features,
+             lin.in_features);
       const bool has_bias = q.contains(prefix + ".bias");
       if (lin.has_bias && !has_bias)  // asymmetric smoothing may give a Linear a bias it had not
         fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
              lin.has_bias ? "a" : "no", has_bias ? "one" : "none");
-      params.emplace(lin.name, q.load_linear(prefix, /*with_weight=*/false));
+      params.emplace(lin.name, std::move(d));
       quantized_params.insert(lin.name + ".weight");
       if (lin.has_bias) quantized_params.insert(lin.name + ".bias");
     }

@@ -8,8 +8,11 @@
 #include <limits>
 #include <set>
 #include <system_error>
+#include <tuple>
 
 #include "io/json_strict.h"
+#include "quant/fp_formats.h"
+#include "quant/int4_pack.h"
 #include "quant/w8a8_export.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -24,10 +27,13 @@ constexpr const char* kDescription = "quant_model_description.json";
 constexpr const char* kIndex = "quant_model_weights.safetensors.index.json";
 constexpr const char* kSingle = "quant_model_weights.safetensors";
 
-// The types lwquant eval has deployed arithmetic for, in msModelSlim's
-// model_quant_type priority order (spec §3.8: FLOAT < W8A16 < W8A8_DYNAMIC <
-// W8A8; the types between them in the full list are not known here).
-const std::vector<std::string> kKnownTypes = {"FLOAT", "W8A16", "W8A8_DYNAMIC", "W8A8"};
+// The types lwquant eval has deployed arithmetic for that take part in
+// model_quant_type, in msModelSlim's priority order (spec §3.8; W16A16S and
+// W8A8_MIX of the full list are not known here).
+const std::vector<std::string> kKnownTypes = {"FLOAT",      "W8A16",     "W8A8_DYNAMIC", "W8A8",      "WFP8AFP8_DYNAMIC",
+                                              "W8A8_MXFP8", "W4A8_MXFP", "W4A4_DYNAMIC", "W4A4_MXFP4"};
+// Known too, but outside the priority list: it never changes model_quant_type.
+constexpr const char* kUnrankedType = "W4A8_DYNAMIC";
 
 int priority_of(const std::string& type) {
   for (size_t i = 0; i < kKnownTypes.size(); ++i)
@@ -35,12 +41,38 @@ int priority_of(const std::string& type) {
   return -1;
 }
 
+bool is_known_type(const std::string& type) { return priority_of(type) >= 0 || type == kUnrankedType; }
+
 // Every suffix a quantization parameter can have (spec §3.4).
-const std::vector<std::string> kParameterSuffixes = {".weight",       ".quant_bias",   ".input_scale", ".input_offset",
-                                                     ".deq_scale",    ".weight_scale", ".weight_offset"};
+const std::vector<std::string> kParameterSuffixes = {".weight",       ".quant_bias",    ".input_scale", ".input_offset",
+                                                     ".deq_scale",    ".weight_scale",  ".weight_offset",
+                                                     ".scale_bias"};
+
+bool is_mx(const std::string& type) { return type == "W8A8_MXFP8" || type == "W4A8_MXFP" || type == "W4A4_MXFP4"; }
+bool is_fp4(const std::string& type) { return type == "W4A8_MXFP" || type == "W4A4_MXFP4"; }
 
 // How many of parameter_suffixes(type) are required (the rest are optional).
-size_t required_count(const std::string& type) { return type == "W8A8" ? 5 : 3; }
+size_t required_count(const std::string& type) {
+  if (type == "W8A8") return 5;
+  if (type == "W4A8_DYNAMIC") return 4;
+  return is_mx(type) ? 2 : 3;
+}
+
+// The stored dtype of `<p>.weight` (spec §3.4).
+DType weight_dtype(const std::string& type) {
+  if (type == "WFP8AFP8_DYNAMIC" || type == "W8A8_MXFP8") return DType::F8_E4M3;
+  if (is_fp4(type)) return DType::U8;
+  return DType::I8;
+}
+
+// [out, in] of the Linear from its stored weight shape: W4A8 packs two
+// output channels per byte ([out/2, in]), FP4 two inputs ([out, in/2]).
+std::pair<int64_t, int64_t> logical_shape(const std::string& type, const Shape& s) {
+  if (type == "W4A8_DYNAMIC") return {2 * s[0], s[1]};
+  if (is_fp4(type)) return {s[0], 2 * s[1]};
+  return {s[0], s[1]};
+}
+
 
 // A JSON value for a message: its JSON text, shortened.
 std::string brief(const Json& v) {
@@ -131,9 +163,13 @@ const std::vector<std::string>& QuantizedFolder::parameter_suffixes(const std::s
   static const std::vector<std::string> w8a8 = {".weight",    ".quant_bias",   ".input_scale",  ".input_offset",
                                                 ".deq_scale", ".weight_scale", ".weight_offset"};
   static const std::vector<std::string> scaled = {".weight", ".weight_scale", ".weight_offset"};
+  static const std::vector<std::string> w4a8 = {".weight", ".weight_scale", ".weight_offset", ".scale_bias"};
+  static const std::vector<std::string> mx = {".weight", ".weight_scale"};
   static const std::vector<std::string> none;
   if (type == "W8A8") return w8a8;
-  if (type == "W8A8_DYNAMIC" || type == "W8A16") return scaled;
+  if (type == "W4A8_DYNAMIC") return w4a8;
+  if (is_mx(type)) return mx;
+  if (is_known_type(type) && type != "FLOAT") return scaled;
   return none;
 }
 
@@ -156,6 +192,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
   if (!desc.is_object()) fail("{} must be a JSON object, got {}", desc_where, brief(desc));
   std::vector<std::pair<std::string, std::string>> entries;  // tensor entries, file order
   const Json* model_quant_type = nullptr;
+  int64_t group_size = 0;
   for (const auto& [key, value] : desc.items()) {
     if (key == "version" || key == "model_quant_type") {
       if (!value.is_string()) fail("{}: key '{}' must be a string, got {}", desc_where, key, brief(value));
@@ -169,6 +206,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
     if (key == "group_size") {
       if (!value.is_number_integer() || (!value.is_number_unsigned() && value.get<int64_t>() < 0))
         fail("{}: key 'group_size' must be a non-negative integer, got {}", desc_where, brief(value));
+      group_size = value.get<int64_t>();
       continue;
     }
     if (key == "kv_cache_type" || key == "kv_quant_type" || key == "fa_quant_type" || key.ends_with(".quant_type"))
@@ -178,9 +216,9 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
     if (!value.is_string())
       fail("{}: key '{}' must be a type string (\"FLOAT\", \"W8A8\", ...), got {}", desc_where, key, brief(value));
     const std::string& type = value.get_ref<const std::string&>();
-    if (priority_of(type) < 0)
-      fail("{}: tensor '{}' has type '{}', which lwquant eval does not know (known: FLOAT, W8A8, W8A8_DYNAMIC, W8A16)",
-           desc_where, key, type);
+    if (!is_known_type(type))
+      fail("{}: tensor '{}' has type '{}', which lwquant eval does not know (known: {}, {})", desc_where, key, type,
+           fmt::join(kKnownTypes, ", "), kUnrankedType);
     entries.emplace_back(key, type);
   }
   if (!model_quant_type) fail("{}: key 'model_quant_type' is missing (expected a string, spec §3.3)", desc_where);
@@ -204,6 +242,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
   folder.config_ = std::move(config);
   folder.serving_dtype_ = serving_dtype_of(model_dtype);
   folder.model_quant_type_ = model_quant_type->get<std::string>();
+  folder.group_size_ = group_size;
   const Checkpoint& ckpt = folder.ckpt_;
 
   // ---- files engines would also read ----
@@ -271,10 +310,14 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
            desc_where, p, bias_tag);
 
     const TensorInfo& w = ckpt.info(p + ".weight");
-    if (w.dtype != DType::I8 || w.shape.size() != 2)
-      fail("tensor '{}.weight' of type {} must be I8 [out, in], found {} {}", p, type, dtype_name(w.dtype),
-           shape_str(w.shape));
-    const int64_t out = w.shape[0];
+    const DType wd = weight_dtype(type);
+    if (w.dtype != wd || w.shape.size() != 2)
+      fail("tensor '{}.weight' of type {} must be {} {}, found {} {}", p, type, dtype_name(wd),
+           type == "W4A8_DYNAMIC" ? "[out/2, in] (two int4 output channels per byte)"
+           : is_fp4(type)         ? "[out, in/2] (two FP4 values per byte)"
+                                  : "[out, in]",
+           dtype_name(w.dtype), shape_str(w.shape));
+    const auto [out, in] = logical_shape(type, w.shape);
     if (folder.contains(p + ".bias")) check_shape_dtype(ckpt.info(p + ".bias"), type, DType::F32, {out});
     if (type == "W8A8") {
       check_shape_dtype(ckpt.info(p + ".quant_bias"), type, DType::I32, {out});
@@ -289,9 +332,30 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
                                     deq == DType::F32 ? "float32" : "int64 float32 bit patterns"));
       for (const char* s : {".weight_scale", ".weight_offset"})
         if (folder.contains(p + s)) check_shape_dtype(ckpt.info(p + s), type, DType::F32, {out, 1});
+    } else if (is_mx(type)) {
+      // One uint8 shared exponent per 32 inputs (the last block zero-padded); engines read group_size 32.
+      check_shape_dtype(ckpt.info(p + ".weight_scale"), type, DType::U8, {out, (in + 31) / 32});
+      if (folder.group_size_ != 32)
+        fail("{}: group_size is {} but {} Linear '{}' needs 32 (its block size; engines read group_size for MX "
+             "types, spec §3.3)",
+             desc_where, folder.group_size_, type, p);
     } else {
-      check_shape_dtype(ckpt.info(p + ".weight_scale"), type, DType::F32, {out, 1});
-      check_shape_dtype(ckpt.info(p + ".weight_offset"), type, DType::F32, {out, 1});
+      // Per channel [out, 1] or per group [out, in/G] with G the description's group_size.
+      const TensorInfo& ws = ckpt.info(p + ".weight_scale");
+      const int64_t k = ws.shape.size() == 2 ? ws.shape[1] : 0;
+      const bool grouped = k > 1 && in % k == 0 && type != "WFP8AFP8_DYNAMIC" && type != "W4A8_DYNAMIC";
+      if (ws.dtype != DType::F32 || ws.shape.size() != 2 || ws.shape[0] != out || (k != 1 && !grouped))
+        fail("tensor '{}' of the {} Linear must be F32 [{}, 1]{}, found {} {}", ws.name, type, out,
+             type == "WFP8AFP8_DYNAMIC" || type == "W4A8_DYNAMIC" ? "" : fmt::format(" or [{}, in/group_size]", out),
+             dtype_name(ws.dtype), shape_str(ws.shape));
+      if (grouped && in / k != folder.group_size_)
+        fail("tensor '{}' holds {} groups of {} inputs, but the description's group_size is {} (engines split "
+             "in_features by it, spec §3.3)",
+             ws.name, k, in / k, folder.group_size_);
+      check_shape_dtype(ckpt.info(p + ".weight_offset"), type, DType::F32, ws.shape);
+      if (type == "W4A8_DYNAMIC")
+        check_shape_dtype(ckpt.info(p + ".scale_bias"), type, DType::F32, {out, w4a8_scale_bias_cols(p, in)},
+                          " (8·Σ of the dequantized weight per row, or per 16 input chunks for down/o/w2, spec §3.4)");
     }
   }
   // Quantization parameters outside a Linear of their type.
@@ -318,7 +382,10 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
   }
 
   const std::string expected = kKnownTypes[static_cast<size_t>(highest)];
-  if (folder.model_quant_type_ != expected)
+  // No ranked Linear (only W4A8_DYNAMIC ones, or none): msModelSlim's initial
+  // "Unknown" stays unless a float Linear reported FLOAT.
+  const bool unranked_ok = expected == "FLOAT" && folder.model_quant_type_ == "Unknown";
+  if (folder.model_quant_type_ != expected && !unranked_ok)
     fail("{}: model_quant_type is \"{}\" but the highest-priority Linear type present is \"{}\" (spec §3.8; MindIE "
          "takes it as the model-wide quantization mode)",
          desc_where, folder.model_quant_type_, expected);
@@ -340,13 +407,27 @@ DeployedLinear QuantizedFolder::load_linear(const std::string& prefix, bool with
   lin.name = prefix;
   lin.type = linear_type(prefix);
   if (lin.type == "FLOAT") fail("'{}' is not a quantized Linear of {}", prefix, dir_.string());
-  const TensorInfo& w = ckpt_.info(prefix + ".weight");  // I8 [out, in], checked by open()
-  lin.out = w.shape[0];
-  lin.in = w.shape[1];
+  const TensorInfo& w = ckpt_.info(prefix + ".weight");  // dtype and 2-D shape checked by open()
+  std::tie(lin.out, lin.in) = logical_shape(lin.type, w.shape);
   const auto out = static_cast<size_t>(lin.out);
   if (with_weight) {
     Tensor wt = ckpt_.read(prefix + ".weight");
-    lin.weight.assign(wt.data<int8_t>(), wt.data<int8_t>() + wt.numel());
+    if (lin.type == "W4A8_DYNAMIC") {
+      lin.weight = unpack_int4_w4a8(wt.data<int8_t>(), lin.out, lin.in);
+    } else if (is_fp4(lin.type)) {
+      std::vector<uint8_t> codes = unpack_fp4(wt.data<uint8_t>(), lin.out, lin.in);
+      lin.weight.assign(codes.begin(), codes.end());
+    } else {
+      lin.weight.assign(wt.data<int8_t>(), wt.data<int8_t>() + wt.numel());
+    }
+    for (size_t k = 0; k < lin.weight.size(); ++k) {
+      const int8_t v = lin.weight[k];
+      if (lin.type == "W4A4_DYNAMIC" && (v < -8 || v > 7))
+        fail("tensor '{}.weight' entry {} is {}: W4A4_DYNAMIC stores int4 values in [-8, 7] (unpacked int8)", prefix,
+             k, v);
+      if (weight_dtype(lin.type) == DType::F8_E4M3 && (static_cast<uint8_t>(v) & 0x7F) == 0x7F)
+        fail("tensor '{}.weight' entry {} is a float8_e4m3fn NaN (0x{:02x})", prefix, k, static_cast<uint8_t>(v));
+    }
   }
   if (contains(prefix + ".bias")) {
     lin.bias = read_f32(ckpt_, prefix + ".bias");
@@ -354,26 +435,66 @@ DeployedLinear QuantizedFolder::load_linear(const std::string& prefix, bool with
       if (!std::isfinite(lin.bias[o])) fail("tensor '{}.bias' entry {} is {}: expected a finite value", prefix, o, lin.bias[o]);
   }
   const std::string ws_name = prefix + ".weight_scale", wo_name = prefix + ".weight_offset";
+  if (is_mx(lin.type)) {
+    // Shared exponents, E8M0: value 2^(u − 127); 255 is NaN.
+    Tensor st = ckpt_.read(ws_name);
+    lin.group_size = 32;
+    lin.weight_scale.resize(st.numel());
+    for (size_t k = 0; k < lin.weight_scale.size(); ++k) {
+      const uint8_t u = st.data<uint8_t>()[k];
+      if (u == 255) fail("tensor '{}' entry {} is 255, the E8M0 NaN: expected a shared exponent + 127", ws_name, k);
+      lin.weight_scale[k] = static_cast<float>(std::ldexp(1.0, u - 127));
+    }
+    lin.weight_offset.assign(lin.weight_scale.size(), 0.0f);
+    return lin;
+  }
   if (contains(ws_name)) {
     lin.weight_scale = read_f32(ckpt_, ws_name);
     check_scales(ws_name, lin.weight_scale);
     // Engines hold it in the serving dtype (ascend_loaders §4.3/4.4): it must not overflow there.
-    for (size_t o = 0; o < out; ++o)
+    for (size_t o = 0; o < lin.weight_scale.size(); ++o)
       if (!std::isfinite(round_to_dtype(lin.weight_scale[o], serving_dtype_)))
         fail("tensor '{}' entry {} is {}, which overflows {} (the serving dtype engines hold it in)", ws_name, o,
              lin.weight_scale[o], serving_name(serving_dtype_));
+    const auto groups = static_cast<int64_t>(lin.weight_scale.size()) / std::max<int64_t>(lin.out, 1);
+    lin.group_size = groups > 1 ? lin.in / groups : 0;
   }
   if (contains(wo_name)) {
     lin.weight_offset = read_f32(ckpt_, wo_name);
-    for (size_t o = 0; o < out; ++o) {
+    // W8A16's and W4A4's is the zero point in the int grid (spec §2.2); the other types' kernels ignore it
+    // (vLLM-Ascend) while MindIE applies it: only 0 means the same to both, and msModelSlim writes zeros.
+    const bool zero_point = lin.type == "W8A16" || lin.type == "W4A4_DYNAMIC";
+    const float lo = lin.type == "W4A4_DYNAMIC" ? -8.0f : -128.0f, hi = lin.type == "W4A4_DYNAMIC" ? 7.0f : 127.0f;
+    for (size_t o = 0; o < lin.weight_offset.size(); ++o) {
       const float v = lin.weight_offset[o];
-      // W8A8(_DYNAMIC) kernels ignore weight_offset (vLLM-Ascend) while MindIE applies it: only 0 means the
-      // same to both, and msModelSlim writes zeros. W8A16's is the zero point in the int8 grid (spec §2.2).
-      if (lin.type != "W8A16" && v != 0.0f)
+      if (!zero_point && v != 0.0f)
         fail("tensor '{}' entry {} is {}: a {} weight_offset must be 0 (symmetric weights; kernels ignore it)",
              wo_name, o, v, lin.type);
-      if (!(std::isfinite(v) && v >= -128.0f && v <= 127.0f))
-        fail("tensor '{}' entry {} is {}: expected a finite zero point in [-128, 127]", wo_name, o, v);
+      if (!(std::isfinite(v) && v >= lo && v <= hi))
+        fail("tensor '{}' entry {} is {}: expected a finite zero point in [{}, {}]", wo_name, o, v, lo, hi);
+    }
+  }
+  if (lin.type == "W4A8_DYNAMIC") {
+    lin.scale_bias = read_f32(ckpt_, prefix + ".scale_bias");
+    if (with_weight) {
+      // scale_bias = 8·Σ (Wq·weight_scale) per row / per 16 input chunks (spec §3.4), in float32.
+      QuantizedWeight qw;
+      qw.out = lin.out;
+      qw.in = lin.in;
+      qw.bits = 4;
+      qw.q = lin.weight;
+      qw.scale = lin.weight_scale;
+      qw.offset.assign(qw.scale.size(), 0.0f);
+      int64_t cols = 0;
+      std::vector<float> expected = w4a8_scale_bias(qw, prefix, cols);
+      const int64_t chunk = lin.in / cols;
+      for (size_t k = 0; k < expected.size(); ++k) {
+        const double tol = 1e-5 * 8.0 * 8.0 * static_cast<double>(chunk) * qw.scale[k / static_cast<size_t>(cols)];
+        if (!(std::fabs(lin.scale_bias[k] - expected[k]) <= tol))
+          fail("tensor '{}.scale_bias' entry {} is {} but 8·Σ(weight·weight_scale) = {} (spec §3.4): scale_bias, "
+               "weight and weight_scale do not belong together",
+               prefix, k, lin.scale_bias[k], expected[k]);
+      }
     }
   }
   if (lin.type != "W8A8") return lin;

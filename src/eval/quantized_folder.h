@@ -33,11 +33,13 @@ class QuantizedFolder {
   //    tensor stored and every stored tensor described;
   //  * config.json: a JSON object without quantization_config /
   //    compression_config; its dtype decides the serving dtype;
-  //  * per quantized Linear (a `<p>.weight` of type W8A8, W8A8_DYNAMIC or
-  //    W8A16): exactly the tensors of its type, each tagged with it (its float
-  //    bias FLOAT), with the dtypes and shapes of spec §3.4 (deq_scale I64 or
-  //    F32 as config.json's dtype requires); no quantization parameter
-  //    outside a Linear of its type; FLOAT tensors of a float dtype.
+  //  * per quantized Linear (a `<p>.weight` of a known quantized type):
+  //    exactly the tensors of its type, each tagged with it (its float bias
+  //    FLOAT), with the dtypes and shapes of spec §3.4 (deq_scale I64 or F32
+  //    as config.json's dtype requires; packed int4 / FP4 weights; per-group
+  //    scales [out, in/G] with G the description's group_size; MX uint8
+  //    exponents with group_size 32; W4A8 scale_bias); no quantization
+  //    parameter outside a Linear of its type; FLOAT tensors of a float dtype.
   // Values are checked by load_linear().
   static QuantizedFolder open(const std::filesystem::path& dir);
 
@@ -48,6 +50,8 @@ class QuantizedFolder {
   // The dtype engines hold activations and scales in: BF16 for bfloat16
   // models, F16 for float16 and float32 ones (ascend_loaders.md §1).
   DType serving_dtype() const { return serving_dtype_; }
+  // The description's group_size (0 when absent).
+  int64_t group_size() const { return group_size_; }
 
   // The type string of a module prefix ("FLOAT" when only FLOAT tensors, or
   // absent, exist under `prefix.weight`).
@@ -83,6 +87,7 @@ class QuantizedFolder {
   std::string model_quant_type_;
   nlohmann::ordered_json config_;
   DType serving_dtype_ = DType::F16;
+  int64_t group_size_ = 0;
 };
 
 // Opens `dir` and loads every quantized Linear with all value checks: every

@@ -141,26 +141,29 @@ LayerWeights read_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int lay
   Tensor down = ckpt.read_slice(fused.down, expert);
   check_finite(gate_up, fmt::format("{}[{}]", fused.gate_up, expert), ckpt.file_of(fused.gate_up).string());
   check_finite(down, fmt::format("{}[{}]", fused.down, expert), ckpt.file_of(fused.down).string());
-  const size_t elem = dtype_size(gate_up.dtype);
-  Tensor gate(gate_up.dtype, {I, H}), up(gate_up.dtype, {I, H});
-  if (m.fused == FusedExperts::OutMajor) {  // [2I, H]: gate rows first, then up rows
-    const size_t half = static_cast<size_t>(I * H) * elem;
-    std::memcpy(gate.bytes.data(), gate_up.bytes.data(), half);
-    std::memcpy(up.bytes.data(), gate_up.bytes.data() + half, half);
-    put(w, name(m.gate), std::move(gate));
-    put(w, name(m.up), std::move(up));
-    put(w, name(m.down), std::move(down));  // [H, I] already
-    return w;
-  }
-  // Input-major [H, 2I]: gate = first half of the last dim, transposed (spec §4.8).
-  transpose_into(gate_up.bytes.data(), H, I, 2 * I, elem, gate.bytes.data());
-  transpose_into(gate_up.bytes.data() + static_cast<size_t>(I) * elem, H, I, 2 * I, elem, up.bytes.data());
-  Tensor down_t(down.dtype, {H, I});
-  transpose_into(down.bytes.data(), I, H, H, elem, down_t.bytes.data());
-  put(w, name(m.gate), std::move(gate));
-  put(w, name(m.up), std::move(up));
-  put(w, name(m.down), std::move(down_t));
+  ExpertLinears lin = split_fused_expert(gate_up, down, m.fused, I, H);
+  put(w, name(m.gate), std::move(lin.gate));
+  put(w, name(m.up), std::move(lin.up));
+  put(w, name(m.down), std::move(lin.down));
   return w;
+}
+
+ExpertLinears split_fused_expert(const Tensor& gate_up, const Tensor& down, FusedExperts orientation, int64_t I,
+                                 int64_t H) {
+  const size_t elem = dtype_size(gate_up.dtype);
+  ExpertLinears out{Tensor(gate_up.dtype, {I, H}), Tensor(gate_up.dtype, {I, H}), Tensor(down.dtype, {H, I})};
+  if (orientation == FusedExperts::OutMajor) {  // [2I, H]: gate rows first, then up rows; down [H, I] as is
+    const size_t half = static_cast<size_t>(I * H) * elem;
+    std::memcpy(out.gate.bytes.data(), gate_up.bytes.data(), half);
+    std::memcpy(out.up.bytes.data(), gate_up.bytes.data() + half, half);
+    std::memcpy(out.down.bytes.data(), down.bytes.data(), down.nbytes());
+    return out;
+  }
+  // Input-major [H, 2I]: gate = first half of the last dim, transposed; down [I, H] transposed.
+  transpose_into(gate_up.bytes.data(), H, I, 2 * I, elem, out.gate.bytes.data());
+  transpose_into(gate_up.bytes.data() + static_cast<size_t>(I) * elem, H, I, 2 * I, elem, out.up.bytes.data());
+  transpose_into(down.bytes.data(), I, H, H, elem, out.down.bytes.data());
+  return out;
 }
 
 void insert_expert(LayerWeights& layer, LayerWeights&& expert) {
@@ -197,7 +200,9 @@ std::future<LayerWeights> ExpertStream::start(int expert) {
                     [this, expert] { return read_expert(ckpt_, cfg_, layer_, expert, storage_); });
 }
 
-void ExpertStream::acquire(int expert) {
+void ExpertStream::acquire(int expert) { insert_expert(weights_, take(expert)); }
+
+LayerWeights ExpertStream::take(int expert) {
   LayerWeights w;
   if (next_.valid() && next_expert_ == expert) w = next_.get();
   else {
@@ -209,7 +214,7 @@ void ExpertStream::acquire(int expert) {
     next_ = start(expert + 1);
     next_expert_ = expert + 1;
   }
-  insert_expert(weights_, std::move(w));
+  return w;
 }
 
 void ExpertStream::release(int expert) { erase_expert(weights_, desc_, expert); }

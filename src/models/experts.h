@@ -42,6 +42,15 @@ std::vector<std::string> expert_checkpoint_tensors(const Checkpoint& ckpt, const
 // (`stored`), F32 ones go to `tensors`, as load_layer_weights does.
 LayerWeights read_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage);
 
+// One expert's slices of the fused tensors (gate_up [2I, H] or [H, 2I], down
+// [H, I] or [I, H], per `orientation`) as the three [out, in] Linear weights
+// the engines load: gate = the first half of the 2I extent (spec §4.8).
+struct ExpertLinears {
+  Tensor gate, up, down;
+};
+ExpertLinears split_fused_expert(const Tensor& gate_up, const Tensor& down, FusedExperts orientation, int64_t I,
+                                 int64_t H);
+
 // Moves expert e's tensors into / out of a layer's weights.
 void insert_expert(LayerWeights& layer, LayerWeights&& expert);
 void erase_expert(LayerWeights& layer, const LayerDesc& desc, int expert);
@@ -59,6 +68,9 @@ class ExpertStream {
 
   void acquire(int expert);
   void release(int expert);
+  // Expert e's weights on their own, not put into the layer (for a consumer
+  // on another thread); reads e+1 in the background like acquire().
+  LayerWeights take(int expert);
   // Largest bytes of one expert's weights (for memory figures).
   size_t expert_bytes() const { return expert_bytes_; }
 

@@ -144,6 +144,54 @@ TEST(Experts, FusedAndPerExpertLayoutsComputeTheSameModel) {
   EXPECT_EQ(CausalLM::load(per_expert).logits(ids), CausalLM::load(fused).logits(ids));
 }
 
+// Hand-worked: I = 2, H = 4 (so 2I = H, the case shapes cannot decide).
+// Element values encode their [out, in] position in the engines' layout:
+// gate(o, i) = 100 + 10·o + i, up(o, i) = 200 + 10·o + i, down(o, i) = 300 + 10·o + i.
+TEST(Experts, SplitFusedExpertBothOrientations) {
+  const int64_t I = 2, H = 4;
+  auto f32 = [](Shape shape) { return Tensor(DType::F32, std::move(shape)); };
+  auto expect = [&](const ExpertLinears& l) {
+    for (int64_t o = 0; o < I; ++o)
+      for (int64_t i = 0; i < H; ++i) {
+        EXPECT_EQ(l.gate.data<float>()[o * H + i], 100 + 10 * o + i);
+        EXPECT_EQ(l.up.data<float>()[o * H + i], 200 + 10 * o + i);
+      }
+    for (int64_t o = 0; o < H; ++o)
+      for (int64_t i = 0; i < I; ++i) EXPECT_EQ(l.down.data<float>()[o * I + i], 300 + 10 * o + i);
+    EXPECT_EQ(l.gate.shape, (Shape{I, H}));
+    EXPECT_EQ(l.down.shape, (Shape{H, I}));
+  };
+  // Output-major (transformers 5): gate_up [2I, H] = [gate rows; up rows], down [H, I].
+  Tensor gu = f32({2 * I, H}), dn = f32({H, I});
+  for (int64_t o = 0; o < I; ++o)
+    for (int64_t i = 0; i < H; ++i) {
+      gu.data<float>()[o * H + i] = static_cast<float>(100 + 10 * o + i);
+      gu.data<float>()[(I + o) * H + i] = static_cast<float>(200 + 10 * o + i);
+    }
+  for (int64_t o = 0; o < H; ++o)
+    for (int64_t i = 0; i < I; ++i) dn.data<float>()[o * I + i] = static_cast<float>(300 + 10 * o + i);
+  expect(split_fused_expert(gu, dn, FusedExperts::OutMajor, I, H));
+  // Input-major (Qwen3-VL-MoE, multimodal.md A.1.1): gate_up [H, 2I] with gate = first half of the last dim
+  // (x @ gate_up), down [I, H].
+  Tensor gu_in = f32({H, 2 * I}), dn_in = f32({I, H});
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t o = 0; o < I; ++o) {
+      gu_in.data<float>()[h * 2 * I + o] = static_cast<float>(100 + 10 * o + h);
+      gu_in.data<float>()[h * 2 * I + I + o] = static_cast<float>(200 + 10 * o + h);
+    }
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t h = 0; h < H; ++h) dn_in.data<float>()[i * H + h] = static_cast<float>(300 + 10 * h + i);
+  expect(split_fused_expert(gu_in, dn_in, FusedExperts::InMajor, I, H));
+  // bf16 (2-byte elements) goes through the same byte transpose.
+  Tensor gu16(DType::BF16, {H, 2 * I}), dn16(DType::BF16, {I, H});
+  for (int64_t j = 0; j < H * 2 * I; ++j) gu16.data<uint16_t>()[j] = f32_to_bf16(gu_in.data<float>()[j]);
+  for (int64_t j = 0; j < I * H; ++j) dn16.data<uint16_t>()[j] = f32_to_bf16(dn_in.data<float>()[j]);
+  ExpertLinears b = split_fused_expert(gu16, dn16, FusedExperts::InMajor, I, H);
+  EXPECT_EQ(bf16_to_f32(b.gate.data<uint16_t>()[1 * H + 3]), 113.0f);
+  EXPECT_EQ(bf16_to_f32(b.up.data<uint16_t>()[0 * H + 2]), 202.0f);
+  EXPECT_EQ(bf16_to_f32(b.down.data<uint16_t>()[2 * I + 0]), 320.0f);  // values bf16 holds exactly
+}
+
 TEST(Experts, StreamedLayerEqualsTheResidentOne) {
   const fs::path dir = test::golden_dir("qwen3_moe");
   const ModelConfig c = load_model_config(dir);

@@ -1,6 +1,9 @@
 // Dense f32 matrix products for Linear layers (weights stored [out, in] as in
-// PyTorch). Runs on OpenBLAS; call it from one thread only (never inside an
-// OpenMP region): OpenBLAS parallelizes each product itself.
+// PyTorch). Runs on oneDNN (kernel chosen by CPU features at run time) with
+// the caller's OpenMP team (set_compute_threads, ops/threads.h); products
+// under 4 MFLOP run on the calling thread. Safe to call from any thread;
+// inside an OpenMP parallel region a product runs on the calling thread alone.
+// For exact int8 products see ops/gemm_s8.h.
 #pragma once
 
 #include <cstdint>

@@ -1,26 +1,59 @@
-// f32 GEMM throughput of matmul_nt (OpenBLAS): square sizes and the Linear
+// f32 GEMM throughput of matmul_nt (oneDNN): square sizes and the Linear
 // shapes of a Qwen2.5-0.5B layer on 2048 tokens (hidden 896, intermediate
-// 4864, 14 heads / 2 KV heads of 64). Counter FLOP (shown as e.g. 190G/s) = 2·m·n·k per second.
+// 4864, 14 heads / 2 KV heads of 64). Counter FLOP (shown as e.g. 190G/s) = 2·m·n·k per second
+// (for the int8 GEMMs: integer multiply-adds ×2, "OP"). On a shared machine
+// wall-clock rates swing with the other load, so each benchmark also reports
+// FLOP_per_cpu_s (OP_per_cpu_s): work per second of CPU time the process got,
+// all threads together. Against BM_FmaPeak's it says how close the kernels
+// come to the FMA units while they run; it does not see time a thread slept
+// waiting for another (OpenMP waits are passive here, as in lwquant).
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
+#include <time.h>
+
+#include <cstdint>
 #include <vector>
 
 #include "ops/fma_peak.h"
 #include "ops/gemm.h"
+#include "ops/gemm_s8.h"
 #include "ops/threads.h"
 
 namespace {
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Times the benchmark loop in process CPU time (see the top of the file).
+class CpuRate {
+ public:
+  CpuRate() : start_(process_cpu_seconds()) {}
+  // Sets counter `name` to work·iterations per CPU second.
+  void report(benchmark::State& state, const char* name, double work_per_iteration) const {
+    const double cpu = process_cpu_seconds() - start_;
+    if (cpu > 0) state.counters[name] = work_per_iteration * static_cast<double>(state.iterations()) / cpu;
+  }
+
+ private:
+  double start_;
+};
 
 void run_gemm(benchmark::State& state, int64_t rows, int64_t in, int64_t out) {
   lwq::set_compute_threads(0);
   std::vector<float> x(static_cast<size_t>(rows * in), 0.5f), w(static_cast<size_t>(out * in), 0.25f);
   std::vector<float> y(static_cast<size_t>(rows * out));
+  const CpuRate rate;
   for (auto _ : state) {
     lwq::matmul_nt(x.data(), rows, in, w.data(), out, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   const double flops = 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out);
   state.counters["FLOP"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  rate.report(state, "FLOP_per_cpu_s", flops);
 }
 
 void BM_GemmSquare(benchmark::State& state) { run_gemm(state, state.range(0), state.range(0), state.range(0)); }
@@ -37,11 +70,58 @@ BENCHMARK(BM_GemmQwen05B)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The same square products on OpenBLAS (cblas_sgemm, what matmul_nt ran on
+// before): its kernel is chosen from a table of CPU models.
+void BM_GemmSquareOpenBlas(benchmark::State& state) {
+  lwq::set_compute_threads(0);
+  const int n = static_cast<int>(state.range(0));
+  std::vector<float> x(static_cast<size_t>(n) * n, 0.5f), w(static_cast<size_t>(n) * n, 0.25f), y(x.size());
+  const CpuRate rate;
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, x.data(), n, w.data(), n, 0.0f, y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["FLOP"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+  rate.report(state, "FLOP_per_cpu_s", 2.0 * n * n * n);
+}
+BENCHMARK(BM_GemmSquareOpenBlas)->Arg(512)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Exact int8 GEMM (matmul_nt_s8), by kernel: 0 auto, 1 oneDNN VNNI, 2 portable.
+void BM_GemmS8Square(benchmark::State& state) {
+  lwq::set_compute_threads(0);
+  const int64_t n = state.range(0);
+  const auto kernel = static_cast<lwq::S8Kernel>(state.range(1));
+  if (kernel == lwq::S8Kernel::kOneDnnVnni && lwq::s8_auto_kernel() != kernel) {
+    state.SkipWithError("no AVX512-VNNI here");
+    return;
+  }
+  std::vector<int8_t> x(static_cast<size_t>(n * n)), w(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>(i * 7), w[i] = static_cast<int8_t>(i * 13);
+  std::vector<int32_t> y(x.size());
+  const CpuRate rate;
+  for (auto _ : state) {
+    lwq::matmul_nt_s8(kernel, x.data(), n, n, w.data(), n, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(lwq::s8_kernel_name(kernel));
+  state.counters["OP"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+  rate.report(state, "OP_per_cpu_s", 2.0 * static_cast<double>(n * n * n));
+}
+BENCHMARK(BM_GemmS8Square)
+    ->ArgNames({"n", "kernel"})
+    ->Args({512, 0})
+    ->Args({2048, 0})
+    ->Args({2048, 1})
+    ->Args({2048, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The reference the GEMM figures are judged against: independent vector FMAs
 // on every core at once (OpenMP), i.e. the measured f32 FMA peak.
 void BM_FmaPeak(benchmark::State& state) {
   const int64_t iters = 20'000'000;
   double flop = 0;
+  const CpuRate rate;
   for (auto _ : state) {
     double total = 0;
     float sink = 0;
@@ -55,10 +135,18 @@ void BM_FmaPeak(benchmark::State& state) {
     flop = total;
   }
   state.counters["FLOP"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate);
+  rate.report(state, "FLOP_per_cpu_s", flop);
   state.counters["lanes"] = static_cast<double>(lwq::fma_peak_lanes());
 }
 BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  lwq::use_passive_openmp_waits(argv);  // the thread setting lwquant runs with (ops/threads.h)
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -115,3 +115,30 @@ TEST(MatmulNtRows, EqualsMatmulNtForManyBlocks) {
 
 }  // namespace
 }  // namespace lwq
+
+namespace lwq {
+namespace {
+
+// The documented thread semantics: products may be computed from inside an
+// OpenMP region (each then runs on its calling thread) and match the same
+// products computed one at a time.
+TEST(Gemm, CallsFromInsideAnOpenMpRegionMatchSerialCalls) {
+  const int64_t rows = 64, in = 96, out = 80, n = 6;  // 2·64·96·80 ≈ 1 MFLOP each
+  std::vector<std::vector<float>> x(n), w(n), serial(n), inside(n);
+  for (int64_t t = 0; t < n; ++t) {
+    x[t] = random_vec(rows * in, 10 + static_cast<uint32_t>(t));
+    w[t] = random_vec(out * in, 20 + static_cast<uint32_t>(t));
+    serial[t].resize(rows * out);
+    inside[t].resize(rows * out);
+    matmul_nt(x[t].data(), rows, in, w[t].data(), out, serial[t].data());
+  }
+#pragma omp parallel for
+  for (int64_t t = 0; t < n; ++t) matmul_nt(x[t].data(), rows, in, w[t].data(), out, inside[t].data());
+  for (int64_t t = 0; t < n; ++t) {
+    EXPECT_LT(max_rel_err(inside[t], naive_nt(x[t], rows, in, w[t], out, nullptr)), 1e-5) << t;
+    EXPECT_EQ(inside[t], serial[t]) << t;  // both ran single-threaded: same kernel, same order
+  }
+}
+
+}  // namespace
+}  // namespace lwq

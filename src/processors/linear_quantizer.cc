@@ -4,7 +4,11 @@
 #include <cmath>
 #include <limits>
 
+#include "config/quant_schemes.h"
 #include "ops/gemm.h"
+#include "quant/fp_formats.h"
+#include "quant/int4_pack.h"
+#include "quant/ssz.h"
 #include "quant/qparams.h"
 #include "quant/w8a8_export.h"
 #include "util/error.h"
@@ -55,73 +59,189 @@ LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& con
                                  const float* bias, int64_t out_features, int64_t in_features)
     : name_(std::move(full_name)), config_(config), type_(export_type_of(config)), out_(out_features),
       in_(in_features) {
-  // Per-channel quantization is row-independent: quantize blocks of about 4M values.
-  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(in_, 1));
-  weight_.out = out_;
-  weight_.in = in_;
-  weight_.q.reserve(static_cast<size_t>(out_ * in_));
-  std::vector<float> rows(static_cast<size_t>(std::min(block, out_) * in_));
-  for (int64_t begin = 0; begin < out_; begin += block) {
-    const int64_t end = std::min(out_, begin + block);
-    weight_rows(begin, end, rows.data());
-    QuantizedWeight part = quantize_weight_per_channel_minmax(rows.data(), end - begin, in_, 8, config.weight.symmetric);
-    weight_.bits = part.bits;
-    weight_.q.insert(weight_.q.end(), part.q.begin(), part.q.end());
-    weight_.scale.insert(weight_.scale.end(), part.scale.begin(), part.scale.end());
-    weight_.offset.insert(weight_.offset.end(), part.offset.begin(), part.offset.end());
-  }
+  check_shape();
   if (bias) bias_.assign(bias, bias + out_);
+  if (config_.act.method == "histogram") histogram_ = std::make_unique<HistogramObserver>();
+  quantize_weight(weight_rows);
+}
+
+LinearQuantizer::~LinearQuantizer() = default;
+
+int weight_bits(QDtype d) { return d == QDtype::Int4 || d == QDtype::MxFp4 ? 4 : 8; }
+
+void LinearQuantizer::check_shape() const {
+  if (out_ <= 0 || in_ <= 0) fail("{}: invalid Linear shape [{}, {}]", name_, out_, in_);
+  const int64_t g = weight_group_size(config_.weight);
+  if (config_.weight.scope == QScope::PerGroup && in_ % g != 0)
+    fail("{}: group_size {} does not divide in_features {} (per-group weights need whole groups; pick a group_size "
+         "dividing {} or exclude this Linear)",
+         name_, g, in_, in_);
+  if (type_ == "W4A8_DYNAMIC") {
+    if (out_ % 2 != 0)
+      fail("{}: W4A8_DYNAMIC packs two int4 output channels per byte, but out_features {} is odd", name_, out_);
+    if (w4a8_scale_bias_cols(name_, in_) == 16 && in_ % 16 != 0)
+      fail("{}: W4A8_DYNAMIC scale_bias of a down/o projection sums 16 equal input chunks, but in_features {} is not "
+           "divisible by 16",
+           name_, in_);
+  }
+  if (config_.weight.dtype == QDtype::MxFp4 && in_ % 2 != 0)
+    fail("{}: MXFP4 packs two FP4 inputs per byte, but in_features {} is odd", name_, in_);
+}
+
+void LinearQuantizer::quantize_weight(const WeightRows& weight_rows) {
+  const QConfig& w = config_.weight;
+  const int bits = weight_bits(w.dtype);
+  const bool whole_matrix = w.method == "ssz" || w.method == "gptq";
+  if (whole_matrix) {
+    float_weight_.resize(static_cast<size_t>(out_ * in_));
+    weight_rows(0, out_, float_weight_.data());
+    if (w.method == "ssz") {
+      weight_ = with_context(name_, [&] {
+        return quantize_weight_ssz(float_weight_.data(), out_, in_, bits, ssz_steps(w)).weight;
+      });
+      float_weight_ = {};
+      weight_ready_ = true;
+    } else {
+      for (size_t k = 0; k < float_weight_.size(); ++k)
+        if (!std::isfinite(float_weight_[k]))
+          fail("{}: weight quantization: non-finite value in output row {}", name_, k / static_cast<size_t>(in_));
+      hessian_ = std::make_unique<HessianAccumulator>(in_);
+    }
+    return;
+  }
+  // Row-wise methods: quantize blocks of about 4M values.
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / in_);
+  std::vector<float> rows(static_cast<size_t>(std::min(block, out_) * in_));
+  weight_ = QuantizedWeight{};
+  weight_.q.reserve(static_cast<size_t>(out_ * in_));
+  for (int64_t begin = 0; begin < out_; begin += block) {
+    const int64_t end = std::min(out_, begin + block), n = end - begin;
+    weight_rows(begin, end, rows.data());
+    QuantizedWeight part = with_context(name_, [&] {
+      switch (w.dtype) {
+        case QDtype::Fp8E4M3: return quantize_weight_fp8_per_channel(rows.data(), n, in_);
+        case QDtype::MxFp8:
+        case QDtype::MxFp4: return quantize_weight_mx(rows.data(), n, in_, w.dtype);
+        default: return quantize_weight_per_channel_minmax(rows.data(), n, in_, bits, w.symmetric);
+      }
+    });
+    append_rows(weight_, part);
+  }
+  weight_ready_ = true;
 }
 
 bool LinearQuantizer::needs_data() const { return !is_data_free(config_); }
 
 void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe) {
-  if (type_ == "W8A16") return;
-  if (type_ == "W8A8_DYNAMIC") {
-    // Per-token symmetric int8, as the serving kernel computes it. (msModelSlim
+  const int64_t rows = static_cast<int64_t>(x.size()) / in_;
+  const QConfig& a = config_.act;
+  switch (a.dtype) {
+    case QDtype::Float: return;
+    case QDtype::Fp8E4M3: return fake_quant_fp8_per_token(x.data(), rows, in_);
+    case QDtype::MxFp8:
+    case QDtype::MxFp4: return fake_quant_mx(x.data(), rows, in_, a.dtype);
+    default: break;
+  }
+  if (a.scope == QScope::PerToken) {
+    // Per-token symmetric int, as the serving kernel computes it. (msModelSlim
     // simulates one scale per call here, spec §9 quirk 2; lwquant follows the
     // deployed arithmetic instead.)
-    fake_quant_per_token(x.data(), static_cast<int64_t>(x.size()) / in_, in_, 8, true);
+    fake_quant_per_token(x.data(), rows, in_, weight_bits(a.dtype), true);
+    return;
+  }
+  if (histogram_) {
+    // Histogram W8A8: clip search over the merged histogram after each call.
+    if (observe && !frozen_) {
+      histogram_->update(x);
+      if (histogram_->has_stats()) {
+        QParams qp = histogram_->qparams(8, a.symmetric);
+        input_scale_ = qp.scale[0];
+        input_offset_ = qp.offset[0];
+        clip_min_ = histogram_->clip_min();
+        clip_max_ = histogram_->clip_max();
+        observed_ = true;
+      }
+    }
+    if (!observed_) fail("{}: static activation parameters requested before any calibration data reached it", name_);
+    for (float& v : x) v = std::clamp(v, clip_min_, clip_max_);
+    fake_quant_tensor(x.data(), x.size(), input_scale_, input_offset_, 8);
     return;
   }
   // W8A8 static: running min/max over every call, params from the running range.
   if (observe && !frozen_) {
     auto [mn, mx] = std::minmax_element(x.begin(), x.end());
-    observe_range(*mn, *mx);
+    update_minmax(*mn, *mx, a.symmetric);
   }
   if (!observed_) fail("{}: static activation parameters requested before any calibration data reached it", name_);
   fake_quant_tensor(x.data(), x.size(), input_scale_, input_offset_, 8);
 }
 
-void LinearQuantizer::observe_range(float lo, float hi) {
-  if (frozen_) fail("{}: activation range observed after calibration ended", name_);
+void LinearQuantizer::update_minmax(float lo, float hi, bool symmetric) {
   act_min_ = observed_ ? std::min(act_min_, lo) : lo;
   act_max_ = observed_ ? std::max(act_max_, hi) : hi;
   observed_ = true;
-  QParams qp = int_qparams({&act_min_, 1}, {&act_max_, 1}, 8, config_.act.symmetric);
+  QParams qp = int_qparams({&act_min_, 1}, {&act_max_, 1}, 8, symmetric);
   input_scale_ = qp.scale[0];
   input_offset_ = qp.offset[0];
 }
 
+void LinearQuantizer::observe_range(float lo, float hi) {
+  if (frozen_) fail("{}: activation range observed after calibration ended", name_);
+  // Whatever the observer (minmax, histogram): a call whose values span [lo, hi].
+  std::vector<float> span = {lo, hi};
+  fake_quant_activation(span, /*observe=*/true);
+}
+
 void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {
+  if (hessian_ && !frozen_) hessian_->add(x, rows);
   std::vector<float> xq(x, x + rows * in_);
   fake_quant_activation(xq, true);
+  const float* bias = bias_.empty() ? nullptr : bias_.data();
+  if (!weight_ready_) {  // gptq before freeze(): the float weight
+    auto float_rows = [this](int64_t begin, int64_t n, float* dst) {
+      std::copy(float_weight_.begin() + begin * in_, float_weight_.begin() + (begin + n) * in_, dst);
+    };
+    matmul_nt_rows(xq.data(), rows, in_, float_rows, out_, y, bias);
+    return;
+  }
   // The weight is dequantized per call, a block of output channels at a
   // time, rather than kept in float: the int8 codes are a quarter of a float
   // copy, and the GEMM dwarfs this O(out·in) pass.
   auto dequantized_rows = [this](int64_t begin, int64_t n, float* dst) {
-    dequantize_rows(weight_.q.data(), weight_.scale.data(), weight_.offset.data(), in_, begin, n, dst);
+    dequantize_weight_rows(weight_, begin, n, dst);
   };
-  matmul_nt_rows(xq.data(), rows, in_, dequantized_rows, out_, y, bias_.empty() ? nullptr : bias_.data());
+  matmul_nt_rows(xq.data(), rows, in_, dequantized_rows, out_, y, bias);
 }
 
 void LinearQuantizer::freeze() {
   if (type_ == "W8A8" && !observed_)
     fail("{}: no calibration data reached this Linear, so its static activation scale is undefined", name_);
+  if (hessian_ && !weight_ready_) {
+    if (hessian_->rows() == 0)
+      fail("{}: no calibration data reached this Linear, so its GPTQ Hessian is undefined (maybe an MoE expert that "
+           "never received a token)",
+           name_);
+    const QConfig& w = config_.weight;
+    GptqOptions opt;
+    opt.bits = weight_bits(w.dtype);
+    opt.symmetric = w.symmetric;
+    opt.group_size = weight_group_size(w);
+    opt.percdamp = gptq_percdamp(w);
+    opt.block_size = gptq_block_size(w);
+    std::vector<double> h = hessian_->hessian();
+    hessian_.reset();  // the accumulator's buffers go before LAPACK's copies arrive
+    weight_ = gptq_quantize(std::move(float_weight_), out_, in_, std::move(h), opt, name_);
+    float_weight_ = {};
+    weight_ready_ = true;
+    // The calibration forwards ran with the float weight: their error figures
+    // would show the activation quantization only, so none are reported.
+    error_ = {};
+  }
   frozen_ = true;
 }
 
 QuantizedLinear LinearQuantizer::export_linear(DType serving_dtype) const {
+  if (!weight_ready_) fail("{}: GPTQ weight exported before calibration ended (freeze)", name_);
   QuantizedLinear q;
   q.name = name_;
   q.type = type_;

@@ -1,15 +1,19 @@
-// One Linear under linear_quant: its weight quantized up front (data-free
-// per-channel minmax), its activation observed during calibration forwards,
-// and its export description built at the end (spec §2.6–2.7, §4.3).
+// One Linear under linear_quant: its weight quantized (data-free methods up
+// front; gptq at freeze() from the Hessian its calibration forwards
+// accumulate), its activation observed during calibration forwards, and its
+// export description built at the end (spec §2.6–2.7, §4.3).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "config/quant_config.h"
+#include "quant/gptq.h"
+#include "quant/histogram.h"
 #include "quant/weight_quant.h"
 #include "savers/quantized_linear.h"
 #include "tensor/dtype.h"
@@ -33,23 +37,30 @@ class LinearQuantizer {
   using WeightRows = std::function<void(int64_t begin, int64_t end, float* dst)>;
 
   // `weight` [out, in] and `bias` ([out] or nullptr) are the float parameters.
+  // Throws lwq::Error naming the Linear when its shape does not suit the
+  // scheme (a group size that does not divide in_features, an odd dimension
+  // to pack, ...).
   LinearQuantizer(std::string full_name, const LinearQConfig& config, const float* weight, const float* bias,
                   int64_t out_features, int64_t in_features);
   // The same, reading the weight a block of rows at a time, so quantizing a
-  // 16-bit weight never needs a float32 copy of the whole matrix.
+  // 16-bit weight with a row-wise method never needs a float32 copy of the
+  // whole matrix (ssz and gptq keep one: their work spans all rows).
   LinearQuantizer(std::string full_name, const LinearQConfig& config, const WeightRows& weight_rows,
                   const float* bias, int64_t out_features, int64_t in_features);
+  ~LinearQuantizer();
 
   const std::string& name() const { return name_; }
   const std::string& type() const { return type_; }
   bool needs_data() const;
 
-  // Calibration forward: observes `x` [rows, in] (running min/max for static
-  // activations), fake-quantizes it with the current parameters and
-  // multiplies by the fake-quantized weight. Once frozen, uses the final
+  // Calibration forward: observes `x` [rows, in] (running min/max or
+  // histogram for static activations, the Hessian for gptq), fake-quantizes
+  // it as the deployed scheme does and multiplies by the fake-quantized weight
+  // (gptq: by the float weight until freeze()). Once frozen, uses the final
   // parameters and observes nothing.
   void forward(const float* x, int64_t rows, float* y);
-  // Ends calibration: fixes the static activation parameters.
+  // Ends calibration: fixes the static activation parameters; gptq
+  // quantizes the weight here.
   void freeze();
 
   // The export description; `serving_dtype` rounds input_scale (spec §10 fact 18).
@@ -66,6 +77,13 @@ class LinearQuantizer {
   void observe_range(float lo, float hi);
 
  private:
+  void update_minmax(float lo, float hi, bool symmetric);
+
+ public:
+
+ private:
+  void check_shape() const;
+  void quantize_weight(const WeightRows& weight_rows);
   void fake_quant_activation(std::vector<float>& x, bool observe);
 
   std::string name_;
@@ -73,11 +91,19 @@ class LinearQuantizer {
   std::string type_;
   int64_t out_, in_;
   QuantizedWeight weight_;
+  bool weight_ready_ = false;
+  std::vector<float> float_weight_;  // gptq: kept until freeze()
+  std::unique_ptr<HessianAccumulator> hessian_;
+  std::unique_ptr<HistogramObserver> histogram_;
   std::vector<float> bias_;
   bool observed_ = false, frozen_ = false;
   float act_min_ = 0.0f, act_max_ = 0.0f;
   float input_scale_ = 0.0f, input_offset_ = 0.0f;
+  float clip_min_ = 0.0f, clip_max_ = 0.0f;  // histogram clip range
   OutputErrorStats error_;
 };
+
+// Bits of an int dtype (8 / 4); 8 for the float formats.
+int weight_bits(QDtype d);
 
 }  // namespace lwq

@@ -1,52 +1,107 @@
 #include "quant/weight_quant.h"
 
+#include "quant/quantize_kernels.h"
+
 #include <algorithm>
 #include <cmath>
 
+#include "quant/fp_formats.h"
 #include "util/error.h"
 
 namespace lwq {
+namespace {
+
+void check_shape(int64_t out, int64_t in, int bits) {
+  if (out <= 0 || in <= 0) fail("weight quantization: invalid shape [{}, {}]", out, in);
+  if (bits < 2 || bits > 8) fail("weight quantization: bit width {} is outside [2, 8]", bits);
+}
+
+// Throws naming the first output row holding a NaN or Inf.
+void check_finite_rows(const float* w, int64_t out, int64_t in) {
+  float lo, hi;
+  for (int64_t o = 0; o < out; ++o)
+    if (!row_min_max(w + o * in, in, &lo, &hi)) fail("weight quantization: non-finite value in output row {}", o);
+}
+
+}  // namespace
 
 QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, int64_t in, int bits,
                                                    bool symmetric) {
-  if (out <= 0 || in <= 0) fail("weight quantization: invalid shape [{}, {}]", out, in);
-  if (bits < 2 || bits > 8) fail("weight quantization: bit width {} is outside [2, 8]", bits);
+  check_shape(out, in, bits);
+  return quantize_weight_per_group_minmax(w, out, in, bits, symmetric, 0);
+}
+
+QuantizedWeight quantize_weight_per_group_minmax(const float* w, int64_t out, int64_t in, int bits, bool symmetric,
+                                                 int64_t group_size) {
+  check_shape(out, in, bits);
+  if (group_size < 0 || (group_size > 0 && in % group_size != 0))
+    fail("weight quantization: group_size {} does not divide in_features {}", group_size, in);
+  check_finite_rows(w, out, in);
   QuantizedWeight qw;
   qw.out = out;
   qw.in = in;
   qw.bits = bits;
+  qw.group_size = group_size;
+  const int64_t groups = qw.groups(), g_len = in / groups;
   qw.q.resize(static_cast<size_t>(out * in));
-  std::vector<float> mn(out), mx(out);
-  int64_t bad_row = -1;
+  std::vector<float> mn(static_cast<size_t>(out * groups)), mx(mn.size());
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < out; ++o) {
-    const float* row = w + o * in;
-    float lo = row[0], hi = row[0];
-    bool finite = true;
-    for (int64_t i = 0; i < in; ++i) {
-      finite = finite && std::isfinite(row[i]);
-      lo = std::min(lo, row[i]);
-      hi = std::max(hi, row[i]);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t g = 0; g < groups; ++g) {
+      const size_t k = static_cast<size_t>(o * groups + g);
+      row_min_max(w + o * in + g * g_len, g_len, &mn[k], &mx[k]);  // finiteness checked above
     }
-    mn[o] = lo;
-    mx[o] = hi;
-    if (!finite) {
-#pragma omp critical
-      if (bad_row < 0 || o < bad_row) bad_row = o;
-    }
-  }
-  if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
   QParams p = int_qparams(mn, mx, bits, symmetric);
+  const int qmin = qmin_of(bits), qmax = qmax_of(bits);
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < out; ++o) {
-    const float s = p.scale[o], z = p.offset[o];
-    const float* row = w + o * in;
-    int8_t* qrow = qw.q.data() + o * in;
-    for (int64_t i = 0; i < in; ++i) qrow[i] = quantize_int(row[i], s, z, bits);
-  }
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t g = 0; g < groups; ++g) {
+      const size_t k = static_cast<size_t>(o * groups + g);
+      quantize_row(w + o * in + g * g_len, g_len, p.scale[k], p.offset[k], qmin, qmax, qw.q.data() + o * in + g * g_len);
+    }
   qw.scale = std::move(p.scale);
   qw.offset = std::move(p.offset);
   return qw;
+}
+
+QuantizedWeight quantize_weight_fp8_per_channel(const float* w, int64_t out, int64_t in) {
+  check_shape(out, in, 8);
+  check_finite_rows(w, out, in);
+  QuantizedWeight qw;
+  qw.out = out;
+  qw.in = in;
+  qw.code = WeightCode::Fp8E4M3;
+  qw.q.resize(static_cast<size_t>(out * in));
+  qw.scale.resize(static_cast<size_t>(out));
+  qw.offset.assign(static_cast<size_t>(out), 0.0f);
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    const float* row = w + o * in;
+    const float s = fp8_scale_of(row, in);
+    qw.scale[static_cast<size_t>(o)] = s;
+    for (int64_t i = 0; i < in; ++i)
+      qw.q[static_cast<size_t>(o * in + i)] = static_cast<int8_t>(fp8_quantize_code(row[i], s));
+  }
+  return qw;
+}
+
+float dequantized_value(const QuantizedWeight& qw, int64_t o, int64_t i) {
+  const int8_t c = qw.q[static_cast<size_t>(o * qw.in + i)];
+  const size_t k = static_cast<size_t>(qw.param_index(o, i));
+  switch (qw.code) {
+    case WeightCode::Int: return dequantize_int(c, qw.scale[k], qw.offset[k]);
+    case WeightCode::Fp8E4M3:
+    case WeightCode::MxFp8: return f8e4m3_to_f32(static_cast<uint8_t>(c)) * qw.scale[k];
+    case WeightCode::MxFp4: return fp4_e2m1_value(static_cast<uint8_t>(c)) * qw.scale[k];
+  }
+  return 0.0f;
+}
+
+void dequantize_weight_rows(const QuantizedWeight& qw, int64_t begin, int64_t n, float* dst) {
+  if (qw.code == WeightCode::Int && qw.group_size == 0)
+    return dequantize_rows(qw.q.data(), qw.scale.data(), qw.offset.data(), qw.in, begin, n, dst);
+  for (int64_t o = 0; o < n; ++o)
+    for (int64_t i = 0; i < qw.in; ++i) dst[o * qw.in + i] = dequantized_value(qw, begin + o, i);
 }
 
 void dequantize_rows(const int8_t* q, const float* scale, const float* offset, int64_t in, int64_t begin, int64_t n,
@@ -59,15 +114,24 @@ void dequantize_rows(const int8_t* q, const float* scale, const float* offset, i
 }
 
 void dequantize_weight(const QuantizedWeight& qw, float* w_out) {
-  if (qw.out < 0 || qw.in < 0 || qw.q.size() != static_cast<size_t>(qw.out * qw.in) ||
-      qw.scale.size() != static_cast<size_t>(qw.out) || qw.offset.size() != static_cast<size_t>(qw.out))
+  const auto params = static_cast<size_t>(qw.out * qw.groups());
+  if (qw.out < 0 || qw.in < 0 || qw.q.size() != static_cast<size_t>(qw.out * qw.in) || qw.scale.size() != params ||
+      qw.offset.size() != params)
     fail("dequantize_weight: inconsistent quantized weight [{}, {}] ({} values, {} scales, {} offsets)", qw.out,
          qw.in, qw.q.size(), qw.scale.size(), qw.offset.size());
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < qw.out; ++o) {
-    const float s = qw.scale[o], z = qw.offset[o];
-    for (int64_t i = 0; i < qw.in; ++i) w_out[o * qw.in + i] = dequantize_int(qw.q[o * qw.in + i], s, z);
-  }
+  for (int64_t o = 0; o < qw.out; ++o) dequantize_weight_rows(qw, o, 1, w_out + o * qw.in);
+}
+
+void append_rows(QuantizedWeight& whole, const QuantizedWeight& part) {
+  whole.in = part.in;
+  whole.bits = part.bits;
+  whole.group_size = part.group_size;
+  whole.code = part.code;
+  whole.out += part.out;
+  whole.q.insert(whole.q.end(), part.q.begin(), part.q.end());
+  whole.scale.insert(whole.scale.end(), part.scale.begin(), part.scale.end());
+  whole.offset.insert(whole.offset.end(), part.offset.begin(), part.offset.end());
 }
 
 }  // namespace lwq

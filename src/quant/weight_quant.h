@@ -1,5 +1,5 @@
-// Per-channel minmax weight quantization (spec §2.7): one scale/offset per
-// output row of W[out, in].
+// Weight quantization (spec §2.2–2.4, §2.7): the codes and parameters of a
+// quantized W[out, in], for every weight format lwquant exports.
 #pragma once
 
 #include <cstdint>
@@ -10,24 +10,58 @@
 
 namespace lwq {
 
+// What the int8 codes of a QuantizedWeight hold.
+enum class WeightCode {
+  Int,      // signed integers in [-2^(bits-1), 2^(bits-1)-1]; value = (q − offset)·scale
+  Fp8E4M3,  // float8_e4m3fn bit patterns; value = e4m3(q)·scale (per channel)
+  MxFp8,    // float8_e4m3fn bit patterns; value = e4m3(q)·2^e, one shared exponent per 32 inputs
+  MxFp4,    // E2M1 codes 0..15 (bit 3 = sign), unpacked; value = e2m1(q)·2^e
+};
+
 struct QuantizedWeight {
   std::vector<int8_t> q;             // [out, in], row-major
-  std::vector<float> scale, offset;  // [out]; offset 0 when symmetric
+  // [out, groups()]: one entry per output row and group of group_size inputs.
+  // offset is 0 when symmetric (and for float codes); MX scales are the
+  // powers of two 2^e of the shared exponents.
+  std::vector<float> scale, offset;
   int64_t out = 0, in = 0;
   int bits = 8;
+  int64_t group_size = 0;  // 0: one group per row (per channel); MX: 32 (last block zero-padded)
+  WeightCode code = WeightCode::Int;
+
+  int64_t groups() const { return group_size > 0 ? (in + group_size - 1) / group_size : 1; }
+  // Parameter index of element (o, i).
+  int64_t param_index(int64_t o, int64_t i) const { return o * groups() + (group_size > 0 ? i / group_size : 0); }
 };
 
 // Quantizes W[out, in] (row-major float32). Throws lwq::Error on a
 // non-positive shape, bits outside [2, 8], or non-finite weights (naming the row).
 QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, int64_t in, int bits,
                                                    bool symmetric);
+// Per-group minmax: one scale/offset per G consecutive inputs of a row
+// (spec §2.2 per-group variant). G must divide in (lwq::Error otherwise).
+// msModelSlim registers no per-group minmax quantizer; this is GPTQ's
+// starting point and the quality baseline.
+QuantizedWeight quantize_weight_per_group_minmax(const float* w, int64_t out, int64_t in, int bits, bool symmetric,
+                                                 int64_t group_size);
+// FP8 E4M3 per output channel (spec §2.3): scale = max(amax, 1e-12)/448,
+// codes = e4m3(clamp(w/scale, ±448)) rounded to nearest even.
+QuantizedWeight quantize_weight_fp8_per_channel(const float* w, int64_t out, int64_t in);
+
+// Element value of a quantized weight.
+float dequantized_value(const QuantizedWeight& qw, int64_t o, int64_t i);
+// Rows [begin, begin+n) of `qw` dequantized into dst[n, in].
+void dequantize_weight_rows(const QuantizedWeight& qw, int64_t begin, int64_t n, float* dst);
 
 // Rows [begin, begin+n) of a per-channel int8 weight [*, in] dequantized into
 // dst[n, in]: dst[o, i] = (q[begin+o, i] − offset[begin+o]) · scale[begin+o].
 void dequantize_rows(const int8_t* q, const float* scale, const float* offset, int64_t in, int64_t begin, int64_t n,
                      float* dst);
 
-// w_out[o, i] = (q[o, i] − offset[o]) · scale[o]; w_out holds out·in floats.
+// w_out[o, i] = dequantized element; w_out holds out·in floats.
 void dequantize_weight(const QuantizedWeight& qw, float* w_out);
+
+// Appends rows of `part` (same in, format and group size) to `whole`.
+void append_rows(QuantizedWeight& whole, const QuantizedWeight& part);
 
 }  // namespace lwq

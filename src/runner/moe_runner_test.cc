@@ -2,6 +2,7 @@
 // golden (per-expert and fused layouts, a dense mlp_only layer) and the
 // upcycled stories260K-mixtral, with msModelSlim-style mixed practices.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstring>
 #include <fstream>
@@ -246,6 +247,33 @@ TEST(MoeRunner, RoutedCalibrationGivesColdExpertsTheDataFreeRule) {
   EXPECT_GT(warm, 0);
 }
 
+// The w4a8 practice on a MoE model: experts int4 (ssz), packed [out/2, in] with scale_bias, the router FLOAT,
+// attention int8; scored by eval.
+TEST(MoeRunner, W4A8PracticeQuantizesExpertsToInt4) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  QuantJob job = make_job(model, tmp / "out", (repo() / "configs/w4a8.yaml").string(), 2);
+  run_quantization(job);
+  auto d = read_json(tmp / "out/quant_model_description.json");
+  Checkpoint w = Checkpoint::open(tmp / "out");
+  for (int e : {0, 7}) {
+    const std::string p = "model.layers.2.mlp.experts." + std::to_string(e);
+    EXPECT_EQ(d[p + ".down_proj.weight"], "W4A8_DYNAMIC");
+    EXPECT_EQ(w.info(p + ".down_proj.weight").shape, (Shape{32, 32}));  // [H/2, I]: two int4 per byte
+    EXPECT_TRUE(w.contains(p + ".gate_proj.scale_bias"));
+  }
+  EXPECT_EQ(d["model.layers.2.mlp.gate.weight"], "FLOAT");
+  EXPECT_EQ(d["model.layers.1.mlp.down_proj.weight"], "W8A8_DYNAMIC");  // the dense layer's MLP
+  EvalOptions eo;
+  eo.float_dir = model;
+  eo.quantized_dir = tmp / "out";
+  eo.text = stories() / "README.md";
+  eo.ctx = 64;
+  eo.max_tokens = 128;
+  EvalResult r = evaluate(eo);
+  EXPECT_GT(r.top1_agreement, 0.5);
+}
+
 TEST(MoeRunner, UpcycledMixtralQuantizesLikeTheDenseModel) {
   const fs::path mixtral = repo() / "../shared/models/stories260K-mixtral";
   if (!fs::exists(mixtral)) GTEST_SKIP() << "shared/models not present";
@@ -278,6 +306,29 @@ TEST(MoeRunner, BadExpertCheckpointLeavesNoOutput) {
     SUCCEED() << e.what();
   }
   EXPECT_FALSE(fs::exists(tmp / "out"));
+}
+
+// kill -9 in the middle of the run (after layer 2's experts and attention are
+// written but before its commit), then the same command: byte-identical to
+// an uninterrupted run, the half-written layer discarded.
+TEST(MoeRunner, ResumesAfterAKillInAMoeLayer) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  auto run = [&](const fs::path& save, const std::string& kill_at) {
+    const std::string cmd = (kill_at.empty() ? std::string() : "LWQUANT_TEST_KILL_AT=" + kill_at + " ") + LWQ_BINARY +
+                            " quant --model_path " + model.string() + " --save_path " + save.string() +
+                            " --quant_type w8a8 --max_calib_samples 3 >" + (tmp / "log").string() + " 2>&1";
+    return std::system(cmd.c_str());
+  };
+  ASSERT_EQ(run(tmp / "clean", ""), 0) << read_text_file(tmp / "log");
+  const int killed = run(tmp / "resumed", "2:saved");
+  EXPECT_TRUE((WIFSIGNALED(killed) && WTERMSIG(killed) == SIGKILL) ||
+              (WIFEXITED(killed) && WEXITSTATUS(killed) == 128 + SIGKILL));
+  EXPECT_FALSE(fs::exists(tmp / "resumed"));
+  ASSERT_EQ(run(tmp / "resumed", ""), 0) << read_text_file(tmp / "log");
+  EXPECT_NE(read_text_file(tmp / "log").find("resuming an interrupted run: 2 of 4 layers"), std::string::npos)
+      << read_text_file(tmp / "log");
+  expect_same_folder(tmp / "clean", tmp / "resumed");
 }
 
 }  // namespace

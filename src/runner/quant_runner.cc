@@ -26,6 +26,7 @@
 #include "models/causal_lm.h"
 #include "models/decoder_layer.h"
 #include "models/experts.h"
+#include "models/unit_model.h"
 #include "models/model_config.h"
 #include "io/safetensors_writer.h"
 #include "processors/linear_quantizer.h"
@@ -179,14 +180,14 @@ bool is_blank(const std::string& text) { return text.find_first_not_of(" \t\r\n"
 // Deliberate differences from msModelSlim (docs/design.md): an empty prompt is
 // skipped (it would calibrate from the BOS token alone) and a prompt longer
 // than the model's context is cut to it (positions past it were never trained).
-std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelConfig& cfg, const Checkpoint& ckpt,
-                                             const fs::path& file) {
+std::vector<CalibSample> prepare_calibration(const QuantJob& job, const UnitModel& model, const fs::path& file) {
+  const ModelConfig& cfg = model.config();
   std::vector<std::string> prompts = load_calib_prompts(file);
   if (job.max_calib_samples > 0 && prompts.size() > static_cast<size_t>(job.max_calib_samples))
     prompts.resize(static_cast<size_t>(job.max_calib_samples));
   Tokenizer tokenizer = Tokenizer::load(job.model_path);
-  EmbeddingTable embed = EmbeddingTable::load(ckpt, cfg);
   std::vector<CalibSample> samples;
+  std::vector<std::vector<int32_t>> sample_ids;
   int64_t tokens = 0;
   std::vector<size_t> truncated;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -206,10 +207,12 @@ std::vector<CalibSample> prepare_calibration(const QuantJob& job, const ModelCon
     CalibSample s;
     s.positions.resize(ids.size());
     for (size_t p = 0; p < ids.size(); ++p) s.positions[p] = static_cast<int32_t>(p);
-    s.hidden = embed.lookup(ids);
     tokens += s.seq();
     samples.push_back(std::move(s));
+    sample_ids.push_back(std::move(ids));
   }
+  std::vector<std::vector<float>> inputs = model.embed(sample_ids);
+  for (size_t i = 0; i < samples.size(); ++i) samples[i].hidden = std::move(inputs[i]);
   if (!truncated.empty())
     spdlog::warn("{} calibration sample(s) of {} (first: sample {}) are longer than the model's context and were cut "
                  "to max_position_embeddings = {} tokens", truncated.size(), file.string(), truncated.front(),
@@ -225,6 +228,7 @@ class LayerWiseQuantizer {
       : job_(job),
         cfg_(load_model_config(job.model_path)),
         ckpt_(Checkpoint::open(job.model_path)),
+        model_(open_unit_model(cfg_, ckpt_)),
         units_(build_units(job.config)),
         serving_dtype_(serving_dtype_of(cfg_.dtype)) {
     if (units_.empty()) spdlog::warn("spec.process is empty: every tensor is saved unquantized (FLOAT)");
@@ -235,7 +239,7 @@ class LayerWiseQuantizer {
 
   QuantOutcome run() {
     check_save_path_is_not_input(job_.save_path, job_.model_path);
-    const int n = cfg_.num_hidden_layers;
+    const int n = model_->num_units();
     check_something_is_quantized();
     OutputFolder folder(job_.save_path, job_.overwrite);
     warn_unknown_tensors();
@@ -255,13 +259,13 @@ class LayerWiseQuantizer {
     std::vector<LayerWeights> preloaded;
     if (model_wise) {
       spdlog::info("model_wise runner: loading all {} layers first", n);
-      for (int k = first; k < n; ++k) preloaded.push_back(load_rotated(k, /*with_experts=*/true));
+      for (int k = first; k < n; ++k) preloaded.push_back(load_rotated(k));
     }
     LayerProgress progress(n - first);
     std::future<LayerWeights> next;
     // Routed experts are not part of the loaded layer: they are streamed
     // through one at a time (models/experts.h).
-    auto load = [this](int k) { return load_rotated(k, /*with_experts=*/false); };
+    auto load = [this](int k) { return load_rotated(k); };
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     try {
@@ -325,11 +329,15 @@ class LayerWiseQuantizer {
   // order) is applied as each layer is loaded; smoothing units run in
   // process_layer. Checked here, before any work.
   void setup_outlier_processors() {
-    const Architecture& arch = architecture_for(cfg_);
     for (const auto& unit : units_) {
       if (!unit.outlier) continue;
       const ProcessorConfig& p = *unit.outlier;
       const std::string where = "the practice's " + p.yaml_path;
+      const Architecture* family = find_architecture(cfg_.model_type);
+      if (!family)
+        fail("{}: '{}' runs on the decoder-only language-model families only, not on model_type '{}'", where, p.type,
+             cfg_.model_type);
+      const Architecture& arch = *family;
       if (p.type == "quarot") {
         if (quarot_) fail("{}: a second quarot processor (the model is rotated once)", where);
         if (arch.moe)
@@ -347,15 +355,15 @@ class LayerWiseQuantizer {
     }
   }
 
-  LayerWeights load_rotated(int k, bool with_experts) {
-    LayerWeights w = load_layer_weights(ckpt_, cfg_, k, with_experts);
+  LayerWeights load_rotated(int k) {
+    LayerWeights w = model_->load(k);
     if (quarot_) quarot_rotate_layer(cfg_, architecture_for(cfg_), *quarot_, w);
     return w;
   }
 
   // Calibration inputs; with quarot they live in the rotated residual stream.
   std::vector<CalibSample> calibration(const fs::path& file) {
-    std::vector<CalibSample> samples = prepare_calibration(job_, cfg_, ckpt_, file);
+    std::vector<CalibSample> samples = prepare_calibration(job_, *model_, file);
     if (quarot_)
       for (auto& s : samples) quarot_rotate_rows(*quarot_, s.hidden.data(), s.seq());
     return samples;
@@ -419,8 +427,8 @@ class LayerWiseQuantizer {
   // model whichever layer a resumed run starts from.
   void check_something_is_quantized() {
     size_t selected = 0;
-    for (int k = 0; k < cfg_.num_hidden_layers; ++k) {
-      LayerDesc desc = layer_desc(cfg_, k);
+    for (int k = 0; k < model_->num_units(); ++k) {
+      LayerDesc desc = model_->unit(k);
       for (const auto& lin : desc.linears)
         for (auto& unit : units_)
           if (unit.match(desc.prefix + "." + lin.name)) {
@@ -451,7 +459,7 @@ class LayerWiseQuantizer {
         restore_reports(point->runner);
         for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(point->calibration[s]);
         spdlog::info("resuming an interrupted run: {} of {} layers were already done (work folder {})",
-                     point->units_done, cfg_.num_hidden_layers, folder.temp_path().string());
+                     point->units_done, model_->num_units(), folder.temp_path().string());
         return point->units_done;
       } catch (const Error& e) {
         why_not = e.what();
@@ -501,7 +509,7 @@ class LayerWiseQuantizer {
 
   // `forwards_done` is called once the layer's calibration forwards are over.
   void process_layer(int k, LayerWeights& weights, AscendV1Saver& saver, const std::function<void()>& forwards_done) {
-    LayerDesc desc = layer_desc(cfg_, k);
+    LayerDesc desc = model_->unit(k);
     LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}};
     if (samples_.empty()) {
       save_layer_data_free(desc, weights, saver, report);
@@ -572,7 +580,7 @@ class LayerWiseQuantizer {
   void install_expert_hooks(const LayerDesc& desc, LayerWeights& weights, CalibrationExecutor& exec,
                             std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, ExpertPass& pass,
                             AscendV1Saver& saver, LayerReport& report) {
-    exec.router = architecture_for(cfg_).moe->router;
+    exec.router = model_->router(weights.layer);
     exec.on_expert_begin = [&, this](int e) {
       for (const LinearDesc* lin : desc.expert_linears(e)) {
         const std::string full = desc.prefix + "." + lin->name;
@@ -711,18 +719,48 @@ class LayerWiseQuantizer {
       }
     }
     save_layer(desc, quantizers, saver, report, weights);
+    if (desc.num_experts == 0) return;
     save_experts_data_free(desc, weights, saver, report);
   }
 
-  void save_experts_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver,
-                              LayerReport& report) {
-    if (desc.num_experts == 0) return;
-    ExpertStream stream(ckpt_, cfg_, weights.layer, weights, job_.prefetch);
-    std::map<std::string, std::unique_ptr<LinearQuantizer>> expert_quantizers;
+  // Routed experts of a data-free layer, pipelined: a worker reads expert e+1
+  // and quantizes it while this thread writes expert e, so reading,
+  // quantizing and writing overlap and both cores stay busy.
+  void save_experts_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver, LayerReport& report) {
+    struct Ready {
+      LayerWeights weights;  // the expert's FLOAT weights left after quantization
+      std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
+    };
+    // Owners are matched here, on one thread (matching records pattern usage).
+    std::vector<std::vector<std::pair<const LinearDesc*, const ProcessorConfig*>>> owners(
+        static_cast<size_t>(desc.num_experts));
+    for (int e = 0; e < desc.num_experts; ++e)
+      for (const LinearDesc* lin : desc.expert_linears(e))
+        owners[static_cast<size_t>(e)].emplace_back(lin, owner_of(desc.prefix + "." + lin->name).second);
+    std::unique_ptr<ExpertStream> stream = model_->part_stream(weights.layer, weights, job_.prefetch);
+    auto prepare = [&](int e) {
+      Ready r;
+      r.weights = stream->take(e);
+      for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
+        if (!owner) continue;
+        r.quantizers[lin->name] = make_quantizer(r.weights, *lin, desc.prefix + "." + lin->name, *owner);
+        r.weights.stored.erase(lin->name + ".weight");
+        r.weights.tensors.erase(lin->name + ".weight");
+      }
+      return r;
+    };
+    std::future<Ready> next = std::async(std::launch::async, prepare, 0);
     for (int e = 0; e < desc.num_experts; ++e) {
-      stream.acquire(e);
-      save_expert(desc, e, weights, expert_quantizers, saver, report, false);
-      stream.release(e);
+      Ready r = next.get();
+      if (e + 1 < desc.num_experts) next = std::async(std::launch::async, prepare, e + 1);
+      for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
+        if (owner) {
+          save_quantized(*r.quantizers.at(lin->name), saver, report);
+          continue;
+        }
+        saver.note_float_linear();
+        saver.save_float(desc.prefix + "." + lin->name, expert_weight(r.weights, lin->name + ".weight", *lin));
+      }
     }
   }
 
@@ -734,11 +772,9 @@ class LayerWiseQuantizer {
     for (const CalibSample& s : samples_) outputs.push_back(s.hidden);
     for (size_t i = 0; i < samples_.size(); ++i)
       refs.push_back({outputs[i].data(), samples_[i].seq(), samples_[i].positions.data()});
-    std::optional<ExpertStream> stream;
-    if (cfg_.is_moe_layer(k)) stream.emplace(ckpt_, cfg_, k, weights, job_.prefetch);
-    with_context(fmt::format("layer {} on the calibration samples", k), [&] {
-      decoder_layer_forward_batch(cfg_, weights, k, refs, exec, stream ? &*stream : nullptr, expert_tokens);
-    });
+    std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
+    with_context(fmt::format("layer {} on the calibration samples", k),
+                 [&] { model_->forward(k, weights, refs, exec, stream.get(), expert_tokens); });
     for (size_t i = 0; i < outputs.size(); ++i)
       if (int64_t bad = first_non_finite(std::span<const float>(outputs[i])); bad >= 0)
         fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel {} "
@@ -764,9 +800,8 @@ class LayerWiseQuantizer {
     for (size_t i = 0; i < picked.size(); ++i)
       refs.push_back({reference[i].data(), samples_[picked[i]].seq(), samples_[picked[i]].positions.data()});
     // A MoE layer's float reference streams the experts it routes to once more.
-    std::optional<ExpertStream> stream;
-    if (cfg_.is_moe_layer(k)) stream.emplace(ckpt_, cfg_, k, weights, job_.prefetch);
-    decoder_layer_forward_batch(cfg_, weights, k, refs, nullptr, stream ? &*stream : nullptr);
+    std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
+    model_->forward(k, weights, refs, nullptr, stream.get(), nullptr);
     OutputErrorStats stats;
     for (size_t i = 0; i < picked.size(); ++i)
       stats.add(reference[i].data(), quantized[picked[i]].data(), reference[i].size());
@@ -834,18 +869,7 @@ class LayerWiseQuantizer {
 
   void save_non_layer_tensors(AscendV1Saver& saver) {
     if (quarot_) return save_rotated_non_layer_tensors(saver);
-    for (const auto& t : non_layer_tensors(cfg_, ckpt_)) {
-      if (ckpt_.contains(t.name)) {
-        Tensor tensor = ckpt_.read(t.name);
-        check_finite(tensor, t.name, ckpt_.file_of(t.name).string());
-        saver.save_float(t.name, tensor);
-      } else if (t.name == "lm_head.weight") {
-        // Tied head: serving engines look lm_head.weight up (spec §10 fact 16).
-        saver.save_float(t.name, ckpt_.read("model.embed_tokens.weight"));
-      } else {
-        fail("tensor '{}' not found in checkpoint {}", t.name, job_.model_path.string());
-      }
-    }
+    for (const auto& t : model_->outer_tensors()) saver.save_float(t.name, model_->read_outer_tensor(t.name));
   }
 
   // quarot: embedding rows ← E·R; the final norm fused into lm_head, which is
@@ -883,13 +907,9 @@ class LayerWiseQuantizer {
   // exported, as msModelSlim exports parameters only.
   void warn_unknown_tensors() {
     std::set<std::string> known;
-    for (const auto& t : non_layer_tensors(cfg_, ckpt_)) known.insert(t.name);
-    for (int k = 0; k < cfg_.num_hidden_layers; ++k) {
-      LayerDesc d = layer_desc(cfg_, k);
-      for (const auto& t : d.tensors) known.insert(d.prefix + "." + t.name);
-      if (d.num_experts > 0)
-        for (auto& name : expert_checkpoint_tensors(ckpt_, cfg_, k)) known.insert(std::move(name));
-    }
+    for (const auto& t : model_->outer_tensors()) known.insert(t.name);
+    for (int k = 0; k < model_->num_units(); ++k)
+      for (auto& name : model_->checkpoint_tensors(k)) known.insert(std::move(name));
     std::vector<std::string> unknown;
     for (const auto& name : ckpt_.tensor_names())
       if (!known.count(name)) unknown.push_back(name);
@@ -973,6 +993,7 @@ class LayerWiseQuantizer {
   const QuantJob& job_;
   ModelConfig cfg_;
   Checkpoint ckpt_;
+  std::unique_ptr<UnitModel> model_;  // the only way the runner sees the model's family
   std::vector<ProcessingUnit> units_;
   DType serving_dtype_;
   std::vector<CalibSample> samples_;
@@ -987,6 +1008,21 @@ class LayerWiseQuantizer {
 
 }  // namespace
 
-QuantOutcome run_quantization(const QuantJob& job) { return LayerWiseQuantizer(job).run(); }
+// Tensors of tens of MB are allocated and freed for every Linear and expert;
+// glibc would mmap each one afresh (a page fault and a zeroed page per 4 KiB)
+// and give every thread its own arena. One arena and a high mmap threshold let
+// those buffers be reused; malloc_trim after each layer still returns the
+// memory to the OS, so RSS keeps tracking what is live (docs/benchmarks.md:
+// a third less CPU on data-free MoE layers).
+static void tune_allocator_for_large_buffers() {
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+
+QuantOutcome run_quantization(const QuantJob& job) {
+  tune_allocator_for_large_buffers();
+  return LayerWiseQuantizer(job).run();
+}
 
 }  // namespace lwq

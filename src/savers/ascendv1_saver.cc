@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "io/safetensors_writer.h"
+#include "quant/fp_formats.h"
+#include "quant/int4_pack.h"
 #include "quant/w8a8_export.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -21,10 +23,6 @@ Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {
   Tensor t(DType::I8, std::move(shape));
   if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), v.size());
   return t;
-}
-
-Tensor column(const std::vector<float>& v) {  // [out] → [out, 1]
-  return tensor_f32({static_cast<int64_t>(v.size()), 1}, v);
 }
 
 Tensor vector_f32(const std::vector<float>& v) {
@@ -66,26 +64,64 @@ void AscendV1Saver::save_float(const std::string& name, const Tensor& t) { add(n
 void AscendV1Saver::save_linear(const QuantizedLinear& q) {
   const std::string& p = q.name;
   const QuantizedWeight& w = q.weight;
-  const int64_t out = w.out;
-  add(p + ".weight", int8_tensor(w.q, {out, w.in}), q.type);
-  if (q.type == "W8A8") {
+  const int64_t out = w.out, groups = w.groups();
+  const std::string& t = q.type;
+  // msModelSlim lets the last writer win (spec §3.3); engines split every per-group / MX Linear by that one
+  // value, so a second size would deploy wrong weights.
+  if (w.group_size > 0 && group_size_ > 0 && w.group_size != group_size_)
+    fail("ascendv1_saver: {} uses group_size {} but an earlier Linear used {}: quant_model_description.json holds "
+         "one group_size for the whole model (MX types use 32), so all per-group and MX Linears must share it",
+         p, w.group_size, group_size_);
+  if (t == "W8A8") {
+    add(p + ".weight", int8_tensor(w.q, {out, w.in}), t);
     std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
     std::vector<int32_t> qbias = quant_bias(w, q.bias, deq, q.input_offset);
     Tensor qb(DType::I32, {out});
     if (!qbias.empty()) std::memcpy(qb.bytes.data(), qbias.data(), qbias.size() * 4);
-    add(p + ".quant_bias", qb, q.type);
-    add(p + ".input_scale", tensor_f32({1}, {q.input_scale}), q.type);
-    add(p + ".input_offset", tensor_f32({1}, {q.input_offset}), q.type);
-    add(p + ".deq_scale", encode_deq_scale(deq, model_dtype_), q.type);
-  } else if (q.type == "W8A8_DYNAMIC" || q.type == "W8A16") {
-    add(p + ".weight_scale", column(w.scale), q.type);
-    std::vector<float> offset = q.type == "W8A16" ? w.offset : std::vector<float>(out, 0.0f);
-    add(p + ".weight_offset", column(offset), q.type);
+    add(p + ".quant_bias", qb, t);
+    add(p + ".input_scale", tensor_f32({1}, {q.input_scale}), t);
+    add(p + ".input_offset", tensor_f32({1}, {q.input_offset}), t);
+    add(p + ".deq_scale", encode_deq_scale(deq, model_dtype_), t);
+  } else if (t == "W8A8_DYNAMIC" || t == "W8A16" || t == "W4A4_DYNAMIC" || t == "WFP8AFP8_DYNAMIC") {
+    // W4A4 weights stay unpacked int8 (spec §9 quirk 6); FP8 ones are e4m3 bytes.
+    Tensor weight = int8_tensor(w.q, {out, w.in});
+    if (t == "WFP8AFP8_DYNAMIC") weight.dtype = DType::F8_E4M3;
+    add(p + ".weight", weight, t);
+    add(p + ".weight_scale", tensor_f32({out, groups}, w.scale), t);
+    // W8A8_DYNAMIC and FP8 kernels ignore offsets: msModelSlim writes zeros (the registry admits only symmetric
+    // weights for them). W8A16 and W4A4 keep the signed-domain zero point.
+    const bool keep_offset = t == "W8A16" || t == "W4A4_DYNAMIC";
+    add(p + ".weight_offset",
+        tensor_f32({out, groups}, keep_offset ? w.offset : std::vector<float>(w.scale.size(), 0.0f)), t);
+  } else if (t == "W4A8_DYNAMIC") {
+    std::vector<int8_t> packed = pack_int4_w4a8(w.q.data(), out, w.in);
+    add(p + ".weight", int8_tensor(packed, {out / 2, w.in}), t);
+    add(p + ".weight_scale", tensor_f32({out, groups}, w.scale), t);
+    add(p + ".weight_offset", tensor_f32({out, groups}, std::vector<float>(w.scale.size(), 0.0f)), t);
+    int64_t cols = 0;
+    std::vector<float> scale_bias = w4a8_scale_bias(w, p, cols);
+    add(p + ".scale_bias", tensor_f32({out, cols}, scale_bias), t);
+  } else if (t == "W8A8_MXFP8" || t == "W4A8_MXFP" || t == "W4A4_MXFP4") {
+    if (w.code == WeightCode::MxFp8) {
+      Tensor weight = int8_tensor(w.q, {out, w.in});
+      weight.dtype = DType::F8_E4M3;
+      add(p + ".weight", weight, t);
+    } else {
+      std::vector<uint8_t> codes(w.q.begin(), w.q.end());
+      std::vector<uint8_t> packed = pack_fp4(codes, out, w.in);
+      Tensor weight(DType::U8, {out, w.in / 2});
+      if (!packed.empty()) std::memcpy(weight.bytes.data(), packed.data(), packed.size());
+      add(p + ".weight", weight, t);
+    }
+    Tensor scale(DType::U8, {out, groups});
+    for (size_t k = 0; k < w.scale.size(); ++k) scale.bytes[k] = mx_biased_exponent(w.scale[k]);
+    add(p + ".weight_scale", scale, t);
   } else {
-    fail("ascendv1_saver: cannot save {} as type '{}'", p, q.type);
+    fail("ascendv1_saver: cannot save {} as type '{}'", p, t);
   }
+  if (w.group_size > 0) group_size_ = w.group_size;
   if (!q.bias.empty()) add(p + ".bias", vector_f32(q.bias), "FLOAT");
-  quant_type_.update(q.type);
+  quant_type_.update(t);
 }
 
 Tensor encode_deq_scale(const std::vector<float>& deq_scale, DType model_dtype) {

@@ -13,8 +13,11 @@ namespace lwq {
 
 struct QuantizedLinear {
   std::string name;  // full module name, e.g. "model.layers.0.self_attn.q_proj"
-  std::string type;  // export type string: "W8A8", "W8A8_DYNAMIC", "W8A16"
-  QuantizedWeight weight;             // int8 codes [out, in] + per-channel scale / signed offset
+  std::string type;  // export type string (spec §3.4): "W8A8", "W8A8_DYNAMIC", "W4A8_DYNAMIC", "W8A8_MXFP8", ...
+  // Codes [out, in] (int, e4m3 or E2M1, unpacked: savers pack) and their
+  // per-channel / per-group / per-block parameters; group_size > 0 sets the
+  // description's group_size.
+  QuantizedWeight weight;
   std::vector<float> bias;            // [out] float bias, empty when the Linear has none
   // Static activation parameters (W8A8 only), already rounded to the serving
   // dtype (spec §10 fact 18).

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <vector>
+
+#include <cmath>
 
 #include "tensor/tensor.h"
 
@@ -63,6 +67,31 @@ TEST(Tensor, ConvertsThroughF32) {
   EXPECT_EQ(t.nbytes(), 8u);
   EXPECT_EQ(to_f32(t), (std::vector<float>{1.f, -2.f, 0.5f, 3.f}));
   EXPECT_EQ(shape_str(t.shape), "[2, 2]");
+}
+
+}  // namespace
+}  // namespace lwq
+
+namespace lwq {
+namespace {
+
+// The block screen and the scalar scan agree wherever the bad value sits:
+// first block, block edges, the tail, and with two bad values the first wins.
+TEST(Tensor, FirstNonFiniteFindsEveryPosition) {
+  const int64_t n = 3 * 4096 + 77;
+  for (DType t : {DType::F32, DType::BF16, DType::F16}) {
+    for (int64_t at : {int64_t{0}, int64_t{4095}, int64_t{4096}, int64_t{8191}, int64_t{12287}, n - 1}) {
+      for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+        std::vector<float> v(static_cast<size_t>(n), 1.5f);
+        v[static_cast<size_t>(at)] = bad;
+        if (at + 5000 < n) v[static_cast<size_t>(at + 5000)] = bad;
+        Tensor x = tensor_from_f32(t, {n}, v);
+        EXPECT_EQ(first_non_finite(x), at) << dtype_name(t) << " at " << at;
+      }
+    }
+    Tensor clean = tensor_from_f32(t, {n}, std::vector<float>(static_cast<size_t>(n), -2.0f));
+    EXPECT_EQ(first_non_finite(clean), -1);
+  }
 }
 
 }  // namespace

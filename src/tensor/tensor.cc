@@ -29,20 +29,26 @@ std::vector<float> to_f32(const Tensor& t) {
 
 namespace {
 
+// Whether any of v[0..kBlock) has all exponent bits set. A constant trip
+// count so that GCC's -O2 ("very cheap") vectoriser takes the loop.
+template <typename Bits, int64_t kBlock>
+bool block_has_all_ones_exponent(const Bits* v, Bits exponent_mask) {
+  Bits hits = 0;
+  for (int64_t i = 0; i < kBlock; ++i) hits |= static_cast<Bits>((v[i] & exponent_mask) == exponent_mask);
+  return hits != 0;
+}
+
 // First element whose exponent bits are all ones (NaN or Inf), by bit pattern:
-// no conversion, and the loop vectorises.
+// no conversion; whole blocks are screened with vector code first.
 template <typename Bits>
 int64_t first_all_ones_exponent(const uint8_t* bytes, int64_t n, Bits exponent_mask) {
   const Bits* v = reinterpret_cast<const Bits*>(bytes);
   constexpr int64_t kBlock = 4096;
-  for (int64_t begin = 0; begin < n; begin += kBlock) {
-    const int64_t end = std::min(n, begin + kBlock);
-    bool any = false;
-    for (int64_t i = begin; i < end; ++i) any |= (v[i] & exponent_mask) == exponent_mask;
-    if (!any) continue;
-    for (int64_t i = begin; i < end; ++i)
-      if ((v[i] & exponent_mask) == exponent_mask) return i;
-  }
+  int64_t begin = 0;
+  for (; begin + kBlock <= n; begin += kBlock)
+    if (block_has_all_ones_exponent<Bits, kBlock>(v + begin, exponent_mask)) break;
+  for (int64_t i = begin; i < n; ++i)
+    if ((v[i] & exponent_mask) == exponent_mask) return i;
   return -1;
 }
 

@@ -1,0 +1,95 @@
+// The Wan2.1 descriptor against diffusers: tests/data/wan/*.json record, for a
+// tiny t2v and i2v DiT, every parameter's original Wan name, the name
+// diffusers' own convert_wan_transformer_to_diffusers gives it, and its shape
+// in diffusers' WanTransformer3DModel (tools/make_wan_names.py).
+#include "models/wan.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace lwq {
+namespace {
+
+nlohmann::json load_case(const std::string& name) {
+  return nlohmann::json::parse(read_text_file(std::filesystem::path(LWQ_SOURCE_DIR) / "tests/data/wan" / (name + ".json")));
+}
+
+class WanNames : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(WanNames, DescriptorMatchesDiffusers) {
+  const nlohmann::json c = load_case(GetParam());
+  WanConfig orig = parse_wan_config(c["config_original"].dump(), "config.json");
+  WanConfig diff = parse_wan_config(c["config_diffusers"].dump(), "config.json");
+  orig.text_dim = c["text_dim"];  // not in the original config.json (a constructor default)
+  EXPECT_EQ(orig.layout, WanLayout::Original);
+  EXPECT_EQ(diff.layout, WanLayout::Diffusers);
+  for (const WanConfig* w : {&orig, &diff}) {
+    EXPECT_EQ(w->dim, 48);
+    EXPECT_EQ(w->ffn_dim, 96);
+    EXPECT_EQ(w->num_heads, 2);
+    EXPECT_EQ(w->num_layers, 2);
+    EXPECT_EQ(w->model_type, GetParam() == "wan_tiny_i2v" ? "i2v" : "t2v");
+  }
+  std::map<std::string, Shape> mine;
+  for (const auto& t : wan_outer_tensors(orig)) mine[t.name] = t.shape;
+  for (int n = 0; n < orig.num_layers; ++n) {
+    LayerDesc d = wan_block_desc(orig, n);
+    for (const auto& t : d.tensors) mine[d.prefix + "." + t.name] = t.shape;
+  }
+  std::map<std::string, Shape> theirs;
+  for (const auto& p : c["tensors"]) {
+    theirs[p[0].get<std::string>()] = p[2].get<Shape>();
+    EXPECT_EQ(wan_checkpoint_name(diff, p[0]), p[1].get<std::string>()) << p[0];
+    EXPECT_EQ(wan_checkpoint_name(orig, p[0]), p[0].get<std::string>());
+  }
+  EXPECT_EQ(mine, theirs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, WanNames, ::testing::Values("wan_tiny_t2v", "wan_tiny_i2v"),
+                         [](const auto& info) { return info.param; });
+
+TEST(WanConfig, BlockLinearsInVisitOrder) {
+  WanConfig c = parse_wan_config(R"({"_class_name": "WanModel", "model_type": "t2v", "dim": 1536, "ffn_dim": 8960,
+                                      "num_heads": 12, "num_layers": 30})", "config.json");
+  LayerDesc d = wan_block_desc(c, 29);
+  EXPECT_EQ(d.prefix, "blocks.29");
+  std::vector<std::string> names;
+  for (const auto& l : d.linears) names.push_back(l.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o",
+                                             "cross_attn.q", "cross_attn.k", "cross_attn.v", "cross_attn.o", "ffn.0",
+                                             "ffn.2"}));
+  EXPECT_EQ(d.tensors.front().name, "modulation");
+  EXPECT_EQ(d.linears.back().in_features, 8960);
+  EXPECT_EQ(c.head_dim(), 128);
+}
+
+TEST(WanConfig, BadConfigsAreNamed) {
+  auto error = [](const std::string& json) {
+    try {
+      parse_wan_config(json, "dir/config.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error(R"({"_class_name": "WanModel", "dim": 48, "num_heads": 2, "num_layers": 2})").find("'ffn_dim'"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"_class_name": "WanModel", "dim": 48, "ffn_dim": 8, "num_heads": 5, "num_layers": 2})")
+                .find("num_heads 5"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"_class_name": "WanModel", "model_type": "vace", "dim": 48, "ffn_dim": 8, "num_heads": 2,
+                      "num_layers": 2})").find("vace"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"_class_name": "Flux", "dim": 4})").find("not a Wan2.1 config"), std::string::npos);
+  EXPECT_FALSE(is_wan_config(R"({"model_type": "llama"})"));
+  EXPECT_TRUE(is_wan_config(R"({"_class_name": "WanTransformer3DModel"})"));
+  EXPECT_FALSE(is_wan_config("not json"));
+}
+
+}  // namespace
+}  // namespace lwq

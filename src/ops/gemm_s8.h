@@ -1,0 +1,31 @@
+// Exact integer GEMM for the deployed W8A8 arithmetic: int8 activations times
+// int8 weights summed in int32, as an NPU's cube unit does it, with no float
+// emulation and no intermediate saturation on any CPU.
+#pragma once
+
+#include <cstdint>
+
+namespace lwq {
+
+// The deepest product whose int32 sums cannot overflow: every |product| is at
+// most 128·128 = 2^14, so 2^17 of them stay below 2^31.
+inline constexpr int64_t kMaxS8Depth = int64_t{1} << 17;
+
+// y[rows, out] = x[rows, in] · w[out, in]ᵀ, exactly (in ≤ kMaxS8Depth).
+// Threads: the caller's OpenMP team (set_compute_threads); inside an OpenMP
+// parallel region it runs on the calling thread alone. Safe from any thread.
+void matmul_nt_s8(const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t out, int32_t* y);
+
+// Which kernel runs it. kAuto takes oneDNN's where its int8 GEMM is exact
+// (VNNI, whose dot products accumulate in int32: AVX512-VNNI and newer);
+// elsewhere oneDNN's AVX2/AVX-512 int8 kernels add u8·s8 pairs in saturating
+// int16 (vpmaddubsw), so kPortable's int16 multiply-adds (Highway, exact on
+// every target) run instead. Both are exposed for tests and benchmarks.
+enum class S8Kernel { kAuto, kOneDnnVnni, kPortable };
+void matmul_nt_s8(S8Kernel kernel, const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t out,
+                  int32_t* y);
+// What kAuto resolves to on this CPU.
+S8Kernel s8_auto_kernel();
+const char* s8_kernel_name(S8Kernel kernel);
+
+}  // namespace lwq

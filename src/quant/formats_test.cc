@@ -1,0 +1,180 @@
+// Packing vectors (spec §3.6), FP8 rounding, MX blocks, per-group and W4A8
+// scale_bias: hand-worked values and independent references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "quant/fp_formats.h"
+#include "quant/int4_pack.h"
+#include "quant/weight_quant.h"
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+TEST(Fp4Pack, SpecUnitVectors) {
+  EXPECT_EQ(pack_fp4_values({0.0f, 0.5f, -1.0f, -6.0f}, 1, 4), (std::vector<uint8_t>{16, 250}));
+  EXPECT_EQ(pack_fp4_values({0.75f, 1.25f, 2.6f, -3.4f}, 1, 4), (std::vector<uint8_t>{33, 213}));
+  EXPECT_EQ(pack_fp4_values({4.2f, -0.4f, 1.49f, -1.51f, -0.1f, 6.1f, -2.2f, 2.9f}, 2, 4),
+            (std::vector<uint8_t>{150, 179, 120, 92}));
+  EXPECT_EQ(fp4_e2m1_code(-0.0f), 8);  // the sign bit of −0.0 counts
+  EXPECT_THROW(pack_fp4_values({1.0f, 2.0f, 3.0f}, 1, 3), Error);
+  std::vector<uint8_t> codes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  EXPECT_EQ(unpack_fp4(pack_fp4(codes, 2, 8).data(), 2, 8), codes);
+  for (uint8_t c = 0; c < 16; ++c)
+    if (c != 8) EXPECT_EQ(fp4_e2m1_code(fp4_e2m1_value(c)), c);
+}
+
+TEST(Int4Pack, W4A8ByHand) {
+  // Wq [4, 2]; P[j, i] = (Wq[2j+1, i] << 4) | (Wq[2j, i] & 0xF).
+  const std::vector<int8_t> q = {1, -2, 3, -8, 7, 0, -1, 5};
+  std::vector<int8_t> p = pack_int4_w4a8(q.data(), 4, 2);
+  EXPECT_EQ(p, (std::vector<int8_t>{0x31, static_cast<int8_t>(0x8E), static_cast<int8_t>(0xF7), 0x50}));
+  EXPECT_EQ(unpack_int4_w4a8(p.data(), 4, 2), q);
+  EXPECT_THROW(pack_int4_w4a8(q.data(), 3, 2), Error);  // odd out
+  const std::vector<int8_t> bad = {8, 0};
+  EXPECT_THROW(pack_int4_w4a8(bad.data(), 2, 1), Error);
+}
+
+TEST(Int4Pack, ScaleBiasByHand) {
+  QuantizedWeight qw;
+  qw.out = 2;
+  qw.in = 32;
+  qw.bits = 4;
+  qw.q.assign(64, 1);
+  qw.q[0] = 7;      // row 0, chunk 0
+  qw.q[33] = -8;    // row 1, chunk 0 (second element)
+  qw.scale = {0.5f, 0.25f};
+  qw.offset = {0.0f, 0.0f};
+  int64_t cols = 0;
+  std::vector<float> sb = w4a8_scale_bias(qw, "model.layers.0.mlp.up_proj", cols);
+  EXPECT_EQ(cols, 1);
+  // row 0: (7 + 31)·0.5 = 19 → ·8 = 152; row 1: (−8 + 31)·0.25 = 5.75 → 46.
+  EXPECT_EQ(sb, (std::vector<float>{152.0f, 46.0f}));
+  sb = w4a8_scale_bias(qw, "model.layers.0.mlp.down_proj", cols);
+  EXPECT_EQ(cols, 16);
+  ASSERT_EQ(sb.size(), 32u);
+  EXPECT_EQ(sb[0], 8.0f * (7 + 1) * 0.5f);
+  EXPECT_EQ(sb[1], 8.0f * 2 * 0.5f);
+  EXPECT_EQ(sb[16], 8.0f * (1 - 8) * 0.25f);
+  sb = w4a8_scale_bias(qw, "model.layers.0.mlp.shared_expert_gate", cols);
+  EXPECT_EQ(cols, 32);
+  EXPECT_EQ(sb[0], 3.5f);  // quirk: the dequantized weight itself
+  qw.in = 8;
+  qw.q.resize(16);
+  EXPECT_THROW(w4a8_scale_bias(qw, "x.o_proj", cols), Error);  // 8 inputs do not split in 16 chunks
+}
+
+// Independent E4M3 reference: the nearest of all finite codes, ties to the
+// even code (even mantissa), saturating at ±448.
+uint8_t e4m3_reference(float x) {
+  const double a = std::min(std::fabs(static_cast<double>(x)), 448.0);
+  int best = 0;
+  double best_d = INFINITY;
+  for (int c = 0; c < 0x7F; ++c) {
+    const int e = c >> 3, m = c & 7;
+    const double v = e == 0 ? m * std::ldexp(1.0, -9) : (1.0 + m / 8.0) * std::ldexp(1.0, e - 7);
+    const double d = std::fabs(v - a);
+    if (d < best_d || (d == best_d && (c & 1) == 0)) {
+      best = c;
+      best_d = d;
+    }
+  }
+  return static_cast<uint8_t>(best | (std::signbit(x) ? 0x80 : 0));
+}
+
+TEST(Fp8, RoundToNearestEvenAndSaturation) {
+  EXPECT_EQ(fp8_quantize_code(448.0f, 1.0f), 0x7E);
+  EXPECT_EQ(fp8_quantize_code(1000.0f, 1.0f), 0x7E);   // saturates, never NaN
+  EXPECT_EQ(fp8_quantize_code(-1000.0f, 1.0f), 0xFE);
+  EXPECT_EQ(fp8_quantize_code(17.0f, 1.0f), e4m3_reference(16.0f));  // tie 16|18 → 16 (even mantissa)
+  EXPECT_EQ(fp8_quantize_code(19.0f, 1.0f), e4m3_reference(20.0f));  // tie 18|20 → 20
+  EXPECT_EQ(fp8_quantize_code(std::ldexp(1.0f, -10), 1.0f), 0x00);    // tie 0|2^-9 → 0
+  EXPECT_EQ(fp8_quantize_code(3 * std::ldexp(1.0f, -10), 1.0f), 0x02);  // tie 2^-9|2^-8 → 2^-8
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> mag(-12.0f, 9.5f);
+  for (int k = 0; k < 20000; ++k) {
+    const float x = std::ldexp(1.0f, 0) * std::exp2(mag(rng)) * (k % 2 ? -1.0f : 1.0f);
+    ASSERT_EQ(fp8_quantize_code(x, 1.0f), e4m3_reference(x)) << x;
+  }
+  // Per-channel weights: scale = amax/448, the largest element maps to 448.
+  std::vector<float> w = {1.0f, -0.5f, 0.1f, 2.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  QuantizedWeight qw = quantize_weight_fp8_per_channel(w.data(), 2, 4);
+  EXPECT_FLOAT_EQ(qw.scale[0], 2.0f / 448.0f);
+  EXPECT_FLOAT_EQ(qw.scale[1], 1e-12f / 448.0f);
+  EXPECT_EQ(static_cast<uint8_t>(qw.q[3]), 0x7E);
+  EXPECT_FLOAT_EQ(dequantized_value(qw, 0, 0), 1.0f);
+  EXPECT_EQ(dequantized_value(qw, 1, 2), 0.0f);
+}
+
+TEST(Mx, Fp8BlockByHand) {
+  std::vector<float> x(40, 0.0f);
+  x[0] = 1.0f;
+  x[1] = 0.3f;   // v = 76.8 → p 6 → floor(9.6 + .5)/8·64 = 80 → 80/256 = 0.3125
+  x[2] = -0.01f; // v = −2.56 → p 1 → floor(10.24+.5)/8·2 = 2.5 → −2.5/256
+  x[35] = 3.0f;  // second (padded) block: e = 1 − 8 = −7
+  std::vector<uint8_t> codes(40);
+  std::vector<int> exps(2);
+  mx_quantize_row(x.data(), 40, QDtype::MxFp8, codes.data(), exps.data());
+  EXPECT_EQ(exps, (std::vector<int>{-8, -7}));
+  EXPECT_EQ(codes[0], 0x78);  // 256 = 2^8: exponent field 15, mantissa 0
+  EXPECT_EQ(f8e4m3_to_f32(codes[1]), 80.0f);
+  EXPECT_EQ(f8e4m3_to_f32(codes[2]), -2.5f);
+  EXPECT_EQ(f8e4m3_to_f32(codes[35]), 384.0f);
+  QuantizedWeight qw = quantize_weight_mx(x.data(), 1, 40, QDtype::MxFp8);
+  EXPECT_EQ(qw.group_size, 32);
+  EXPECT_EQ(qw.groups(), 2);
+  EXPECT_EQ(mx_biased_exponent(qw.scale[0]), 119);
+  EXPECT_EQ(mx_biased_exponent(qw.scale[1]), 120);
+  EXPECT_FLOAT_EQ(dequantized_value(qw, 0, 1), 0.3125f);
+  // An all-zero block: e = −134 clipped to −127 (biased 0).
+  std::vector<float> z(32, 0.0f);
+  QuantizedWeight qz = quantize_weight_mx(z.data(), 1, 32, QDtype::MxFp8);
+  EXPECT_EQ(mx_biased_exponent(qz.scale[0]), 0);
+}
+
+TEST(Mx, Fp4BlockByHand) {
+  std::vector<float> x(32, 0.0f);
+  // amax 6: e = floor(log2(6·8/7)) − 2 = 0; elements round half up on the E2M1 grid.
+  const std::vector<float> in = {6.0f, 5.0f, 2.5f, 0.2f, 0.3f, -1.2f, -0.1f, 1.75f};
+  const std::vector<float> want = {6.0f, 6.0f, 3.0f, 0.0f, 0.5f, -1.0f, -0.0f, 2.0f};
+  std::copy(in.begin(), in.end(), x.begin());
+  std::vector<uint8_t> codes(32);
+  int e = 0;
+  mx_quantize_row(x.data(), 32, QDtype::MxFp4, codes.data(), &e);
+  EXPECT_EQ(e, 0);
+  for (size_t i = 0; i < in.size(); ++i) EXPECT_EQ(fp4_e2m1_value(codes[i]), want[i]) << i;
+  EXPECT_EQ(codes[6], 8);  // −0.0 keeps its sign bit
+  // amax 7: 7·8/7 = 8 → e = 1; 7/2 = 3.5 → 4 → 8.
+  x[0] = 7.0f;
+  mx_quantize_row(x.data(), 32, QDtype::MxFp4, codes.data(), &e);
+  EXPECT_EQ(e, 1);
+  EXPECT_EQ(fp4_e2m1_value(codes[0]), 4.0f);
+  std::vector<float> fq(x);
+  fake_quant_mx(fq.data(), 1, 32, QDtype::MxFp4);
+  EXPECT_EQ(fq[0], 8.0f);
+  EXPECT_EQ(fq[1], 6.0f);  // 5/2 = 2.5 → 3 → 6
+}
+
+TEST(PerGroup, MinmaxByHand) {
+  // One row, two groups of 2: sym int8 scales 2/127 and 4/127.
+  std::vector<float> w = {2.0f, -1.0f, 0.5f, -4.0f};
+  QuantizedWeight qw = quantize_weight_per_group_minmax(w.data(), 1, 4, 8, true, 2);
+  EXPECT_EQ(qw.groups(), 2);
+  EXPECT_EQ(qw.scale, (std::vector<float>{2.0f / 127.0f, 4.0f / 127.0f}));
+  EXPECT_EQ(qw.q, (std::vector<int8_t>{127, -64, 16, -127}));  // −63.5 → −64, 15.875 → 16
+  // Asymmetric int4: group [0.5, −4] → scale 4.5/15, offset round(4/0.3) − 8 = 5.
+  QuantizedWeight qa = quantize_weight_per_group_minmax(w.data(), 1, 4, 4, false, 2);
+  EXPECT_FLOAT_EQ(qa.scale[1], 4.0f / 15.0f + 0.5f / 15.0f);
+  EXPECT_EQ(qa.offset[1], 5.0f);
+  EXPECT_NEAR(dequantized_value(qa, 0, 3), -4.0f, 0.15f);
+  EXPECT_THROW(quantize_weight_per_group_minmax(w.data(), 1, 4, 8, true, 3), Error);
+  std::vector<float> out(4);
+  dequantize_weight(qw, out.data());
+  EXPECT_FLOAT_EQ(out[3], -4.0f);
+}
+
+}  // namespace
+}  // namespace lwq

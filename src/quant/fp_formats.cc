@@ -1,0 +1,178 @@
+#include "quant/fp_formats.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "util/error.h"
+
+namespace lwq {
+namespace {
+
+constexpr std::array<float, 8> kE2M1 = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+
+// floor(log2(x)) for x > 0, exact (frexp: x = m·2^k, m in [0.5, 1)).
+int floor_log2(double x) {
+  int k = 0;
+  std::frexp(x, &k);
+  return k - 1;
+}
+
+// Shared exponent of a block with maximum magnitude amax (spec §2.4).
+int mx_shared_exponent(float amax, QDtype dtype) {
+  if (dtype == QDtype::MxFp8) {
+    const double m = amax == 0.0f ? std::ldexp(1.0, -126) : static_cast<double>(amax);
+    return std::max(floor_log2(m) - 8, -127);
+  }
+  const double m = static_cast<double>(amax) * 8.0 / 7.0 + 9.6e-7;
+  return std::clamp(floor_log2(m) - 2, -129, 125);
+}
+
+// Element rounding of v = x / 2^e (spec §2.4): round half away from zero on
+// the private-exponent grid, then clamp to the format's max.
+float mx_element(float v, QDtype dtype) {
+  const double a = std::fabs(static_cast<double>(v));
+  double q;
+  if (dtype == QDtype::MxFp8) {
+    const int p = a == 0.0 ? -6 : std::max(floor_log2(a), -6);
+    q = std::floor(std::ldexp(a, 3 - p) + 0.5) * std::ldexp(1.0, p - 3);
+    q = std::min(q, 448.0);
+  } else {
+    const int p = std::clamp(floor_log2(a + 9.6e-7), 0, 2);
+    q = std::floor(std::ldexp(a, 1 - p) + 0.5) * std::ldexp(1.0, p - 1);
+    q = std::min(q, 6.0);
+  }
+  return std::copysign(static_cast<float>(q), v);
+}
+
+}  // namespace
+
+float fp8_scale_of(const float* x, int64_t n) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  return std::max(amax, 1e-12f) / kFp8Max;
+}
+
+uint8_t fp8_quantize_code(float x, float scale) {
+  return f32_to_f8e4m3(std::clamp(x / scale, -kFp8Max, kFp8Max));
+}
+
+void fake_quant_fp8_per_token(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    for (int64_t i = 0; i < cols; ++i)
+      if (!std::isfinite(row[i])) fail("FP8 fake quantization: non-finite activation at row {}, column {}", r, i);
+    const float s = fp8_scale_of(row, cols);
+    for (int64_t i = 0; i < cols; ++i) row[i] = f8e4m3_to_f32(fp8_quantize_code(row[i], s)) * s;
+  }
+}
+
+float fp4_e2m1_value(uint8_t code) {
+  const float v = kE2M1[code & 7];
+  return (code & 8) ? -v : v;
+}
+
+uint8_t fp4_e2m1_code(float x) {
+  const float a = std::fabs(x);
+  size_t best = 0;
+  for (size_t k = 1; k < kE2M1.size(); ++k)
+    if (std::fabs(kE2M1[k] - a) < std::fabs(kE2M1[best] - a)) best = k;  // strict: ties keep the lower index
+  return static_cast<uint8_t>(best + (std::signbit(x) ? 8 : 0));
+}
+
+std::vector<uint8_t> pack_fp4(const std::vector<uint8_t>& codes, int64_t rows, int64_t cols) {
+  if (cols % 2 != 0) fail("FP4 packing needs an even number of columns, got {}", cols);
+  if (codes.size() != static_cast<size_t>(rows * cols)) fail("pack_fp4: {} codes for [{}, {}]", codes.size(), rows, cols);
+  std::vector<uint8_t> out(static_cast<size_t>(rows * cols / 2));
+  for (size_t k = 0; k < out.size(); ++k)
+    out[k] = static_cast<uint8_t>((codes[2 * k] & 0xF) | ((codes[2 * k + 1] & 0xF) << 4));
+  return out;
+}
+
+std::vector<uint8_t> unpack_fp4(const uint8_t* packed, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> codes(static_cast<size_t>(rows * cols));
+  for (size_t k = 0; k < codes.size() / 2; ++k) {
+    codes[2 * k] = packed[k] & 0xF;
+    codes[2 * k + 1] = packed[k] >> 4;
+  }
+  return codes;
+}
+
+std::vector<uint8_t> pack_fp4_values(const std::vector<float>& x, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> codes(x.size());
+  for (size_t i = 0; i < x.size(); ++i) codes[i] = fp4_e2m1_code(x[i]);
+  return pack_fp4(codes, rows, cols);
+}
+
+void mx_quantize_row(const float* x, int64_t n, QDtype dtype, uint8_t* codes, int* exps) {
+  if (dtype != QDtype::MxFp8 && dtype != QDtype::MxFp4) fail("mx_quantize_row: not an MX dtype");
+  for (int64_t b = 0; b * kMxBlock < n; ++b) {
+    const int64_t begin = b * kMxBlock, end = std::min(n, begin + kMxBlock);
+    float amax = 0.0f;
+    for (int64_t i = begin; i < end; ++i) {
+      if (!std::isfinite(x[i])) fail("MX quantization: non-finite value at element {}", i);
+      amax = std::max(amax, std::fabs(x[i]));
+    }
+    int e = mx_shared_exponent(amax, dtype);
+    const bool zero_block = e < -127;  // MXFP4: everything below 2^-127 flushes to zero
+    e = std::max(e, -127);
+    exps[b] = e;
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = zero_block ? 0.0f : mx_element(static_cast<float>(std::ldexp(static_cast<double>(x[i]), -e)), dtype);
+      codes[i] = dtype == QDtype::MxFp8 ? f32_to_f8e4m3(v) : fp4_e2m1_code(v);
+    }
+  }
+}
+
+void fake_quant_mx(float* x, int64_t rows, int64_t cols, QDtype dtype) {
+  const int64_t blocks = (cols + kMxBlock - 1) / kMxBlock;
+  std::vector<uint8_t> codes(static_cast<size_t>(cols));
+  std::vector<int> exps(static_cast<size_t>(blocks));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    mx_quantize_row(row, cols, dtype, codes.data(), exps.data());
+    for (int64_t i = 0; i < cols; ++i) {
+      const float v = dtype == QDtype::MxFp8 ? f8e4m3_to_f32(codes[static_cast<size_t>(i)])
+                                             : fp4_e2m1_value(codes[static_cast<size_t>(i)]);
+      row[i] = static_cast<float>(std::ldexp(static_cast<double>(v), exps[static_cast<size_t>(i / kMxBlock)]));
+    }
+  }
+}
+
+QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype) {
+  if (out <= 0 || in <= 0) fail("weight quantization: invalid shape [{}, {}]", out, in);
+  QuantizedWeight qw;
+  qw.out = out;
+  qw.in = in;
+  qw.bits = dtype == QDtype::MxFp8 ? 8 : 4;
+  qw.group_size = kMxBlock;
+  qw.code = dtype == QDtype::MxFp8 ? WeightCode::MxFp8 : WeightCode::MxFp4;
+  const int64_t blocks = qw.groups();
+  qw.q.resize(static_cast<size_t>(out * in));
+  qw.scale.resize(static_cast<size_t>(out * blocks));
+  qw.offset.assign(qw.scale.size(), 0.0f);
+  int64_t bad_row = -1;
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    std::vector<int> exps(static_cast<size_t>(blocks));
+    try {
+      mx_quantize_row(w + o * in, in, dtype, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in, exps.data());
+    } catch (const Error&) {
+#pragma omp critical
+      if (bad_row < 0 || o < bad_row) bad_row = o;
+      continue;
+    }
+    for (int64_t b = 0; b < blocks; ++b)
+      qw.scale[static_cast<size_t>(o * blocks + b)] = static_cast<float>(std::ldexp(1.0, exps[static_cast<size_t>(b)]));
+  }
+  if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
+  return qw;
+}
+
+uint8_t mx_biased_exponent(float scale) {
+  int e = 0;
+  std::frexp(scale, &e);  // scale = 2^(e-1) exactly (also for the subnormal 2^-127)
+  return static_cast<uint8_t>(std::clamp(e - 1 + 127, 0, 254));
+}
+
+}  // namespace lwq

@@ -1,0 +1,48 @@
+// FP8 (E4M3) and MX (MXFP8, MXFP4) quantization (spec §2.3, §2.4, §3.6).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "config/quant_config.h"
+#include "quant/weight_quant.h"
+#include "tensor/dtype.h"
+
+namespace lwq {
+
+constexpr float kFp8Max = 448.0f;
+constexpr int64_t kMxBlock = 32;
+
+// FP8 per-channel / per-token scale: max(amax over n values, 1e-12) / 448.
+float fp8_scale_of(const float* x, int64_t n);
+// e4m3(clamp(x/scale, ±448)), round to nearest even (a float8_e4m3fn byte).
+uint8_t fp8_quantize_code(float x, float scale);
+// Per-row FP8 fake quant of x[rows, cols], as engines quantize dynamic
+// activations: x ← e4m3(x/s)·s with s = fp8_scale_of(row).
+void fake_quant_fp8_per_token(float* x, int64_t rows, int64_t cols);
+
+// E2M1 values [0, .5, 1, 1.5, 2, 3, 4, 6]; code bit 3 is the sign.
+float fp4_e2m1_value(uint8_t code);
+// Index of the value nearest |x| (ties to the lower index), +8 when the sign
+// bit of x is set (−0.0 included): pack_fp4_to_uint8's code.
+uint8_t fp4_e2m1_code(float x);
+// [rows, cols] E2M1 codes → [rows, cols/2] bytes, low nibble = even column.
+// cols must be even (lwq::Error otherwise).
+std::vector<uint8_t> pack_fp4(const std::vector<uint8_t>& codes, int64_t rows, int64_t cols);
+std::vector<uint8_t> unpack_fp4(const uint8_t* packed, int64_t rows, int64_t cols);
+// pack_fp4 of fp4_e2m1_code of each value (the spec's unit vectors).
+std::vector<uint8_t> pack_fp4_values(const std::vector<float>& x, int64_t rows, int64_t cols);
+
+// MX block quantization of one row of n values, blocks of 32 along the row
+// (the last block zero-padded). For each block b, exps[b] is the shared
+// exponent e (in [−127, 127]); codes[i] the element code (e4m3 byte for
+// MXFP8, E2M1 code for MXFP4); value = element(code)·2^e.
+void mx_quantize_row(const float* x, int64_t n, QDtype dtype, uint8_t* codes, int* exps);
+// x ← MX fake quant of each row of x[rows, cols].
+void fake_quant_mx(float* x, int64_t rows, int64_t cols, QDtype dtype);
+// W[out, in] in MX blocks: code MxFp8/MxFp4, group_size 32, scale = 2^e.
+QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype);
+// The exported shared exponent: uint8(e + 127) from a scale 2^e.
+uint8_t mx_biased_exponent(float scale);
+
+}  // namespace lwq

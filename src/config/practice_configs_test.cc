@@ -34,8 +34,14 @@ TEST(PracticeConfigs, W8A8Static) {
   EXPECT_EQ(c.runner, RunnerType::LayerWise);
   EXPECT_EQ(c.dataset, "calib_zh_en.jsonl");
   expect_single_ascend_saver(c, 4);
-  ASSERT_EQ(c.process.size(), 1u);
-  const LinearQConfig& q = c.process[0].qconfig;
+  ASSERT_EQ(c.process.size(), 2u);
+  // iter_smooth first, with msModelSlim's defaults (spec §1.6), as the reference W8A8 practices.
+  EXPECT_EQ(c.process[0].type, "iter_smooth");
+  EXPECT_EQ(c.process[0].smooth.alpha, 0.9);
+  EXPECT_EQ(c.process[0].smooth.scale_min, 1e-5);
+  EXPECT_TRUE(c.process[0].smooth.symmetric);
+  EXPECT_EQ(c.process[0].smooth.enable_subgraph_type.size(), 4u);
+  const LinearQConfig& q = c.process[1].qconfig;
   EXPECT_EQ(export_type_of(q), "W8A8");
   EXPECT_EQ(q.act.scope, QScope::PerTensor);
   EXPECT_FALSE(q.act.symmetric);  // msModelSlim's static W8A8 practices use asymmetric activations

@@ -136,13 +136,9 @@ struct ServiceConfig {
   std::vector<std::string> warnings;  // unknown keys etc., each naming file and YAML path
 };
 
-struct ServiceConfigOptions {
-  // The outlier-suppression processors (iter_smooth, smooth_quant,
-  // flex_smooth_quant, quarot) are parsed and validated either way; while
-  // false (until the runner runs them) a valid one is still refused as "not
-  // supported by lwquant yet", so no run silently skips it.
-  bool accept_outlier_processors = false;
-};
+// Reserved for parse options (the outlier-suppression processors are now run
+// by the layer-wise runner and always accepted).
+struct ServiceConfigOptions {};
 
 // Validates a practice document. `source_name` (usually the file path) prefixes
 // every error and warning. Throws lwq::Error on any schema violation.

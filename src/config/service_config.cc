@@ -23,12 +23,12 @@ using Names = std::vector<std::string_view>;
 const Names kOtherApiVersions = {"modelslim_v0", "multimodal_vlm_modelslim_v1", "multimodal_sd_modelslim_v1",
                                  "modelslim_convert"};
 const Names kSupportedProcessors = {"linear_quant", "group"};
-// Parsed and validated; run only once the runner accepts them (ServiceConfigOptions).
+// Outlier suppression (spec §1.6): run by the layer-wise runner (smoothing as data-requiring units, quarot at load).
 const Names kOutlierProcessors = {"iter_smooth", "smooth_quant", "flex_smooth_quant", "quarot"};
 const Names kSubgraphTypes = {"norm-linear", "linear-linear", "ov", "up-down"};
 // msModelSlim processor types (spec §1.6) that lwquant does not run yet.
 const Names kUnsupportedProcessors = {
-    "smooth_quant", "iter_smooth", "flex_smooth_quant", "flex_awq_ssz", "awq", "kv_smooth", "quarot",
+    "flex_awq_ssz", "awq", "kv_smooth",
     "online_quarot", "adapt_rotation", "dynamic_cache", "fa3_quant", "autoround_quant", "flatquant", "svd_res",
     "float_sparse", "unary_analysis", "binary_analysis", "binary_operator_layer_wise",
     "binary_operator_model_wise", "load", "saver", "module_func"};
@@ -217,10 +217,6 @@ class Parser {
                                  p.type));
       if (p.type == "quarot") quarot(p, entries, path);
       else smoothing(p, entries, path);
-      if (!opts_.accept_outlier_processors)
-        ctx_.fail_at(t->value, path + ".type",
-                     fmt::format("processor type '{}' is not supported by lwquant yet (supported: {})", p.type,
-                                 join(kSupportedProcessors)));
     } else if (contains(kUnsupportedProcessors, p.type)) {
       ctx_.fail_at(t->value, path + ".type",
                    fmt::format("processor type '{}' is not supported by lwquant yet (supported: {})", p.type,
@@ -250,7 +246,7 @@ class Parser {
 
   std::string supported() const {
     Names n = kSupportedProcessors;
-    if (opts_.accept_outlier_processors) n.insert(n.end(), kOutlierProcessors.begin(), kOutlierProcessors.end());
+    n.insert(n.end(), kOutlierProcessors.begin(), kOutlierProcessors.end());
     return join(n);
   }
 

@@ -107,9 +107,9 @@ TEST(ServiceConfigErrors, UnknownProcessorType) {
 }
 
 TEST(ServiceConfigErrors, UnsupportedProcessorType) {
-  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: iter_smooth\n      alpha: 0.9\n",
-               {"spec.process[0].type",
-                "processor type 'iter_smooth' is not supported by lwquant yet (supported: linear_quant, group)"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - type: awq\n",
+               {"spec.process[0].type", "processor type 'awq' is not supported by lwquant yet (supported: "
+                "linear_quant, group, iter_smooth, smooth_quant, flex_smooth_quant, quarot)"});
 }
 
 TEST(ServiceConfigErrors, BadScopeValueNamesPathAndAllowedValues) {
@@ -408,9 +408,7 @@ TEST(ServiceConfig, LoadFromFileNamesThePath) {
 // ---- outlier suppression processors (issue 9) ----
 
 ServiceConfig parse_outlier(const std::string& yaml) {
-  ServiceConfigOptions o;
-  o.accept_outlier_processors = true;
-  return parse_service_config(yaml, "test.yaml", o);
+  return parse_service_config(yaml, "test.yaml");
 }
 
 void expect_outlier_error(const std::string& yaml, const std::vector<std::string>& parts) {
@@ -526,9 +524,8 @@ TEST(OutlierProcessors, UnknownKeysWarn) {
   EXPECT_TRUE(has_warning(c, {"spec.process[0]", "unknown key 'scale_min'"})) << joined(c.warnings);
 }
 
-TEST(OutlierProcessors, RefusedUntilTheRunnerAcceptsThemButStillValidated) {
-  // Without the option a valid one is refused as before, an invalid one with its real error.
-  expect_error(doc("    - type: quarot\n"), {"processor type 'quarot' is not supported by lwquant yet"});
+TEST(OutlierProcessors, AcceptedByDefault) {
+  EXPECT_EQ(parse_service_config(doc("    - type: quarot\n"), "test.yaml").process.at(0).type, "quarot");
   expect_error(doc("    - type: quarot\n      block_size: 3\n"), {"spec.process[0].block_size"});
 }
 

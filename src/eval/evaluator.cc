@@ -99,6 +99,8 @@ void check_config_matches(const QuantizedFolder& q, const ModelConfig& cfg) {
       if (!qv && !fv) continue;
       if (key == "text_config" && qv && fv && qv->is_object() && fv->is_object()) continue;  // compared below
       if (qv && fv && *qv == *fv) continue;
+      // A tied model rotated by quarot is written untied (its head is no longer the embedding).
+      if (key == "tie_word_embeddings" && qv && fv && *qv == false && *fv == true) continue;
       fail("{}: '{}{}' is {} but the float model's {} has {} (engines build the served model from the quantized "
            "folder's config.json)",
            qwhere, scope, key, qv ? brief(*qv) : "absent", fwhere, fv ? brief(*fv) : "absent");
@@ -150,7 +152,7 @@ void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt,
              prefix, shape_str(q.info(prefix + ".weight").shape), d.type, d.out, d.in, lin.out_features,
              lin.in_features);
       const bool has_bias = q.contains(prefix + ".bias");
-      if (lin.has_bias != has_bias)
+      if (lin.has_bias && !has_bias)  // asymmetric smoothing may give a Linear a bias it had not
         fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
              lin.has_bias ? "a" : "no", has_bias ? "one" : "none");
       params.emplace(lin.name, std::move(d));
@@ -202,7 +204,7 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     if (d.out != lin.out_features || d.in != lin.in_features)
       fail("tensor '{}.weight' is [{}, {}] in the quantized folder but [{}, {}] in the float model", prefix, d.out, d.in,
            lin.out_features, lin.in_features);
-    if (lin.has_bias != !d.bias.empty())
+    if (lin.has_bias && d.bias.empty())  // asymmetric smoothing may give a Linear a bias it had not
       fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
            lin.has_bias ? "a" : "no", d.bias.empty() ? "none" : "one");
     exec.linears.emplace(lin.name, std::move(d));
@@ -216,6 +218,17 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     }
     w.tensors[t.name] = read_float(q, desc.prefix + "." + t.name, t.shape);
   }
+  // Tensors outlier smoothing adds (spec §2.8): a replaced norm's bias, and the
+  // bias a FLOAT Linear gained from an asymmetric shift.
+  for (const auto& t : desc.tensors) {
+    if (!t.name.ends_with(".weight") || t.shape.size() != 1) continue;
+    const std::string bias = t.name.substr(0, t.name.size() - 7) + ".bias";
+    if (!w.tensors.count(bias) && q.contains(desc.prefix + "." + bias))
+      w.tensors[bias] = read_float(q, desc.prefix + "." + bias, t.shape);
+  }
+  for (const auto& lin : desc.linears)
+    if (!lin.has_bias && !quantized_params.count(lin.name + ".weight") && q.contains(desc.prefix + "." + lin.name + ".bias"))
+      w.tensors[lin.name + ".bias"] = read_float(q, desc.prefix + "." + lin.name + ".bias", {lin.out_features});
   for (const auto& lin : desc.linears)  // FLOAT routed experts (not in desc.tensors)
     if (lin.expert >= 0 && !quantized_params.count(lin.name + ".weight"))
       w.tensors[lin.name + ".weight"] =
@@ -234,6 +247,14 @@ void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, 
   allowed.insert(architecture_for(cfg).lm_head);  // written even when tied (spec fact 16)
   for (int k = 0; k < cfg.num_hidden_layers; ++k) {
     LayerDesc desc = layer_desc(cfg, k);
+    for (const auto& t : desc.tensors)  // a smoothed norm's bias (spec §2.8)
+      if (t.name.ends_with(".weight") && t.shape.size() == 1)
+        allowed.insert(desc.prefix + "." + t.name.substr(0, t.name.size() - 7) + ".bias");
+    // Asymmetric smoothing shifts a norm (it gets a bias) and gives the
+    // Linears reading it a bias: allowed only beside that norm bias.
+    for (const auto& g : architecture_for(cfg).smooth_subgraphs)
+      if (g.type == "norm-linear" && q.contains(desc.prefix + "." + g.source + ".bias"))
+        for (const auto& t : g.targets) allowed.insert(desc.prefix + "." + t + ".bias");
     for (const auto& lin : desc.linears) {
       std::string prefix = desc.prefix + "." + lin.name;
       std::string type = q.linear_type(prefix);
@@ -345,7 +366,9 @@ EvalResult evaluate(const EvalOptions& o) {
   qhead.hidden = fhead.hidden;
   qhead.norm_weight = read_float(quant, arch.final_norm, {cfg.hidden_size});
   // Tied models: engines tie the head to embed_tokens (ascend_loaders.md §2), whatever lm_head.weight holds.
-  qhead.lm_head = read_float(quant, cfg.tie_word_embeddings ? arch.embed_tokens : arch.lm_head,
+  // A rotated tied model is written untied (quarot): its own lm_head is then the head.
+  const bool untied = quant.config().contains("tie_word_embeddings") && quant.config().at("tie_word_embeddings") == false;
+  qhead.lm_head = read_float(quant, cfg.tie_word_embeddings && !untied ? arch.embed_tokens : arch.lm_head,
                              {cfg.vocab_size, cfg.hidden_size});
   WindowScores s;
   for (size_t i = 0; i < windows.size(); ++i) {

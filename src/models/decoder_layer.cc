@@ -117,7 +117,9 @@ struct LinearRunner {
     auto it = std::find_if(desc.linears.begin(), desc.linears.end(), [&](const LinearDesc& l) { return l.name == name; });
     if (it == desc.linears.end()) fail("layer {}: the architecture has no linear '{}'", w.layer, name);
     y.resize(static_cast<size_t>(rows * it->out_features));
-    const float* bias = it->has_bias ? w.get(name + ".bias").data() : nullptr;
+    // A Linear the outlier smoothing gave a bias (asymmetric shift) has one
+    // although its descriptor declares none.
+    const float* bias = it->has_bias || w.tensors.count(name + ".bias") ? w.get(name + ".bias").data() : nullptr;
     if (!custom) {
       linear_from_layer(w, name + ".weight", x, rows, it->in_features, bias, it->out_features, y.data());
       return;
@@ -131,6 +133,20 @@ struct LinearRunner {
 }  // namespace
 
 namespace {
+
+// RMSNorm of `norm` ("input_layernorm") over rows of x, plus "<norm>.bias"
+// when the layer holds one: smoothing replaces a norm by weight/s with the
+// shifted bias −shift/s (spec §2.8), exported FLOAT beside its weight.
+void layer_norm_rows(const LayerWeights& w, const std::string& norm, const float* x, int64_t rows, int64_t dim,
+                     float eps, float* y) {
+  rms_norm(x, w.get(norm + ".weight").data(), rows, dim, eps, y);
+  auto b = w.tensors.find(norm + ".bias");
+  if (b == w.tensors.end()) return;
+  if (static_cast<int64_t>(b->second.size()) != dim)
+    fail("layer {}: '{}.bias' has {} values, expected {}", w.layer, norm, b->second.size(), dim);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < dim; ++c) y[r * dim + c] += b->second[static_cast<size_t>(c)];
+}
 
 // The attention half of a layer on one sequence: hidden += o_proj(attention(...)).
 void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, const LinearRunner& linear,
@@ -146,7 +162,7 @@ void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, c
     max_pos = std::max(max_pos, positions[i]);
   }
   std::vector<float> x(static_cast<size_t>(seq * H));
-  rms_norm(hidden, w.get(r.input_norm + ".weight").data(), seq, H, eps, x.data());
+  layer_norm_rows(w, r.input_norm, hidden, seq, H, eps, x.data());
   std::vector<float> q, k, v;
   linear(r.q, x.data(), seq, q);
   linear(r.k, x.data(), seq, k);
@@ -191,8 +207,7 @@ void dense_mlp_block(const ModelConfig& cfg, const LayerWeights& w, const Linear
   const LayerRoles& r = architecture_for(cfg).roles;
   const int64_t H = cfg.hidden_size;
   std::vector<float> x(static_cast<size_t>(seq * H));
-  rms_norm(hidden, w.get(r.post_attention_norm + ".weight").data(), seq, H, static_cast<float>(cfg.rms_norm_eps),
-           x.data());
+  layer_norm_rows(w, r.post_attention_norm, hidden, seq, H, static_cast<float>(cfg.rms_norm_eps), x.data());
   std::vector<float> gate, up, y;
   linear(r.gate, x.data(), seq, gate);
   linear(r.up, x.data(), seq, up);
@@ -260,7 +275,7 @@ void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LayerDesc& d
   for (size_t s = 0; s < seqs.size(); ++s) {
     const int64_t T = seqs[s].seq;
     xs[s].resize(static_cast<size_t>(T * H));
-    rms_norm(seqs[s].hidden, w.get(a.roles.post_attention_norm + ".weight").data(), T, H, eps, xs[s].data());
+    layer_norm_rows(w, a.roles.post_attention_norm, seqs[s].hidden, T, H, eps, xs[s].data());
     std::vector<float> logits;
     linear(m.router, xs[s].data(), T, logits);
     routes[s] = route_tokens(cfg, logits, T);

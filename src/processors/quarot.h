@@ -92,6 +92,9 @@ struct QuarotPlan {
   BlockRotation head;    // U: per attention head (v → o)
 };
 
+// From a parsed quarot processor (throws for another type or online rotation).
+QuarotSettings quarot_settings_from(const ProcessorConfig& p);
+
 // Validates block_size against the model (power of two dividing hidden_size;
 // the head rotation uses min(block_size, head_dim)) and builds R and U.
 // `where` (the processor's YAML path, e.g. "w8a8.yaml: spec.process[0]")

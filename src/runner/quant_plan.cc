@@ -25,7 +25,12 @@ std::vector<ProcessingUnit> build_units(const ServiceConfig& config) {
   for (const auto& p : config.process) {
     ProcessingUnit unit;
     unit.yaml_path = p.yaml_path;
-    collect_leaves(p, unit);
+    if (p.is_smoothing() || p.type == "quarot") {
+      unit.outlier = &p;
+      unit.needs_data = !processor_is_data_free(p);
+    } else {
+      collect_leaves(p, unit);
+    }
     units.push_back(std::move(unit));
   }
   return units;

@@ -23,6 +23,10 @@ struct ProcessingUnit {
   std::string yaml_path;
   std::vector<LinearQuantRule> rules;  // leaves, in matching order
   bool needs_data = false;             // any child is not data-free
+  // An outlier-suppression processor (spec §1.6): a smoothing type (a
+  // data-requiring unit that transforms the layer's float weights) or quarot
+  // (applied as each layer is loaded). Such a unit owns no Linear.
+  const ProcessorConfig* outlier = nullptr;
 
   // The owning rule's config for `full_name`, or nullptr.
   const ProcessorConfig* match(const std::string& full_name);

@@ -28,7 +28,10 @@
 #include "models/experts.h"
 #include "models/unit_model.h"
 #include "models/model_config.h"
+#include "io/safetensors_writer.h"
 #include "processors/linear_quantizer.h"
+#include "processors/quarot.h"
+#include "processors/smoothing.h"
 #include "quant/w8a8_export.h"
 #include "runner/output_folder.h"
 #include "runner/progress.h"
@@ -125,6 +128,41 @@ class CalibrationExecutor : public LinearExecutor {
   const LayerWeights& weights_;
 };
 
+// A smoothing unit's forward (spec §4.3): every Linear runs in float on the
+// layer's current weights, and the inputs of the Linears the smoother watches
+// are recorded.
+class SmoothingExecutor : public LinearExecutor {
+ public:
+  SmoothingExecutor(const LayerWeights& weights, SmoothObserver& obs) : weights_(weights), obs_(obs) {}
+  bool needs_float_weight(const std::string&) const override { return false; }
+  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float*, const float* bias,
+           int64_t out, float* y) override {
+    obs_.observe(name, x, rows, in);
+    linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y);
+  }
+
+ private:
+  const LayerWeights& weights_;
+  SmoothObserver& obs_;
+};
+
+// The family's smoothing subgraphs that exist in this layer: a MoE layer's
+// MLP subgraphs name the dense MLP's Linears, which it does not have (its
+// routed experts' up-down subgraphs are not smoothed yet; docs/design.md).
+Architecture layer_smoothing_arch(const Architecture& arch, const LayerDesc& desc) {
+  std::set<std::string> linears, tensors;
+  for (const auto& l : desc.linears)
+    if (l.expert < 0) linears.insert(l.name);
+  for (const auto& t : desc.tensors) tensors.insert(t.name);
+  Architecture a = arch;
+  std::erase_if(a.smooth_subgraphs, [&](const SmoothSubgraph& g) {
+    bool present = g.type == "norm-linear" ? tensors.count(g.source + ".weight") != 0 : linears.count(g.source) != 0;
+    for (const auto& t : g.targets) present = present && linears.count(t) != 0;
+    return !present;
+  });
+  return a;
+}
+
 // Crash-test hook: LWQUANT_TEST_KILL_AT="<layer>:<saved|committed>" sends
 // this process SIGKILL right after layer <layer> is saved (before its commit)
 // or committed — a kill -9 at a chosen point, for the resume tests.
@@ -195,7 +233,8 @@ class LayerWiseQuantizer {
         serving_dtype_(serving_dtype_of(cfg_.dtype)) {
     if (units_.empty()) spdlog::warn("spec.process is empty: every tensor is saved unquantized (FLOAT)");
     for (size_t u = 0; u < units_.size(); ++u)
-      if (units_[u].needs_data) last_data_unit_ = static_cast<int>(u);
+      if (units_[u].needs_data && !units_[u].outlier) last_data_unit_ = static_cast<int>(u);
+    setup_outlier_processors();
   }
 
   QuantOutcome run() {
@@ -208,7 +247,7 @@ class LayerWiseQuantizer {
     bool needs_data = false;
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
     const fs::path calib_file = needs_data ? calibration_file(job_) : fs::path();
-    if (needs_data) samples_ = prepare_calibration(job_, *model_, calib_file);
+    if (needs_data) samples_ = calibration(calib_file);
     else spdlog::info("data-free configuration: no calibration forward is run");
 
     const nlohmann::json identity = run_identity(
@@ -220,13 +259,13 @@ class LayerWiseQuantizer {
     std::vector<LayerWeights> preloaded;
     if (model_wise) {
       spdlog::info("model_wise runner: loading all {} layers first", n);
-      for (int k = first; k < n; ++k) preloaded.push_back(model_->load(k));
+      for (int k = first; k < n; ++k) preloaded.push_back(load_rotated(k));
     }
     LayerProgress progress(n - first);
     std::future<LayerWeights> next;
     // Routed experts are not part of the loaded layer: they are streamed
     // through one at a time (models/experts.h).
-    auto load = [this](int k) { return model_->load(k); };
+    auto load = [this](int k) { return load_rotated(k); };
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     try {
@@ -263,6 +302,7 @@ class LayerWiseQuantizer {
       throw;
     }
     save_non_layer_tensors(*saver);
+    if (quarot_) export_quarot(folder, *saver);
     SaveSummary summary = saver->finish(job_.model_path);
     write_report(folder.temp_path(), summary);
     if (!job_.practice_yaml.empty())
@@ -285,6 +325,81 @@ class LayerWiseQuantizer {
   }
 
  private:
+  // quarot (at most one, before every linear_quant: config load checks the
+  // order) is applied as each layer is loaded; smoothing units run in
+  // process_layer. Checked here, before any work.
+  void setup_outlier_processors() {
+    for (const auto& unit : units_) {
+      if (!unit.outlier) continue;
+      const ProcessorConfig& p = *unit.outlier;
+      const std::string where = "the practice's " + p.yaml_path;
+      const Architecture* family = find_architecture(cfg_.model_type);
+      if (!family)
+        fail("{}: '{}' runs on the decoder-only language-model families only, not on model_type '{}'", where, p.type,
+             cfg_.model_type);
+      const Architecture& arch = *family;
+      if (p.type == "quarot") {
+        if (quarot_) fail("{}: a second quarot processor (the model is rotated once)", where);
+        if (arch.moe)
+          fail("{}: quarot on the mixture-of-experts family '{}' is not supported by lwquant yet (the routed experts "
+               "and the router would need rotating as they stream)", where, arch.family);
+        quarot_settings_ = quarot_settings_from(p);
+        quarot_ = make_quarot_plan(cfg_, quarot_settings_, where);
+        continue;
+      }
+      smooth_settings_from(p);  // throws for bad settings
+      for (const auto& t : undeclared_subgraph_types(arch, p.smooth.enable_subgraph_type))
+        // The reference practices enable every type on every model: information, not a warning.
+        spdlog::info("{}: subgraph type '{}' is not declared by the family '{}'; nothing of that type is smoothed",
+                     where, t, arch.family);
+    }
+  }
+
+  LayerWeights load_rotated(int k) {
+    LayerWeights w = model_->load(k);
+    if (quarot_) quarot_rotate_layer(cfg_, architecture_for(cfg_), *quarot_, w);
+    return w;
+  }
+
+  // Calibration inputs; with quarot they live in the rotated residual stream.
+  std::vector<CalibSample> calibration(const fs::path& file) {
+    std::vector<CalibSample> samples = prepare_calibration(job_, *model_, file);
+    if (quarot_)
+      for (auto& s : samples) quarot_rotate_rows(*quarot_, s.hidden.data(), s.seq());
+    return samples;
+  }
+
+  // A smoothing unit on layer k: a float forward that observes the watched
+  // Linears' inputs, then the transform of the layer's float weights (before
+  // any later processor builds its quantizers). Returns the forward's outputs.
+  std::vector<std::vector<float>> smooth_layer(int k, const LayerDesc& desc, const ProcessorConfig& p,
+                                               LayerWeights& weights) {
+    const Architecture arch = layer_smoothing_arch(architecture_for(cfg_), desc);
+    LayerSmoother smoother(smooth_settings_from(p), cfg_, arch, desc.prefix);
+    SmoothingExecutor exec(weights, smoother.observer());
+    std::vector<std::vector<float>> outputs = forward_all(k, weights, &exec, nullptr);
+    if (smoother.subgraphs().empty()) return outputs;
+    SmoothResult r = smoother.apply(weights);
+    for (auto& name : r.added_tensors) added_tensors_.insert(std::move(name));
+    spdlog::debug("{}: {} smoothed {} subgraph(s)", desc.prefix, p.type, r.subgraphs.size());
+    return outputs;
+  }
+
+  // After the last layer: the rotated embedding, the final norm fused into the
+  // rotated lm_head (its own tensor even for a tied model, whose config.json
+  // is then untied), and export_extra_info's optional/quarot.safetensors.
+  void export_quarot(const OutputFolder& folder, AscendV1Saver& saver) {
+    QuarotExport ex = quarot_export(cfg_, *quarot_, quarot_settings_);
+    if (ex.untie_word_embeddings || cfg_.tie_word_embeddings) saver.untie_word_embeddings();
+    if (quarot_settings_.export_extra_info) {
+      fs::create_directories(folder.temp_path() / "optional");
+      SafetensorsWriter w(folder.temp_path() / QuarotExport::kFile);
+      w.add(QuarotExport::kTensor, ex.global_rotation);
+      w.finish();
+      saver.set_description_optional(ex.description_optional);
+    }
+  }
+
   struct LinearReport {
     std::string name, type;
     double relative_l2, cosine;
@@ -355,7 +470,7 @@ class LayerWiseQuantizer {
                  folder.temp_path().string(), why_not);
     folder.clear();
     saver = make_saver(folder);
-    if (!samples_.empty()) samples_ = prepare_calibration(job_, *model_, calibration_file(job_));
+    if (!samples_.empty()) samples_ = calibration(calibration_file(job_));
     return 0;
   }
 
@@ -379,7 +494,9 @@ class LayerWiseQuantizer {
     auto rows = [&weights, &weight, in](int64_t begin, int64_t end, float* dst) {
       weights.rows_f32(weight, begin, end, in, dst);
     };
-    const float* bias = lin.has_bias ? weights.get(lin.name + ".bias").data() : nullptr;
+    // A bias smoothing gave the Linear (asymmetric shift) counts like its own.
+    const bool has_bias = lin.has_bias || weights.tensors.count(lin.name + ".bias");
+    const float* bias = has_bias ? weights.get(lin.name + ".bias").data() : nullptr;
     return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, in);
   }
 
@@ -404,8 +521,13 @@ class LayerWiseQuantizer {
     exec.measure = job_.report;
     exec.row_stride = job_.full_report ? 1 : kReportStride;
     std::vector<std::vector<float>> outputs;
+    added_tensors_.clear();
     for (size_t u = 0; u < units_.size(); ++u) {
       ProcessingUnit& unit = units_[u];
+      if (unit.outlier) {
+        if (unit.outlier->is_smoothing()) outputs = smooth_layer(k, desc, *unit.outlier, weights);
+        continue;  // quarot: applied when the layer was loaded
+      }
       exec.observing.clear();
       for (const auto& lin : desc.linears) {
         if (lin.expert >= 0 || quantizers.count(lin.name)) continue;  // experts: installed as they stream by
@@ -436,6 +558,8 @@ class LayerWiseQuantizer {
     ::malloc_trim(0);
     forwards_done();
     save_layer(desc, quantizers, saver, report, weights);
+    // Only smoothing ran a forward: the routed experts were not saved by a calibration pass.
+    if (desc.num_experts > 0 && last_data_unit_ < 0) save_experts_data_free(desc, weights, saver, report);
     reports_.push_back(std::move(report));
   }
 
@@ -694,7 +818,10 @@ class LayerWiseQuantizer {
       return t;
     }
     const TensorInfo& info = ckpt_.info(full);
-    if (info.dtype == DType::F32 && weights.tensors.count(name)) return tensor_f32(info.shape, weights.get(name));
+    // The layer's f32 copy holds what smoothing / rotation made of the tensor;
+    // an untouched 16-bit one converts back to the same bytes.
+    if (auto it = weights.tensors.find(name); it != weights.tensors.end())
+      return tensor_from_f32(info.dtype, info.shape, it->second);
     return ckpt_.read(full);
   }
 
@@ -729,10 +856,51 @@ class LayerWiseQuantizer {
       if (lin) saver.note_float_linear();
       saver.save_float(full, original_tensor(weights, t.name, full));
     }
+    // Tensors smoothing created (spec §2.8): a replaced norm's bias, and a
+    // bias an asymmetric shift gave a Linear (saved with it when quantized),
+    // written FLOAT in float32.
+    for (const auto& name : added_tensors_) {
+      const std::string linear = name.substr(0, name.rfind('.'));
+      if (quantizers.count(linear)) continue;
+      const std::vector<float>& v = weights.get(name);
+      saver.save_float(desc.prefix + "." + name, tensor_f32({static_cast<int64_t>(v.size())}, v));
+    }
   }
 
   void save_non_layer_tensors(AscendV1Saver& saver) {
+    if (quarot_) return save_rotated_non_layer_tensors(saver);
     for (const auto& t : model_->outer_tensors()) saver.save_float(t.name, model_->read_outer_tensor(t.name));
+  }
+
+  // quarot: embedding rows ← E·R; the final norm fused into lm_head, which is
+  // rotated (a tied model's head starts from the unrotated embedding and is
+  // written as its own tensor). Written in the checkpoint's dtype.
+  void save_rotated_non_layer_tensors(AscendV1Saver& saver) {
+    const Architecture& arch = architecture_for(cfg_);
+    auto read_f32 = [this](const std::string& name) {
+      Tensor t = ckpt_.read(name);
+      check_finite(t, name, ckpt_.file_of(name).string());
+      return std::pair<std::vector<float>, TensorInfo>(to_f32(t), ckpt_.info(name));
+    };
+    auto [embed, embed_info] = read_f32(arch.embed_tokens);
+    auto [norm, norm_info] = read_f32(arch.final_norm);
+    std::vector<float> head;
+    DType head_dtype = embed_info.dtype;
+    if (ckpt_.contains(arch.lm_head)) {
+      auto [h, info] = read_f32(arch.lm_head);
+      head = std::move(h);
+      head_dtype = info.dtype;
+    } else {
+      head = embed;  // tied: the unrotated embedding
+    }
+    quarot_rotate_head(*quarot_, norm, head);
+    quarot_rotate_rows(*quarot_, embed.data(), static_cast<int64_t>(embed.size()) / cfg_.hidden_size);
+    for (const auto& t : non_layer_tensors(cfg_, ckpt_)) {
+      if (t.name == arch.embed_tokens) saver.save_float(t.name, tensor_from_f32(embed_info.dtype, t.shape, embed));
+      else if (t.name == arch.final_norm) saver.save_float(t.name, tensor_from_f32(norm_info.dtype, t.shape, norm));
+      else if (t.name == arch.lm_head) saver.save_float(t.name, tensor_from_f32(head_dtype, t.shape, head));
+      else fail("quarot: the model has a non-layer tensor '{}' lwquant does not know how to rotate", t.name);
+    }
   }
 
   // Tensors no descriptor claims (e.g. rotary inv_freq buffers) are not
@@ -832,7 +1000,10 @@ class LayerWiseQuantizer {
   std::vector<LayerReport> reports_;
   std::map<std::string, const ProcessorConfig*> owners_;  // data-free path: Linear → owning processor
   double commit_seconds_ = 0.0;
-  int last_data_unit_ = -1;  // index in units_ of the last processor that runs a calibration forward
+  int last_data_unit_ = -1;  // index in units_ of the last linear_quant unit that runs a calibration forward
+  std::optional<QuarotPlan> quarot_;
+  QuarotSettings quarot_settings_;
+  std::set<std::string> added_tensors_;  // this layer's tensors created by smoothing (relative names)
 };
 
 }  // namespace

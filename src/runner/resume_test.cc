@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fcntl.h>
+#include <fstream>
 #include <random>
 
 #include "io/safetensors_writer.h"
@@ -30,7 +31,7 @@ RunResult run_cli(const fs::path& save, const std::string& quant_type, const std
                   const fs::path& log, const std::string& extra = "") {
   std::string cmd = (kill_at.empty() ? std::string() : "LWQUANT_TEST_KILL_AT=" + kill_at + " ") + LWQ_BINARY +
                     " quant --model_path " + stories().string() + " --save_path " + save.string() +
-                    " --quant_type " + quant_type + " --max_calib_samples 3 " + extra + " >" + log.string() +
+                    (quant_type.empty() ? std::string() : " --quant_type " + quant_type) + " --max_calib_samples 3 " + extra + " >" + log.string() +
                     " 2>&1";
   int status = std::system(cmd.c_str());
   RunResult r;
@@ -98,6 +99,36 @@ TEST_F(Resume, KilledAtARandomLayerOfACalibratedRun) {
   TempDir tmp;
   kill_then_resume(tmp / "r", "w8a8", std::to_string(layer) + ":" + phase, clean("w8a8"),
                    std::string(phase) == "saved" ? layer : layer + 1);
+}
+
+// Outlier suppression resumes too: quarot's rotated calibration states come
+// back from the manifest (not rotated twice), smoothing is per layer, and the
+// rotated head and optional/quarot.safetensors are written at the end.
+TEST_F(Resume, QuarotAndIterSmoothResumeByteIdentical) {
+  TempDir tmp;
+  const fs::path yaml = tmp / "rot.yaml";
+  std::ofstream(yaml) << R"(apiversion: modelslim_v1
+spec:
+  process:
+    - type: quarot
+      block_size: 32
+    - type: iter_smooth
+    - type: linear_quant
+      qconfig:
+        act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
+  save:
+    - type: ascendv1_saver
+  dataset: calib_zh_en.jsonl
+)";
+  const std::string extra = "--config_path " + yaml.string();
+  fs::path log = tmp / "run.log";
+  ASSERT_EQ(run_cli(tmp / "clean", "", "", log, extra).exit_code, 0) << read_text_file(log);
+  ASSERT_TRUE(fs::exists(tmp / "clean" / "optional" / "quarot.safetensors"));
+  ASSERT_TRUE(run_cli(tmp / "r", "", "2:committed", log, extra).killed) << read_text_file(log);
+  ASSERT_EQ(run_cli(tmp / "r", "", "", log, extra).exit_code, 0) << read_text_file(log);
+  EXPECT_NE(read_text_file(log).find("resuming an interrupted run: 3 of 5"), std::string::npos) << read_text_file(log);
+  expect_same_folder(tmp / "r", tmp / "clean");
 }
 
 // A single-file output (part_file_size 0) after a full disk; shard closing

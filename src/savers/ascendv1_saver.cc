@@ -183,6 +183,11 @@ void AscendV1Saver::resume(const nlohmann::json& state) {
   }
 }
 
+void AscendV1Saver::set_description_optional(const nlohmann::ordered_json& optional) {
+  if (!optional.is_object()) fail("the description's 'optional' entry must be a JSON object");
+  optional_json_ = optional.dump();
+}
+
 SaveSummary AscendV1Saver::finish(const fs::path& model_dir) {
   auto weight_map = writer_->finish();
   std::vector<std::string> files;
@@ -196,10 +201,21 @@ SaveSummary AscendV1Saver::finish(const fs::path& model_dir) {
   description["model_quant_type"] = quant_type_.value();
   description["metadata"] = nlohmann::ordered_json::object();
   description["group_size"] = group_size_;
-  description["optional"] = nlohmann::ordered_json::object();
+  description["optional"] = nlohmann::ordered_json::parse(optional_json_);
   write_text_file_atomic(out_dir_ / "quant_model_description.json", description.dump(4, ' ', true));
 
   copy_model_files(model_dir, out_dir_);
+  if (untie_word_embeddings_) {
+    nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(out_dir_ / "config.json"));
+    bool set = false;
+    if (config.contains("text_config") && config["text_config"].is_object() &&
+        config["text_config"].contains("tie_word_embeddings")) {
+      config["text_config"]["tie_word_embeddings"] = false;
+      set = true;
+    }
+    if (config.contains("tie_word_embeddings") || !set) config["tie_word_embeddings"] = false;
+    write_text_file_atomic(out_dir_ / "config.json", config.dump(2, ' ', true));
+  }
   summary_.model_quant_type = quant_type_.value();
   return summary_;
 }

@@ -40,6 +40,12 @@ class AscendV1Saver {
   // FLOAT for model_quant_type.
   void note_float_linear() { quant_type_.update("FLOAT"); }
 
+  // Outlier suppression (quarot, spec §3.3/§3.12): the description's
+  // "optional" object, and config.json written with tie_word_embeddings:
+  // false (a rotated tied model gets its own lm_head). Call before finish().
+  void set_description_optional(const nlohmann::ordered_json& optional);
+  void untie_word_embeddings() { untie_word_embeddings_ = true; }
+
   // Closes the shards, writes the index and the description JSON, and copies
   // config/tokenizer files from `model_dir` (quantization_config stripped).
   SaveSummary finish(const std::filesystem::path& model_dir);
@@ -63,6 +69,8 @@ class AscendV1Saver {
   ModelQuantType quant_type_;
   int64_t group_size_ = 0;
   SaveSummary summary_;
+  std::string optional_json_ = "{}";  // the description's "optional" object, serialized
+  bool untie_word_embeddings_ = false;
 };
 
 // Encodes deq_scale as msModelSlim does (spec §3.5): float32 values for

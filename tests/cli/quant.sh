@@ -17,7 +17,7 @@ expect_error "excludes" "$LWQ" quant --model_path "$M" --save_path "$TMP/x" --qu
   --config_path "$ROOT/configs/w8a8.yaml"
 # A typo in a YAML value names its path and the allowed values.
 sed 's/scope: "per_tensor"/scope: "per_tensr"/' "$ROOT/configs/w8a8.yaml" >"$TMP/typo.yaml"
-expect_error "spec.process[0].qconfig.act.scope" "$LWQ" quant --model_path "$M" --save_path "$TMP/typo" \
+expect_error "spec.process[1].qconfig.act.scope" "$LWQ" quant --model_path "$M" --save_path "$TMP/typo" \
   --config_path "$TMP/typo.yaml"
 [ ! -e "$TMP/typo" ] || fail "a folder was left after a config error"
 # Unknown keys are warned about, and the run goes on.
@@ -26,8 +26,8 @@ sed 's/^spec:/spec:\n  unknown_knob: 3/' "$ROOT/configs/w8a16.yaml" >"$TMP/unkno
   || fail "unknown key should only warn"
 grep -q "unknown_knob" "$TMP/log" || fail "no warning naming the unknown key"
 # Unsupported processors and schemes are refused up front.
-sed 's/type: "linear_quant"/type: "iter_smooth"/' "$ROOT/configs/w8a8.yaml" >"$TMP/proc.yaml"
-expect_error "iter_smooth" "$LWQ" quant --model_path "$M" --save_path "$TMP/proc" --config_path "$TMP/proc.yaml"
+sed 's/type: "linear_quant"/type: "awq"/' "$ROOT/configs/w8a8.yaml" >"$TMP/proc.yaml"
+expect_error "awq" "$LWQ" quant --model_path "$M" --save_path "$TMP/proc" --config_path "$TMP/proc.yaml"
 sed 's/symmetric: True/symmetric: False/' "$ROOT/configs/w8a8_dynamic.yaml" >"$TMP/asym.yaml"
 expect_error "per_token" "$LWQ" quant --model_path "$M" --save_path "$TMP/asym" --config_path "$TMP/asym.yaml"
 # An existing, non-empty save path needs --overwrite.

@@ -63,6 +63,7 @@ std::optional<std::string> portability_warning(const LinearQConfig& q);
 int64_t ssz_steps(const QConfig& w);          // ext.step, default 50
 double gptq_percdamp(const QConfig& w);       // ext.percdamp, default 0.01
 int64_t gptq_block_size(const QConfig& w);    // ext.block_size, default 128
+double mx_ceil_x_value(const QConfig& w);     // ceil_x ext.ceil_x_value, default 7.25
 // ext.group_size (default 128) for per_group weights, 32 for MX, 0 otherwise.
 int64_t weight_group_size(const QConfig& w);
 

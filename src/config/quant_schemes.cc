@@ -84,9 +84,12 @@ void check_ext(const QConfig& w, const QConfig& a, const std::string& where) {
       if (!(c >= 6.0 && c <= 12.0)) fail("ext.ceil_x_value must be in [6.0, 12.0], got {}", c);
       const nlohmann::json* search = ext_value(w, "enable_search");
       if (search && !search->is_boolean()) fail("ext.enable_search must be true or false, got {}", search->dump());
-      if (search && search->get<bool>())
-        fail("ext.enable_search: true (the ceil_x_value search) is not implemented in lwquant; set ext.ceil_x_value "
-             "instead");
+      const MxCeilXSearch cs = mx_ceil_x_search_range(w);
+      for (const double v : {cs.min, cs.max})
+        if (!(v >= 6.0 && v <= 12.0)) fail("ext.search_min and ext.search_max must be in [6.0, 12.0], got {}", v);
+      if (!(cs.step > 0.0)) fail("ext.search_step must be positive, got {}", cs.step);
+      if (cs.enabled && !(cs.max > cs.min))
+        fail("ext.search_max ({}) must be greater than ext.search_min ({})", cs.max, cs.min);
     }
     for (const QConfig* q : {&w, &a})
       if (q->dtype == D::MxFp8 || q->dtype == D::MxFp4) {
@@ -266,6 +269,15 @@ int64_t ssz_steps(const QConfig& w) { return ext_int(w, "step", 50); }
 double gptq_percdamp(const QConfig& w) { return ext_double(w, "percdamp", 0.01); }
 int64_t gptq_block_size(const QConfig& w) { return ext_int(w, "block_size", 128); }
 double mx_ceil_x_value(const QConfig& w) { return ext_double(w, "ceil_x_value", 7.25); }
+MxCeilXSearch mx_ceil_x_search_range(const QConfig& w) {
+  MxCeilXSearch s;
+  const nlohmann::json* e = ext_value(w, "enable_search");
+  s.enabled = e && e->is_boolean() && e->get<bool>();
+  s.min = ext_double(w, "search_min", 6.0);
+  s.max = ext_double(w, "search_max", 12.0);
+  s.step = ext_double(w, "search_step", 0.25);
+  return s;
+}
 int64_t weight_group_size(const QConfig& w) {
   if (w.dtype == D::MxFp8 || w.dtype == D::MxFp4) return 32;
   if (w.scope != S::PerGroup) return 0;

@@ -143,8 +143,11 @@ TEST(QuantSchemes, RejectionsListTheValidCombinations) {
   EXPECT_NE(m.find("ext.ceil_x_value must be in [6.0, 12.0], got 5"), std::string::npos) << m;
   m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"step", 5}})});
   EXPECT_NE(m.find("ext.step is not a ceil_x key"), std::string::npos) << m;
-  m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"enable_search", true}})});
-  EXPECT_NE(m.find("enable_search: true"), std::string::npos) << m;
+  m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"enable_search", true}, {"search_min", 9.0}, {"search_max", 8.0}})});
+  EXPECT_NE(m.find("ext.search_max (8) must be greater than ext.search_min (9)"), std::string::npos) << m;
+  m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"search_step", 0}})});
+  EXPECT_NE(m.find("ext.search_step must be positive"), std::string::npos) << m;
+  EXPECT_TRUE(error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"enable_search", true}})}).empty());
 }
 
 TEST(QuantSchemes, ExtValuesChecked) {

@@ -118,6 +118,14 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows) {
   if (w.method == "ceil_x") {
     mx_method.kind = MxMethod::CeilX;
     mx_method.ceil_x = mx_ceil_x_value(w);
+    const MxCeilXSearch search = mx_ceil_x_search_range(w);
+    if (search.enabled) {  // one c for the whole Linear: its search needs every row
+      std::vector<float> all(static_cast<size_t>(out_ * in_));
+      weight_rows(0, out_, all.data());
+      mx_method.ceil_x = with_context(name_, [&] {
+        return mx_ceil_x_search(all.data(), out_, in_, search.min, search.max, search.step);
+      });
+    }
   }
   // Row-wise methods: quantize blocks of about 4M values.
   const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / in_);

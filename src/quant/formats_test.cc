@@ -202,6 +202,18 @@ TEST(MxMethods, CeilXExponentByHand) {
   EXPECT_THROW(quantize_weight_mx(w.data(), 1, 32, QDtype::MxFp8, {MxMethod::CeilX, 7.25}), Error);
 }
 
+TEST(MxMethods, CeilXSearchByHand) {
+  // Block [6, 3, 1.5, 0...]: c = 6 gives exponent 1 (6/6 + 9.6e-7 is above 2^0): 1.5 → 0.75 → 1.0 → 2, error 0.25;
+  // every c in (6, 12) gives exponent 0, exact. The search takes the first exact candidate.
+  std::vector<float> w(32, 0.0f);
+  w[0] = 6.0f;
+  w[1] = 3.0f;
+  w[2] = 1.5f;
+  EXPECT_EQ(mx_ceil_x_search(w.data(), 1, 32, 6.0, 7.0, 0.25), 6.25);
+  EXPECT_EQ(mx_ceil_x_search(w.data(), 1, 32, 6.0, 6.1, 0.25), 6.0);  // a single (rounded) step: 6 only
+  EXPECT_THROW(mx_ceil_x_search(w.data(), 1, 32, 7.0, 6.0, 0.25), Error);
+}
+
 TEST(MxMethods, FourOverSixByHand) {
   // Block 0 [4, 3, 0...]: to 6 → exponent −1 (4/6 = 2^−0.58), 4 → 3.0 (saturated at 6·2^−1), error 1;
   // to 4 → exponent 0, exact. Scale-to-4 wins.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 
 #include "util/error.h"
 
@@ -241,6 +242,30 @@ QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDty
   }
   if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
   return qw;
+}
+
+double mx_ceil_x_search(const float* w, int64_t out, int64_t in, double search_min, double search_max,
+                        double search_step) {
+  if (!(search_step > 0.0) || !(search_max > search_min))
+    fail("ceil_x search: needs search_max > search_min and search_step > 0, got [{}, {}] step {}", search_min,
+         search_max, search_step);
+  const auto steps = static_cast<int64_t>(std::nearbyint((search_max - search_min) / search_step)) + 1;
+  double best_c = search_min, best_err = std::numeric_limits<double>::infinity();
+  for (int64_t k = 0; k < steps; ++k) {
+    const double c = search_min + static_cast<double>(k) * search_step;
+    const QuantizedWeight qw = quantize_weight_mx(w, out, in, QDtype::MxFp4, {MxMethod::CeilX, c});
+    double err = 0.0;
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        const double d = static_cast<double>(w[o * in + i]) - dequantized_value(qw, o, i);
+        err += d * d;
+      }
+    if (err < best_err) {
+      best_err = err;
+      best_c = c;
+    }
+  }
+  return best_c;
 }
 
 uint8_t mx_biased_exponent(float scale) {

@@ -67,6 +67,13 @@ int mx_ceil_x_exponent(float amax, double c);
 // below 0.5 − 1e-6, and within that band floor + 1 when floor is even.
 int mx_nearest_exponent(double scale);
 
+// ceil_x's ext.enable_search: the c among search_min, search_min + step, ...,
+// search_max (rounded count, as msModelSlim) whose MXFP4 ceil_x quantization
+// of the whole W[out, in] has the smallest squared error (float64 sum); the
+// first such c on a tie.
+double mx_ceil_x_search(const float* w, int64_t out, int64_t in, double search_min, double search_max,
+                        double search_step);
+
 // W[out, in] in MX blocks: code MxFp8/MxFp4, group_size 32, scale = 2^e.
 // Throws lwq::Error for a method that does not suit the dtype (mse_round is
 // MXFP8 only; ceil_x and fouroversix MXFP4 only).

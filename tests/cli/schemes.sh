@@ -45,6 +45,7 @@ check w4a4_mxfp4            W4A4_MXFP4        1.0   --config_path "$cfg/w4a4_mxf
 check w8a8_mxfp8_mse_round  W8A8_MXFP8        0.05  --config_path "$cfg/w8a8_mxfp8_mse_round.yaml"
 check w4a8_mxfp_ceil_x      W4A8_MXFP         0.4   --config_path "$cfg/w4a8_mxfp_ceil_x.yaml"
 check w4a4_mxfp4_ceil_x     W4A4_MXFP4        1.0   --config_path "$cfg/w4a4_mxfp4_ceil_x.yaml"
+check w4a4_mxfp4_ceil_x_search W4A4_MXFP4     1.0   --config_path "$cfg/w4a4_mxfp4_ceil_x_search.yaml"
 check w4a4_mxfp4_fouroversix W4A4_MXFP4       1.0   --config_path "$cfg/w4a4_mxfp4_fouroversix.yaml"
 check practice_w4a8         W8A8_DYNAMIC      0.05  --quant_type w4a8
 check practice_w8a8_mxfp8   W8A8_MXFP8        0.05  --quant_type w8a8_mxfp8

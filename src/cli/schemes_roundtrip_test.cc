@@ -6,6 +6,7 @@
 // of the float Linear. Also the shape errors each scheme must report.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -60,6 +61,10 @@ std::vector<Case> cases() {
       {"w8a8_mxfp8", {mx8, mx8}, 0.1},
       {"w4a8_mxfp", {mx8, mx4}, 0.2},
       {"w4a4_mxfp4", {mx4, mx4}, 0.35},
+      {"w8a8_mix", {qc(QDtype::Int8, QScope::PdMix, false, "minmax"), w(QDtype::Int8, QScope::PerChannel, true, "ssz")}, 0.03},
+      {"w8a8_mxfp8_mse_round", {mx8, w(QDtype::MxFp8, QScope::PerBlock, true, "mse_round")}, 0.1},
+      {"w4a8_mxfp_ceil_x", {mx8, w(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x")}, 0.2},
+      {"w4a4_mxfp4_fouroversix", {mx4, w(QDtype::MxFp4, QScope::PerBlock, true, "fouroversix")}, 0.35},
   };
 }
 
@@ -135,6 +140,106 @@ TEST_P(SchemesRoundTrip, DeployedEqualsFakeQuant) {
   EXPECT_LT(rel_l2(y_dep, y_fake), agree) << c.label;
   EXPECT_LT(rel_l2(y_dep, y_ref), c.max_rel_error) << c.label;
   EXPECT_GT(rel_l2(y_dep, y_ref), 0.0) << c.label;
+}
+
+// W8A8_MIX against float64 references computed here: calibration output
+// fake-quantized per token as the prefill path deploys it, exported static params
+// from the running asymmetric range over every call, the static (decode)
+// tensors deploying as W8A8, and the prefill path as per-token int8.
+TEST(SchemesW8A8Mix, CalibrationExportAndBothDeployedPaths) {
+  const std::string name = "model.layers.0.mlp.up_proj";
+  const Data d = make_data(23);
+  const LinearQConfig q{qc(QDtype::Int8, QScope::PdMix, false, "minmax"),
+                        qc(QDtype::Int8, QScope::PerChannel, true, "minmax")};
+  LinearQuantizer lq(name, q, d.w.data(), d.bias.data(), d.out, d.in);
+  EXPECT_EQ(lq.type(), "W8A8_MIX");
+  EXPECT_TRUE(lq.needs_data());
+  // Reference weight: per-channel symmetric int8 minmax, in double.
+  std::vector<double> wq(d.w.size()), ws(static_cast<size_t>(d.out));
+  for (int64_t o = 0; o < d.out; ++o) {
+    double amax = 0;
+    for (int64_t i = 0; i < d.in; ++i) amax = std::max(amax, std::fabs(static_cast<double>(d.w[o * d.in + i])));
+    ws[o] = static_cast<float>(amax) / 127.0f;
+    for (int64_t i = 0; i < d.in; ++i) wq[o * d.in + i] = std::nearbyint(d.w[o * d.in + i] / ws[o]);
+  }
+  auto linear = [&](const std::vector<double>& xq, int64_t rows) {
+    std::vector<float> y(static_cast<size_t>(rows * d.out));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < d.out; ++o) {
+        double s = d.bias[o];
+        for (int64_t i = 0; i < d.in; ++i) s += xq[r * d.in + i] * wq[o * d.in + i] * ws[o];
+        y[r * d.out + o] = static_cast<float>(s);
+      }
+    return y;
+  };
+  // Per-token symmetric int8 fake quant of x[rows, in] (the prefill path).
+  auto per_token = [&](const std::vector<float>& x, int64_t rows) {
+    std::vector<double> xt(x.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      double amax = 0;
+      for (int64_t i = 0; i < d.in; ++i) amax = std::max(amax, std::fabs(static_cast<double>(x[r * d.in + i])));
+      const double s = amax / 127.0;
+      for (int64_t i = 0; i < d.in; ++i) xt[r * d.in + i] = std::nearbyint(x[r * d.in + i] / s) * s;
+    }
+    return xt;
+  };
+  // Two calibration calls (rows 0..19 scaled ×3, rows 20..39 as they are): the exported range spans both; each
+  // call's output is the prefill arithmetic.
+  const int64_t half = d.rows / 2;
+  std::vector<float> x1(d.x.begin(), d.x.begin() + half * d.in), x2(d.x.begin() + half * d.in, d.x.end());
+  for (float& v : x1) v *= 3.0f;
+  double lo = 0, hi = 0;
+  for (int call = 0; call < 2; ++call) {
+    const std::vector<float>& x = call == 0 ? x1 : x2;
+    for (float v : x) {
+      lo = std::min(lo, static_cast<double>(v));
+      hi = std::max(hi, static_cast<double>(v));
+    }
+    std::vector<float> y(static_cast<size_t>(half * d.out));
+    lq.forward(x.data(), half, y.data());
+    EXPECT_LT(rel_l2(y, linear(per_token(x, half), half)), 1e-5) << "calibration call " << call;
+  }
+  lq.freeze();
+  const QuantizedLinear ex = lq.export_linear(DType::F32);
+  const double scale = (hi - lo) / 255.0;
+  EXPECT_NEAR(ex.input_scale, scale, 1e-6 * scale);
+  EXPECT_EQ(ex.input_offset, std::nearbyint(-lo / scale) - 128.0);
+
+  const fs::path root = fs::temp_directory_path() / ("lwq_schemes_mix_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "model");
+  write_text_file_atomic(root / "model" / "config.json", R"({"model_type": "llama", "torch_dtype": "bfloat16"})");
+  AscendV1Saver saver(root / "out", 0, DType::BF16);
+  saver.save_linear(lq.export_linear(DType::BF16));
+  EXPECT_EQ(saver.finish(root / "model").model_quant_type, "W8A8_MIX");
+  QuantizedFolder folder = parse_quantized_folder(root / "out");
+  for (const char* s : {".weight", ".quant_bias", ".input_scale", ".input_offset", ".deq_scale", ".weight_scale",
+                        ".weight_offset"})
+    EXPECT_EQ(folder.type_of(name + s), "W8A8_MIX") << s;
+  EXPECT_EQ(folder.type_of(name + ".bias"), "FLOAT");
+  EXPECT_EQ(folder.info(name + ".weight_scale").shape, (Shape{d.out, 1}));
+  EXPECT_EQ(folder.info(name + ".weight_offset").shape, (Shape{d.out, 1}));
+  EXPECT_EQ(folder.info(name + ".deq_scale").dtype, DType::F32);  // bfloat16 model
+  DeployedLinear lin = folder.load_linear(name);
+  for (int64_t o = 0; o < d.out; ++o) {
+    EXPECT_FLOAT_EQ(lin.weight_scale[o], static_cast<float>(ws[o]));
+    EXPECT_EQ(lin.weight_offset[o], 0.0f);
+  }
+  fs::remove_all(root);
+
+  // Prefill path: per-token symmetric int8 activations.
+  std::vector<float> y_dep(static_cast<size_t>(d.rows * d.out));
+  deployed_linear_forward(lin, d.x.data(), d.rows, y_dep.data());
+  EXPECT_LT(rel_l2(y_dep, linear(per_token(d.x, d.rows), d.rows)), 1e-5);
+  // Decode path: the static tensors are a W8A8 Linear with the exported (bfloat16-rounded) input params.
+  const double s_bf = lin.input_scale;
+  std::vector<double> xs(d.x.size());
+  for (size_t k = 0; k < d.x.size(); ++k)
+    xs[k] = (std::clamp(std::nearbyint(d.x[k] / s_bf + lin.input_offset), -128.0, 127.0) - lin.input_offset) * s_bf;
+  DeployedLinear as_w8a8 = lin;
+  as_w8a8.type = "W8A8";
+  deployed_linear_forward(as_w8a8, d.x.data(), d.rows, y_dep.data());
+  EXPECT_LT(rel_l2(y_dep, linear(xs, d.rows)), 1e-2);  // quant_bias rounding and the bfloat16 deq_scale
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, SchemesRoundTrip, testing::ValuesIn(cases()),

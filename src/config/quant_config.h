@@ -7,9 +7,8 @@
 //    warning in ServiceConfig::warnings (msModelSlim ignores them silently);
 //  * a duplicate mapping key is resolved last-wins like PyYAML, with a warning;
 //  * only the schemes in quant_schemes.h are accepted; other valid msModelSlim
-//    combinations (pairs without an IR, W8A8_MIX, dual-scale MXFP4, the
-//    mse_round/ceil_x/fouroversix MX methods) are rejected up front instead
-//    of failing late at deploy;
+//    combinations (pairs without an IR, dual-scale MXFP4) are rejected up
+//    front instead of failing late at deploy;
 //  * W8A16 with asymmetric minmax weights is accepted (msModelSlim registers
 //    asymmetric per-channel weights only for gptq), with a portability warning;
 //  * W8A8_DYNAMIC per-group weights must be symmetric (msModelSlim exports

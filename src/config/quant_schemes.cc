@@ -20,7 +20,7 @@ bool data_free_act(const QConfig& a) {
   return a.method == "minmax" && (a.scope == S::PerToken || a.scope == S::PerBlock);
 }
 
-bool data_free_weight(const QConfig& w) { return w.method == "minmax" || w.method == "ssz"; }
+bool data_free_weight(const QConfig& w) { return w.method != "gptq"; }
 
 bool any_match(const std::vector<SchemePattern>& table, const QConfig& q) {
   return std::any_of(table.begin(), table.end(), [&q](const SchemePattern& p) { return matches(p, q); });
@@ -63,6 +63,34 @@ void check_ext(const QConfig& w, const QConfig& a, const std::string& where) {
     }
     if (w.scope == S::PerGroup && weight_group_size(w) <= 0)
       fail("ext.group_size must be a positive integer, got {}", weight_group_size(w));
+    if (a.scope == S::PdMix) {
+      // The running observer behind the exported static params; only its
+      // default (max) aggregation is implemented.
+      const nlohmann::json* agg = ext_value(a, "aggregation_type");
+      if (agg && !(agg->is_string() && agg->get<std::string>() == "max"))
+        fail("act ext.aggregation_type {} is not supported for pd_mix: lwquant implements \"max\" (the default)",
+             agg->dump());
+    }
+    if (w.method == "ceil_x") {
+      // msModelSlim's CeilXExtConfig forbids other keys.
+      if (w.ext.is_object())
+        for (const auto& [key, v] : w.ext.items())
+          if (key != "axes" && key != "ceil_x_value" && key != "enable_search" && key != "search_min" &&
+              key != "search_max" && key != "search_step")
+            fail("ext.{} is not a ceil_x key (axes, ceil_x_value, enable_search, search_min, search_max, "
+                 "search_step)",
+                 key);
+      const double c = mx_ceil_x_value(w);
+      if (!(c >= 6.0 && c <= 12.0)) fail("ext.ceil_x_value must be in [6.0, 12.0], got {}", c);
+      const nlohmann::json* search = ext_value(w, "enable_search");
+      if (search && !search->is_boolean()) fail("ext.enable_search must be true or false, got {}", search->dump());
+      const MxCeilXSearch cs = mx_ceil_x_search_range(w);
+      for (const double v : {cs.min, cs.max})
+        if (!(v >= 6.0 && v <= 12.0)) fail("ext.search_min and ext.search_max must be in [6.0, 12.0], got {}", v);
+      if (!(cs.step > 0.0)) fail("ext.search_step must be positive, got {}", cs.step);
+      if (cs.enabled && !(cs.max > cs.min))
+        fail("ext.search_max ({}) must be greater than ext.search_min ({})", cs.max, cs.min);
+    }
     for (const QConfig* q : {&w, &a})
       if (q->dtype == D::MxFp8 || q->dtype == D::MxFp4) {
         const int64_t axes = ext_int(*q, "axes", -1);
@@ -157,8 +185,12 @@ const std::vector<ExportRule>& lwquant_supported_rules() {
   static const SchemePattern token8{D::Int8, S::PerToken, SymReq::Sym, {"minmax"}};
   static const SchemePattern token4{D::Int4, S::PerToken, SymReq::Sym, {"minmax"}};
   static const SchemePattern none{D::Float, S::PerTensor, SymReq::Sym, {"none"}};
+  static const SchemePattern mx8w{D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax", "mse_round"}};
+  static const SchemePattern mx4w{D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax", "ceil_x", "fouroversix"}};
   static const std::vector<ExportRule> rules = {
       {"W8A8", {D::Int8, S::PerTensor, SymReq::Any, {"minmax", "histogram"}},
+       {D::Int8, S::PerChannel, SymReq::Sym, kWeightMethods}},
+      {"W8A8_MIX", {D::Int8, S::PdMix, SymReq::Asym, {"minmax"}},
        {D::Int8, S::PerChannel, SymReq::Sym, kWeightMethods}},
       {"W8A8_DYNAMIC", token8, {D::Int8, S::PerChannel, SymReq::Sym, kWeightMethods}},
       {"W8A8_DYNAMIC", token8, {D::Int8, S::PerGroup, SymReq::Sym, {"gptq"}}},
@@ -171,9 +203,9 @@ const std::vector<ExportRule>& lwquant_supported_rules() {
       {"W4A4_DYNAMIC", token4, {D::Int4, S::PerGroup, SymReq::Any, {"gptq"}}},
       {"WFP8AFP8_DYNAMIC", {D::Fp8E4M3, S::PerToken, SymReq::Sym, {"minmax"}},
        {D::Fp8E4M3, S::PerChannel, SymReq::Sym, {"minmax"}}},
-      {"W8A8_MXFP8", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}},
-      {"W4A8_MXFP", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}},
-      {"W4A4_MXFP4", {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}, {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}},
+      {"W8A8_MXFP8", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, mx8w},
+      {"W4A8_MXFP", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, mx4w},
+      {"W4A4_MXFP4", {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}, mx4w},
   };
   return rules;
 }
@@ -236,6 +268,16 @@ std::optional<std::string> portability_warning(const LinearQConfig& q) {
 int64_t ssz_steps(const QConfig& w) { return ext_int(w, "step", 50); }
 double gptq_percdamp(const QConfig& w) { return ext_double(w, "percdamp", 0.01); }
 int64_t gptq_block_size(const QConfig& w) { return ext_int(w, "block_size", 128); }
+double mx_ceil_x_value(const QConfig& w) { return ext_double(w, "ceil_x_value", 7.25); }
+MxCeilXSearch mx_ceil_x_search_range(const QConfig& w) {
+  MxCeilXSearch s;
+  const nlohmann::json* e = ext_value(w, "enable_search");
+  s.enabled = e && e->is_boolean() && e->get<bool>();
+  s.min = ext_double(w, "search_min", 6.0);
+  s.max = ext_double(w, "search_max", 12.0);
+  s.step = ext_double(w, "search_step", 0.25);
+  return s;
+}
 int64_t weight_group_size(const QConfig& w) {
   if (w.dtype == D::MxFp8 || w.dtype == D::MxFp4) return 32;
   if (w.scope != S::PerGroup) return 0;

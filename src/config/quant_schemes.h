@@ -63,6 +63,13 @@ std::optional<std::string> portability_warning(const LinearQConfig& q);
 int64_t ssz_steps(const QConfig& w);          // ext.step, default 50
 double gptq_percdamp(const QConfig& w);       // ext.percdamp, default 0.01
 int64_t gptq_block_size(const QConfig& w);    // ext.block_size, default 128
+double mx_ceil_x_value(const QConfig& w);     // ceil_x ext.ceil_x_value, default 7.25
+// ceil_x ext.enable_search (false), search_min (6), search_max (12), search_step (0.25).
+struct MxCeilXSearch {
+  bool enabled = false;
+  double min = 6.0, max = 12.0, step = 0.25;
+};
+MxCeilXSearch mx_ceil_x_search_range(const QConfig& w);
 // ext.group_size (default 128) for per_group weights, 32 for MX, 0 otherwise.
 int64_t weight_group_size(const QConfig& w);
 

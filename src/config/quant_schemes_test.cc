@@ -77,6 +77,13 @@ TEST(QuantSchemes, EveryImplementedExportType) {
       {{mx8, mx8}, "W8A8_MXFP8", true},
       {{mx8, mx4}, "W4A8_MXFP", true},
       {{mx4, mx4}, "W4A4_MXFP4", true},
+      {{qc(QDtype::Int8, QScope::PdMix, false, "minmax"), kW8}, "W8A8_MIX", false},
+      {{mx8, qc(QDtype::MxFp8, QScope::PerBlock, true, "mse_round")}, "W8A8_MXFP8", true},
+      {{mx8, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"ceil_x_value", 6.5}})}, "W4A8_MXFP", true},
+      {{mx4, qc(QDtype::MxFp4, QScope::PerBlock, true, "fouroversix")}, "W4A4_MXFP4", true},
+      {{qc(QDtype::Int8, QScope::PdMix, false, "minmax"), qc(QDtype::Int8, QScope::PerChannel, true, "ssz")},
+       "W8A8_MIX",
+       false},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(describe(c.q));
@@ -92,6 +99,7 @@ TEST(QuantSchemes, EveryImplementedExportType) {
   EXPECT_DOUBLE_EQ(gptq_percdamp(grp(QDtype::Int8, true)), 0.02);
   EXPECT_EQ(gptq_block_size(grp(QDtype::Int8, true)), 32);
   EXPECT_EQ(gptq_block_size(kW8), 128);
+  EXPECT_DOUBLE_EQ(mx_ceil_x_value(qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x")), 7.25);
 }
 
 TEST(QuantSchemes, RejectionsListTheValidCombinations) {
@@ -109,9 +117,12 @@ TEST(QuantSchemes, RejectionsListTheValidCombinations) {
   // Asymmetric int4 weights under int8 activations: registered (gptq) but no IR.
   m = error_of({kTok8, qc(QDtype::Int4, QScope::PerChannel, false, "gptq")});
   EXPECT_NE(m.find("no export type"), std::string::npos) << m;
-  // W8A8_MIX has an IR but lwquant does not implement it.
-  m = error_of({qc(QDtype::Int8, QScope::PdMix, false, "minmax"), kW8});
-  EXPECT_NE(m.find("deploys this scheme pair as W8A8_MIX"), std::string::npos) << m;
+  // pd_mix is registered asymmetric only.
+  m = error_of({qc(QDtype::Int8, QScope::PdMix, true, "minmax"), kW8});
+  EXPECT_NE(m.find("activation quantizer int8/pd_mix/sym/minmax is not registered"), std::string::npos) << m;
+  // pd_mix's observer aggregates with max only.
+  m = error_of({qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}}), kW8});
+  EXPECT_NE(m.find("aggregation_type"), std::string::npos) << m;
   // Quirk 5: asymmetric per-group W8A8_DYNAMIC would export zero offsets.
   m = error_of({kTok8, qc(QDtype::Int8, QScope::PerGroup, false, "gptq")});
   EXPECT_NE(m.find("W8A8_DYNAMIC"), std::string::npos) << m;
@@ -119,8 +130,24 @@ TEST(QuantSchemes, RejectionsListTheValidCombinations) {
   m = error_of({qc(QDtype::Int4, QScope::PerTensor, true, "minmax"), kW8});
   EXPECT_NE(m.find("activation quantizer int4/per_tensor/sym/minmax is not registered"), std::string::npos) << m;
   // MX methods lwquant does not run.
-  m = error_of({qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax"), qc(QDtype::MxFp8, QScope::PerBlock, true, "mse_round")});
-  EXPECT_NE(m.find("W8A8_MXFP8"), std::string::npos) << m;
+  m = error_of({qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale"), qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale")});
+  EXPECT_NE(m.find("W4A4_MXFP4_DUALSCALE"), std::string::npos) << m;
+  // mse_round is registered for mxfp8 weights only, ceil_x and fouroversix for mxfp4 ones.
+  m = error_of({qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax"), qc(QDtype::MxFp4, QScope::PerBlock, true, "mse_round")});
+  EXPECT_NE(m.find("weight quantizer mxfp4/per_block/sym/mse_round is not registered"), std::string::npos) << m;
+  m = error_of({qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax"), qc(QDtype::MxFp8, QScope::PerBlock, true, "ceil_x")});
+  EXPECT_NE(m.find("weight quantizer mxfp8/per_block/sym/ceil_x is not registered"), std::string::npos) << m;
+  // ceil_x ext: range, unknown keys, the search lwquant does not run.
+  const QConfig mx4a = qc(QDtype::MxFp4, QScope::PerBlock, true, "minmax");
+  m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"ceil_x_value", 5.0}})});
+  EXPECT_NE(m.find("ext.ceil_x_value must be in [6.0, 12.0], got 5"), std::string::npos) << m;
+  m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"step", 5}})});
+  EXPECT_NE(m.find("ext.step is not a ceil_x key"), std::string::npos) << m;
+  m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"enable_search", true}, {"search_min", 9.0}, {"search_max", 8.0}})});
+  EXPECT_NE(m.find("ext.search_max (8) must be greater than ext.search_min (9)"), std::string::npos) << m;
+  m = error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"search_step", 0}})});
+  EXPECT_NE(m.find("ext.search_step must be positive"), std::string::npos) << m;
+  EXPECT_TRUE(error_of({mx4a, qc(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x", {{"enable_search", true}})}).empty());
 }
 
 TEST(QuantSchemes, ExtValuesChecked) {

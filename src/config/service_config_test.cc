@@ -163,9 +163,9 @@ TEST(ServiceConfigErrors, UnsupportedCombination) {
                 "no export type", "W8A8: act int8/per_tensor/sym|asym/minmax", "W8A8_DYNAMIC:", "W8A16:"});
   // A valid msModelSlim scheme that lwquant does not run.
   expect_error(one_processor(R"(
-        act: {scope: pd_mix, dtype: int8, symmetric: false, method: minmax}
-        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax})"),
-               {"spec.process[0].qconfig", "W8A8_MIX", "does not support"});
+        act: {scope: dual_scale, dtype: mxfp4, symmetric: true, method: dualscale, ext: {dual_block_size: 256}}
+        weight: {scope: dual_scale, dtype: mxfp4, symmetric: true, method: dualscale, ext: {dual_block_size: 256}})"),
+               {"spec.process[0].qconfig", "W4A4_MXFP4_DUALSCALE", "does not support"});
   // Static activations need symmetric weights.
   expect_error(one_processor(R"(
         act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}

@@ -146,7 +146,11 @@ void forward_w8a16(const DeployedLinear& lin, const float* x, int64_t rows, floa
 
 void deployed_linear_forward(const DeployedLinear& lin, const float* x, int64_t rows, float* y) {
   if (lin.type == "W8A8") return forward_w8a8(lin, x, rows, y);
-  if (lin.type == "W8A8_DYNAMIC" || lin.type == "W4A8_DYNAMIC") return forward_dynamic_int(lin, x, rows, y, 8);
+  // W8A8_MIX: nodes that are not KV consumers (prefill, and every node of a
+  // non-disaggregated deployment) run the dynamic path with weight_scale
+  // (ascend_loaders §4.2); its static tensors are W8A8's, checked on load.
+  if (lin.type == "W8A8_MIX" || lin.type == "W8A8_DYNAMIC" || lin.type == "W4A8_DYNAMIC")
+    return forward_dynamic_int(lin, x, rows, y, 8);
   if (lin.type == "W4A4_DYNAMIC") return forward_dynamic_int(lin, x, rows, y, 4);
   if (lin.type == "WFP8AFP8_DYNAMIC") return forward_fp8_dynamic(lin, x, rows, y);
   if (lin.type == "W8A8_MXFP8" || lin.type == "W4A8_MXFP" || lin.type == "W4A4_MXFP4") return forward_mx(lin, x, rows, y);

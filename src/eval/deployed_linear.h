@@ -2,6 +2,8 @@
 // serving kernels compute it (spec §3.4–3.5, ascend_loaders.md):
 //   W8A8          q_x = clamp(round(x/input_scale + input_offset)), int32 acc = q_x·Wqᵀ,
 //                 y = (acc + quant_bias)·deq_scale
+//   W8A8_MIX      the prefill path: as W8A8_DYNAMIC with its weight_scale (decode
+//                 nodes run the static W8A8 tensors, which load_linear checks)
 //   W8A8_DYNAMIC, W4A8_DYNAMIC, W4A4_DYNAMIC
 //                 per-token symmetric int8 (int4 for W4A4) x, y = (q_x·Ŵᵀ)·s_x + bias with
 //                 Ŵ = (Wq − weight_offset)·weight_scale per channel or group

@@ -28,10 +28,11 @@ constexpr const char* kIndex = "quant_model_weights.safetensors.index.json";
 constexpr const char* kSingle = "quant_model_weights.safetensors";
 
 // The types lwquant eval has deployed arithmetic for that take part in
-// model_quant_type, in msModelSlim's priority order (spec §3.8; W16A16S and
-// W8A8_MIX of the full list are not known here).
-const std::vector<std::string> kKnownTypes = {"FLOAT",      "W8A16",     "W8A8_DYNAMIC", "W8A8",      "WFP8AFP8_DYNAMIC",
-                                              "W8A8_MXFP8", "W4A8_MXFP", "W4A4_DYNAMIC", "W4A4_MXFP4"};
+// model_quant_type, in msModelSlim's priority order (spec §3.8; W16A16S of
+// the full list is not known here).
+const std::vector<std::string> kKnownTypes = {"FLOAT",      "W8A16",     "W8A8_DYNAMIC", "W8A8_MIX",   "W8A8",
+                                              "WFP8AFP8_DYNAMIC", "W8A8_MXFP8", "W4A8_MXFP", "W4A4_DYNAMIC",
+                                              "W4A4_MXFP4"};
 // Known too, but outside the priority list: it never changes model_quant_type.
 constexpr const char* kUnrankedType = "W4A8_DYNAMIC";
 
@@ -48,12 +49,17 @@ const std::vector<std::string> kParameterSuffixes = {".weight",       ".quant_bi
                                                      ".deq_scale",    ".weight_scale",  ".weight_offset",
                                                      ".scale_bias"};
 
+// Static int8 activations with input_scale / quant_bias / deq_scale: W8A8, and
+// W8A8_MIX, which adds the dynamic path's weight_scale / weight_offset.
+bool is_static_w8a8(const std::string& type) { return type == "W8A8" || type == "W8A8_MIX"; }
+
 bool is_mx(const std::string& type) { return type == "W8A8_MXFP8" || type == "W4A8_MXFP" || type == "W4A4_MXFP4"; }
 bool is_fp4(const std::string& type) { return type == "W4A8_MXFP" || type == "W4A4_MXFP4"; }
 
 // How many of parameter_suffixes(type) are required (the rest are optional).
 size_t required_count(const std::string& type) {
   if (type == "W8A8") return 5;
+  if (type == "W8A8_MIX") return 7;
   if (type == "W4A8_DYNAMIC") return 4;
   return is_mx(type) ? 2 : 3;
 }
@@ -166,7 +172,7 @@ const std::vector<std::string>& QuantizedFolder::parameter_suffixes(const std::s
   static const std::vector<std::string> w4a8 = {".weight", ".weight_scale", ".weight_offset", ".scale_bias"};
   static const std::vector<std::string> mx = {".weight", ".weight_scale"};
   static const std::vector<std::string> none;
-  if (type == "W8A8") return w8a8;
+  if (is_static_w8a8(type)) return w8a8;
   if (type == "W4A8_DYNAMIC") return w4a8;
   if (is_mx(type)) return mx;
   if (is_known_type(type) && type != "FLOAT") return scaled;
@@ -319,7 +325,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
            dtype_name(w.dtype), shape_str(w.shape));
     const auto [out, in] = logical_shape(type, w.shape);
     if (folder.contains(p + ".bias")) check_shape_dtype(ckpt.info(p + ".bias"), type, DType::F32, {out});
-    if (type == "W8A8") {
+    if (is_static_w8a8(type)) {
       check_shape_dtype(ckpt.info(p + ".quant_bias"), type, DType::I32, {out});
       check_shape_dtype(ckpt.info(p + ".input_scale"), type, DType::F32, {1});
       check_shape_dtype(ckpt.info(p + ".input_offset"), type, DType::F32, {1});
@@ -497,7 +503,7 @@ DeployedLinear QuantizedFolder::load_linear(const std::string& prefix, bool with
       }
     }
   }
-  if (lin.type != "W8A8") return lin;
+  if (!is_static_w8a8(lin.type)) return lin;
 
   // ---- W8A8: activation parameters, quant_bias, deq_scale ----
   const float input_scale = read_f32(ckpt_, prefix + ".input_scale")[0];

@@ -84,6 +84,9 @@ void LinearQuantizer::check_shape() const {
            "divisible by 16",
            name_, in_);
   }
+  if (config_.weight.method == "fouroversix" && in_ % 32 != 0)
+    fail("{}: fouroversix quantizes whole MX blocks of 32 inputs, but in_features {} is not divisible by 32", name_,
+         in_);
   if (config_.weight.dtype == QDtype::MxFp4 && in_ % 2 != 0)
     fail("{}: MXFP4 packs two FP4 inputs per byte, but in_features {} is odd", name_, in_);
 }
@@ -109,6 +112,21 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows) {
     }
     return;
   }
+  MxWeightMethod mx_method;
+  if (w.method == "mse_round") mx_method.kind = MxMethod::MseRound;
+  if (w.method == "fouroversix") mx_method.kind = MxMethod::FourOverSix;
+  if (w.method == "ceil_x") {
+    mx_method.kind = MxMethod::CeilX;
+    mx_method.ceil_x = mx_ceil_x_value(w);
+    const MxCeilXSearch search = mx_ceil_x_search_range(w);
+    if (search.enabled) {  // one c for the whole Linear: its search needs every row
+      std::vector<float> all(static_cast<size_t>(out_ * in_));
+      weight_rows(0, out_, all.data());
+      mx_method.ceil_x = with_context(name_, [&] {
+        return mx_ceil_x_search(all.data(), out_, in_, search.min, search.max, search.step);
+      });
+    }
+  }
   // Row-wise methods: quantize blocks of about 4M values.
   const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / in_);
   std::vector<float> rows(static_cast<size_t>(std::min(block, out_) * in_));
@@ -121,7 +139,7 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows) {
       switch (w.dtype) {
         case QDtype::Fp8E4M3: return quantize_weight_fp8_per_channel(rows.data(), n, in_);
         case QDtype::MxFp8:
-        case QDtype::MxFp4: return quantize_weight_mx(rows.data(), n, in_, w.dtype);
+        case QDtype::MxFp4: return quantize_weight_mx(rows.data(), n, in_, w.dtype, mx_method);
         default: return quantize_weight_per_channel_minmax(rows.data(), n, in_, bits, w.symmetric);
       }
     });
@@ -147,6 +165,19 @@ void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe)
     // simulates one scale per call here, spec §9 quirk 2; lwquant follows the
     // deployed arithmetic instead.)
     fake_quant_per_token(x.data(), rows, in_, weight_bits(a.dtype), true);
+    return;
+  }
+  if (a.scope == QScope::PdMix) {
+    // W8A8_MIX (spec §2.6 pd_mix): the running per-tensor asymmetric range
+    // gives the exported static params (decode nodes run them, as W8A8).
+    // The calibration output is fake-quantized as the prefill path deploys
+    // it, per-token symmetric int8 (msModelSlim: one symmetric scale per call,
+    // quirk 2; lwquant follows the deployed arithmetic, as for W8A8_DYNAMIC).
+    if (observe && !frozen_) {
+      auto [mn, mx] = std::minmax_element(x.begin(), x.end());
+      update_minmax(*mn, *mx, /*symmetric=*/false);
+    }
+    fake_quant_per_token(x.data(), rows, in_, 8, /*symmetric=*/true);
     return;
   }
   if (histogram_) {
@@ -214,7 +245,7 @@ void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {
 }
 
 void LinearQuantizer::freeze() {
-  if (type_ == "W8A8" && !observed_)
+  if ((type_ == "W8A8" || type_ == "W8A8_MIX") && !observed_)
     fail("{}: no calibration data reached this Linear, so its static activation scale is undefined", name_);
   if (hessian_ && !weight_ready_) {
     if (hessian_->rows() == 0)
@@ -247,7 +278,7 @@ QuantizedLinear LinearQuantizer::export_linear(DType serving_dtype) const {
   q.type = type_;
   q.weight = weight_;
   q.bias = bias_;
-  if (type_ == "W8A8") {
+  if (type_ == "W8A8" || type_ == "W8A8_MIX") {
     q.input_scale = round_to_dtype(input_scale_, serving_dtype);
     q.input_offset = input_offset_;
   }

@@ -68,7 +68,7 @@ class LinearQuantizer {
 
   OutputErrorStats& error_stats() { return error_; }
 
-  // Static activations (W8A8): whether any calibration input was observed,
+  // Static activations (W8A8, W8A8_MIX): whether any calibration input was observed,
   // and its running range.
   bool has_observed() const { return observed_; }
   std::pair<float, float> observed_range() const { return {act_min_, act_max_}; }

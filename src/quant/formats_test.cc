@@ -158,6 +158,139 @@ TEST(Mx, Fp4BlockByHand) {
   EXPECT_EQ(fq[1], 6.0f);  // 5/2 = 2.5 → 3 → 6
 }
 
+// Dequantized value of element (o, i) of an MX weight.
+double mx_value(const QuantizedWeight& qw, int64_t o, int64_t i) { return dequantized_value(qw, o, i); }
+
+TEST(MxMethods, NearestE8M0ExponentByHand) {
+  EXPECT_EQ(mx_nearest_exponent(1.0), 0);
+  EXPECT_EQ(mx_nearest_exponent(std::pow(2.0, 0.25)), 0);
+  EXPECT_EQ(mx_nearest_exponent(std::pow(2.0, 0.75)), 1);
+  EXPECT_EQ(mx_nearest_exponent(std::pow(2.0, -2.3)), -2);
+  // Ties (fractional part 0.5): floor + 1 when floor is even, floor when odd.
+  EXPECT_EQ(mx_nearest_exponent(std::sqrt(2.0)), 1);          // floor 0
+  EXPECT_EQ(mx_nearest_exponent(2.0 * std::sqrt(2.0)), 1);    // floor 1
+  EXPECT_EQ(mx_nearest_exponent(std::sqrt(0.5)), -1);         // floor −1
+  EXPECT_EQ(mx_nearest_exponent(std::sqrt(0.125)), -1);       // floor −2
+  EXPECT_EQ(mx_nearest_exponent(0.0), 0);
+}
+
+TEST(MxMethods, CeilXExponentByHand) {
+  // ceil(log2(amax/c + 9.6e-7)): the block maximum lands in (c/2, c].
+  EXPECT_EQ(mx_ceil_x_exponent(7.25f, 7.25), 1);   // 1 + 9.6e-7 is just above 2^0
+  EXPECT_EQ(mx_ceil_x_exponent(7.0f, 7.25), 0);
+  EXPECT_EQ(mx_ceil_x_exponent(3.7f, 7.25), 0);
+  EXPECT_EQ(mx_ceil_x_exponent(3.6f, 7.25), -1);
+  EXPECT_EQ(mx_ceil_x_exponent(24.0f, 6.0), 3);    // 4 + 9.6e-7 is just above 2^2
+  EXPECT_EQ(mx_ceil_x_exponent(23.9f, 6.0), 2);
+  EXPECT_EQ(mx_ceil_x_exponent(0.0f, 7.25), -19);  // log2(9.6e-7) = −19.99
+  EXPECT_EQ(mx_ceil_x_exponent(3.4e38f, 6.0), 125);  // clipped
+  // One block [7, 1, 0.3, 0...] with c = 7.25: exponent 0, elements 6 (saturated), 1, 0.5.
+  std::vector<float> w(32, 0.0f);
+  w[0] = 7.0f;
+  w[1] = 1.0f;
+  w[2] = 0.3f;
+  QuantizedWeight qw = quantize_weight_mx(w.data(), 1, 32, QDtype::MxFp4, {MxMethod::CeilX, 7.25});
+  EXPECT_EQ(qw.scale, std::vector<float>{1.0f});
+  EXPECT_EQ(mx_value(qw, 0, 0), 6.0);
+  EXPECT_EQ(mx_value(qw, 0, 1), 1.0);
+  EXPECT_EQ(mx_value(qw, 0, 2), 0.5);
+  // minmax puts the same block at exponent 1 (7·8/7 = 8): 7 → 8, 1 → 1, 0.3 → 0.
+  QuantizedWeight mm = quantize_weight_mx(w.data(), 1, 32, QDtype::MxFp4);
+  EXPECT_EQ(mm.scale, std::vector<float>{2.0f});
+  EXPECT_EQ(mx_value(mm, 0, 0), 8.0);
+  EXPECT_EQ(mx_value(mm, 0, 2), 0.0);
+  EXPECT_THROW(quantize_weight_mx(w.data(), 1, 32, QDtype::MxFp8, {MxMethod::CeilX, 7.25}), Error);
+}
+
+TEST(MxMethods, CeilXSearchByHand) {
+  // Block [6, 3, 1.5, 0...]: c = 6 gives exponent 1 (6/6 + 9.6e-7 is above 2^0): 1.5 → 0.75 → 1.0 → 2, error 0.25;
+  // every c in (6, 12) gives exponent 0, exact. The search takes the first exact candidate.
+  std::vector<float> w(32, 0.0f);
+  w[0] = 6.0f;
+  w[1] = 3.0f;
+  w[2] = 1.5f;
+  EXPECT_EQ(mx_ceil_x_search(w.data(), 1, 32, 6.0, 7.0, 0.25), 6.25);
+  EXPECT_EQ(mx_ceil_x_search(w.data(), 1, 32, 6.0, 6.1, 0.25), 6.0);  // a single (rounded) step: 6 only
+  EXPECT_THROW(mx_ceil_x_search(w.data(), 1, 32, 7.0, 6.0, 0.25), Error);
+}
+
+TEST(MxMethods, FourOverSixByHand) {
+  // Block 0 [4, 3, 0...]: to 6 → exponent −1 (4/6 = 2^−0.58), 4 → 3.0 (saturated at 6·2^−1), error 1;
+  // to 4 → exponent 0, exact. Scale-to-4 wins.
+  // Block 1 [12, 10, 0...]: to 6 → exponent 1: 12, 10 → 12 (5 rounds half away to 6), error 4; to 4 → 3 = 2^1.58 →
+  // exponent 2: 12, 10 → 12 (2.5 → 3), error 4. A tie keeps scale-to-6.
+  std::vector<float> w(64, 0.0f);
+  w[0] = 4.0f;
+  w[1] = 3.0f;
+  w[32] = 12.0f;
+  w[33] = 10.0f;
+  QuantizedWeight qw = quantize_weight_mx(w.data(), 1, 64, QDtype::MxFp4, {MxMethod::FourOverSix});
+  EXPECT_EQ(qw.scale, (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_EQ(mx_value(qw, 0, 0), 4.0);
+  EXPECT_EQ(mx_value(qw, 0, 1), 3.0);
+  EXPECT_EQ(mx_value(qw, 0, 32), 12.0);
+  EXPECT_EQ(mx_value(qw, 0, 33), 12.0);
+}
+
+TEST(MxMethods, MseRoundByHand) {
+  // MXFP8, block 0 [500, 1, 0...]: floor exponent 0 saturates 500 at 448 (error 52²); ceil exponent 1 gives
+  // 250 → 256 → 512 (error 12²) and 1 → 0.5 exact. Ceil wins.
+  // Block 1 [300, 1, 0...]: floor exponent 0: 300 → 288 (error 144), 1 exact; ceil exponent 1: 150 → 144 → 288
+  // (error 144), 0.5 exact. A tie keeps the floor exponent.
+  std::vector<float> w(64, 0.0f);
+  w[0] = 500.0f;
+  w[1] = 1.0f;
+  w[32] = 300.0f;
+  w[33] = 1.0f;
+  QuantizedWeight qw = quantize_weight_mx(w.data(), 1, 64, QDtype::MxFp8, {MxMethod::MseRound});
+  EXPECT_EQ(qw.scale, (std::vector<float>{2.0f, 1.0f}));
+  EXPECT_EQ(mx_value(qw, 0, 0), 512.0);
+  EXPECT_EQ(mx_value(qw, 0, 1), 1.0);
+  EXPECT_EQ(mx_value(qw, 0, 32), 288.0);
+  QuantizedWeight mm = quantize_weight_mx(w.data(), 1, 64, QDtype::MxFp8);
+  EXPECT_EQ(mx_value(mm, 0, 0), 448.0);
+  EXPECT_THROW(quantize_weight_mx(w.data(), 1, 64, QDtype::MxFp4, {MxMethod::MseRound}), Error);
+}
+
+// On random weights with outliers every block's error is the smaller of the
+// two candidates each method weighs, computed here from minmax-style
+// quantizations at the candidate exponents (float64 sums).
+TEST(MxMethods, SearchMethodsNeverWorseThanTheirCandidates) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t out = 16, in = 256;
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (size_t k = 0; k < w.size(); ++k) w[k] = nd(rng) * (k % 37 == 0 ? 20.0f : 1.0f);
+  auto block_err = [&](const QuantizedWeight& qw, int64_t o, int64_t b) {
+    double e = 0;
+    for (int64_t i = b * 32; i < (b + 1) * 32; ++i) {
+      const double d = w[static_cast<size_t>(o * in + i)] - mx_value(qw, o, i);
+      e += d * d;
+    }
+    return e;
+  };
+  const QuantizedWeight mm8 = quantize_weight_mx(w.data(), out, in, QDtype::MxFp8);
+  const QuantizedWeight mse = quantize_weight_mx(w.data(), out, in, QDtype::MxFp8, {MxMethod::MseRound});
+  const QuantizedWeight mm4 = quantize_weight_mx(w.data(), out, in, QDtype::MxFp4);
+  const QuantizedWeight fos = quantize_weight_mx(w.data(), out, in, QDtype::MxFp4, {MxMethod::FourOverSix});
+  double t_mm8 = 0, t_mse = 0, t_mm4 = 0, t_fos = 0;
+  int ceil_chosen = 0;
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t b = 0; b < in / 32; ++b) {
+      EXPECT_LE(block_err(mse, o, b), block_err(mm8, o, b));  // floor exponent = minmax's for MXFP8
+      const int64_t k = o * (in / 32) + b;
+      EXPECT_TRUE(mse.scale[k] == mm8.scale[k] || mse.scale[k] == 2.0f * mm8.scale[k]);
+      ceil_chosen += mse.scale[k] != mm8.scale[k];
+      t_mm8 += block_err(mm8, o, b);
+      t_mse += block_err(mse, o, b);
+      t_mm4 += block_err(mm4, o, b);
+      t_fos += block_err(fos, o, b);
+    }
+  EXPECT_GT(ceil_chosen, 0);
+  EXPECT_LT(t_mse, t_mm8);
+  EXPECT_LT(t_fos, t_mm4);
+}
+
 TEST(PerGroup, MinmaxByHand) {
   // One row, two groups of 2: sym int8 scales 2/127 and 4/127.
   std::vector<float> w = {2.0f, -1.0f, 0.5f, -4.0f};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 
 #include "util/error.h"
 
@@ -104,24 +105,92 @@ std::vector<uint8_t> pack_fp4_values(const std::vector<float>& x, int64_t rows, 
   return pack_fp4(codes, rows, cols);
 }
 
-void mx_quantize_row(const float* x, int64_t n, QDtype dtype, uint8_t* codes, int* exps) {
+namespace {
+
+// Codes of the block x[0, n) under shared exponent e; returns the exponent
+// stored (e, or −127 for a block flushed to zero because e < −127) and adds
+// the block's squared error to *sq_err when given.
+int mx_quantize_block(const float* x, int64_t n, int e, QDtype dtype, uint8_t* codes, double* sq_err) {
+  const bool zero_block = e < -127;  // MXFP4: everything below 2^-127 flushes to zero
+  double err = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = zero_block ? 0.0f : mx_element(static_cast<float>(std::ldexp(static_cast<double>(x[i]), -e)), dtype);
+    codes[i] = dtype == QDtype::MxFp8 ? f32_to_f8e4m3(v) : fp4_e2m1_code(v);
+    const double d = static_cast<double>(x[i]) - (zero_block ? 0.0 : std::ldexp(static_cast<double>(v), e));
+    err += d * d;
+  }
+  if (sq_err) *sq_err = err;
+  return std::max(e, -127);
+}
+
+// ceil(log2(x)) for x > 0, exact.
+int ceil_log2(double x) {
+  const int f = floor_log2(x);
+  return std::ldexp(1.0, f) == x ? f : f + 1;
+}
+
+// The better of two exponent candidates, its codes in `codes`: `first`
+// unless `second` gives a strictly smaller squared error.
+int mx_pick(const float* x, int64_t n, QDtype dtype, int first, int second, uint8_t* codes) {
+  uint8_t alt[kMxBlock];
+  double e1 = 0.0, e2 = 0.0;
+  const int s1 = mx_quantize_block(x, n, first, dtype, codes, &e1);
+  const int s2 = mx_quantize_block(x, n, second, dtype, alt, &e2);
+  if (!(e2 < e1)) return s1;
+  std::copy(alt, alt + n, codes);
+  return s2;
+}
+
+// One block with the method's exponent rule; returns the stored exponent.
+int mx_block(const float* x, int64_t n, QDtype dtype, const MxWeightMethod& m, uint8_t* codes) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  switch (m.kind) {
+    case MxMethod::MinMax: return mx_quantize_block(x, n, mx_shared_exponent(amax, dtype), dtype, codes, nullptr);
+    case MxMethod::MseRound: {
+      // msModelSlim's exponents: log2 of amax (2^-126 for a zero block) minus emax 8; above 127 invalid, below
+      // −127 clamped to −127.
+      const double a = amax == 0.0f ? std::ldexp(1.0, -126) : static_cast<double>(amax);
+      const int down = std::max(floor_log2(a) - 8, -127), up = ceil_log2(a) - 8;
+      return mx_pick(x, n, dtype, down, std::max(up, -127), codes);
+    }
+    case MxMethod::CeilX: return mx_quantize_block(x, n, mx_ceil_x_exponent(amax, m.ceil_x), dtype, codes, nullptr);
+    case MxMethod::FourOverSix:
+      return mx_pick(x, n, dtype, mx_nearest_exponent(amax / 6.0), mx_nearest_exponent(amax / 4.0), codes);
+  }
+  return 0;
+}
+
+void mx_quantize_row_with(const float* x, int64_t n, QDtype dtype, const MxWeightMethod& m, uint8_t* codes,
+                          int* exps) {
   if (dtype != QDtype::MxFp8 && dtype != QDtype::MxFp4) fail("mx_quantize_row: not an MX dtype");
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) fail("MX quantization: non-finite value at element {}", i);
   for (int64_t b = 0; b * kMxBlock < n; ++b) {
     const int64_t begin = b * kMxBlock, end = std::min(n, begin + kMxBlock);
-    float amax = 0.0f;
-    for (int64_t i = begin; i < end; ++i) {
-      if (!std::isfinite(x[i])) fail("MX quantization: non-finite value at element {}", i);
-      amax = std::max(amax, std::fabs(x[i]));
-    }
-    int e = mx_shared_exponent(amax, dtype);
-    const bool zero_block = e < -127;  // MXFP4: everything below 2^-127 flushes to zero
-    e = std::max(e, -127);
-    exps[b] = e;
-    for (int64_t i = begin; i < end; ++i) {
-      const float v = zero_block ? 0.0f : mx_element(static_cast<float>(std::ldexp(static_cast<double>(x[i]), -e)), dtype);
-      codes[i] = dtype == QDtype::MxFp8 ? f32_to_f8e4m3(v) : fp4_e2m1_code(v);
-    }
+    exps[b] = mx_block(x + begin, end - begin, dtype, m, codes + begin);
   }
+}
+
+}  // namespace
+
+int mx_ceil_x_exponent(float amax, double c) {
+  return std::clamp(ceil_log2(static_cast<double>(amax) / c + 9.6e-7), -129, 125);
+}
+
+int mx_nearest_exponent(double scale) {
+  if (!(scale > 0.0)) return 0;
+  const double l = std::log2(scale);
+  const double int_part = std::floor(l), frac = l - int_part;
+  const int k = static_cast<int>(int_part);
+  constexpr double kEpsTie = 1e-6;
+  if (frac > 0.5 + kEpsTie) return k + 1;
+  if (frac < 0.5 - kEpsTie) return k;
+  return k % 2 == 0 ? k + 1 : k;  // msModelSlim's tie rule (rounds to the odd exponent)
+}
+
+void mx_quantize_row(const float* x, int64_t n, QDtype dtype, uint8_t* codes, int* exps) {
+  mx_quantize_row_with(x, n, dtype, MxWeightMethod{}, codes, exps);
 }
 
 void fake_quant_mx(float* x, int64_t rows, int64_t cols, QDtype dtype) {
@@ -139,8 +208,13 @@ void fake_quant_mx(float* x, int64_t rows, int64_t cols, QDtype dtype) {
   }
 }
 
-QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype) {
+QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype,
+                                   const MxWeightMethod& method) {
   if (out <= 0 || in <= 0) fail("weight quantization: invalid shape [{}, {}]", out, in);
+  if (method.kind == MxMethod::MseRound && dtype != QDtype::MxFp8)
+    fail("MX weight method mse_round is registered for mxfp8 only");
+  if ((method.kind == MxMethod::CeilX || method.kind == MxMethod::FourOverSix) && dtype != QDtype::MxFp4)
+    fail("MX weight methods ceil_x and fouroversix are registered for mxfp4 only");
   QuantizedWeight qw;
   qw.out = out;
   qw.in = in;
@@ -156,7 +230,8 @@ QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDty
   for (int64_t o = 0; o < out; ++o) {
     std::vector<int> exps(static_cast<size_t>(blocks));
     try {
-      mx_quantize_row(w + o * in, in, dtype, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in, exps.data());
+      mx_quantize_row_with(w + o * in, in, dtype, method, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in,
+                           exps.data());
     } catch (const Error&) {
 #pragma omp critical
       if (bad_row < 0 || o < bad_row) bad_row = o;
@@ -167,6 +242,30 @@ QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDty
   }
   if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
   return qw;
+}
+
+double mx_ceil_x_search(const float* w, int64_t out, int64_t in, double search_min, double search_max,
+                        double search_step) {
+  if (!(search_step > 0.0) || !(search_max > search_min))
+    fail("ceil_x search: needs search_max > search_min and search_step > 0, got [{}, {}] step {}", search_min,
+         search_max, search_step);
+  const auto steps = static_cast<int64_t>(std::nearbyint((search_max - search_min) / search_step)) + 1;
+  double best_c = search_min, best_err = std::numeric_limits<double>::infinity();
+  for (int64_t k = 0; k < steps; ++k) {
+    const double c = search_min + static_cast<double>(k) * search_step;
+    const QuantizedWeight qw = quantize_weight_mx(w, out, in, QDtype::MxFp4, {MxMethod::CeilX, c});
+    double err = 0.0;
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        const double d = static_cast<double>(w[o * in + i]) - dequantized_value(qw, o, i);
+        err += d * d;
+      }
+    if (err < best_err) {
+      best_err = err;
+      best_c = c;
+    }
+  }
+  return best_c;
 }
 
 uint8_t mx_biased_exponent(float scale) {

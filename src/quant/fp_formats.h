@@ -40,8 +40,45 @@ std::vector<uint8_t> pack_fp4_values(const std::vector<float>& x, int64_t rows, 
 void mx_quantize_row(const float* x, int64_t n, QDtype dtype, uint8_t* codes, int* exps);
 // x ← MX fake quant of each row of x[rows, cols].
 void fake_quant_mx(float* x, int64_t rows, int64_t cols, QDtype dtype);
+
+// How a weight block's shared exponent is chosen (the registered MX weight
+// methods, spec §1.6.1). Elements are then rounded as for minmax.
+//  * MinMax: the spec §2.4 rule (MXFP8 floor(log2 amax) − 8; MXFP4
+//    floor(log2(amax·8/7 + 9.6e-7)) − 2).
+//  * MseRound (MXFP8): floor(log2 amax) − 8 or ceil(log2 amax) − 8, whichever
+//    gives the block the smaller squared error (the floor one on a tie).
+//  * CeilX (MXFP4): ceil(log2(amax/c + 9.6e-7)), clipped to [−129, 125]; c is
+//    ext.ceil_x_value (default 7.25), so the block maximum lands in (c/2, c].
+//  * FourOverSix (MXFP4): the exponents nearest (in log2, ties as msModelSlim
+//    resolves them) to amax/6 and to amax/4, whichever gives the smaller
+//    squared error (amax/6 on a tie).
+// All squared errors are summed in double over the block's elements.
+enum class MxMethod { MinMax, MseRound, CeilX, FourOverSix };
+struct MxWeightMethod {
+  MxMethod kind = MxMethod::MinMax;
+  double ceil_x = 7.25;
+};
+
+// Shared exponent candidates of the methods above for a block maximum amax
+// (exposed for tests). ceil_x: unclipped and clipped as described.
+int mx_ceil_x_exponent(float amax, double c);
+// Nearest e8m0 exponent of a positive scale (non-positive: 0): floor(log2 s)
+// + 1 when the fractional part of log2 s is above 0.5 + 1e-6, floor(log2 s)
+// below 0.5 − 1e-6, and within that band floor + 1 when floor is even.
+int mx_nearest_exponent(double scale);
+
+// ceil_x's ext.enable_search: the c among search_min, search_min + step, ...,
+// search_max (rounded count, as msModelSlim) whose MXFP4 ceil_x quantization
+// of the whole W[out, in] has the smallest squared error (float64 sum); the
+// first such c on a tie.
+double mx_ceil_x_search(const float* w, int64_t out, int64_t in, double search_min, double search_max,
+                        double search_step);
+
 // W[out, in] in MX blocks: code MxFp8/MxFp4, group_size 32, scale = 2^e.
-QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype);
+// Throws lwq::Error for a method that does not suit the dtype (mse_round is
+// MXFP8 only; ceil_x and fouroversix MXFP4 only).
+QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype,
+                                   const MxWeightMethod& method = {});
 // The exported shared exponent: uint8(e + 127) from a scale 2^e.
 uint8_t mx_biased_exponent(float scale);
 

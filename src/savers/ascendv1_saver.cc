@@ -72,7 +72,7 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
     fail("ascendv1_saver: {} uses group_size {} but an earlier Linear used {}: quant_model_description.json holds "
          "one group_size for the whole model (MX types use 32), so all per-group and MX Linears must share it",
          p, w.group_size, group_size_);
-  if (t == "W8A8") {
+  if (t == "W8A8" || t == "W8A8_MIX") {
     add(p + ".weight", int8_tensor(w.q, {out, w.in}), t);
     std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
     std::vector<int32_t> qbias = quant_bias(w, q.bias, deq, q.input_offset);
@@ -82,6 +82,12 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
     add(p + ".input_scale", tensor_f32({1}, {q.input_scale}), t);
     add(p + ".input_offset", tensor_f32({1}, {q.input_offset}), t);
     add(p + ".deq_scale", encode_deq_scale(deq, model_dtype_), t);
+    if (t == "W8A8_MIX") {
+      // The prefill (dynamic) path's per-channel weight scale; the registry admits symmetric weights only, so
+      // the offsets are zeros (spec §3.4, ascend_loaders §4.2).
+      add(p + ".weight_scale", tensor_f32({out, 1}, w.scale), t);
+      add(p + ".weight_offset", tensor_f32({out, 1}, std::vector<float>(w.scale.size(), 0.0f)), t);
+    }
   } else if (t == "W8A8_DYNAMIC" || t == "W8A16" || t == "W4A4_DYNAMIC" || t == "WFP8AFP8_DYNAMIC") {
     // W4A4 weights stay unpacked int8 (spec §9 quirk 6); FP8 ones are e4m3 bytes.
     Tensor weight = int8_tensor(w.q, {out, w.in});

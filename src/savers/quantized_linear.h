@@ -19,7 +19,7 @@ struct QuantizedLinear {
   // description's group_size.
   QuantizedWeight weight;
   std::vector<float> bias;            // [out] float bias, empty when the Linear has none
-  // Static activation parameters (W8A8 only), already rounded to the serving
+  // Static activation parameters (W8A8 and W8A8_MIX), already rounded to the serving
   // dtype (spec §10 fact 18).
   float input_scale = 0.0f;
   float input_offset = 0.0f;

@@ -25,6 +25,7 @@ cfg="$ROOT/tests/data/configs/schemes"
 check w8a8_histogram        W8A8              0.1   --config_path "$cfg/w8a8_histogram.yaml"
 check w8a8_ssz              W8A8              0.1   --config_path "$cfg/w8a8_ssz.yaml"
 check w8a8_gptq             W8A8              0.1   --config_path "$cfg/w8a8_gptq.yaml"
+check w8a8_mix              W8A8_MIX          0.05  --config_path "$cfg/w8a8_mix.yaml"
 check w8a8_dynamic_gptq     W8A8_DYNAMIC      0.05  --config_path "$cfg/w8a8_dynamic_gptq.yaml"
 check w8a8_dynamic_group    W8A8_DYNAMIC      0.05  --config_path "$cfg/w8a8_dynamic_group.yaml"
 check w8a16_ssz             W8A16             0.02  --config_path "$cfg/w8a16_ssz.yaml"
@@ -41,6 +42,11 @@ check wfp8afp8_dynamic      WFP8AFP8_DYNAMIC  0.05  --config_path "$cfg/wfp8afp8
 check w8a8_mxfp8            W8A8_MXFP8        0.05  --config_path "$cfg/w8a8_mxfp8.yaml"
 check w4a8_mxfp             W4A8_MXFP         0.4   --config_path "$cfg/w4a8_mxfp.yaml"
 check w4a4_mxfp4            W4A4_MXFP4        1.0   --config_path "$cfg/w4a4_mxfp4.yaml"
+check w8a8_mxfp8_mse_round  W8A8_MXFP8        0.05  --config_path "$cfg/w8a8_mxfp8_mse_round.yaml"
+check w4a8_mxfp_ceil_x      W4A8_MXFP         0.4   --config_path "$cfg/w4a8_mxfp_ceil_x.yaml"
+check w4a4_mxfp4_ceil_x     W4A4_MXFP4        1.0   --config_path "$cfg/w4a4_mxfp4_ceil_x.yaml"
+check w4a4_mxfp4_ceil_x_search W4A4_MXFP4     1.0   --config_path "$cfg/w4a4_mxfp4_ceil_x_search.yaml"
+check w4a4_mxfp4_fouroversix W4A4_MXFP4       1.0   --config_path "$cfg/w4a4_mxfp4_fouroversix.yaml"
 check practice_w4a8         W8A8_DYNAMIC      0.05  --quant_type w4a8
 check practice_w8a8_mxfp8   W8A8_MXFP8        0.05  --quant_type w8a8_mxfp8
 
@@ -58,5 +64,9 @@ bad w4a8_down.yaml '        act: {dtype: int8, scope: per_token, symmetric: true
         weight: {dtype: int4, scope: per_channel, symmetric: true, method: minmax}'
 expect_error "down_proj: W4A8_DYNAMIC scale_bias" \
   "$LWQ" quant --model_path "$model" --save_path "$TMP/o3" --config_path "$TMP/w4a8_down.yaml"
-[ ! -e "$TMP/o1" ] && [ ! -e "$TMP/o2" ] && [ ! -e "$TMP/o3" ] || fail "a refused run left an output folder"
+bad fos_down.yaml '        act: {dtype: mxfp4, scope: per_block, symmetric: true, method: minmax}
+        weight: {dtype: mxfp4, scope: per_block, symmetric: true, method: fouroversix}'
+expect_error "down_proj: fouroversix quantizes whole MX blocks of 32 inputs, but in_features 172" \
+  "$LWQ" quant --model_path "$model" --save_path "$TMP/o4" --config_path "$TMP/fos_down.yaml"
+[ ! -e "$TMP/o4" ] && [ ! -e "$TMP/o1" ] && [ ! -e "$TMP/o2" ] && [ ! -e "$TMP/o3" ] || fail "a refused run left an output folder"
 echo "schemes: ok"

@@ -177,7 +177,7 @@ void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt,
                "(ascend_loaders.md §5)",
                first, type, name, q.linear_type(name));
         auto ia = params.find(group.front()), ib = params.find(member);
-        if (type != "W8A8" || ia == params.end() || ib == params.end()) continue;
+        if ((type != "W8A8" && type != "W8A8_MIX") || ia == params.end() || ib == params.end()) continue;
         const DeployedLinear& a = ia->second;
         const DeployedLinear& b = ib->second;
         if (a.input_scale != b.input_scale || a.input_offset != b.input_offset)

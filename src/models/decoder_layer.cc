@@ -38,6 +38,16 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
   return scratch.data();
 }
 
+std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
+  if (auto it = stored.find(name); it != stored.end()) {
+    std::vector<float> v(static_cast<size_t>(it->second.numel()));
+    convert_to_f32(it->second.dtype, it->second.bytes.data(), v.data(), v.size());
+    stored.erase(it);
+    return tensors[name] = std::move(v);
+  }
+  return get(name);
+}
+
 void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end, int64_t cols, float* dst) const {
   const auto first = static_cast<size_t>(begin * cols), count = static_cast<size_t>((end - begin) * cols);
   if (auto it = stored.find(name); it != stored.end()) {

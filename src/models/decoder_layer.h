@@ -31,6 +31,9 @@ struct LayerWeights {
   // Any tensor as f32: a pointer into `tensors`, or `stored` converted into
   // `scratch` (valid until scratch changes). Throws when absent.
   const float* f32(const std::string& name, std::vector<float>& scratch) const;
+  // The tensor as a mutable f32 vector, for transforms that rewrite weights
+  // (smoothing, rotation): a 16-bit stored tensor is converted and moves to `tensors`.
+  std::vector<float>& mutable_f32(const std::string& name);
   // Rows [begin, end) of a row-major tensor with `cols` columns, as f32, into `dst`.
   void rows_f32(const std::string& name, int64_t begin, int64_t end, int64_t cols, float* dst) const;
   // Bytes held (f32 tensors + stored tensors).

@@ -271,17 +271,6 @@ QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, con
 
 namespace {
 
-// The f32 copy of a tensor the rotation changes; a 16-bit stored tensor moves to `tensors`.
-std::vector<float>& mutable_f32(LayerWeights& w, const std::string& name) {
-  if (auto it = w.stored.find(name); it != w.stored.end()) {
-    std::vector<float> v(static_cast<size_t>(it->second.numel()));
-    convert_to_f32(it->second.dtype, it->second.bytes.data(), v.data(), v.size());
-    w.stored.erase(it);
-    return w.tensors[name] = std::move(v);
-  }
-  return w.get(name);
-}
-
 void scale_columns(std::vector<float>& wt, const std::vector<float>& g) {
   const size_t in = g.size();
   for (size_t i = 0; i < wt.size(); ++i) wt[i] *= g[i % in];
@@ -293,34 +282,34 @@ void quarot_rotate_layer(const ModelConfig& cfg, const Architecture& arch, const
   const LayerRoles& r = arch.roles;
   const int64_t H = cfg.hidden_size;
   auto rows_of = [&](const std::string& name, int64_t cols) {
-    return static_cast<int64_t>(mutable_f32(w, name + ".weight").size()) / cols;
+    return static_cast<int64_t>(w.mutable_f32(name + ".weight").size()) / cols;
   };
   // 1. Norms into the Linears that read them.
   auto fuse = [&](const std::string& norm, std::initializer_list<const std::string*> linears) {
-    std::vector<float>& g = mutable_f32(w, norm + ".weight");
+    std::vector<float>& g = w.mutable_f32(norm + ".weight");
     if (w.contains(norm + ".bias")) fail("quarot: norm '{}' has a bias; only plain RMSNorm can be fused", norm);
-    for (const std::string* l : linears) scale_columns(mutable_f32(w, *l + ".weight"), g);
+    for (const std::string* l : linears) scale_columns(w.mutable_f32(*l + ".weight"), g);
     std::fill(g.begin(), g.end(), 1.0f);
   };
   fuse(r.input_norm, {&r.q, &r.k, &r.v});
   fuse(r.post_attention_norm, {&r.gate, &r.up});
   // 2. Readers of the residual stream: input side.
   for (const std::string* l : {&r.q, &r.k, &r.v, &r.gate, &r.up}) {
-    auto& wt = mutable_f32(w, *l + ".weight");
+    auto& wt = w.mutable_f32(*l + ".weight");
     plan.hidden.right(wt.data(), static_cast<int64_t>(wt.size()) / H, H);
   }
   // 3. Writers of the residual stream: output side (and their biases).
   for (const std::string* l : {&r.o, &r.down}) {
-    auto& wt = mutable_f32(w, *l + ".weight");
+    auto& wt = w.mutable_f32(*l + ".weight");
     plan.hidden.left(wt.data(), H, static_cast<int64_t>(wt.size()) / H);
-    if (w.contains(*l + ".bias")) plan.hidden.left(mutable_f32(w, *l + ".bias").data(), H, 1);
+    if (w.contains(*l + ".bias")) plan.hidden.left(w.mutable_f32(*l + ".bias").data(), H, 1);
   }
   // 4. Per-head rotation between v_proj's output and o_proj's input.
   const int64_t kv_dim = cfg.kv_dim(), q_dim = cfg.q_dim();
-  auto& v = mutable_f32(w, r.v + ".weight");
+  auto& v = w.mutable_f32(r.v + ".weight");
   plan.head.left(v.data(), kv_dim, H);
-  if (w.contains(r.v + ".bias")) plan.head.left(mutable_f32(w, r.v + ".bias").data(), kv_dim, 1);
-  auto& o = mutable_f32(w, r.o + ".weight");
+  if (w.contains(r.v + ".bias")) plan.head.left(w.mutable_f32(r.v + ".bias").data(), kv_dim, 1);
+  auto& o = w.mutable_f32(r.o + ".weight");
   plan.head.right(o.data(), rows_of(r.o, q_dim), q_dim);
 }
 

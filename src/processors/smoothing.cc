@@ -25,17 +25,6 @@ uint64_t splitmix(uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-// The f32 copy of a tensor the transform changes; a 16-bit stored one moves to `tensors`.
-std::vector<float>& mutable_f32(LayerWeights& w, const std::string& name) {
-  if (auto it = w.stored.find(name); it != w.stored.end()) {
-    std::vector<float> v(static_cast<size_t>(it->second.numel()));
-    convert_to_f32(it->second.dtype, it->second.bytes.data(), v.data(), v.size());
-    w.stored.erase(it);
-    return w.tensors[name] = std::move(v);
-  }
-  return w.get(name);
-}
-
 void scale_columns(std::vector<float>& w, const std::vector<float>& s) {
   const size_t in = s.size();
   for (size_t i = 0; i < w.size(); ++i) w[i] *= s[i % in];
@@ -372,7 +361,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
   // Target weights and their column maxima.
   std::vector<std::pair<const float*, int64_t>> tw;
   for (const auto& t : g.targets) {
-    auto& m = mutable_f32(w, t + ".weight");
+    auto& m = w.mutable_f32(t + ".weight");
     if (static_cast<int64_t>(m.size()) % in != 0) fail("smoothing: '{}' does not have {} input channels", t, in);
     tw.push_back({m.data(), static_cast<int64_t>(m.size()) / in});
   }
@@ -400,9 +389,9 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
     if (in != nh * hd) fail("ov smoothing: '{}' has {} inputs, expected heads×head_dim = {}", g.targets[0], in, nh * hd);
     OvScales ov = flex ? ov_scales_max(a, wsc, done.alpha, done.beta, nh, nkv, hd)
                        : ov_scales_mean(smooth_scale(a, wsc, done.alpha, done.beta, smin), nh, nkv, hd);
-    for (const auto& t : g.targets) scale_columns(mutable_f32(w, t + ".weight"), ov.o);
-    divide_rows(mutable_f32(w, g.source + ".weight"), ov.v);
-    if (w.contains(g.source + ".bias")) divide_rows(mutable_f32(w, g.source + ".bias"), ov.v);
+    for (const auto& t : g.targets) scale_columns(w.mutable_f32(t + ".weight"), ov.o);
+    divide_rows(w.mutable_f32(g.source + ".weight"), ov.v);
+    if (w.contains(g.source + ".bias")) divide_rows(w.mutable_f32(g.source + ".bias"), ov.v);
     done.scales = std::move(ov.v);
     res.subgraphs.push_back(std::move(done));
     return;
@@ -411,7 +400,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
   std::vector<float> s = smooth_scale(a, wsc, done.alpha, done.beta, smin);
   std::vector<float> shift = asym ? activation_shift(st) : std::vector<float>(static_cast<size_t>(in), 0.0f);
   for (const auto& t : g.targets) {
-    auto& m = mutable_f32(w, t + ".weight");
+    auto& m = w.mutable_f32(t + ".weight");
     if (asym) {  // the target absorbs the shift: b += W·shift (W before scaling)
       const int64_t out = static_cast<int64_t>(m.size()) / in;
       const std::string bn = t + ".bias";
@@ -419,7 +408,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
         w.tensors[bn].assign(static_cast<size_t>(out), 0.0f);
         res.added_tensors.push_back(bn);
       }
-      auto& b = mutable_f32(w, bn);
+      auto& b = w.mutable_f32(bn);
       for (int64_t r = 0; r < out; ++r) {
         double acc = 0;
         for (int64_t c = 0; c < in; ++c) acc += double(m[static_cast<size_t>(r * in + c)]) * shift[static_cast<size_t>(c)];
@@ -429,7 +418,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
     scale_columns(m, s);
   }
   if (g.type == "norm-linear") {
-    auto& gw = mutable_f32(w, g.source + ".weight");
+    auto& gw = w.mutable_f32(g.source + ".weight");
     for (size_t c = 0; c < gw.size(); ++c) gw[c] /= s[c];
     // iter_smooth / smooth_quant replace the norm by an RMSNorm; smooth_quant's
     // always has a bias, iter_smooth's only when asymmetric or already biased.
@@ -441,15 +430,15 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
         w.tensors[bn].assign(gw.size(), 0.0f);
         res.added_tensors.push_back(bn);
       }
-      auto& b = mutable_f32(w, bn);
+      auto& b = w.mutable_f32(bn);
       for (size_t c = 0; c < b.size(); ++c) b[c] = (b[c] - shift[c]) / s[c];
     } else if (had_bias) {
-      auto& b = mutable_f32(w, bn);
+      auto& b = w.mutable_f32(bn);
       for (size_t c = 0; c < b.size(); ++c) b[c] /= s[c];
     }
   } else {  // up-down, linear-linear: the source Linear's output rows
-    divide_rows(mutable_f32(w, g.source + ".weight"), s);
-    if (w.contains(g.source + ".bias")) divide_rows(mutable_f32(w, g.source + ".bias"), s);
+    divide_rows(w.mutable_f32(g.source + ".weight"), s);
+    if (w.contains(g.source + ".bias")) divide_rows(w.mutable_f32(g.source + ".bias"), s);
   }
   done.scales = std::move(s);
   res.subgraphs.push_back(std::move(done));

@@ -76,15 +76,21 @@ class SmoothObserver {
 // Observes every Linear input, then runs the Linear in f32.
 class ObservingExecutor : public LinearExecutor {
  public:
-  explicit ObservingExecutor(SmoothObserver& obs) : obs_(obs) {}
+  // With `layer`, Linears are computed from it a block of weight rows at a
+  // time (linear_from_layer: no f32 copy of a 16-bit weight), as the runner
+  // needs; without, from the f32 weight the forward passes.
+  explicit ObservingExecutor(SmoothObserver& obs, const LayerWeights* layer = nullptr) : obs_(obs), layer_(layer) {}
+  bool needs_float_weight(const std::string&) const override { return layer_ == nullptr; }
   void run(const std::string& linear_name, const float* x, int64_t rows, int64_t in, const float* weight,
            const float* bias, int64_t out, float* y) override {
     obs_.observe(linear_name, x, rows, in);
-    LinearExecutor::run(linear_name, x, rows, in, weight, bias, out, y);
+    if (layer_) linear_from_layer(*layer_, linear_name + ".weight", x, rows, in, bias, out, y);
+    else LinearExecutor::run(linear_name, x, rows, in, weight, bias, out, y);
   }
 
  private:
   SmoothObserver& obs_;
+  const LayerWeights* layer_;
 };
 
 // ---- the scale formulas (§2.8), exposed for tests ----

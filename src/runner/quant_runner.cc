@@ -128,24 +128,6 @@ class CalibrationExecutor : public LinearExecutor {
   const LayerWeights& weights_;
 };
 
-// A smoothing unit's forward (spec §4.3): every Linear runs in float on the
-// layer's current weights, and the inputs of the Linears the smoother watches
-// are recorded.
-class SmoothingExecutor : public LinearExecutor {
- public:
-  SmoothingExecutor(const LayerWeights& weights, SmoothObserver& obs) : weights_(weights), obs_(obs) {}
-  bool needs_float_weight(const std::string&) const override { return false; }
-  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float*, const float* bias,
-           int64_t out, float* y) override {
-    obs_.observe(name, x, rows, in);
-    linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y);
-  }
-
- private:
-  const LayerWeights& weights_;
-  SmoothObserver& obs_;
-};
-
 // The family's smoothing subgraphs that exist in this layer: a MoE layer's
 // MLP subgraphs name the dense MLP's Linears, which it does not have (its
 // routed experts' up-down subgraphs are not smoothed yet; docs/design.md).
@@ -376,7 +358,9 @@ class LayerWiseQuantizer {
                                                LayerWeights& weights) {
     const Architecture arch = layer_smoothing_arch(architecture_for(cfg_), desc);
     LayerSmoother smoother(smooth_settings_from(p), cfg_, arch, desc.prefix);
-    SmoothingExecutor exec(weights, smoother.observer());
+    // Spec §4.3: every Linear runs in float on the layer's current weights while
+    // the inputs of the Linears the smoother watches are recorded.
+    ObservingExecutor exec(smoother.observer(), &weights);
     std::vector<std::vector<float>> outputs = forward_all(k, weights, &exec, nullptr);
     if (smoother.subgraphs().empty()) return outputs;
     SmoothResult r = smoother.apply(weights);

@@ -1,6 +1,10 @@
 // Writes a Llama-shaped checkpoint with random bf16 weights, sharded like HF
 // (model-0000i-of-0000N.safetensors + model.safetensors.index.json), plus
 // config.json and the stories260K tokenizer, for the memory/speed benchmark.
+// --wan writes a Wan2.1 DiT in the original layout instead
+// (diffusion_pytorch_model-*.safetensors + index, WanModel config.json),
+// shaped by lwquant's own Wan descriptor: --hidden is dim, --intermediate
+// ffn_dim, --heads num_heads, --layers num_layers.
 // Tensors are generated and written one at a time, so this needs little RAM.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -10,6 +14,7 @@
 #include <fstream>
 
 #include "io/safetensors_writer.h"
+#include "models/wan.h"
 #include "tensor/tensor.h"
 
 namespace fs = std::filesystem;
@@ -40,6 +45,39 @@ Tensor ones_bf16(int64_t n) {
   return t;
 }
 
+// A Wan2.1 t2v DiT: every tensor the descriptor lists, Linear weights
+// random, biases small, norm weights one, modulation small.
+int write_wan(const std::string& out, int64_t dim, int64_t ffn, int64_t heads, int64_t layers, int64_t shard_mb) {
+  WanConfig c;
+  c.dim = dim, c.ffn_dim = ffn, c.num_heads = heads, c.num_layers = layers;
+  ShardedWriterOptions opts;
+  opts.stem = "diffusion_pytorch_model";
+  opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
+  ShardedSafetensorsWriter writer(out, opts);
+  uint64_t seed = 1;
+  auto add = [&](const std::string& name, const Shape& shape) {
+    const bool norm = name.find("norm") != std::string::npos && shape.size() == 1 && name.ends_with(".weight");
+    if (norm) return writer.add(name, ones_bf16(shape[0]));
+    const bool weight = shape.size() >= 2 && name.find("modulation") == std::string::npos;
+    writer.add(name, random_bf16(shape, weight ? 0.04f : 0.01f, seed++));
+  };
+  for (int64_t n = 0; n < layers; ++n) {
+    LayerDesc d = wan_block_desc(c, static_cast<int>(n));
+    for (const auto& t : d.tensors) add(d.prefix + "." + t.name, t.shape);
+    fmt::print(stderr, "\rblock {}/{}", n + 1, layers);
+  }
+  for (const auto& t : wan_outer_tensors(c)) add(t.name, t.shape);
+  auto map = writer.finish();
+  fmt::print(stderr, "\n");
+  std::ofstream(fs::path(out) / "config.json") << fmt::format(
+      R"({{"_class_name": "WanModel", "_diffusers_version": "0.30.0", "model_type": "t2v", "dim": {}, "ffn_dim": {},
+ "num_heads": {}, "num_layers": {}, "in_dim": 16, "out_dim": 16, "text_len": 512, "freq_dim": 256, "eps": 1e-06,
+ "patch_size": [1, 2, 2], "window_size": [-1, -1], "qk_norm": true, "cross_attn_norm": true}}
+)", dim, ffn, heads, layers);
+  fmt::print("wrote {} tensors to {}\n", map.size(), out);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,7 +100,13 @@ int main(int argc, char** argv) {
   app.add_option("--experts-per-tok", experts_per_tok);
   app.add_option("--moe-intermediate", moe_intermediate);
   app.add_flag("--fused", fused, "Experts as fused 3-D tensors [E, 2I, H] / [E, H, I] (transformers 5 layout)");
+  bool wan = false;
+  app.add_flag("--wan", wan, "A Wan2.1 DiT (original layout): --hidden = dim, --intermediate = ffn_dim");
   CLI11_PARSE(app, argc, argv);
+  if (wan) {
+    fs::create_directories(out);
+    return write_wan(out, hidden, intermediate, heads, layers, shard_mb);
+  }
 
   fs::create_directories(out);
   const int64_t head_dim = head_dim_opt > 0 ? head_dim_opt : hidden / heads;

@@ -1,11 +1,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstdlib>
 
 #include "cli/commands.h"
 #include "config/quant_config.h"
-#include "models/model_config.h"
+#include "models/unit_model.h"
 #include "runner/progress.h"
 #include "runner/quant_runner.h"
 #include "util/error.h"
@@ -33,6 +34,34 @@ void check_device(const std::string& device) {
   if (type == "npu") spdlog::warn("--device {}: lwquant computes on the CPU; the output is the same format", device);
 }
 
+// --model_type names the reference's adapter; a Wan name on an LLM folder
+// (or the reverse) would quantize a model other than the one meant.
+void check_model_type(const std::string& model_type, const std::string& kind, const fs::path& dir) {
+  if (model_type.empty()) return;
+  std::string lower;
+  for (char c : model_type) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool says_wan = lower.rfind("wan", 0) == 0;
+  if (says_wan && kind != "wan")
+    fail("--model_type {} names a Wan2.1 model but {} holds a language model (config.json)", model_type, dir.string());
+  if (!says_wan && kind == "wan")
+    fail("--model_type {} does not name a Wan model but {} holds a Wan2.1 DiT (use --model_type Wan2.1)", model_type,
+         dir.string());
+}
+
+// The service's keys lwquant validates but does not act on (it never runs the
+// float video pipeline), reported once.
+void report_multimodal_sd_keys(const ServiceConfig& c) {
+  if (!c.multimodal_sd) return;
+  const MultimodalSdConfig& sd = *c.multimodal_sd;
+  std::string keys;
+  for (const auto& [k, v] : sd.inference.items()) keys += (keys.empty() ? "" : ", ") + k;
+  spdlog::info("spec.multimodal_sd_config: lwquant does not run the float video pipeline, so dump_config "
+               "(enable_dump {}, dump_data_dir '{}'){} {} not acted on; static schemes calibrate from block inputs "
+               "captured by tools/capture_wan_inputs.py (--calib_data FILE.safetensors)",
+               sd.enable_dump, sd.dump_data_dir,
+               keys.empty() ? "" : fmt::format(" and {} keys ({})", sd.inference_key, keys), keys.empty() ? "is" : "are");
+}
+
 bool parse_bool_literal(const std::string& value) {
   if (value == "True") return true;
   if (value == "False") return false;
@@ -58,13 +87,18 @@ CommandRunner add_quant_command(CLI::App& app) {
                      ->check(CLI::ExistingFile);
   auto* qtype = app.add_option("--quant_type", o->quant_type,
                                "Built-in practice from configs/: w8a8 (static, calibrated), w8a8_dynamic, w8a16, "
-                               "w4a8 (int4 MoE experts, int8 elsewhere; ssz), w8a8_mxfp8")
+                               "w4a8 (int4 MoE experts, int8 elsewhere; ssz), w8a8_mxfp8; MoE models use "
+                               "configs/moe/ and Wan2.1 configs/wan/ (w8a8_dynamic, w8a8) where they have one")
                     ->check(CLI::IsMember({"w8a8", "w8a8_dynamic", "w8a16", "w4a8", "w8a8_mxfp8"}));
   config->excludes(qtype);
   app.add_option("--device", o->device, "cpu (default); npu[:i,j] is accepted for compatibility and runs on CPU");
-  app.add_option("--model_type", o->model_type, "Model type name (default: config.json's model_type); informational");
+  app.add_option("--model_type", o->model_type,
+                 "Model type name as msModelSlim's (e.g. Qwen3-32B, Wan2.1; default: config.json's model_type); "
+                 "checked against the model folder's family, otherwise informational");
   app.add_option("--calib_data", o->calib_data,
-                 "Calibration file (.jsonl with inputs_pretokenized, or .json array); overrides spec.dataset");
+                 "Calibration file: prompts (.jsonl with inputs_pretokenized, or .json array) for language models, "
+                 "captured block inputs (.safetensors from tools/capture_wan_inputs.py) for Wan2.1; overrides "
+                 "spec.dataset");
   app.add_option("--trust_remote_code", o->trust_remote_code, "True or False (no remote code is ever run)");
   app.add_option("--tag", o->tags, "Scenario tags (accepted for compatibility; unused with --config_path)");
   app.add_flag("--overwrite", o->overwrite,
@@ -92,21 +126,32 @@ CommandRunner add_quant_command(CLI::App& app) {
     if (o->config_path.empty() && o->quant_type.empty())
       fail("give --config_path YAML or --quant_type (w8a8, w8a8_dynamic, w8a16, w4a8, w8a8_mxfp8)");
     if (!fs::is_directory(o->model_path)) fail("model folder {} does not exist", o->model_path);
-    ModelConfig cfg = load_model_config(o->model_path);
-    // Mixture-of-experts models get their own practice where one exists
-    // (configs/moe/): router FLOAT, routed experts W8A8_DYNAMIC under w8a8
-    // (static W8A8 is no MoE type in any engine).
+    const fs::path model_dir = resolve_model_folder(o->model_path);
+    if (model_dir != fs::path(o->model_path))
+      spdlog::info("{} is a diffusers pipeline: quantizing its transformer ({})", o->model_path, model_dir.string());
+    const std::string kind = model_kind(model_dir);
+    check_model_type(o->model_type, kind, model_dir);
+    // Mixture-of-experts and Wan models get their own practices where one
+    // exists (configs/moe/: router FLOAT, routed experts W8A8_DYNAMIC under
+    // w8a8, as static W8A8 is no MoE type in any engine; configs/wan/).
     fs::path yaml = o->config_path;
     if (yaml.empty()) {
       yaml = data_dir() / "configs" / (o->quant_type + ".yaml");
-      const fs::path moe = data_dir() / "configs" / "moe" / (o->quant_type + ".yaml");
-      if (cfg.moe.num_experts > 0 && fs::exists(moe)) yaml = moe;
+      const fs::path own = data_dir() / "configs" / kind / (o->quant_type + ".yaml");
+      if (kind != "llm" && fs::exists(own)) yaml = own;
+      else if (kind == "wan")
+        fail("there is no built-in Wan2.1 practice for --quant_type {} (configs/wan/ has w8a8_dynamic and w8a8); "
+             "give --config_path for other schemes", o->quant_type);
     }
     QuantJob job;
-    job.model_path = o->model_path;
+    job.model_path = model_dir;
     job.save_path = o->save_path;
     job.config = load_service_config(yaml);
     for (const auto& w : job.config.warnings) spdlog::warn("{}", w);
+    if (job.config.apiversion == "multimodal_sd_modelslim_v1" && kind != "wan")
+      fail("{}: apiversion multimodal_sd_modelslim_v1 is for diffusion transformers (Wan2.1), but {} holds a "
+           "language model", yaml.string(), model_dir.string());
+    report_multimodal_sd_keys(job.config);
     job.calib_data = o->calib_data;
     job.builtin_calib_dir = data_dir() / "calib";
     job.overwrite = o->overwrite;
@@ -116,7 +161,8 @@ CommandRunner add_quant_command(CLI::App& app) {
     job.max_calib_samples = o->max_calib_samples;
     job.allow_float_copy = o->allow_float_copy;
     job.moe_calibration = o->moe_calibration == "routed" ? MoeCalibration::Routed : MoeCalibration::AllExperts;
-    std::string model_type = o->model_type.empty() ? cfg.model_type : o->model_type;
+    std::string model_type = o->model_type;
+    if (model_type.empty()) model_type = kind == "wan" ? "Wan2.1" : load_model_config(model_dir).model_type;
     spdlog::info("quantization: model_type {} | model_path {} | save_path {} | config {} | runner {}", model_type,
                  o->model_path, o->save_path, yaml.string(), to_string(job.config.runner));
     if (job.config.runner == RunnerType::DpLayerWise)

@@ -190,5 +190,24 @@ TEST(TestConfigs, NestedGroupsWeightOnly) {
   ASSERT_EQ(c.warnings.size(), 1u);  // asymmetric W8A16 portability warning
 }
 
+// The Wan2.1 practices (configs/wan/): the reference's wan2_1_w8a8_dynamic
+// scheme and lwquant's static W8A8, both mindie_format_saver in one file.
+TEST(PracticeConfigs, Wan) {
+  for (const char* name : {"w8a8_dynamic", "w8a8"}) {
+    ServiceConfig c = load(std::string("configs/wan/") + name + ".yaml");
+    EXPECT_EQ(c.apiversion, "multimodal_sd_modelslim_v1");
+    EXPECT_EQ(c.runner, RunnerType::LayerWise);
+    ASSERT_EQ(c.save.size(), 1u);
+    EXPECT_EQ(c.save[0].type, "mindie_format_saver");
+    EXPECT_EQ(c.save[0].part_file_size, 0);
+    ASSERT_EQ(c.process.size(), 1u);
+    EXPECT_EQ(export_type_of(c.process[0].qconfig), std::string(name) == "w8a8" ? "W8A8" : "W8A8_DYNAMIC");
+    EXPECT_EQ(c.process[0].exclude, std::vector<std::string>{"*ffn.2*"});
+    ASSERT_TRUE(c.multimodal_sd.has_value());
+    EXPECT_FALSE(c.multimodal_sd->enable_dump);
+    EXPECT_TRUE(c.warnings.empty());
+  }
+}
+
 }  // namespace
 }  // namespace lwq

@@ -102,7 +102,7 @@ struct ProcessorConfig {
 };
 
 struct SaverConfig {
-  std::string type;            // "ascendv1_saver"
+  std::string type;            // "ascendv1_saver" or "mindie_format_saver"
   int64_t part_file_size = 4;  // GiB per shard; 0 = one file
   std::string yaml_path;
 };
@@ -125,13 +125,28 @@ struct PracticeMetadata {
   std::map<std::string, std::vector<std::vector<std::string>>> verified_tags;
 };
 
+// spec.multimodal_sd_config of apiversion multimodal_sd_modelslim_v1 (spec
+// §1.10): how msModelSlim dumps calibration data from its float pipeline and
+// the pipeline's inference arguments. lwquant never runs the pipeline (data
+// comes from tools/capture_wan_inputs.py through --calib_data); the values
+// are validated and reported, not acted on.
+struct MultimodalSdConfig {
+  bool enable_dump = true;
+  std::string capture_mode = "args";
+  std::string dump_data_dir;
+  std::string inference_key;  // "inference_config", "model_config" (legacy) or "" when neither is given
+  nlohmann::ordered_json inference = nlohmann::ordered_json::object();
+};
+
 struct ServiceConfig {
-  std::string apiversion;
+  std::string apiversion;  // modelslim_v1, multimodal_vlm_modelslim_v1 or multimodal_sd_modelslim_v1
   PracticeMetadata metadata;
   RunnerType runner = RunnerType::Auto;
   std::vector<ProcessorConfig> process;
   std::vector<SaverConfig> save;
   std::string dataset = "mix_calib.jsonl";
+  std::string default_text = "Describe this image in detail.";  // multimodal_vlm_modelslim_v1
+  std::optional<MultimodalSdConfig> multimodal_sd;                // multimodal_sd_modelslim_v1
   std::vector<std::string> warnings;  // unknown keys etc., each naming file and YAML path
 };
 

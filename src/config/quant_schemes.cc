@@ -291,4 +291,10 @@ std::string export_type_of(const LinearQConfig& q) {
 
 bool is_data_free(const LinearQConfig& q) { return data_free_act(q.act) && data_free_weight(q.weight); }
 
+bool mindie_format_accepts(const std::string& export_type, bool per_group) {
+  if (per_group) return false;
+  return export_type == "W8A8" || export_type == "W8A8_DYNAMIC" || export_type == "W8A8_MXFP8" ||
+         export_type == "W4A4_MXFP4";
+}
+
 }  // namespace lwq

@@ -59,6 +59,11 @@ const ExportRule& check_supported(const LinearQConfig& q, const std::string& whe
 // which some engines ignore the offsets of), or nullopt.
 std::optional<std::string> portability_warning(const LinearQConfig& q);
 
+// The export types mindie_format_saver can store (spec §3.10): W8A8 static,
+// per-channel W8A8_DYNAMIC, W8A8_MXFP8 and W4A4_MXFP4 (FLOAT always).
+// `per_group`: per_group weights (never storable).
+bool mindie_format_accepts(const std::string& export_type, bool per_group);
+
 // Weight ext values with their defaults (spec §2.7).
 int64_t ssz_steps(const QConfig& w);          // ext.step, default 50
 double gptq_percdamp(const QConfig& w);       // ext.percdamp, default 0.01

@@ -20,8 +20,8 @@ constexpr size_t kMaxDatasetChars = 4096;
 
 using Names = std::vector<std::string_view>;
 
-const Names kOtherApiVersions = {"modelslim_v0", "multimodal_vlm_modelslim_v1", "multimodal_sd_modelslim_v1",
-                                 "modelslim_convert"};
+const Names kApiVersions = {"modelslim_v1", "multimodal_vlm_modelslim_v1", "multimodal_sd_modelslim_v1"};
+const Names kOtherApiVersions = {"modelslim_v0", "modelslim_convert"};
 const Names kSupportedProcessors = {"linear_quant", "group"};
 // Outlier suppression (spec §1.6): run by the layer-wise runner (smoothing as data-requiring units, quarot at load).
 const Names kOutlierProcessors = {"iter_smooth", "smooth_quant", "flex_smooth_quant", "quarot"};
@@ -32,7 +32,16 @@ const Names kUnsupportedProcessors = {
     "online_quarot", "adapt_rotation", "dynamic_cache", "fa3_quant", "autoround_quant", "flatquant", "svd_res",
     "float_sparse", "unary_analysis", "binary_analysis", "binary_operator_layer_wise",
     "binary_operator_model_wise", "load", "saver", "module_func"};
-const Names kUnsupportedSavers = {"mindie_format_saver", "compressed_tensors", "ascendv1_saver_distributed"};
+const Names kSavers = {"ascendv1_saver", "mindie_format_saver"};
+const Names kUnsupportedSavers = {"compressed_tensors", "ascendv1_saver_distributed"};
+// Wan2.1's generate.py arguments msModelSlim's adapter accepts in
+// multimodal_sd_config.model_config / inference_config (others are an error there too).
+const Names kWanInferenceKeys = {
+    "task", "size", "frame_num", "ckpt_dir", "offload_model", "cfg_size", "ulysses_size", "ring_size", "tp_size",
+    "t5_fsdp", "t5_cpu", "dit_fsdp", "vae_parallel", "save_file", "prompt", "use_prompt_extend",
+    "prompt_extend_method", "prompt_extend_model", "prompt_extend_target_lang", "base_seed", "image",
+    "sample_solver", "sample_steps", "sample_shift", "sample_guide_scale", "use_attentioncache",
+    "attentioncache_ratio", "attentioncache_interval", "start_step", "end_step"};
 const Names kRunners = {"auto", "layer_wise", "model_wise", "dp_layer_wise"};
 
 std::string join(const Names& names) {
@@ -61,7 +70,7 @@ class Parser {
       fail("{}: expected a mapping with 'apiversion' and 'spec' at the top level", ctx_.source);
     auto entries = map_entries(ctx_, doc, "<top level>");
     const YamlEntry* api = find(entries, "apiversion");
-    if (!api) fail("{}: missing 'apiversion' (lwquant supports apiversion: modelslim_v1)", ctx_.source);
+    if (!api) fail("{}: missing 'apiversion' (lwquant supports {})", ctx_.source, join(kApiVersions));
     apiversion(*api);
     if (const YamlEntry* m = find(entries, "metadata")) metadata(m->value, "metadata");
     // Other top-level keys are allowed silently: practices park YAML anchors there.
@@ -75,20 +84,22 @@ class Parser {
  private:
   void apiversion(const YamlEntry& e) {
     std::string v = read_string(ctx_, e.value, "apiversion");
-    if (v == "modelslim_v1") {
+    if (contains(kApiVersions, v)) {
       out_.apiversion = v;
       return;
     }
     if (contains(kOtherApiVersions, v))
       ctx_.fail_at(e.value, "apiversion",
-                   fmt::format("'{}' is an msModelSlim service lwquant does not implement; lwquant supports "
-                               "only modelslim_v1",
-                               v));
+                   fmt::format("'{}' is an msModelSlim service lwquant does not implement; lwquant supports {}", v,
+                               join(kApiVersions)));
     ctx_.fail_at(e.value, "apiversion",
-                 fmt::format("unknown value '{}' (msModelSlim knows modelslim_v1, {}; lwquant supports only "
-                             "modelslim_v1)",
-                             v, join(kOtherApiVersions)));
+                 fmt::format("unknown value '{}' (valid: {}; msModelSlim also knows {})", v, join(kApiVersions),
+                             join(kOtherApiVersions)));
   }
+
+  bool multimodal() const { return out_.apiversion != "modelslim_v1"; }
+  bool sd() const { return out_.apiversion == "multimodal_sd_modelslim_v1"; }
+  bool vlm() const { return out_.apiversion == "multimodal_vlm_modelslim_v1"; }
 
   void unknown_key(const YamlEntry& e, const std::string& path) {
     ctx_.warn_at(e.key_node, path,
@@ -146,9 +157,16 @@ class Parser {
         runner(e.value, p);
       } else if (e.key == "prior") {
         if (!e.value.is_sequence()) ctx_.fail_at(e.value, p, "expected a list of stages");
-        if (e.value.size() > 0)
+        if (e.value.size() > 0 && vlm())
+          ctx_.warn_at(e.value, p, "prior stages are accepted but not run, as msModelSlim's "
+                                   "multimodal_vlm_modelslim_v1 service does (spec §1.10)");
+        else if (e.value.size() > 0)
           ctx_.fail_at(e.value, p, "prior stages are not supported by lwquant yet; move their processors into "
                                    "spec.process");
+      } else if (e.key == "default_text" && vlm()) {
+        out_.default_text = read_string(ctx_, e.value, p);
+      } else if (e.key == "multimodal_sd_config" && sd()) {
+        multimodal_sd_config(e.value, p);
       } else if (e.key == "process") {
         if (!e.value.is_sequence()) ctx_.fail_at(e.value, p, "expected a list of processors");
         size_t i = 0;
@@ -169,6 +187,81 @@ class Parser {
       ctx_.warn_at(process_node ? *process_node : n, path + ".process", "no processors: nothing will be quantized");
     if (out_.save.empty())
       ctx_.warn_at(save_node ? *save_node : n, path + ".save", "no save formats: nothing will be written");
+    if (sd() && !out_.multimodal_sd) out_.multimodal_sd = MultimodalSdConfig{};
+    if (multimodal()) out_.runner = RunnerType::LayerWise;  // forced, spec §1.2
+    check_savers(save_node ? *save_node : n, path + ".save");
+  }
+
+  // Savers that would write the same files, and Linear types a saver of the
+  // list cannot store (spec §3.10: mindie_format_saver), refused at load.
+  void check_savers(const YamlNode& n, const std::string& path) {
+    for (size_t i = 0; i < out_.save.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (out_.save[i].type == out_.save[j].type)
+          ctx_.fail_at(n, path, fmt::format("{} and {} are both '{}': they would write the same files",
+                                            out_.save[j].yaml_path, out_.save[i].yaml_path, out_.save[i].type));
+    for (const auto& s : out_.save) {
+      if (s.type != "mindie_format_saver") continue;
+      for (const auto& p : out_.process) check_mindie_storable(p, s, n, path);
+    }
+  }
+
+  void check_mindie_storable(const ProcessorConfig& p, const SaverConfig& s, const YamlNode& n,
+                             const std::string& path) {
+    for (const auto& c : p.configs) check_mindie_storable(c, s, n, path);
+    if (p.type == "quarot" && p.quarot.export_extra_info)
+      ctx_.fail_at(n, path, fmt::format("{} cannot store the extra information of the quarot processor {} "
+                                        "(spec §3.10); set its export_extra_info: false or use ascendv1_saver",
+                                        s.yaml_path, p.yaml_path));
+    if (p.type != "linear_quant") return;
+    const std::string type = export_type_of(p.qconfig);
+    if (!mindie_format_accepts(type, p.qconfig.weight.scope == QScope::PerGroup))
+      ctx_.fail_at(n, path, fmt::format("{} ({}) cannot store the {}{} Linears of processor {}: it writes FLOAT, "
+                                        "W8A8, per-channel W8A8_DYNAMIC, W8A8_MXFP8 and W4A4_MXFP4 only; "
+                                        "use ascendv1_saver instead",
+                                        s.yaml_path, s.type, type,
+                                        p.qconfig.weight.scope == QScope::PerGroup ? " per-group" : "", p.yaml_path));
+  }
+
+  // spec.multimodal_sd_config (msModelSlim's MultimodalSDConfig): dump_config
+  // and the pipeline's inference arguments under inference_config or the
+  // legacy model_config, never both.
+  void multimodal_sd_config(const YamlNode& n, const std::string& path) {
+    MultimodalSdConfig c;
+    for (const auto& e : map_entries(ctx_, n, path)) {
+      std::string p = path + "." + e.key;
+      if (e.key == "dump_config") {
+        for (const auto& d : map_entries(ctx_, e.value, p)) {
+          std::string dp = p + "." + d.key;
+          if (d.key == "enable_dump") {
+            c.enable_dump = read_bool(ctx_, d.value, dp);
+          } else if (d.key == "capture_mode") {
+            c.capture_mode = read_string(ctx_, d.value, dp);
+            if (c.capture_mode != "args")
+              ctx_.fail_at(d.value, dp, fmt::format("invalid value '{}' (allowed: args)", c.capture_mode));
+          } else if (d.key == "dump_data_dir") {
+            c.dump_data_dir = read_string(ctx_, d.value, dp);
+          } else {
+            unknown_key(d, p);
+          }
+        }
+      } else if (e.key == "inference_config" || e.key == "model_config") {
+        if (!c.inference_key.empty())
+          ctx_.fail_at(e.key_node, p, "inference_config and model_config are mutually exclusive; keep only one");
+        if (is_null_scalar(e.value) && e.key == "inference_config") continue;
+        if (!e.value.is_map()) ctx_.fail_at(e.value, p, "expected a mapping of inference arguments");
+        c.inference_key = e.key;
+        for (const auto& a : map_entries(ctx_, e.value, p))
+          if (!contains(kWanInferenceKeys, a.key))
+            ctx_.fail_at(a.key_node, p + "." + a.key,
+                         fmt::format("unknown inference argument '{}' (msModelSlim's Wan2.1 adapter accepts {})",
+                                     a.key, join(kWanInferenceKeys)));
+        c.inference = yaml_to_json(ctx_, e.value, p);
+      } else {
+        unknown_key(e, path);
+      }
+    }
+    out_.multimodal_sd = std::move(c);
   }
 
   void runner(const YamlNode& n, const std::string& path) {
@@ -178,6 +271,10 @@ class Parser {
     else if (v == "model_wise") out_.runner = RunnerType::ModelWise;
     else if (v == "dp_layer_wise") out_.runner = RunnerType::DpLayerWise;
     else ctx_.fail_at(n, path, fmt::format("invalid value '{}' (allowed: {})", v, join(kRunners)));
+    if (multimodal() && out_.runner != RunnerType::LayerWise && out_.runner != RunnerType::Auto)
+      ctx_.warn_at(n, path, fmt::format("{} always runs layer_wise (as msModelSlim does); '{}' is ignored",
+                                        out_.apiversion, v));
+    if (multimodal()) out_.runner = RunnerType::LayerWise;
   }
 
   void dataset(const YamlNode& n, const std::string& path) {
@@ -410,17 +507,18 @@ class Parser {
     if (!n.is_map()) ctx_.fail_at(n, path, "expected a save-format mapping with a 'type'");
     auto entries = map_entries(ctx_, n, path);
     const YamlEntry* t = find(entries, "type");
-    if (!t) ctx_.fail_at(n, path, "missing 'type' (supported: ascendv1_saver)");
+    if (!t) ctx_.fail_at(n, path, fmt::format("missing 'type' (supported: {})", join(kSavers)));
     SaverConfig s;
     s.type = read_string(ctx_, t->value, path + ".type");
     s.yaml_path = path;
     if (contains(kUnsupportedSavers, s.type))
       ctx_.fail_at(t->value, path + ".type",
-                   fmt::format("save type '{}' is not supported by lwquant yet (supported: ascendv1_saver)", s.type));
-    if (s.type != "ascendv1_saver")
+                   fmt::format("save type '{}' is not supported by lwquant yet (supported: {})", s.type,
+                               join(kSavers)));
+    if (!contains(kSavers, s.type))
       ctx_.fail_at(t->value, path + ".type",
-                   fmt::format("unknown save type '{}' (valid: ascendv1_saver; msModelSlim also defines {})", s.type,
-                               join(kUnsupportedSavers)));
+                   fmt::format("unknown save type '{}' (valid: {}; msModelSlim also defines {})", s.type,
+                               join(kSavers), join(kUnsupportedSavers)));
     for (const auto& e : entries) {
       std::string ep = path + "." + e.key;
       if (e.key == "type") continue;

@@ -80,13 +80,14 @@ spec:
 }
 
 TEST(ServiceConfig, FullSpecFields) {
-  ServiceConfig c = parse(one_processor(kW8A8Dyn, "    - {type: ascendv1_saver, part_file_size: 0}\n  runner: dp_layer_wise\n  dataset: /data/calib.jsonl\n  prior: []\n"));
+  ServiceConfig c = parse(one_processor(kW8A8Dyn, "    - {type: mindie_format_saver, part_file_size: 0}\n  runner: dp_layer_wise\n  dataset: /data/calib.jsonl\n  prior: []\n"));
   EXPECT_EQ(c.runner, RunnerType::DpLayerWise);
   EXPECT_EQ(c.dataset, "/data/calib.jsonl");
   ASSERT_EQ(c.save.size(), 2u);
   EXPECT_EQ(c.save[0].type, "ascendv1_saver");
   EXPECT_EQ(c.save[0].part_file_size, 4);
   EXPECT_EQ(c.save[0].yaml_path, "spec.save[0]");
+  EXPECT_EQ(c.save[1].type, "mindie_format_saver");
   EXPECT_EQ(c.save[1].part_file_size, 0);
   EXPECT_EQ(export_type_of(c.process[0].qconfig), "W8A8_DYNAMIC");
   EXPECT_TRUE(c.warnings.empty()) << joined(c.warnings);
@@ -94,9 +95,9 @@ TEST(ServiceConfig, FullSpecFields) {
 
 TEST(ServiceConfigErrors, BadApiversion) {
   expect_error("apiversion: modelslim_v0\nspec: {}\n", {"test.yaml:1: apiversion", "modelslim_v0",
-                                                        "lwquant supports only modelslim_v1"});
-  expect_error("apiversion: v2\nspec: {}\n", {"unknown value 'v2'", "multimodal_vlm_modelslim_v1",
-                                              "lwquant supports only modelslim_v1"});
+                                                        "lwquant supports modelslim_v1, multimodal_vlm"});
+  expect_error("apiversion: v2\nspec: {}\n", {"unknown value 'v2'", "multimodal_sd_modelslim_v1",
+                                              "modelslim_convert"});
   expect_error("spec: {}\n", {"test.yaml", "missing 'apiversion'", "modelslim_v1"});
 }
 
@@ -178,8 +179,8 @@ TEST(ServiceConfigErrors, Savers) {
                {"test.yaml:4: spec.save[0].type", "unknown save type 'foo_saver'", "ascendv1_saver"});
   expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: compressed_tensors\n",
                {"spec.save[0].type", "'compressed_tensors' is not supported by lwquant yet"});
-  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: mindie_format_saver\n",
-               {"'mindie_format_saver' is not supported by lwquant yet"});
+  expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - {type: mindie_format_saver}\n    - {type: mindie_format_saver}\n",
+               {"spec.save[0] and spec.save[1] are both 'mindie_format_saver'", "same files"});
   expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: ascendv1_saver\n      part_file_size: -1\n",
                {"test.yaml:5: spec.save[0].part_file_size", "must be >= 0", "-1"});
   expect_error("apiversion: modelslim_v1\nspec:\n  save:\n    - type: ascendv1_saver\n      part_file_size: 2.5\n",
@@ -527,6 +528,66 @@ TEST(OutlierProcessors, UnknownKeysWarn) {
 TEST(OutlierProcessors, AcceptedByDefault) {
   EXPECT_EQ(parse_service_config(doc("    - type: quarot\n"), "test.yaml").process.at(0).type, "quarot");
   expect_error(doc("    - type: quarot\n      block_size: 3\n"), {"spec.process[0].block_size"});
+}
+
+// apiversion multimodal_sd_modelslim_v1 (spec §1.10): the reference's Wan2.1
+// practice unchanged, multimodal_sd_config validated, savers checked.
+TEST(MultimodalSd, ReferenceWanPracticeParses) {
+  ServiceConfig c = load_service_config(std::filesystem::path(LWQ_SOURCE_DIR) /
+                                        "tests/data/configs/wan2_1_w8a8_dynamic.yaml");
+  EXPECT_EQ(c.apiversion, "multimodal_sd_modelslim_v1");
+  EXPECT_EQ(c.runner, RunnerType::LayerWise);
+  ASSERT_EQ(c.process.size(), 1u);
+  EXPECT_EQ(export_type_of(c.process[0].qconfig), "W8A8_DYNAMIC");
+  EXPECT_EQ(c.process[0].exclude, std::vector<std::string>{"*ffn.2*"});
+  ASSERT_EQ(c.save.size(), 1u);
+  EXPECT_EQ(c.save[0].type, "mindie_format_saver");
+  EXPECT_EQ(c.save[0].part_file_size, 0);
+  ASSERT_TRUE(c.multimodal_sd.has_value());
+  EXPECT_EQ(c.multimodal_sd->inference_key, "model_config");
+  EXPECT_EQ(c.multimodal_sd->inference.at("frame_num"), 121);
+  EXPECT_EQ(c.multimodal_sd->inference.at("offload_model"), true);
+  EXPECT_TRUE(c.multimodal_sd->enable_dump);
+  EXPECT_TRUE(c.warnings.empty()) << joined(c.warnings);
+}
+
+TEST(MultimodalSd, BadConfigs) {
+  const std::string head = "apiversion: multimodal_sd_modelslim_v1\nspec:\n";
+  const std::string dyn =
+      "  process:\n    - type: linear_quant\n      qconfig:\n        act: {scope: per_token, dtype: int8, "
+      "symmetric: true, method: minmax}\n        weight: {scope: per_channel, dtype: int8, symmetric: true, "
+      "method: minmax}\n";
+  expect_error(head + "  multimodal_sd_config:\n    dump_config: {capture_mode: kwargs}\n",
+               {"spec.multimodal_sd_config.dump_config.capture_mode", "'kwargs'", "args"});
+  expect_error(head + "  multimodal_sd_config:\n    model_config: {prompt: a}\n    inference_config: {prompt: b}\n",
+               {"mutually exclusive"});
+  expect_error(head + "  multimodal_sd_config:\n    inference_config: {fps: 16}\n",
+               {"spec.multimodal_sd_config.inference_config.fps", "unknown inference argument 'fps'", "frame_num"});
+  expect_error(head + "  multimodal_sd_config:\n    inference_config: [1]\n", {"expected a mapping"});
+  // W8A16 cannot be stored by mindie_format_saver: refused at load, naming the processor.
+  expect_error(head +
+                   "  process:\n    - type: linear_quant\n      qconfig:\n        weight: {scope: per_channel, "
+                   "dtype: int8, symmetric: true, method: minmax}\n  save:\n    - type: mindie_format_saver\n",
+               {"spec.save[0] (mindie_format_saver) cannot store the W8A16 Linears of processor spec.process[0]",
+                "use ascendv1_saver"});
+  // The dense runner's choice is overridden, with a warning.
+  ServiceConfig c = parse_service_config(head + "  runner: model_wise\n" + dyn, "t.yaml");
+  EXPECT_EQ(c.runner, RunnerType::LayerWise);
+  EXPECT_NE(joined(c.warnings).find("always runs layer_wise"), std::string::npos) << joined(c.warnings);
+  ASSERT_TRUE(c.multimodal_sd.has_value());  // defaults when the section is absent
+  EXPECT_EQ(c.multimodal_sd->inference_key, "");
+  // multimodal_sd_config belongs to the sd service only.
+  ServiceConfig plain = parse_service_config("apiversion: modelslim_v1\nspec:\n  multimodal_sd_config: {}\n" + dyn, "t.yaml");
+  EXPECT_NE(joined(plain.warnings).find("unknown key 'multimodal_sd_config'"), std::string::npos);
+}
+
+TEST(MultimodalVlm, AcceptsDefaultTextAndPrior) {
+  ServiceConfig c = parse_service_config(
+      "apiversion: multimodal_vlm_modelslim_v1\nspec:\n  default_text: Describe it.\n  prior:\n    - {process: []}\n",
+      "t.yaml");
+  EXPECT_EQ(c.default_text, "Describe it.");
+  EXPECT_EQ(c.runner, RunnerType::LayerWise);
+  EXPECT_NE(joined(c.warnings).find("accepted but not run"), std::string::npos) << joined(c.warnings);
 }
 
 }  // namespace

@@ -81,6 +81,7 @@ struct SequenceRef {
   float* hidden;  // [seq, hidden_size], replaced by the layer's output
   int64_t seq;
   const int32_t* positions;
+  int sample = -1;  // the calibration sample (UnitModel::calibration_inputs) it is, when the model needs to know
 };
 
 // hidden [seq, hidden_size] is replaced by the layer's output (the residual

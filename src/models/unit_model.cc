@@ -1,10 +1,17 @@
 #include "models/unit_model.h"
 
+#include <spdlog/spdlog.h>
+
 #include <set>
 
+#include "data/calib_dataset.h"
+#include "data/tokenizer.h"
 #include "io/checkpoint.h"
 #include "models/causal_lm.h"
+#include "models/wan.h"
+#include "models/wan_model.h"
 #include "util/error.h"
+#include "util/file_util.h"
 
 namespace lwq {
 namespace {
@@ -13,9 +20,13 @@ namespace {
 // architecture.cc's descriptors, fed by the token embedding.
 class DecoderLM : public UnitModel {
  public:
-  DecoderLM(const ModelConfig& cfg, const Checkpoint& ckpt) : cfg_(cfg), ckpt_(ckpt), arch_(architecture_for(cfg)) {}
+  DecoderLM(ModelConfig cfg, const Checkpoint& ckpt)
+      : cfg_(std::move(cfg)), ckpt_(ckpt), arch_(architecture_for(cfg_)) {}
 
-  const ModelConfig& config() const override { return cfg_; }
+  std::string model_type() const override { return cfg_.model_type; }
+  DType dtype() const override { return cfg_.dtype; }
+  int64_t width() const override { return cfg_.hidden_size; }
+  const ModelConfig* lm_config() const override { return &cfg_; }
   int num_units() const override { return cfg_.num_hidden_layers; }
   LayerDesc unit(int k) const override { return layer_desc(cfg_, k); }
   LayerWeights load(int k) const override { return load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false); }
@@ -39,13 +50,7 @@ class DecoderLM : public UnitModel {
     return names;
   }
 
-  std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& ids) const override {
-    EmbeddingTable table = EmbeddingTable::load(ckpt_, cfg_);
-    std::vector<std::vector<float>> out;
-    out.reserve(ids.size());
-    for (const auto& seq : ids) out.push_back(table.lookup(seq));
-    return out;
-  }
+  std::vector<UnitInput> calibration_inputs(const CalibrationSource& source) override;
 
   std::vector<TensorDesc> outer_tensors() const override { return non_layer_tensors(cfg_, ckpt_); }
 
@@ -63,15 +68,76 @@ class DecoderLM : public UnitModel {
   std::string router(int k) const override { return cfg_.is_moe_layer(k) ? arch_.moe->router : ""; }
 
  private:
-  const ModelConfig& cfg_;
+  ModelConfig cfg_;
   const Checkpoint& ckpt_;
   const Architecture& arch_;
 };
 
+bool is_blank(const std::string& text) { return text.find_first_not_of(" \t\r\n") == std::string::npos; }
+
+// Prompts tokenized one by one (spec §1.9.1) and embedded. Deliberate
+// differences from msModelSlim (docs/design.md): an empty prompt is skipped
+// (it would calibrate from the BOS token alone) and a prompt longer than the
+// model's context is cut to it (positions past it were never trained).
+std::vector<UnitInput> DecoderLM::calibration_inputs(const CalibrationSource& source) {
+  const std::filesystem::path& file = source.file;
+  std::vector<std::string> prompts = load_calib_prompts(file);
+  if (source.max_samples > 0 && prompts.size() > static_cast<size_t>(source.max_samples))
+    prompts.resize(static_cast<size_t>(source.max_samples));
+  Tokenizer tokenizer = Tokenizer::load(source.model_dir);
+  EmbeddingTable table = EmbeddingTable::load(ckpt_, cfg_);
+  std::vector<UnitInput> samples;
+  int64_t tokens = 0;
+  std::vector<size_t> truncated;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (is_blank(prompts[i])) {
+      spdlog::warn("calibration sample {} of {} is empty; skipped", i, file.string());
+      continue;
+    }
+    std::vector<int32_t> ids = tokenizer.encode_with_special(prompts[i]);
+    if (ids.empty()) {
+      spdlog::warn("calibration sample {} of {} encodes to no tokens; skipped", i, file.string());
+      continue;
+    }
+    if (cfg_.max_position_embeddings > 0 && static_cast<int64_t>(ids.size()) > cfg_.max_position_embeddings) {
+      ids.resize(static_cast<size_t>(cfg_.max_position_embeddings));
+      truncated.push_back(i);
+    }
+    UnitInput s;
+    s.positions.resize(ids.size());
+    for (size_t p = 0; p < ids.size(); ++p) s.positions[p] = static_cast<int32_t>(p);
+    s.hidden = table.lookup(ids);
+    tokens += s.seq();
+    samples.push_back(std::move(s));
+  }
+  if (!truncated.empty())
+    spdlog::warn("{} calibration sample(s) of {} (first: sample {}) are longer than the model's context and were cut "
+                 "to max_position_embeddings = {} tokens", truncated.size(), file.string(), truncated.front(),
+                 cfg_.max_position_embeddings);
+  if (samples.empty()) fail("calibration dataset {} yields no tokens", file.string());
+  spdlog::info("calibration: {} samples, {} tokens from {}", samples.size(), tokens, file.string());
+  return samples;
+}
+
 }  // namespace
 
-std::unique_ptr<UnitModel> open_unit_model(const ModelConfig& cfg, const Checkpoint& ckpt) {
-  return std::make_unique<DecoderLM>(cfg, ckpt);
+std::filesystem::path resolve_model_folder(const std::filesystem::path& path) {
+  if (std::filesystem::exists(path / "model_index.json") && std::filesystem::exists(path / "transformer" / "config.json"))
+    return path / "transformer";
+  return path;
+}
+
+std::string model_kind(const std::filesystem::path& model_dir) {
+  const std::filesystem::path config = model_dir / "config.json";
+  if (std::filesystem::exists(config) && is_wan_config(read_text_file(config))) return "wan";
+  return load_model_config(model_dir).moe.num_experts > 0 ? "moe" : "llm";
+}
+
+std::unique_ptr<UnitModel> open_unit_model(const std::filesystem::path& model_dir, const Checkpoint& ckpt) {
+  const std::filesystem::path config = model_dir / "config.json";
+  if (std::filesystem::exists(config) && is_wan_config(read_text_file(config)))
+    return open_wan_model(load_wan_config(model_dir), ckpt);
+  return std::make_unique<DecoderLM>(load_model_config(model_dir), ckpt);
 }
 
 }  // namespace lwq

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,11 +24,33 @@ namespace lwq {
 
 class Checkpoint;
 
+// One calibration sample as the first unit sees it.
+struct UnitInput {
+  std::vector<int32_t> positions;  // one per row: token positions (a DiT: 0..rows-1)
+  std::vector<float> hidden;       // [rows, width]
+  int64_t seq() const { return static_cast<int64_t>(positions.size()); }
+};
+
+struct CalibrationSource {
+  std::filesystem::path file;  // the dataset (prompts) or captured inputs, resolved
+  std::filesystem::path model_dir;
+  int max_samples = 0;         // 0 = all
+};
+
 class UnitModel {
  public:
   virtual ~UnitModel() = default;
 
-  virtual const ModelConfig& config() const = 0;
+  // What the runner reports and encodes by: config's model_type ("qwen3",
+  // "wan2.1"), the checkpoint's float dtype (the serving dtype of scales),
+  // and the width of the rows flowing between units.
+  virtual std::string model_type() const = 0;
+  virtual DType dtype() const = 0;
+  virtual int64_t width() const = 0;
+  // The decoder-only LLM's config, which smoothing and quarot need; nullptr
+  // for other families (they refuse those processors by name).
+  virtual const ModelConfig* lm_config() const { return nullptr; }
+
   virtual int num_units() const = 0;
   // Unit k's prefix, resident tensors and every Linear (routed experts' ones
   // under their per-expert export names).
@@ -43,16 +66,31 @@ class UnitModel {
                        ExpertStream* parts, std::vector<int64_t>* tokens_per_expert) const = 0;
   // Checkpoint tensor names unit k owns (for the "belongs to no module" check).
   virtual std::vector<std::string> checkpoint_tensors(int k) const = 0;
-  // The unit stream's inputs for token ids: one [ids.size(), hidden] matrix per sequence.
-  virtual std::vector<std::vector<float>> embed(const std::vector<std::vector<int32_t>>& ids) const = 0;
+  // The calibration samples' inputs to unit 0 (prompts tokenized and
+  // embedded; a DiT's captured block inputs). SequenceRef::sample indexes
+  // them in forward(), for the per-sample inputs a model keeps itself.
+  virtual std::vector<UnitInput> calibration_inputs(const CalibrationSource& source) = 0;
   // Tensors outside every unit (embeddings, final norm, head), with shapes,
   // and their content as the output stores them (a tied head: the embedding).
   virtual std::vector<TensorDesc> outer_tensors() const = 0;
   virtual Tensor read_outer_tensor(const std::string& name) const = 0;
+  // The checkpoint's name of an output tensor name (a diffusers Wan
+  // checkpoint stores the original Wan names under others).
+  virtual std::string checkpoint_name(const std::string& name) const { return name; }
   // The MoE router of unit k, or "" (its input range feeds the cold-expert rule).
   virtual std::string router(int k) const = 0;
 };
 
-std::unique_ptr<UnitModel> open_unit_model(const ModelConfig& cfg, const Checkpoint& ckpt);
+// The folder holding a model's config.json and weights: `path` itself, or
+// the transformer/ folder of a diffusers pipeline (model_index.json beside it).
+std::filesystem::path resolve_model_folder(const std::filesystem::path& path);
+
+// The kind of model in `model_dir`, which picks the built-in practices
+// (configs/, configs/moe/, configs/wan/): "llm", "moe" or "wan".
+std::string model_kind(const std::filesystem::path& model_dir);
+
+// The model in `model_dir` (config.json decides the family); `ckpt` its
+// weights, which must outlive the model.
+std::unique_ptr<UnitModel> open_unit_model(const std::filesystem::path& model_dir, const Checkpoint& ckpt);
 
 }  // namespace lwq

@@ -1,6 +1,7 @@
 #include "models/wan_block.h"
 
 #include <cmath>
+#include <set>
 #include <vector>
 
 #include "io/checkpoint.h"
@@ -101,6 +102,8 @@ struct Linears {
 
 LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n) {
   LayerDesc d = wan_block_desc(cfg, n);
+  std::set<std::string> linear_weights;
+  for (const auto& l : d.linears) linear_weights.insert(l.name + ".weight");
   LayerWeights w;
   w.layer = n;
   for (const auto& t : d.tensors) {
@@ -112,7 +115,12 @@ LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n)
            shape_str(t.shape));
     Tensor raw = ckpt.read(full);
     check_finite(raw, full, ckpt.file_of(full).string());
-    w.tensors.emplace(t.name, to_f32(raw));
+    // 16-bit Linear weights stay as stored (converted a block of rows at a
+    // time when used): a bf16 block then costs its file size in memory.
+    if (linear_weights.count(t.name) && (raw.dtype == DType::BF16 || raw.dtype == DType::F16))
+      w.stored.emplace(t.name, std::move(raw));
+    else
+      w.tensors.emplace(t.name, to_f32(raw));
   }
   return w;
 }

@@ -37,7 +37,7 @@
 #include "runner/progress.h"
 #include "runner/quant_plan.h"
 #include "runner/resume_manifest.h"
-#include "savers/ascendv1_saver.h"
+#include "savers/saver.h"
 #include "util/error.h"
 #include "util/file_util.h"
 #include "util/memory_stats.h"
@@ -47,12 +47,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// One calibration prompt flowing through the layers.
-struct CalibSample {
-  std::vector<int32_t> positions;
-  std::vector<float> hidden;  // [seq, hidden_size]
-  int64_t seq() const { return static_cast<int64_t>(positions.size()); }
-};
+// One calibration sample flowing through the units.
+using CalibSample = UnitInput;
 
 // The quality report measures on a sample so that it costs little next to
 // the calibration forward itself: every kReportStride-th row of each Linear
@@ -157,62 +153,14 @@ fs::path calibration_file(const QuantJob& job) {
   return resolve_dataset_path(job.calib_data.empty() ? job.config.dataset : job.calib_data, job.builtin_calib_dir);
 }
 
-bool is_blank(const std::string& text) { return text.find_first_not_of(" \t\r\n") == std::string::npos; }
-
-// Deliberate differences from msModelSlim (docs/design.md): an empty prompt is
-// skipped (it would calibrate from the BOS token alone) and a prompt longer
-// than the model's context is cut to it (positions past it were never trained).
-std::vector<CalibSample> prepare_calibration(const QuantJob& job, const UnitModel& model, const fs::path& file) {
-  const ModelConfig& cfg = model.config();
-  std::vector<std::string> prompts = load_calib_prompts(file);
-  if (job.max_calib_samples > 0 && prompts.size() > static_cast<size_t>(job.max_calib_samples))
-    prompts.resize(static_cast<size_t>(job.max_calib_samples));
-  Tokenizer tokenizer = Tokenizer::load(job.model_path);
-  std::vector<CalibSample> samples;
-  std::vector<std::vector<int32_t>> sample_ids;
-  int64_t tokens = 0;
-  std::vector<size_t> truncated;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    if (is_blank(prompts[i])) {
-      spdlog::warn("calibration sample {} of {} is empty; skipped", i, file.string());
-      continue;
-    }
-    std::vector<int32_t> ids = tokenizer.encode_with_special(prompts[i]);
-    if (ids.empty()) {
-      spdlog::warn("calibration sample {} of {} encodes to no tokens; skipped", i, file.string());
-      continue;
-    }
-    if (cfg.max_position_embeddings > 0 && static_cast<int64_t>(ids.size()) > cfg.max_position_embeddings) {
-      ids.resize(static_cast<size_t>(cfg.max_position_embeddings));
-      truncated.push_back(i);
-    }
-    CalibSample s;
-    s.positions.resize(ids.size());
-    for (size_t p = 0; p < ids.size(); ++p) s.positions[p] = static_cast<int32_t>(p);
-    tokens += s.seq();
-    samples.push_back(std::move(s));
-    sample_ids.push_back(std::move(ids));
-  }
-  std::vector<std::vector<float>> inputs = model.embed(sample_ids);
-  for (size_t i = 0; i < samples.size(); ++i) samples[i].hidden = std::move(inputs[i]);
-  if (!truncated.empty())
-    spdlog::warn("{} calibration sample(s) of {} (first: sample {}) are longer than the model's context and were cut "
-                 "to max_position_embeddings = {} tokens", truncated.size(), file.string(), truncated.front(),
-                 cfg.max_position_embeddings);
-  if (samples.empty()) fail("calibration dataset {} yields no tokens", file.string());
-  spdlog::info("calibration: {} samples, {} tokens from {}", samples.size(), tokens, file.string());
-  return samples;
-}
-
 class LayerWiseQuantizer {
  public:
   explicit LayerWiseQuantizer(const QuantJob& job)
       : job_(job),
-        cfg_(load_model_config(job.model_path)),
         ckpt_(Checkpoint::open(job.model_path)),
-        model_(open_unit_model(cfg_, ckpt_)),
+        model_(open_unit_model(job.model_path, ckpt_)),
         units_(build_units(job.config)),
-        serving_dtype_(serving_dtype_of(cfg_.dtype)) {
+        serving_dtype_(serving_dtype_of(model_->dtype())) {
     if (units_.empty()) spdlog::warn("spec.process is empty: every tensor is saved unquantized (FLOAT)");
     for (size_t u = 0; u < units_.size(); ++u)
       if (units_[u].needs_data && !units_[u].outlier) last_data_unit_ = static_cast<int>(u);
@@ -234,7 +182,7 @@ class LayerWiseQuantizer {
 
     const nlohmann::json identity = run_identity(
         {&job_.config, job_.model_path, calib_file, job_.max_calib_samples, job_.report, job_.full_report});
-    std::unique_ptr<AscendV1Saver> saver = make_saver(folder);
+    std::unique_ptr<Saver> saver = make_output_saver(folder);
     const int first = resume_or_start_fresh(folder, identity, saver);
 
     bool model_wise = job_.config.runner == RunnerType::ModelWise;
@@ -288,7 +236,7 @@ class LayerWiseQuantizer {
     SaveSummary summary = saver->finish(job_.model_path);
     write_report(folder.temp_path(), summary);
     if (!job_.practice_yaml.empty())
-      write_text_file_atomic(folder.temp_path() / ((job_.model_type.empty() ? cfg_.model_type : job_.model_type) +
+      write_text_file_atomic(folder.temp_path() / ((job_.model_type.empty() ? model_->model_type() : job_.model_type) +
                                                    "_best_practice.yaml"),
                              job_.practice_yaml);
     for (const auto& warning : unmatched_pattern_warnings(units_)) spdlog::warn("{}", warning);
@@ -315,10 +263,10 @@ class LayerWiseQuantizer {
       if (!unit.outlier) continue;
       const ProcessorConfig& p = *unit.outlier;
       const std::string where = "the practice's " + p.yaml_path;
-      const Architecture* family = find_architecture(cfg_.model_type);
+      const Architecture* family = model_->lm_config() ? find_architecture(lm().model_type) : nullptr;
       if (!family)
         fail("{}: '{}' runs on the decoder-only language-model families only, not on model_type '{}'", where, p.type,
-             cfg_.model_type);
+             model_->model_type());
       const Architecture& arch = *family;
       if (p.type == "quarot") {
         if (quarot_) fail("{}: a second quarot processor (the model is rotated once)", where);
@@ -326,7 +274,7 @@ class LayerWiseQuantizer {
           fail("{}: quarot on the mixture-of-experts family '{}' is not supported by lwquant yet (the routed experts "
                "and the router would need rotating as they stream)", where, arch.family);
         quarot_settings_ = quarot_settings_from(p);
-        quarot_ = make_quarot_plan(cfg_, quarot_settings_, where);
+        quarot_ = make_quarot_plan(lm(), quarot_settings_, where);
         continue;
       }
       smooth_settings_from(p);  // throws for bad settings
@@ -339,13 +287,13 @@ class LayerWiseQuantizer {
 
   LayerWeights load_rotated(int k) {
     LayerWeights w = model_->load(k);
-    if (quarot_) quarot_rotate_layer(cfg_, architecture_for(cfg_), *quarot_, w);
+    if (quarot_) quarot_rotate_layer(lm(), architecture_for(lm()), *quarot_, w);
     return w;
   }
 
   // Calibration inputs; with quarot they live in the rotated residual stream.
   std::vector<CalibSample> calibration(const fs::path& file) {
-    std::vector<CalibSample> samples = prepare_calibration(job_, *model_, file);
+    std::vector<CalibSample> samples = model_->calibration_inputs({file, job_.model_path, job_.max_calib_samples});
     if (quarot_)
       for (auto& s : samples) quarot_rotate_rows(*quarot_, s.hidden.data(), s.seq());
     return samples;
@@ -356,8 +304,8 @@ class LayerWiseQuantizer {
   // any later processor builds its quantizers). Returns the forward's outputs.
   std::vector<std::vector<float>> smooth_layer(int k, const LayerDesc& desc, const ProcessorConfig& p,
                                                LayerWeights& weights) {
-    const Architecture arch = layer_smoothing_arch(architecture_for(cfg_), desc);
-    LayerSmoother smoother(smooth_settings_from(p), cfg_, arch, desc.prefix);
+    const Architecture arch = layer_smoothing_arch(architecture_for(lm()), desc);
+    LayerSmoother smoother(smooth_settings_from(p), lm(), arch, desc.prefix);
     // Spec §4.3: every Linear runs in float on the layer's current weights while
     // the inputs of the Linears the smoother watches are recorded.
     ObservingExecutor exec(smoother.observer(), &weights);
@@ -372,9 +320,9 @@ class LayerWiseQuantizer {
   // After the last layer: the rotated embedding, the final norm fused into the
   // rotated lm_head (its own tensor even for a tied model, whose config.json
   // is then untied), and export_extra_info's optional/quarot.safetensors.
-  void export_quarot(const OutputFolder& folder, AscendV1Saver& saver) {
-    QuarotExport ex = quarot_export(cfg_, *quarot_, quarot_settings_);
-    if (ex.untie_word_embeddings || cfg_.tie_word_embeddings) saver.untie_word_embeddings();
+  void export_quarot(const OutputFolder& folder, Saver& saver) {
+    QuarotExport ex = quarot_export(lm(), *quarot_, quarot_settings_);
+    if (ex.untie_word_embeddings || lm().tie_word_embeddings) saver.untie_word_embeddings();
     if (quarot_settings_.export_extra_info) {
       fs::create_directories(folder.temp_path() / "optional");
       SafetensorsWriter w(folder.temp_path() / QuarotExport::kFile);
@@ -398,12 +346,14 @@ class LayerWiseQuantizer {
 
   // The saver never removes what it wrote: the work folder as a whole is
   // kept for a resume or removed (OutputFolder).
-  std::unique_ptr<AscendV1Saver> make_saver(const OutputFolder& folder) const {
-    int64_t part_size = job_.config.save.empty() ? 4 : job_.config.save.front().part_file_size;
-    auto saver = std::make_unique<AscendV1Saver>(folder.temp_path(), part_size, cfg_.dtype);
+  std::unique_ptr<Saver> make_output_saver(const OutputFolder& folder) const {
+    std::unique_ptr<Saver> saver = make_saver(job_.config.save, folder.temp_path(), model_->dtype());
     saver->keep_files_for_resume();
     return saver;
   }
+
+  // The decoder-only LLM's config (smoothing and quarot run on those families only).
+  const ModelConfig& lm() const { return *model_->lm_config(); }
 
   // Matches every Linear of every layer against the processors before any
   // work: a configuration that selects nothing is refused up front (unless a
@@ -431,7 +381,7 @@ class LayerWiseQuantizer {
   // Continues the work a dead run committed in the work folder, when it is
   // the same job; returns the first layer still to do.
   int resume_or_start_fresh(OutputFolder& folder, const nlohmann::json& identity,
-                            std::unique_ptr<AscendV1Saver>& saver) {
+                            std::unique_ptr<Saver>& saver) {
     if (!folder.found_earlier_work()) return 0;
     std::vector<size_t> sizes;
     for (const auto& s : samples_) sizes.push_back(s.hidden.size());
@@ -453,12 +403,12 @@ class LayerWiseQuantizer {
     spdlog::warn("found the work folder {} of an interrupted run but cannot continue it ({}); starting afresh",
                  folder.temp_path().string(), why_not);
     folder.clear();
-    saver = make_saver(folder);
+    saver = make_output_saver(folder);
     if (!samples_.empty()) samples_ = calibration(calibration_file(job_));
     return 0;
   }
 
-  void commit_progress(const OutputFolder& folder, const nlohmann::json& identity, AscendV1Saver& saver,
+  void commit_progress(const OutputFolder& folder, const nlohmann::json& identity, Saver& saver,
                        int units_done) {
     const auto start = std::chrono::steady_clock::now();
     ResumePoint point;
@@ -492,7 +442,7 @@ class LayerWiseQuantizer {
   }
 
   // `forwards_done` is called once the layer's calibration forwards are over.
-  void process_layer(int k, LayerWeights& weights, AscendV1Saver& saver, const std::function<void()>& forwards_done) {
+  void process_layer(int k, LayerWeights& weights, Saver& saver, const std::function<void()>& forwards_done) {
     LayerDesc desc = model_->unit(k);
     LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}};
     if (samples_.empty()) {
@@ -563,7 +513,7 @@ class LayerWiseQuantizer {
   // exported, saved and its float weights dropped right after.
   void install_expert_hooks(const LayerDesc& desc, LayerWeights& weights, CalibrationExecutor& exec,
                             std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, ExpertPass& pass,
-                            AscendV1Saver& saver, LayerReport& report) {
+                            Saver& saver, LayerReport& report) {
     exec.router = model_->router(weights.layer);
     exec.on_expert_begin = [&, this](int e) {
       for (const LinearDesc* lin : desc.expert_linears(e)) {
@@ -616,7 +566,7 @@ class LayerWiseQuantizer {
   // the layer's other experts' down projections observed.
   void finish_cold_experts(const LayerDesc& desc, const CalibrationExecutor& exec,
                            std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, ExpertPass& pass,
-                           AscendV1Saver& saver, LayerReport& report) {
+                           Saver& saver, LayerReport& report) {
     for (int e : pass.cold) {
       spdlog::warn("{}: expert {} received no calibration tokens; its static activation scales follow the data-free "
                    "rule (gate/up: the MoE input's range over all tokens, down: the widest range of the other "
@@ -645,7 +595,7 @@ class LayerWiseQuantizer {
   // processor owns) and its FLOAT ones, from the weights now in the layer.
   // With float_only, quantized Linears are left for save_expert_quantized.
   void save_expert(const LayerDesc& desc, int e, LayerWeights& weights,
-                   std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, AscendV1Saver& saver,
+                   std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, Saver& saver,
                    LayerReport& report, bool float_only) {
     for (const LinearDesc* lin : desc.expert_linears(e)) {
       const std::string full = desc.prefix + "." + lin->name;
@@ -661,7 +611,7 @@ class LayerWiseQuantizer {
   }
 
   void save_expert_quantized(const LayerDesc& desc, int e,
-                             std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, AscendV1Saver& saver,
+                             std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, Saver& saver,
                              LayerReport& report) {
     for (const LinearDesc* lin : desc.expert_linears(e)) {
       auto it = quantizers.find(lin->name);
@@ -671,7 +621,7 @@ class LayerWiseQuantizer {
     }
   }
 
-  void save_quantized(LinearQuantizer& q, AscendV1Saver& saver, LayerReport& report) {
+  void save_quantized(LinearQuantizer& q, Saver& saver, LayerReport& report) {
     saver.save_linear(q.export_linear(serving_dtype_));
     const OutputErrorStats& e = q.error_stats();
     report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
@@ -692,7 +642,7 @@ class LayerWiseQuantizer {
   // With no forward to run, each Linear is quantized right when it is saved
   // and its float weight dropped at once: the layer shrinks as it is written.
   // Routed experts are read, quantized and saved one at a time.
-  void save_layer_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver, LayerReport& report) {
+  void save_layer_data_free(const LayerDesc& desc, LayerWeights& weights, Saver& saver, LayerReport& report) {
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
     for (const auto& lin : desc.linears) {
       if (lin.expert >= 0) continue;
@@ -710,7 +660,7 @@ class LayerWiseQuantizer {
   // Routed experts of a data-free layer, pipelined: a worker reads expert e+1
   // and quantizes it while this thread writes expert e, so reading,
   // quantizing and writing overlap and both cores stay busy.
-  void save_experts_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver, LayerReport& report) {
+  void save_experts_data_free(const LayerDesc& desc, LayerWeights& weights, Saver& saver, LayerReport& report) {
     struct Ready {
       LayerWeights weights;  // the expert's FLOAT weights left after quantization
       std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
@@ -755,15 +705,15 @@ class LayerWiseQuantizer {
     outputs.reserve(samples_.size());
     for (const CalibSample& s : samples_) outputs.push_back(s.hidden);
     for (size_t i = 0; i < samples_.size(); ++i)
-      refs.push_back({outputs[i].data(), samples_[i].seq(), samples_[i].positions.data()});
+      refs.push_back({outputs[i].data(), samples_[i].seq(), samples_[i].positions.data(), static_cast<int>(i)});
     std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
     with_context(fmt::format("layer {} on the calibration samples", k),
                  [&] { model_->forward(k, weights, refs, exec, stream.get(), expert_tokens); });
     for (size_t i = 0; i < outputs.size(); ++i)
       if (int64_t bad = first_non_finite(std::span<const float>(outputs[i])); bad >= 0)
         fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel {} "
-             "(an overflow in the model's float arithmetic, or damaged weights)", k, i, bad / cfg_.hidden_size,
-             bad % cfg_.hidden_size);
+             "(an overflow in the model's float arithmetic, or damaged weights)", k, i, bad / model_->width(),
+             bad % model_->width());
     return outputs;
   }
 
@@ -782,7 +732,8 @@ class LayerWiseQuantizer {
       reference.push_back(samples_[s].hidden);
     }
     for (size_t i = 0; i < picked.size(); ++i)
-      refs.push_back({reference[i].data(), samples_[picked[i]].seq(), samples_[picked[i]].positions.data()});
+      refs.push_back({reference[i].data(), samples_[picked[i]].seq(), samples_[picked[i]].positions.data(),
+                      static_cast<int>(picked[i])});
     // A MoE layer's float reference streams the experts it routes to once more.
     std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
     model_->forward(k, weights, refs, nullptr, stream.get(), nullptr);
@@ -801,18 +752,19 @@ class LayerWiseQuantizer {
       weights.stored.erase(it);
       return t;
     }
-    const TensorInfo& info = ckpt_.info(full);
+    const std::string stored = model_->checkpoint_name(full);
+    const TensorInfo& info = ckpt_.info(stored);
     // The layer's f32 copy holds what smoothing / rotation made of the tensor;
     // an untouched 16-bit one converts back to the same bytes.
     if (auto it = weights.tensors.find(name); it != weights.tensors.end())
       return tensor_from_f32(info.dtype, info.shape, it->second);
-    return ckpt_.read(full);
+    return ckpt_.read(stored);
   }
 
   // Quantizers that are still null are built when their Linear is saved, and
   // the float weight is freed right after (data-free runs).
   void save_layer(const LayerDesc& desc, std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers,
-                  AscendV1Saver& saver, LayerReport& report, LayerWeights& weights) {
+                  Saver& saver, LayerReport& report, LayerWeights& weights) {
     std::map<std::string, const LinearDesc*> by_weight, by_bias;
     for (const auto& lin : desc.linears) {
       by_weight[lin.name + ".weight"] = &lin;
@@ -851,7 +803,7 @@ class LayerWiseQuantizer {
     }
   }
 
-  void save_non_layer_tensors(AscendV1Saver& saver) {
+  void save_non_layer_tensors(Saver& saver) {
     if (quarot_) return save_rotated_non_layer_tensors(saver);
     for (const auto& t : model_->outer_tensors()) saver.save_float(t.name, model_->read_outer_tensor(t.name));
   }
@@ -859,8 +811,9 @@ class LayerWiseQuantizer {
   // quarot: embedding rows ← E·R; the final norm fused into lm_head, which is
   // rotated (a tied model's head starts from the unrotated embedding and is
   // written as its own tensor). Written in the checkpoint's dtype.
-  void save_rotated_non_layer_tensors(AscendV1Saver& saver) {
-    const Architecture& arch = architecture_for(cfg_);
+  void save_rotated_non_layer_tensors(Saver& saver) {
+    const ModelConfig& cfg = lm();
+    const Architecture& arch = architecture_for(cfg);
     auto read_f32 = [this](const std::string& name) {
       Tensor t = ckpt_.read(name);
       check_finite(t, name, ckpt_.file_of(name).string());
@@ -878,8 +831,8 @@ class LayerWiseQuantizer {
       head = embed;  // tied: the unrotated embedding
     }
     quarot_rotate_head(*quarot_, norm, head);
-    quarot_rotate_rows(*quarot_, embed.data(), static_cast<int64_t>(embed.size()) / cfg_.hidden_size);
-    for (const auto& t : non_layer_tensors(cfg_, ckpt_)) {
+    quarot_rotate_rows(*quarot_, embed.data(), static_cast<int64_t>(embed.size()) / cfg.hidden_size);
+    for (const auto& t : non_layer_tensors(cfg, ckpt_)) {
       if (t.name == arch.embed_tokens) saver.save_float(t.name, tensor_from_f32(embed_info.dtype, t.shape, embed));
       else if (t.name == arch.final_norm) saver.save_float(t.name, tensor_from_f32(norm_info.dtype, t.shape, norm));
       else if (t.name == arch.lm_head) saver.save_float(t.name, tensor_from_f32(head_dtype, t.shape, head));
@@ -891,7 +844,7 @@ class LayerWiseQuantizer {
   // exported, as msModelSlim exports parameters only.
   void warn_unknown_tensors() {
     std::set<std::string> known;
-    for (const auto& t : model_->outer_tensors()) known.insert(t.name);
+    for (const auto& t : model_->outer_tensors()) known.insert(model_->checkpoint_name(t.name));
     for (int k = 0; k < model_->num_units(); ++k)
       for (auto& name : model_->checkpoint_tensors(k)) known.insert(std::move(name));
     std::vector<std::string> unknown;
@@ -975,7 +928,6 @@ class LayerWiseQuantizer {
   }
 
   const QuantJob& job_;
-  ModelConfig cfg_;
   Checkpoint ckpt_;
   std::unique_ptr<UnitModel> model_;  // the only way the runner sees the model's family
   std::vector<ProcessingUnit> units_;

@@ -348,3 +348,53 @@ TEST(QuantRunner, ModelWiseMatchesLayerWise) {
 
 }  // namespace
 }  // namespace lwq
+
+namespace lwq {
+namespace {
+using namespace testing_util;
+
+// Several savers in one spec.save list write several outputs from one run:
+// ascendv1 exactly as when it is alone, mindie from the same records (dense
+// LLMs too, spec §3.10), with float32 deq_scale where ascendv1 stores int64 bits.
+TEST(QuantRunner, AscendV1AndMindieSaversFromOneRun) {
+  TempDir tmp;
+  const std::string process = R"(apiversion: modelslim_v1
+spec:
+  process:
+    - type: linear_quant
+      qconfig:
+        act: {scope: per_tensor, dtype: int8, symmetric: False, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: True, method: minmax}
+      include: ["*"]
+  dataset: calib_zh_en.jsonl
+  save:
+    - {type: ascendv1_saver, part_file_size: 0}
+)";
+  run_quantization(make_job_yaml(stories(), tmp / "alone", process, 3));
+  run_quantization(make_job_yaml(stories(), tmp / "both", process + "    - {type: mindie_format_saver, part_file_size: 0}\n", 3));
+  for (const char* f : {"quant_model_weights.safetensors", "quant_model_description.json", "quant_report.json"})
+    EXPECT_EQ(read_text_file(tmp / "alone" / f), read_text_file(tmp / "both" / f)) << f;
+  Checkpoint a = Checkpoint::open(tmp / "both/quant_model_weights.safetensors");
+  Checkpoint m = Checkpoint::open(tmp / "both/quant_model_weight_w8a8.safetensors");
+  auto desc = read_json(tmp / "both/quant_model_description_w8a8.json");
+  EXPECT_EQ(desc["model_quant_type"], "W8A8");
+  EXPECT_FALSE(desc.contains("version"));
+  const std::string p = "model.layers.2.mlp.down_proj";
+  EXPECT_EQ(desc[p + ".weight"], "W8A8");
+  EXPECT_EQ(a.info(p + ".deq_scale").dtype, DType::I64);
+  EXPECT_EQ(m.info(p + ".deq_scale").dtype, DType::F32);
+  const Tensor bits = a.read(p + ".deq_scale");
+  const std::vector<float> f = to_f32(m.read(p + ".deq_scale"));
+  for (size_t i = 0; i < f.size(); ++i) {
+    float from_bits;
+    const uint32_t low = static_cast<uint32_t>(bits.data<int64_t>()[i]);
+    std::memcpy(&from_bits, &low, 4);
+    EXPECT_EQ(from_bits, f[i]) << i;
+  }
+  for (const char* s : {".weight", ".quant_bias", ".input_scale", ".input_offset"})
+    EXPECT_EQ(a.read(p + s).bytes, m.read(p + s).bytes) << s;
+  EXPECT_EQ(a.tensor_names().size(), m.tensor_names().size());
+}
+
+}  // namespace
+}  // namespace lwq

@@ -5,10 +5,8 @@
 
 #include <cstring>
 
-#include "io/safetensors_writer.h"
-#include "quant/fp_formats.h"
-#include "quant/int4_pack.h"
 #include "quant/w8a8_export.h"
+#include "savers/linear_tensors.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -16,18 +14,6 @@ namespace lwq {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr uint64_t kGiB = 1073741824ull;
-
-Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {
-  Tensor t(DType::I8, std::move(shape));
-  if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), v.size());
-  return t;
-}
-
-Tensor vector_f32(const std::vector<float>& v) {
-  return tensor_f32({static_cast<int64_t>(v.size())}, v);
-}
 
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -42,92 +28,23 @@ bool is_copied_file(const std::string& name) {
 }  // namespace
 
 AscendV1Saver::AscendV1Saver(fs::path out_dir, int64_t part_file_size_gb, DType model_dtype)
-    : out_dir_(std::move(out_dir)), model_dtype_(model_dtype) {
-  if (part_file_size_gb < 0) fail("part_file_size must be >= 0, got {}", part_file_size_gb);
-  ShardedWriterOptions opts;
-  opts.stem = "quant_model_weights";
-  opts.max_shard_bytes = static_cast<uint64_t>(part_file_size_gb) * kGiB;
-  writer_ = std::make_unique<ShardedSafetensorsWriter>(out_dir_, opts);
-}
-
-AscendV1Saver::~AscendV1Saver() = default;
-
-void AscendV1Saver::add(const std::string& name, const Tensor& t, const std::string& type) {
-  writer_->add(name, t);
-  description_.emplace_back(name, type);
-  summary_.tensors += 1;
-  summary_.bytes += t.nbytes();
-}
+    : DescribedSaver(std::move(out_dir), part_file_size_gb, "quant_model_weights"), model_dtype_(model_dtype) {}
 
 void AscendV1Saver::save_float(const std::string& name, const Tensor& t) { add(name, t, "FLOAT"); }
 
 void AscendV1Saver::save_linear(const QuantizedLinear& q) {
-  const std::string& p = q.name;
   const QuantizedWeight& w = q.weight;
-  const int64_t out = w.out, groups = w.groups();
-  const std::string& t = q.type;
   // msModelSlim lets the last writer win (spec §3.3); engines split every per-group / MX Linear by that one
   // value, so a second size would deploy wrong weights.
   if (w.group_size > 0 && group_size_ > 0 && w.group_size != group_size_)
     fail("ascendv1_saver: {} uses group_size {} but an earlier Linear used {}: quant_model_description.json holds "
          "one group_size for the whole model (MX types use 32), so all per-group and MX Linears must share it",
-         p, w.group_size, group_size_);
-  if (t == "W8A8" || t == "W8A8_MIX") {
-    add(p + ".weight", int8_tensor(w.q, {out, w.in}), t);
-    std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
-    std::vector<int32_t> qbias = quant_bias(w, q.bias, deq, q.input_offset);
-    Tensor qb(DType::I32, {out});
-    if (!qbias.empty()) std::memcpy(qb.bytes.data(), qbias.data(), qbias.size() * 4);
-    add(p + ".quant_bias", qb, t);
-    add(p + ".input_scale", tensor_f32({1}, {q.input_scale}), t);
-    add(p + ".input_offset", tensor_f32({1}, {q.input_offset}), t);
-    add(p + ".deq_scale", encode_deq_scale(deq, model_dtype_), t);
-    if (t == "W8A8_MIX") {
-      // The prefill (dynamic) path's per-channel weight scale; the registry admits symmetric weights only, so
-      // the offsets are zeros (spec §3.4, ascend_loaders §4.2).
-      add(p + ".weight_scale", tensor_f32({out, 1}, w.scale), t);
-      add(p + ".weight_offset", tensor_f32({out, 1}, std::vector<float>(w.scale.size(), 0.0f)), t);
-    }
-  } else if (t == "W8A8_DYNAMIC" || t == "W8A16" || t == "W4A4_DYNAMIC" || t == "WFP8AFP8_DYNAMIC") {
-    // W4A4 weights stay unpacked int8 (spec §9 quirk 6); FP8 ones are e4m3 bytes.
-    Tensor weight = int8_tensor(w.q, {out, w.in});
-    if (t == "WFP8AFP8_DYNAMIC") weight.dtype = DType::F8_E4M3;
-    add(p + ".weight", weight, t);
-    add(p + ".weight_scale", tensor_f32({out, groups}, w.scale), t);
-    // W8A8_DYNAMIC and FP8 kernels ignore offsets: msModelSlim writes zeros (the registry admits only symmetric
-    // weights for them). W8A16 and W4A4 keep the signed-domain zero point.
-    const bool keep_offset = t == "W8A16" || t == "W4A4_DYNAMIC";
-    add(p + ".weight_offset",
-        tensor_f32({out, groups}, keep_offset ? w.offset : std::vector<float>(w.scale.size(), 0.0f)), t);
-  } else if (t == "W4A8_DYNAMIC") {
-    std::vector<int8_t> packed = pack_int4_w4a8(w.q.data(), out, w.in);
-    add(p + ".weight", int8_tensor(packed, {out / 2, w.in}), t);
-    add(p + ".weight_scale", tensor_f32({out, groups}, w.scale), t);
-    add(p + ".weight_offset", tensor_f32({out, groups}, std::vector<float>(w.scale.size(), 0.0f)), t);
-    int64_t cols = 0;
-    std::vector<float> scale_bias = w4a8_scale_bias(w, p, cols);
-    add(p + ".scale_bias", tensor_f32({out, cols}, scale_bias), t);
-  } else if (t == "W8A8_MXFP8" || t == "W4A8_MXFP" || t == "W4A4_MXFP4") {
-    if (w.code == WeightCode::MxFp8) {
-      Tensor weight = int8_tensor(w.q, {out, w.in});
-      weight.dtype = DType::F8_E4M3;
-      add(p + ".weight", weight, t);
-    } else {
-      std::vector<uint8_t> codes(w.q.begin(), w.q.end());
-      std::vector<uint8_t> packed = pack_fp4(codes, out, w.in);
-      Tensor weight(DType::U8, {out, w.in / 2});
-      if (!packed.empty()) std::memcpy(weight.bytes.data(), packed.data(), packed.size());
-      add(p + ".weight", weight, t);
-    }
-    Tensor scale(DType::U8, {out, groups});
-    for (size_t k = 0; k < w.scale.size(); ++k) scale.bytes[k] = mx_biased_exponent(w.scale[k]);
-    add(p + ".weight_scale", scale, t);
-  } else {
-    fail("ascendv1_saver: cannot save {} as type '{}'", p, t);
-  }
+         q.name, w.group_size, group_size_);
+  const DType dtype = model_dtype_;
+  for (auto& t : linear_tensors(q, [dtype](const std::vector<float>& deq) { return encode_deq_scale(deq, dtype); }))
+    add(t.name, t.tensor, t.type);
   if (w.group_size > 0) group_size_ = w.group_size;
-  if (!q.bias.empty()) add(p + ".bias", vector_f32(q.bias), "FLOAT");
-  quant_type_.update(t);
+  quant_type_.update(q.type);
 }
 
 Tensor encode_deq_scale(const std::vector<float>& deq_scale, DType model_dtype) {
@@ -163,30 +80,14 @@ void copy_model_files(const fs::path& model_dir, const fs::path& out_dir) {
   }
 }
 
-nlohmann::json AscendV1Saver::checkpoint() {
-  nlohmann::json state;
-  state["writer"] = writer_->checkpoint();
-  state["description"] = description_;
+void AscendV1Saver::save_state(nlohmann::json& state) const {
   state["model_quant_type"] = quant_type_.value();
   state["group_size"] = group_size_;
-  state["tensors"] = summary_.tensors;
-  state["bytes"] = summary_.bytes;
-  return state;
 }
 
-void AscendV1Saver::keep_files_for_resume() { writer_->keep_files(); }
-
-void AscendV1Saver::resume(const nlohmann::json& state) {
-  try {
-    writer_->resume(state.at("writer"));
-    description_ = state.at("description").get<std::vector<std::pair<std::string, std::string>>>();
-    quant_type_.update(state.at("model_quant_type").get<std::string>());
-    group_size_ = state.at("group_size").get<int64_t>();
-    summary_.tensors = state.at("tensors").get<size_t>();
-    summary_.bytes = state.at("bytes").get<uint64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: malformed saver state: {}", out_dir_.string(), e.what());
-  }
+void AscendV1Saver::load_state(const nlohmann::json& state) {
+  quant_type_.update(state.at("model_quant_type").get<std::string>());
+  group_size_ = state.at("group_size").get<int64_t>();
 }
 
 void AscendV1Saver::set_description_optional(const nlohmann::ordered_json& optional) {
@@ -195,11 +96,7 @@ void AscendV1Saver::set_description_optional(const nlohmann::ordered_json& optio
 }
 
 SaveSummary AscendV1Saver::finish(const fs::path& model_dir) {
-  auto weight_map = writer_->finish();
-  std::vector<std::string> files;
-  for (const auto& [tensor, file] : weight_map)
-    if (files.empty() || files.back() != file) files.push_back(file);
-  summary_.files = files.size();
+  finish_weights();
 
   nlohmann::ordered_json description = nlohmann::ordered_json::object();
   for (const auto& [name, type] : description_) description[name] = type;
@@ -211,19 +108,21 @@ SaveSummary AscendV1Saver::finish(const fs::path& model_dir) {
   write_text_file_atomic(out_dir_ / "quant_model_description.json", description.dump(4, ' ', true));
 
   copy_model_files(model_dir, out_dir_);
-  if (untie_word_embeddings_) {
-    nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(out_dir_ / "config.json"));
-    bool set = false;
-    if (config.contains("text_config") && config["text_config"].is_object() &&
-        config["text_config"].contains("tie_word_embeddings")) {
-      config["text_config"]["tie_word_embeddings"] = false;
-      set = true;
-    }
-    if (config.contains("tie_word_embeddings") || !set) config["tie_word_embeddings"] = false;
-    write_text_file_atomic(out_dir_ / "config.json", config.dump(2, ' ', true));
-  }
+  if (untie_word_embeddings_) untie_config_json(out_dir_ / "config.json");
   summary_.model_quant_type = quant_type_.value();
   return summary_;
+}
+
+void untie_config_json(const fs::path& config_file) {
+  nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(config_file));
+  bool set = false;
+  if (config.contains("text_config") && config["text_config"].is_object() &&
+      config["text_config"].contains("tie_word_embeddings")) {
+    config["text_config"]["tie_word_embeddings"] = false;
+    set = true;
+  }
+  if (config.contains("tie_word_embeddings") || !set) config["tie_word_embeddings"] = false;
+  write_text_file_atomic(config_file, config.dump(2, ' ', true));
 }
 
 }  // namespace lwq

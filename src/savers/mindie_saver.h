@@ -5,49 +5,40 @@
 // MindIE-SD cannot load) and `quant_model_description_<type>.json` — tensor
 // entries in write order and `model_quant_type` (the last quantized Linear's
 // type) last, indent 4, no version/metadata/group_size. deq_scale is always
-// float32. Types: FLOAT, W8A8 (static) and per-channel W8A8_DYNAMIC; others
-// are refused naming the Linear ("use ascendv1_saver"), as msModelSlim does.
-//
-// Standalone for now: the runner writes ascendV1 only; wiring the saver
-// choice (spec.save[].type) through the runner comes with the Wan2.1 units.
+// float32. Types: FLOAT, W8A8 (static), per-channel W8A8_DYNAMIC, W8A8_MXFP8
+// and W4A4_MXFP4; the config check refuses the others at load, naming the
+// processor (mindie_format_accepts in config/quant_schemes.h), and save_linear refuses them too.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
-#include <memory>
 #include <string>
-#include <utility>
-#include <vector>
 
-#include "savers/ascendv1_saver.h"  // SaveSummary
-#include "savers/quantized_linear.h"
-#include "tensor/tensor.h"
+#include "savers/described_saver.h"
 
 namespace lwq {
 
-class ShardedSafetensorsWriter;
-
-class MindieSaver {
+class MindieSaver : public DescribedSaver {
  public:
   // `out_dir` must exist and be empty.
   MindieSaver(std::filesystem::path out_dir, int64_t part_file_size_gb);
-  ~MindieSaver();
 
-  void save_float(const std::string& name, const Tensor& t);
-  void save_linear(const QuantizedLinear& q);
+  void save_float(const std::string& name, const Tensor& t) override;
+  void save_linear(const QuantizedLinear& q) override;
+  void note_float_linear() override {}  // model_quant_type is the last quantized Linear's type
+  void set_description_optional(const nlohmann::ordered_json& optional) override;
+  void untie_word_embeddings() override { untie_word_embeddings_ = true; }
   // Writes the description, renames the single weight file by type and copies
   // `*.json` / `*.py` (not `*index.json`) from `model_dir` unchanged.
-  SaveSummary finish(const std::filesystem::path& model_dir);
+  SaveSummary finish(const std::filesystem::path& model_dir) override;
 
  private:
-  void add(const std::string& name, const Tensor& t, const std::string& type);
+  void save_state(nlohmann::json& state) const override;
+  void load_state(const nlohmann::json& state) override;
 
-  std::filesystem::path out_dir_;
   bool sharded_;
-  std::unique_ptr<ShardedSafetensorsWriter> writer_;
-  std::vector<std::pair<std::string, std::string>> description_;  // write order
   std::string last_quantized_type_;
-  SaveSummary summary_;
+  bool untie_word_embeddings_ = false;
 };
 
 }  // namespace lwq

@@ -22,15 +22,24 @@ import diffusers
 from diffusers import WanTransformer3DModel
 from safetensors.torch import save_file
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "goldens", "wan_tiny")
+GOLDENS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "goldens")
 
 
 def main():
+    build(os.path.join(GOLDENS, "wan_tiny"), i2v=False)
+    build(os.path.join(GOLDENS, "wan_tiny_i2v"), i2v=True)
+
+
+def build(OUT, i2v):
+    """t2v: the whole model saved. i2v (image cross-attention: add_k/add_v projections, norm_added_k, a 257-token
+    CLIP image context before the 512 text tokens diffusers hard-codes): only the blocks' tensors are saved
+    (blocks.safetensors; the 1280-wide image embedder would make the golden large) with config.json."""
     torch.manual_seed(7)
     torch.set_num_threads(1)
+    extra = dict(image_dim=1280, added_kv_proj_dim=48) if i2v else {}
     model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=24, in_channels=4,
                                   out_channels=4, text_dim=32, freq_dim=32, ffn_dim=96, num_layers=2,
-                                  cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6).eval()
+                                  cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, **extra).eval()
     g = torch.Generator().manual_seed(11)
     with torch.no_grad():
         for name, p in sorted(model.named_parameters()):
@@ -38,7 +47,12 @@ def main():
             is_norm = ("norm" in name and name.endswith("weight") and p.ndim == 1)
             p.copy_(1.0 + 0.1 * noise if is_norm else 0.1 * noise)
     os.makedirs(OUT, exist_ok=True)
-    model.save_pretrained(OUT, safe_serialization=True)
+    if i2v:
+        model.save_config(OUT)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items() if k.startswith("blocks.")},
+                  os.path.join(OUT, "blocks.safetensors"))
+    else:
+        model.save_pretrained(OUT, safe_serialization=True)
     captured = {}
 
     def pre_hook(i):
@@ -62,9 +76,11 @@ def main():
         blk.register_forward_pre_hook(pre_hook(i), with_kwargs=True)
         blk.register_forward_hook(post_hook(i), with_kwargs=True)
     x = torch.randn(1, 4, 3, 4, 6, generator=g)
-    context = torch.randn(1, 5, 32, generator=g)
+    context = torch.randn(1, 512 if i2v else 5, 32, generator=g)
+    image = dict(encoder_hidden_states_image=torch.randn(1, 257, 1280, generator=g)) if i2v else {}
     with torch.no_grad():
-        model(hidden_states=x, timestep=torch.tensor([937.0]), encoder_hidden_states=context, return_dict=False)
+        model(hidden_states=x, timestep=torch.tensor([937.0]), encoder_hidden_states=context, return_dict=False,
+              **image)
     ref = {k: v.float().contiguous() for k, v in captured.items()}
     ref["grid"] = torch.tensor([3, 2, 3], dtype=torch.int64)
     save_file(ref, os.path.join(OUT, "reference.safetensors"))

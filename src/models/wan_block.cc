@@ -127,10 +127,12 @@ LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n)
 
 void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, int64_t rows, const WanBlockInputs& in,
                        LinearExecutor* exec) {
-  if (cfg.image_cross_attn()) fail("Wan {} blocks (image cross-attention) are not computed yet", cfg.model_type);
   const int64_t D = cfg.dim, F = cfg.ffn_dim, H = cfg.num_heads, hd = cfg.head_dim();
   const float eps = static_cast<float>(cfg.eps);
   if (in.valid_tokens <= 0 || in.valid_tokens > rows) fail("Wan block: {} valid tokens of {}", in.valid_tokens, rows);
+  if (cfg.image_cross_attn() && in.context_len <= cfg.text_len)
+    fail("Wan {} block: the context has {} rows; expected image tokens followed by text_len = {} text tokens",
+         cfg.model_type, in.context_len, cfg.text_len);
   Linears linear{w, exec};
   // m[i] = modulation[i] + e0[i]: shift, scale, gate (attention), shift, scale, gate (FFN).
   std::vector<float> m(static_cast<size_t>(6 * D));
@@ -165,18 +167,31 @@ void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, in
   linear("self_attn.o", a.data(), rows, D, D, o);
   add_gated(o, 2);
 
-  // Cross-attention to the text context (no modulation, no gate).
+  // Cross-attention to the text context (no modulation, no gate). Image-to-video models put the image
+  // tokens first in the context (all but the last text_len rows) and attend to them with their own k/v,
+  // adding both attentions before the output projection.
   y.resize(static_cast<size_t>(rows * D));
   if (cfg.cross_attn_norm)
     layer_norm(x, rows, D, eps, w.get("norm3.weight").data(), w.get("norm3.bias").data(), y.data());
   else
     std::copy(x, x + rows * D, y.begin());
+  const int64_t image_len = cfg.image_cross_attn() ? in.context_len - cfg.text_len : 0;
+  const float* text = in.context + image_len * D;
+  const int64_t text_len = in.context_len - image_len;
   linear("cross_attn.q", y.data(), rows, D, D, q);
-  linear("cross_attn.k", in.context, in.context_len, D, D, k);
-  linear("cross_attn.v", in.context, in.context_len, D, D, v);
+  linear("cross_attn.k", text, text_len, D, D, k);
+  linear("cross_attn.v", text, text_len, D, D, v);
   rms_norm(q.data(), w.get("cross_attn.norm_q.weight").data(), rows, D, eps, q.data());
-  rms_norm(k.data(), w.get("cross_attn.norm_k.weight").data(), in.context_len, D, eps, k.data());
-  full_attention(q.data(), rows, k.data(), v.data(), in.context_len, H, hd, a.data());
+  rms_norm(k.data(), w.get("cross_attn.norm_k.weight").data(), text_len, D, eps, k.data());
+  full_attention(q.data(), rows, k.data(), v.data(), text_len, H, hd, a.data());
+  if (image_len > 0) {
+    std::vector<float> ki, vi, ai(static_cast<size_t>(rows * D));
+    linear("cross_attn.k_img", in.context, image_len, D, D, ki);
+    linear("cross_attn.v_img", in.context, image_len, D, D, vi);
+    rms_norm(ki.data(), w.get("cross_attn.norm_k_img.weight").data(), image_len, D, eps, ki.data());
+    full_attention(q.data(), rows, ki.data(), vi.data(), image_len, H, hd, ai.data());
+    for (size_t i = 0; i < a.size(); ++i) a[i] += ai[i];
+  }
   linear("cross_attn.o", a.data(), rows, D, D, o);
   add_gated(o, -1);
 

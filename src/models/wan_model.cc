@@ -153,6 +153,10 @@ std::vector<UnitInput> WanModel::calibration_inputs(const CalibrationSource& sou
     SideInputs s;
     s.e0 = captured_f32(f, p + "e0", 6, cfg_.dim);
     s.context = captured_f32(f, p + "context", 0, cfg_.dim);
+    if (cfg_.image_cross_attn() && static_cast<int64_t>(s.context.size()) / cfg_.dim <= cfg_.text_len)
+      fail("{}: sample {}: '{}context' has {} rows; a Wan2.1 {} context is the image tokens followed by text_len = "
+           "{} text tokens", file.string(), i, p, s.context.size() / static_cast<size_t>(cfg_.dim), cfg_.model_type,
+           cfg_.text_len);
     std::vector<int64_t> grid = captured_i64(f, p + "grid", 3);
     s.frames = grid[0], s.height = grid[1], s.width = grid[2];
     if (s.frames <= 0 || s.height <= 0 || s.width <= 0 || s.frames * s.height * s.width > rows)

@@ -96,13 +96,16 @@ TEST(WanConfig, BadConfigsAreNamed) {
 }
 
 // Blocks 0 and 1 of a tiny diffusers WanTransformer3DModel against diffusers'
-// own outputs (tools/make_wan_goldens.py), read through the diffusers name map.
-TEST(WanBlock, MatchesDiffusers) {
-  const auto dir = test::golden_dir("wan_tiny");
+// own outputs (tools/make_wan_goldens.py), read through the diffusers name map;
+// max relative error over the two blocks.
+double block_chain_error(const std::string& golden, const std::string& weights, WanBlockInputs* used = nullptr) {
+  const auto dir = test::golden_dir(golden);
   WanConfig cfg = load_wan_config(dir);
-  Checkpoint ckpt = Checkpoint::open(dir / "diffusion_pytorch_model.safetensors");
+  Checkpoint ckpt = Checkpoint::open(dir / weights);
   Checkpoint ref = Checkpoint::open(dir / "reference.safetensors");
-  std::vector<float> x = to_f32(ref.read("block0_in")), e0 = to_f32(ref.read("temb")), ctx = to_f32(ref.read("context"));
+  static std::vector<float> e0, ctx;
+  std::vector<float> x = to_f32(ref.read("block0_in"));
+  e0 = to_f32(ref.read("temb")), ctx = to_f32(ref.read("context"));
   const int64_t rows = static_cast<int64_t>(x.size()) / cfg.dim;
   Tensor grid = ref.read("grid");
   WanBlockInputs in;
@@ -111,17 +114,50 @@ TEST(WanBlock, MatchesDiffusers) {
   in.context_len = static_cast<int64_t>(ctx.size()) / cfg.dim;
   in.frames = grid.data<int64_t>()[0], in.height = grid.data<int64_t>()[1], in.width = grid.data<int64_t>()[2];
   in.valid_tokens = rows;
+  if (used) *used = in;
+  double worst = 0.0;
   for (int n = 0; n < 2; ++n) {
     wan_block_forward(cfg, load_wan_block(ckpt, cfg, n), x.data(), rows, in);
-    const std::vector<float> expected = to_f32(ref.read("block" + std::to_string(n) + "_out"));
-    EXPECT_LT(test::max_rel_err(x, expected), 1e-5) << "block " << n;
+    worst = std::max(worst, test::max_rel_err(x, to_f32(ref.read("block" + std::to_string(n) + "_out"))));
   }
+  return worst;
+}
+
+TEST(WanBlock, MatchesDiffusers) {
+  WanBlockInputs in;
+  EXPECT_LT(block_chain_error("wan_tiny", "diffusion_pytorch_model.safetensors", &in), 1e-5);
   // The rotary embedding matters: without it block 0 is far off.
+  const auto dir = test::golden_dir("wan_tiny");
+  WanConfig cfg = load_wan_config(dir);
+  Checkpoint ckpt = Checkpoint::open(dir / "diffusion_pytorch_model.safetensors");
+  Checkpoint ref = Checkpoint::open(dir / "reference.safetensors");
   std::vector<float> y = to_f32(ref.read("block0_in"));
   WanBlockInputs flat = in;
   flat.frames = 1, flat.height = 1, flat.width = 1;  // only token 0 "rotated" (by angle 0)
-  wan_block_forward(cfg, load_wan_block(ckpt, cfg, 0), y.data(), rows, flat);
+  wan_block_forward(cfg, load_wan_block(ckpt, cfg, 0), y.data(), in.valid_tokens, flat);
   EXPECT_GT(test::max_rel_err(y, to_f32(ref.read("block0_out"))), 1e-3);
+}
+
+// Image-to-video blocks: a 257-token image context before the 512 text tokens,
+// attended with k_img / v_img (norm_k_img) and added before the output projection.
+TEST(WanBlock, ImageToVideoMatchesDiffusers) {
+  EXPECT_LT(block_chain_error("wan_tiny_i2v", "blocks.safetensors"), 1e-5);
+  // A context without its image tokens is refused, naming what is expected.
+  const auto dir = test::golden_dir("wan_tiny_i2v");
+  WanConfig cfg = load_wan_config(dir);
+  EXPECT_EQ(cfg.model_type, "i2v");
+  Checkpoint ckpt = Checkpoint::open(dir / "blocks.safetensors");
+  std::vector<float> x(static_cast<size_t>(4 * cfg.dim), 0.1f), e0(static_cast<size_t>(6 * cfg.dim), 0.0f),
+      ctx(static_cast<size_t>(512 * cfg.dim), 0.1f);
+  WanBlockInputs in;
+  in.e0 = e0.data(), in.context = ctx.data(), in.context_len = 512;
+  in.frames = 1, in.height = 2, in.width = 2, in.valid_tokens = 4;
+  try {
+    wan_block_forward(cfg, load_wan_block(ckpt, cfg, 0), x.data(), 4, in);
+    ADD_FAILURE() << "a text-only context was accepted by an i2v block";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("text_len = 512"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <span>
 
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
@@ -59,10 +60,42 @@ fs::path original_model(const fs::path& to, DType dtype = DType::F32, int num_la
   return to;
 }
 
+// The image-to-video golden's blocks (tests/data/goldens/wan_tiny_i2v holds
+// only those) under the original names, with seeded random tensors outside
+// the blocks (CLIP image embedder included), config.json model_type i2v.
+fs::path original_i2v_model(const fs::path& to) {
+  fs::create_directories(to);
+  const fs::path golden = repo() / "tests/data/goldens/wan_tiny_i2v";
+  WanConfig diff = load_wan_config(golden);
+  Checkpoint ckpt = Checkpoint::open(golden / "blocks.safetensors");
+  SafetensorsWriter w(to / "diffusion_pytorch_model.safetensors");
+  for (int n = 0; n < diff.num_layers; ++n) {
+    LayerDesc d = wan_block_desc(diff, n);
+    for (const auto& t : d.tensors) w.add(d.prefix + "." + t.name, ckpt.read(wan_checkpoint_name(diff, d.prefix + "." + t.name)));
+  }
+  diff.text_dim = 32;
+  uint32_t seed = 5;
+  for (const auto& t : wan_outer_tensors(diff)) {
+    Tensor r(DType::F32, t.shape);
+    for (int64_t i = 0; i < r.numel(); ++i) {
+      seed = seed * 1664525u + 1013904223u;
+      r.data<float>()[i] = static_cast<float>(seed >> 8) / 16777216.0f * 0.2f - 0.1f;
+    }
+    w.add(t.name, r);
+  }
+  w.finish();
+  std::ofstream(to / "config.json") << nlohmann::json{{"_class_name", "WanModel"}, {"model_type", "i2v"},
+                                                       {"dim", 48}, {"ffn_dim", 96}, {"num_heads", 2},
+                                                       {"num_layers", 2}, {"in_dim", 4}, {"out_dim", 4},
+                                                       {"freq_dim", 32}, {"text_len", 512}, {"eps", 1e-6}}
+                                            .dump(2);
+  return to;
+}
+
 // Block 0's captured inputs: the golden's (sample 0) and a second sample with
 // the rows scaled, in the layout tools/capture_wan_inputs.py writes.
-fs::path captured_inputs(const fs::path& file) {
-  Checkpoint ref = Checkpoint::open(wan_golden() / "reference.safetensors");
+fs::path captured_inputs(const fs::path& file, const fs::path& golden = wan_golden()) {
+  Checkpoint ref = Checkpoint::open(golden / "reference.safetensors");
   SafetensorsWriter w(file);
   for (int i = 0; i < 2; ++i) {
     const std::string p = std::to_string(i) + ".";
@@ -233,6 +266,39 @@ TEST(WanRunner, StaticW8A8CalibratesFromCapturedInputs) {
     EXPECT_GT(l["cosine"].get<double>(), 0.99) << l["name"];
     EXPECT_LT(l["relative_l2"].get<double>(), 0.1) << l["name"];
   }
+}
+
+// Image-to-video: k_img / v_img are Linears of the practice like the others
+// (the reference's include "*" matches them), the CLIP image embedder outside
+// the blocks stays FLOAT, and static W8A8 calibrates through the image
+// cross-attention on captured inputs (image tokens before the text).
+TEST(WanRunner, ImageToVideoModel) {
+  TempDir tmp;
+  const fs::path model = original_i2v_model(tmp / "model");
+  run_quantization(make_job(model, tmp / "dyn", wan_practice().string()));
+  auto desc = read_json(tmp / "dyn/quant_model_description_w8a8_dynamic.json");
+  EXPECT_EQ(desc["blocks.1.cross_attn.k_img.weight"], "W8A8_DYNAMIC");
+  EXPECT_EQ(desc["blocks.1.cross_attn.v_img.weight_scale"], "W8A8_DYNAMIC");
+  EXPECT_EQ(desc["blocks.1.cross_attn.norm_k_img.weight"], "FLOAT");
+  EXPECT_EQ(desc["img_emb.proj.1.weight"], "FLOAT");
+
+  QuantJob job = make_job(model, tmp / "static", (repo() / "configs/wan/w8a8.yaml").string());
+  job.calib_data = captured_inputs(tmp / "captured.safetensors", repo() / "tests/data/goldens/wan_tiny_i2v").string();
+  run_quantization(job);
+  Checkpoint q = Checkpoint::open(tmp / "static/quant_model_weight_w8a8.safetensors");
+  // k_img sees the image tokens only (the first 257 context rows), k the text tokens only.
+  const std::vector<float> ctx =
+      to_f32(Checkpoint::open(repo() / "tests/data/goldens/wan_tiny_i2v/reference.safetensors").read("context"));
+  auto scale_of = [](std::span<const float> v) {
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return (std::max(*hi, 0.0f) - std::min(*lo, 0.0f)) / 255.0f;
+  };
+  const float image_scale = scale_of(std::span<const float>(ctx).first(257 * 48));
+  const float text_scale = scale_of(std::span<const float>(ctx).subspan(257 * 48));
+  EXPECT_NEAR(to_f32(q.read("blocks.1.cross_attn.k_img.input_scale"))[0], image_scale, 1e-3 * image_scale);
+  EXPECT_NEAR(to_f32(q.read("blocks.1.cross_attn.k.input_scale"))[0], text_scale, 1e-3 * text_scale);
+  for (const auto& l : read_json(tmp / "static/quant_report.json")["layers"])
+    EXPECT_GT(l["cosine"].get<double>(), 0.99) << l["name"];
 }
 
 TEST(WanRunner, BadInputsLeaveNoOutput) {

@@ -203,8 +203,7 @@ RopeTable vision_rope_table(const Qwen3VlVisionConfig& c, std::span<const ImageG
   const int64_t quarter = c.head_dim() / 4, half = 2 * quarter;
   std::vector<float> inv(static_cast<size_t>(quarter));
   for (int64_t k = 0; k < quarter; ++k)
-    inv[static_cast<size_t>(k)] = static_cast<float>(
-        1.0 / std::pow(10000.0, static_cast<double>(static_cast<float>(2 * k) / static_cast<float>(half))));
+    inv[static_cast<size_t>(k)] = 1.0f / std::pow(10000.0f, static_cast<float>(2 * k) / static_cast<float>(half));
   RopeTable t;
   t.rows = tokens, t.half = half;
   t.cos.resize(static_cast<size_t>(tokens * half));

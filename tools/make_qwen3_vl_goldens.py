@@ -20,6 +20,13 @@ repeated per frame). The outputs of `model.model.visual(pixel_values, grid_thw)`
 and, to localise a mismatch, `block0_out` F32 [64, 32] (the hidden states after block 0) and `patch_pos` F32
 [64, 32] (patch embedding + interpolated position embedding, before block 0).
 
+The image preprocessing goldens, in `preprocess.safetensors`: for each of `images/noise_rgba.png` (60x90 RGBA noise;
+convert_to_rgb drops the alpha), `images/smooth.jpg` (100x70 smooth colours, JPEG quality 85, 4:2:0) and, when the
+shared folder is there, `../shared/data/images/chelsea.png` (451x300), the slow `Qwen2VLImageProcessor` output with
+patch 16, merge 2, temporal 2, mean = std = 0.5, min/max pixels 32^2 / 8192: `<name>.pixel_values` F32 and
+`<name>.grid_thw` I64 [3], plus `<name>.resized` U8 [h, w, 3] (convert_to_rgb + PIL BICUBIC resize) to localise a
+mismatch.
+
     python3 -m venv /tmp/venv-vl && /tmp/venv-vl/bin/pip install torch transformers==4.57.* safetensors pillow
     /tmp/venv-vl/bin/python tools/make_qwen3_vl_goldens.py
 """
@@ -30,6 +37,7 @@ import os
 import numpy as np
 import torch
 import transformers
+import transformers.image_transforms
 from PIL import Image
 from safetensors.torch import save_file
 from transformers import Qwen2VLImageProcessor, Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration
@@ -76,13 +84,41 @@ def redraw(model, gen):
 
 def inputs(gen_np):
     proc = Qwen2VLImageProcessor(patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=[0.5] * 3,
-                                 image_std=[0.5] * 3, size={"shortest_edge": 64 * 64, "longest_edge": 128 * 128})
+                                 image_std=[0.5] * 3)
     images = [Image.fromarray(gen_np.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((70, 100), (100, 70))]
-    out = proc(images=images, return_tensors="pt")
+    # `size` is honoured at call time only (4.57's constructor keeps its defaults when given it).
+    out = proc(images=images, size={"shortest_edge": 64 * 64, "longest_edge": 128 * 128}, return_tensors="pt")
     pv, grid = out["pixel_values"].float(), out["image_grid_thw"]
     assert grid.tolist() == [[1, 4, 6], [1, 6, 4]], grid.tolist()
     video = torch.from_numpy(gen_np.standard_normal((2 * 2 * 4, pv.shape[1])).astype(np.float32))
     return torch.cat([pv, video]), torch.cat([grid, torch.tensor([[2, 2, 4]])])
+
+
+def preprocess_goldens(gen_np):
+    """Processor outputs for small decoded images (PNG with alpha, JPEG, and a real photo when available)."""
+    img_dir = os.path.join(OUT, "images")
+    os.makedirs(img_dir, exist_ok=True)
+    rgba = gen_np.integers(0, 256, (60, 90, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(os.path.join(img_dir, "noise_rgba.png"))
+    smooth = Image.fromarray(gen_np.integers(0, 256, (7, 10, 3), dtype=np.uint8)).resize((100, 70), Image.BILINEAR)
+    smooth.save(os.path.join(img_dir, "smooth.jpg"), quality=85)
+    files = {"noise_rgba": os.path.join(img_dir, "noise_rgba.png"), "smooth": os.path.join(img_dir, "smooth.jpg")}
+    chelsea = os.path.join(os.path.dirname(OUT), "..", "..", "..", "..", "shared", "data", "images", "chelsea.png")
+    if os.path.exists(chelsea):
+        files["chelsea"] = chelsea
+    proc = Qwen2VLImageProcessor(patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=[0.5] * 3,
+                                 image_std=[0.5] * 3)
+    out = {}
+    for name, path in files.items():
+        image = Image.open(path)
+        r = proc(images=[image], size={"shortest_edge": 32 * 32, "longest_edge": 8192}, return_tensors="pt")
+        out[f"{name}.pixel_values"] = r["pixel_values"].float().contiguous()
+        out[f"{name}.grid_thw"] = r["image_grid_thw"][0].to(torch.int64).contiguous()
+        t, h, w = r["image_grid_thw"][0].tolist()
+        rgb = transformers.image_transforms.convert_to_rgb(image)
+        out[f"{name}.resized"] = torch.from_numpy(np.array(rgb.resize((w * 16, h * 16), Image.BICUBIC))).contiguous()
+    save_file(out, os.path.join(OUT, "preprocess.safetensors"))
+    return {k: list(v.shape) for k, v in out.items()}
 
 
 def main():
@@ -121,7 +157,8 @@ def main():
     for i, d in enumerate(deepstack):
         ref[f"deepstack_{i}"] = d.contiguous()
     save_file(ref, os.path.join(OUT, "reference.safetensors"))
-    summary = {"torch": torch.__version__, "transformers": transformers.__version__,
+    pre = preprocess_goldens(np.random.default_rng(23))
+    summary = {"torch": torch.__version__, "transformers": transformers.__version__, "preprocess": pre,
                "shapes": {k: list(v.shape) for k, v in ref.items()},
                "max_abs": {k: float(v.abs().max()) for k, v in ref.items() if v.is_floating_point()}}
     with open(os.path.join(OUT, "generation_summary.json"), "w") as f:

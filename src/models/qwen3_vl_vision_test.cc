@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 
+#include "data/image.h"
+#include "data/qwen_vl_processor.h"
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
 #include "models/models_test_util.h"
@@ -217,6 +219,91 @@ TEST(Qwen3VlVision, BadConfigsAreNamed) {
   EXPECT_NE(error([](auto& j) { j["text_config"]["hidden_size"] = 96; })
                 .find("vision_config.out_hidden_size 64 differs from text_config.hidden_size 96"),
             std::string::npos);
+}
+
+// ---- image preprocessing against Qwen2VLImageProcessor (slow, PIL) ----
+
+struct PreprocessCase {
+  std::string name;
+  std::filesystem::path file;
+};
+
+std::vector<PreprocessCase> preprocess_cases() {
+  std::vector<PreprocessCase> cases = {{"noise_rgba", kDir / "images/noise_rgba.png"},
+                                       {"smooth", kDir / "images/smooth.jpg"}};
+  const auto chelsea = std::filesystem::path(LWQ_SHARED_DIR) / "data/images/chelsea.png";
+  if (std::filesystem::exists(chelsea)) cases.push_back({"chelsea", chelsea});
+  return cases;
+}
+
+TEST(Qwen3VlPreprocess, SmartResizeAsHf) {
+  auto hw = [](int64_t h, int64_t w, int64_t mn, int64_t mx) {
+    HeightWidth r = smart_resize(h, w, 32, mn, mx);
+    return std::vector<int64_t>{r.height, r.width};
+  };
+  EXPECT_EQ(hw(70, 100, 64 * 64, 128 * 128), (std::vector<int64_t>{64, 96}));   // multimodal.md A.3.2
+  EXPECT_EQ(hw(300, 451, 1024, 8192), (std::vector<int64_t>{64, 96}));          // shrunk into max_pixels
+  EXPECT_EQ(hw(300, 451, 65536, 16777216), (std::vector<int64_t>{288, 448}));   // Qwen3-VL's defaults
+  EXPECT_EQ(hw(20, 30, 65536, 16777216), (std::vector<int64_t>{224, 320}));     // grown to min_pixels
+  EXPECT_EQ(hw(48, 80, 1, 1 << 30), (std::vector<int64_t>{64, 64}));            // 1.5 → 2, 2.5 → 2 (half to even)
+  EXPECT_NE(error_of([] { smart_resize(1, 201, 32, 1, 1 << 30); }).find("aspect ratio must be smaller than 200"),
+            std::string::npos);
+}
+
+TEST(Qwen3VlPreprocess, MatchesTheHfProcessor) {
+  const Checkpoint ref = Checkpoint::open(kDir / "preprocess.safetensors");
+  QwenVlImageSettings s;
+  s.min_pixels = 32 * 32, s.max_pixels = 8192;
+  for (const auto& c : preprocess_cases()) {
+    SCOPED_TRACE(c.name);
+    const RgbImage img = read_image(c.file);
+    const Tensor resized = ref.read(c.name + ".resized");
+    const RgbImage mine = resize_bicubic(img, resized.shape[1], resized.shape[0]);
+    const uint8_t* theirs = resized.data<uint8_t>();
+    int64_t differing = 0;
+    for (size_t i = 0; i < mine.pixels.size(); ++i) differing += mine.pixels[i] != theirs[i];
+    EXPECT_EQ(differing, 0) << "of " << mine.pixels.size() << " resized values";
+
+    const QwenVlPixels px = qwen_vl_pixels(img, s);
+    const Tensor grid = ref.read(c.name + ".grid_thw");
+    EXPECT_EQ(px.grid_t, grid.data<int64_t>()[0]);
+    EXPECT_EQ(px.grid_h, grid.data<int64_t>()[1]);
+    EXPECT_EQ(px.grid_w, grid.data<int64_t>()[2]);
+    const std::vector<float> expected = to_f32(ref.read(c.name + ".pixel_values"));
+    ASSERT_EQ(px.values.size(), expected.size());
+    double worst = 0;
+    for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, double(std::abs(px.values[i] - expected[i])));
+    EXPECT_LE(worst, 0.0) << "max |Δ| of pixel_values";
+  }
+}
+
+// The processor's pixels feed the tower: a decoded image runs end to end.
+TEST(Qwen3VlPreprocess, DecodedImageRunsThroughTheTower) {
+  Golden g;
+  QwenVlImageSettings s;
+  s.min_pixels = 32 * 32, s.max_pixels = 8192;
+  const QwenVlPixels px = qwen_vl_pixels(read_image(kDir / "images/smooth.jpg"), s);
+  const ImageGrid grid{px.grid_t, px.grid_h, px.grid_w};
+  const auto out = qwen3_vl_vision_forward(g.cfg, load_qwen3_vl_vision(g.ckpt, g.cfg), px.values.data(), px.rows,
+                                           px.cols, std::span(&grid, 1));
+  EXPECT_EQ(out.tokens, px.rows / 4);
+}
+
+TEST(Qwen3VlPreprocess, BadImagesAreNamed) {
+  test::ScratchDir dir;
+  EXPECT_NE(error_of([&] { read_image(dir.path / "absent.png"); }).find("absent.png: cannot be opened"),
+            std::string::npos);
+  const auto text = dir.path / "notes.jpg";
+  write_text_file_atomic(text, "not an image at all");
+  EXPECT_NE(error_of([&] { read_image(text); }).find("notes.jpg: neither a JPEG nor a PNG"), std::string::npos);
+  for (const char* name : {"images/smooth.jpg", "images/noise_rgba.png"}) {
+    const std::string bytes = read_text_file(kDir / name);
+    const auto cut = dir.path / (std::string("cut_") + std::filesystem::path(name).filename().string());
+    write_text_file_atomic(cut, bytes.substr(0, bytes.size() / 3));
+    const std::string e = error_of([&] { read_image(cut); });
+    EXPECT_NE(e.find(cut.filename().string()), std::string::npos) << e;
+    EXPECT_NE(e.find("does not decode"), std::string::npos) << e;
+  }
 }
 
 }  // namespace

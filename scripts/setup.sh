@@ -6,6 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libopenblas-dev libdnnl-dev libhwy-dev libpcre2-dev libicu-dev
+  libjpeg62-turbo-dev libpng-dev  # calibration images of vision-language models
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev libomp-dev  # fuzz smoke test (fuzz/run.sh --smoke, docs/reliability.md)
 )

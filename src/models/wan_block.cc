@@ -6,34 +6,12 @@
 
 #include "io/checkpoint.h"
 #include "ops/activation.h"
-#include "ops/attention_kernels.h"
+#include "ops/attention.h"
 #include "ops/norm.h"
 #include "util/error.h"
 
 namespace lwq {
 namespace {
-
-// LayerNorm over `dim` (eps), optionally affine, as WanLayerNorm / FP32LayerNorm.
-void layer_norm(const float* x, int64_t rows, int64_t dim, float eps, const float* weight, const float* bias, float* y) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    double mean = 0.0, var = 0.0;
-    for (int64_t i = 0; i < dim; ++i) mean += xr[i];
-    mean /= static_cast<double>(dim);
-    for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-    const double inv = 1.0 / std::sqrt(var / static_cast<double>(dim) + eps);
-    for (int64_t i = 0; i < dim; ++i) {
-      float v = static_cast<float>((xr[i] - mean) * inv);
-      if (weight) v = v * weight[i] + bias[i];
-      y[r * dim + i] = v;
-    }
-  }
-}
-
-float gelu_tanh(float x) {
-  constexpr float k = 0.7978845608028654f;  // sqrt(2/pi)
-  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
-}
 
 // Adjacent-pair rotation (x[2j], x[2j+1]) by angle pos_axis(t)·θ^(−2k/d_axis),
 // channels split (frame, height, width) as [c − 2⌊c/3⌋, ⌊c/3⌋, ⌊c/3⌋] of the
@@ -67,18 +45,9 @@ void rope_3d(float* x, int64_t rows, int64_t heads, int64_t hd, const WanBlockIn
 // Non-causal attention: every query row attends to keys [0, keys).
 void full_attention(const float* q, int64_t rows, const float* k, const float* v, int64_t keys, int64_t heads,
                     int64_t hd, float* out) {
-  const int64_t stride = heads * hd;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  std::vector<float> kt(static_cast<size_t>(hd * keys)), s(static_cast<size_t>(keys));
-  for (int64_t h = 0; h < heads; ++h) {
-    for (int64_t j = 0; j < keys; ++j)
-      for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>(e * keys + j)] = k[j * stride + h * hd + e];
-    for (int64_t i = 0; i < rows; ++i) {
-      kernels::attention_scores(q + i * stride + h * hd, kt.data(), keys, hd, keys, scale, s.data());
-      const float sum = kernels::softmax_unnormalized(s.data(), keys);
-      kernels::attention_weighted_sum(s.data(), keys, v + h * hd, stride, hd, 1.0f / sum, out + i * stride + h * hd);
-    }
-  }
+  lwq::full_attention(q, k, v, FullAttentionDims{.rows = rows, .keys = keys, .heads = heads, .head_dim = hd}, scale,
+                      out);
 }
 
 struct Linears {

@@ -53,4 +53,32 @@ void causal_attention(const float* q, const float* k, const float* v, const Atte
   }
 }
 
+void full_attention(const float* q, const float* k, const float* v, const FullAttentionDims& d, float scale, float* out) {
+  if (d.heads <= 0 || d.head_dim <= 0 || d.rows < 0 || d.keys <= 0)
+    fail("attention: {} queries over {} keys with {} heads of {} (need keys, heads and head_dim > 0)", d.rows, d.keys,
+         d.heads, d.head_dim);
+  const int64_t hd = d.head_dim, width = d.heads * hd;
+  const int64_t qs = d.q_stride > 0 ? d.q_stride : width, kvs = d.kv_stride > 0 ? d.kv_stride : width;
+  // Keys transposed per head ([head][dim][key], padded row stride), as in causal_attention.
+  const int64_t kts = (d.keys + 15) / 16 * 16 + 16;
+  std::vector<float> kt(static_cast<size_t>(width * kts));
+#pragma omp parallel for collapse(2) if (d.keys * width > (1 << 15))
+  for (int64_t h = 0; h < d.heads; ++h)
+    for (int64_t j = 0; j < d.keys; ++j)
+      for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>((h * hd + e) * kts + j)] = k[j * kvs + h * hd + e];
+  const int64_t work = d.heads * d.rows;
+#pragma omp parallel if (work * d.keys * hd > (1 << 16))
+  {
+    std::vector<float> scores(static_cast<size_t>(d.keys));
+#pragma omp for schedule(static)
+    for (int64_t w = 0; w < work; ++w) {
+      const int64_t h = w / d.rows, i = w % d.rows;
+      float* s = scores.data();
+      kernels::attention_scores(q + i * qs + h * hd, kt.data() + h * hd * kts, kts, hd, d.keys, scale, s);
+      const float sum = kernels::softmax_unnormalized(s, d.keys);
+      kernels::attention_weighted_sum(s, d.keys, v + h * hd, kvs, hd, 1.0f / sum, out + i * width + h * hd);
+    }
+  }
+}
+
 }  // namespace lwq

@@ -22,4 +22,14 @@ struct AttentionDims {
 // Query i (token past + i) attends to keys 0..past + i.
 void causal_attention(const float* q, const float* k, const float* v, const AttentionDims& d, float scale, float* out);
 
+// Bidirectional (non-causal) multi-head attention: every one of `rows`
+// queries attends to all `keys` keys. q and out [rows, heads·head_dim] with
+// row stride q_stride; k and v [keys, heads·head_dim] with row stride
+// kv_stride (so q, k and v may be column blocks of one fused qkv row).
+struct FullAttentionDims {
+  int64_t rows = 0, keys = 0, heads = 0, head_dim = 0;
+  int64_t q_stride = 0, kv_stride = 0;  // 0: heads·head_dim
+};
+void full_attention(const float* q, const float* k, const float* v, const FullAttentionDims& d, float scale, float* out);
+
 }  // namespace lwq

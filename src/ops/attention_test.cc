@@ -100,5 +100,32 @@ TEST(Attention, RejectsIndivisibleHeads) {
   EXPECT_THROW(causal_attention(x, x, x, d, 1.0f, x), Error);
 }
 
+// Non-causal attention reads q/k/v as column blocks of one fused row (the
+// vision tower's qkv) and equals the dense softmax over every key.
+TEST(FullAttention, MatchesDenseSoftmaxOnFusedRows) {
+  const int64_t rows = 37, heads = 3, hd = 8, width = heads * hd;
+  auto qkv = test::random_vec(rows * 3 * width, 21, 2.0f);
+  std::vector<float> out(static_cast<size_t>(rows * width), NAN);
+  const float scale = 1.0f / std::sqrt(float(hd));
+  FullAttentionDims d{.rows = rows, .keys = rows, .heads = heads, .head_dim = hd, .q_stride = 3 * width,
+                      .kv_stride = 3 * width};
+  full_attention(qkv.data(), qkv.data() + width, qkv.data() + 2 * width, d, scale, out.data());
+  std::vector<double> ref(out.size());
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < rows; ++i) {
+      std::vector<double> s(static_cast<size_t>(rows));
+      double mx = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < rows; ++j) {
+        double dot = 0;
+        for (int64_t e = 0; e < hd; ++e) dot += double(qkv[i * 3 * width + h * hd + e]) * qkv[j * 3 * width + width + h * hd + e];
+        mx = std::max(mx, s[j] = dot * scale);
+      }
+      for (auto& x : s) sum += (x = std::exp(x - mx));
+      for (int64_t j = 0; j < rows; ++j)
+        for (int64_t e = 0; e < hd; ++e) ref[i * width + h * hd + e] += s[j] / sum * qkv[j * 3 * width + 2 * width + h * hd + e];
+    }
+  EXPECT_LT(test::max_rel_err(out, ref), 1e-5);
+}
+
 }  // namespace
 }  // namespace lwq

@@ -51,5 +51,33 @@ TEST(AddInplace, Adds) {
   EXPECT_EQ(y, (std::vector<float>{11, 22, 33}));
 }
 
+TEST(LayerNorm, MatchesFormulaWithAndWithoutAffine) {
+  const int64_t rows = 4, dim = 12;
+  auto x = test::random_vec(rows * dim, 15, 3.0f), w = test::random_vec(dim, 16), b = test::random_vec(dim, 17);
+  std::vector<float> y(rows * dim), plain(rows * dim);
+  layer_norm(x.data(), rows, dim, 1e-6f, w.data(), b.data(), y.data());
+  layer_norm(x.data(), rows, dim, 1e-6f, nullptr, nullptr, plain.data());
+  std::vector<double> ref(rows * dim), ref_plain(rows * dim);
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < dim; ++i) m += x[r * dim + i] / double(dim);
+    for (int64_t i = 0; i < dim; ++i) v += (x[r * dim + i] - m) * (x[r * dim + i] - m) / dim;
+    for (int64_t i = 0; i < dim; ++i) {
+      ref_plain[r * dim + i] = (x[r * dim + i] - m) / std::sqrt(v + 1e-6);
+      ref[r * dim + i] = ref_plain[r * dim + i] * w[i] + b[i];
+    }
+  }
+  EXPECT_LT(test::max_rel_err(y, ref), 1e-6);
+  EXPECT_LT(test::max_rel_err(plain, ref_plain), 1e-6);
+}
+
+TEST(Gelu, TanhAndErfForms) {
+  for (double x : {-3.0, -0.5, 0.0, 0.7, 2.5}) {
+    EXPECT_NEAR(gelu_erf(float(x)), 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))), 1e-6);
+    EXPECT_NEAR(gelu_tanh(float(x)), 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))), 1e-6);
+  }
+  EXPECT_GT(std::abs(gelu_tanh(-1.5f) - gelu_erf(-1.5f)), 1e-5);  // the two forms differ
+}
+
 }  // namespace
 }  // namespace lwq

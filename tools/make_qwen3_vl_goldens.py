@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Reference outputs of the Qwen3-VL-MoE vision tower from HF transformers (tests/data/goldens/qwen3_vl_moe_tiny).
+
+Optional tool: never run by the build or the tests. A tiny random `Qwen3VLMoeForConditionalGeneration` (the config of
+shared/spec/multimodal.md C.1: text hidden 64, 3 MoE layers of 4 experts; vision depth 3, hidden 32, 2 heads of 16,
+patch 16, temporal patch 2, merge 2x2, a 4x4 position table, deepstack after blocks 0 and 1, gelu_pytorch_tanh) is
+saved with `save_pretrained` as bf16 (`config.json`, `model.safetensors`). Its weights are re-drawn from N(0, s^2)
+with scales that make every path matter (the default 0.02 init leaves attention uniform and the rotary invisible):
+Linear and Conv weights 1/sqrt(fan_in) (q/k rows of qkv 2.5/sqrt(fan_in)), biases 0.1, position table 0.5, norm
+weights 1 + 0.2 N(0,1), norm biases 0.1.
+
+The inputs, in `reference.safetensors`:
+    pixel_values F32 [64, 1536], grid_thw I64 [3, 3]
+made by `Qwen2VLImageProcessor` (slow, PIL resize; patch 16, temporal 2, merge 2, mean = std = 0.5,
+min/max pixels 64^2 / 128^2) from two seeded random RGB images, 70x100 -> grid (1, 4, 6) and 100x70 -> (1, 6, 4),
+plus seeded N(0, 1) patches for a two-frame "video" entry with grid (2, 2, 4) (attention per temporal slice, rotary
+repeated per frame). The outputs of `model.model.visual(pixel_values, grid_thw)` with the saved model loaded back as float32
+(eager attention, one thread):
+    image_embeds F32 [16, 64], deepstack_0 F32 [16, 64], deepstack_1 F32 [16, 64]
+and, to localise a mismatch, `block0_out` F32 [64, 32] (the hidden states after block 0) and `patch_pos` F32
+[64, 32] (patch embedding + interpolated position embedding, before block 0).
+
+The image preprocessing goldens, in `preprocess.safetensors`: for each of `images/noise_rgba.png` (60x90 RGBA noise;
+convert_to_rgb drops the alpha), `images/smooth.jpg` (100x70 smooth colours, JPEG quality 85, 4:2:0) and, when the
+shared folder is there, `../shared/data/images/chelsea.png` (451x300), the slow `Qwen2VLImageProcessor` output with
+patch 16, merge 2, temporal 2, mean = std = 0.5, min/max pixels 32^2 / 8192: `<name>.pixel_values` F32 and
+`<name>.grid_thw` I64 [3], plus `<name>.resized` U8 [h, w, 3] (convert_to_rgb + PIL BICUBIC resize) to localise a
+mismatch.
+
+    python3 -m venv /tmp/venv-vl && /tmp/venv-vl/bin/pip install torch transformers==4.57.* safetensors pillow
+    /tmp/venv-vl/bin/python tools/make_qwen3_vl_goldens.py
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+import transformers
+import transformers.image_transforms
+from PIL import Image
+from safetensors.torch import save_file
+from transformers import Qwen2VLImageProcessor, Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "goldens", "qwen3_vl_moe_tiny")
+
+
+def tiny_config():
+    return Qwen3VLMoeConfig(
+        text_config=dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6,
+                         rope_theta=5e6, max_position_embeddings=1024,
+                         rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2], "mrope_interleaved": True},
+                         num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1,
+                         mlp_only_layers=[], norm_topk_prob=True, tie_word_embeddings=False, hidden_act="silu"),
+        vision_config=dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, in_channels=3, patch_size=16,
+                           spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64,
+                           num_position_embeddings=16, deepstack_visual_indexes=[0, 1],
+                           hidden_act="gelu_pytorch_tanh"),
+        image_token_id=250, video_token_id=251, vision_start_token_id=248, vision_end_token_id=249,
+        tie_word_embeddings=False)
+
+
+def redraw(model, gen):
+    """Seeded weights with scales that exercise attention, rotary and position interpolation."""
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            noise = torch.randn(p.shape, generator=gen)
+            if "norm" in name and name.endswith("weight") and p.ndim == 1:
+                p.copy_(1.0 + 0.2 * noise)
+            elif name.endswith("bias"):
+                p.copy_(0.1 * noise)
+            elif name.endswith("pos_embed.weight") or "embed_tokens" in name:
+                p.copy_(0.5 * noise)
+            elif p.ndim >= 2:
+                fan_in = p[0].numel() if not name.endswith(("gate_up_proj", "down_proj")) or p.ndim == 2 else p.shape[1]
+                w = noise / fan_in ** 0.5
+                if name.endswith("attn.qkv.weight"):
+                    w[: 2 * p.shape[1]] *= 2.5  # q and k rows: peaky attention
+                p.copy_(w)
+            else:
+                p.copy_(0.1 * noise)
+
+
+def inputs(gen_np):
+    proc = Qwen2VLImageProcessor(patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=[0.5] * 3,
+                                 image_std=[0.5] * 3)
+    images = [Image.fromarray(gen_np.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((70, 100), (100, 70))]
+    # `size` is honoured at call time only (4.57's constructor keeps its defaults when given it).
+    out = proc(images=images, size={"shortest_edge": 64 * 64, "longest_edge": 128 * 128}, return_tensors="pt")
+    pv, grid = out["pixel_values"].float(), out["image_grid_thw"]
+    assert grid.tolist() == [[1, 4, 6], [1, 6, 4]], grid.tolist()
+    video = torch.from_numpy(gen_np.standard_normal((2 * 2 * 4, pv.shape[1])).astype(np.float32))
+    return torch.cat([pv, video]), torch.cat([grid, torch.tensor([[2, 2, 4]])])
+
+
+def preprocess_goldens(gen_np):
+    """Processor outputs for small decoded images (PNG with alpha, JPEG, and a real photo when available)."""
+    img_dir = os.path.join(OUT, "images")
+    os.makedirs(img_dir, exist_ok=True)
+    rgba = gen_np.integers(0, 256, (60, 90, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(os.path.join(img_dir, "noise_rgba.png"))
+    smooth = Image.fromarray(gen_np.integers(0, 256, (7, 10, 3), dtype=np.uint8)).resize((100, 70), Image.BILINEAR)
+    smooth.save(os.path.join(img_dir, "smooth.jpg"), quality=85)
+    files = {"noise_rgba": os.path.join(img_dir, "noise_rgba.png"), "smooth": os.path.join(img_dir, "smooth.jpg")}
+    chelsea = os.path.join(os.path.dirname(OUT), "..", "..", "..", "..", "shared", "data", "images", "chelsea.png")
+    if os.path.exists(chelsea):
+        files["chelsea"] = chelsea
+    proc = Qwen2VLImageProcessor(patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=[0.5] * 3,
+                                 image_std=[0.5] * 3)
+    out = {}
+    for name, path in files.items():
+        image = Image.open(path)
+        r = proc(images=[image], size={"shortest_edge": 32 * 32, "longest_edge": 8192}, return_tensors="pt")
+        out[f"{name}.pixel_values"] = r["pixel_values"].float().contiguous()
+        out[f"{name}.grid_thw"] = r["image_grid_thw"][0].to(torch.int64).contiguous()
+        t, h, w = r["image_grid_thw"][0].tolist()
+        rgb = transformers.image_transforms.convert_to_rgb(image)
+        out[f"{name}.resized"] = torch.from_numpy(np.array(rgb.resize((w * 16, h * 16), Image.BICUBIC))).contiguous()
+    save_file(out, os.path.join(OUT, "preprocess.safetensors"))
+    return {k: list(v.shape) for k, v in out.items()}
+
+
+def main():
+    torch.manual_seed(3)
+    torch.set_num_threads(1)
+    cfg = tiny_config()
+    cfg._attn_implementation = "eager"
+    cfg.vision_config._attn_implementation = "eager"
+    model = Qwen3VLMoeForConditionalGeneration(cfg).eval()
+    model.model.visual.config._attn_implementation = "eager"
+    redraw(model, torch.Generator().manual_seed(17))
+    model.to(torch.bfloat16)
+    os.makedirs(OUT, exist_ok=True)
+    model.save_pretrained(OUT, safe_serialization=True)
+    for extra in ("generation_config.json",):
+        path = os.path.join(OUT, extra)
+        if os.path.exists(path):
+            os.remove(path)
+    # The reference runs on the saved files, loaded as float32 (lwquant computes bf16 weights in f32). Not the
+    # in-memory model: .to(bfloat16) also rounds the non-persistent rotary inv_freq buffers, which a loaded model
+    # keeps in float32.
+    model = Qwen3VLMoeForConditionalGeneration.from_pretrained(OUT, dtype=torch.float32).eval()
+    model.model.visual.config._attn_implementation = "eager"
+
+    pixel_values, grid_thw = inputs(np.random.default_rng(5))
+    visual = model.model.visual
+    captured = {}
+    visual.blocks[0].register_forward_pre_hook(lambda m, args, kw: captured.__setitem__("patch_pos", args[0].clone()),
+                                               with_kwargs=True)
+    visual.blocks[0].register_forward_hook(lambda m, args, out: captured.__setitem__("block0_out", out.clone()))
+    with torch.no_grad():
+        embeds, deepstack = visual(pixel_values, grid_thw=grid_thw)
+    ref = {"pixel_values": pixel_values.contiguous(), "grid_thw": grid_thw.to(torch.int64).contiguous(),
+           "image_embeds": embeds.contiguous(), "patch_pos": captured["patch_pos"].contiguous(),
+           "block0_out": captured["block0_out"].contiguous()}
+    for i, d in enumerate(deepstack):
+        ref[f"deepstack_{i}"] = d.contiguous()
+    save_file(ref, os.path.join(OUT, "reference.safetensors"))
+    pre = preprocess_goldens(np.random.default_rng(23))
+    summary = {"torch": torch.__version__, "transformers": transformers.__version__, "preprocess": pre,
+               "shapes": {k: list(v.shape) for k, v in ref.items()},
+               "max_abs": {k: float(v.abs().max()) for k, v in ref.items() if v.is_floating_point()}}
+    with open(os.path.join(OUT, "generation_summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 
 #include "cli/commands.h"
@@ -62,6 +63,29 @@ void report_multimodal_sd_keys(const ServiceConfig& c) {
                keys.empty() ? "" : fmt::format(" and {} keys ({})", sd.inference_key, keys), keys.empty() ? "is" : "are");
 }
 
+// "8GiB", "512MiB", "2G", "1048576": bytes, binary units.
+uint64_t parse_memory_size(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && unit.back() == 'B') unit.pop_back();
+  if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
+  const std::string units = "KMGT";
+  double scale = 1;
+  if (unit.size() == 1 && units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0])))) != std::string::npos)
+    scale = std::pow(1024.0, 1 + static_cast<double>(units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0]))))));
+  else if (!unit.empty())
+    used = 0;
+  if (used == 0 || !(value > 0) || value * scale > 1e18)
+    fail("--calib_memory_limit takes a positive size such as 8GiB, 512MiB or 1073741824 (bytes), got '{}'", text);
+  return static_cast<uint64_t>(value * scale);
+}
+
 bool parse_bool_literal(const std::string& value) {
   if (value == "True") return true;
   if (value == "False") return false;
@@ -75,6 +99,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     std::string model_path, save_path, config_path, quant_type, device = "cpu", model_type, calib_data;
     std::string trust_remote_code = "False";
     std::string moe_calibration = "all";
+    std::string calib_memory_limit;
     std::vector<std::string> tags;
     bool overwrite = false, no_prefetch = false, no_report = false, full_report = false, allow_float_copy = false;
     int max_calib_samples = 0;
@@ -114,6 +139,9 @@ CommandRunner add_quant_command(CLI::App& app) {
                  "token, the layer output stays top-k, as msModelSlim) or routed (only routed tokens; an expert that "
                  "gets none follows the data-free rule in docs/design.md)")
       ->check(CLI::IsMember({"all", "routed"}));
+  app.add_option("--calib_memory_limit", o->calib_memory_limit,
+                 "Memory the calibration stream's hidden states may take (e.g. 8GiB; default a quarter of physical "
+                 "memory); beyond it they spill to a temporary file beside --save_path (long video sequences)");
   auto* no_report = app.add_flag("--no_report", o->no_report,
                                  "Skip the float reference forwards behind quant_report.json");
   app.add_flag("--full_report", o->full_report,
@@ -160,6 +188,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     job.full_report = o->full_report;
     job.max_calib_samples = o->max_calib_samples;
     job.allow_float_copy = o->allow_float_copy;
+    if (!o->calib_memory_limit.empty()) job.calib_memory_limit = parse_memory_size(o->calib_memory_limit);
     job.moe_calibration = o->moe_calibration == "routed" ? MoeCalibration::Routed : MoeCalibration::AllExperts;
     std::string model_type = o->model_type;
     if (model_type.empty()) model_type = kind == "wan" ? "Wan2.1" : load_model_config(model_dir).model_type;

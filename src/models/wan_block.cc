@@ -107,24 +107,26 @@ void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, in
   std::vector<float> m(static_cast<size_t>(6 * D));
   const std::vector<float>& mod = w.get("modulation");
   for (size_t i = 0; i < m.size(); ++i) m[i] = mod[i] + in.e0[i];
-  auto modulated_norm = [&](int shift, int scale, std::vector<float>& y) {
-    y.resize(static_cast<size_t>(rows * D));
-    layer_norm(x, rows, D, eps, nullptr, nullptr, y.data());
-    for (int64_t r = 0; r < rows; ++r)
+  // Rows [r0, r0 + n) of x, layer-normed and modulated.
+  auto modulated_norm = [&](int shift, int scale, int64_t r0, int64_t n, std::vector<float>& y) {
+    y.resize(static_cast<size_t>(n * D));
+    layer_norm(x + r0 * D, n, D, eps, nullptr, nullptr, y.data());
+    for (int64_t r = 0; r < n; ++r)
       for (int64_t i = 0; i < D; ++i) {
         float& v = y[static_cast<size_t>(r * D + i)];
         v = v * (1.0f + m[static_cast<size_t>(scale * D + i)]) + m[static_cast<size_t>(shift * D + i)];
       }
   };
-  auto add_gated = [&](const std::vector<float>& y, int gate) {
-    for (int64_t r = 0; r < rows; ++r)
+  auto add_gated = [&](const std::vector<float>& y, int gate, int64_t r0, int64_t n) {
+    for (int64_t r = 0; r < n; ++r)
       for (int64_t i = 0; i < D; ++i)
-        x[r * D + i] += y[static_cast<size_t>(r * D + i)] * (gate < 0 ? 1.0f : m[static_cast<size_t>(gate * D + i)]);
+        x[(r0 + r) * D + i] +=
+            y[static_cast<size_t>(r * D + i)] * (gate < 0 ? 1.0f : m[static_cast<size_t>(gate * D + i)]);
   };
 
   // Self-attention.
   std::vector<float> y, q, k, v, a(static_cast<size_t>(rows * D)), o;
-  modulated_norm(0, 1, y);
+  modulated_norm(0, 1, 0, rows, y);
   linear("self_attn.q", y.data(), rows, D, D, q);
   linear("self_attn.k", y.data(), rows, D, D, k);
   linear("self_attn.v", y.data(), rows, D, D, v);
@@ -134,7 +136,7 @@ void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, in
   rope_3d(k.data(), rows, H, hd, in);
   full_attention(q.data(), rows, k.data(), v.data(), in.valid_tokens, H, hd, a.data());
   linear("self_attn.o", a.data(), rows, D, D, o);
-  add_gated(o, 2);
+  add_gated(o, 2, 0, rows);
 
   // Cross-attention to the text context (no modulation, no gate). Image-to-video models put the image
   // tokens first in the context (all but the last text_len rows) and attend to them with their own k/v,
@@ -162,15 +164,21 @@ void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, in
     for (size_t i = 0; i < a.size(); ++i) a[i] += ai[i];
   }
   linear("cross_attn.o", a.data(), rows, D, D, o);
-  add_gated(o, -1);
+  add_gated(o, -1, 0, rows);
 
-  // FFN: Linear → GELU(tanh) → Linear, modulated and gated.
-  modulated_norm(3, 4, y);
+  // FFN: Linear → GELU(tanh) → Linear, modulated and gated; in.ffn_rows rows
+  // at a time (the default is a multiple of the report's row stride, so the
+  // rows it samples do not change).
+  if (in.ffn_rows <= 0) fail("Wan block: ffn_rows must be positive, got {}", in.ffn_rows);
   std::vector<float> hidden;
-  linear("ffn.0", y.data(), rows, D, F, hidden);
-  for (float& h : hidden) h = gelu_tanh(h);
-  linear("ffn.2", hidden.data(), rows, F, D, o);
-  add_gated(o, 5);
+  for (int64_t r0 = 0; r0 < rows; r0 += in.ffn_rows) {
+    const int64_t n = std::min(in.ffn_rows, rows - r0);
+    modulated_norm(3, 4, r0, n, y);
+    linear("ffn.0", y.data(), n, D, F, hidden);
+    for (float& h : hidden) h = gelu_tanh(h);
+    linear("ffn.2", hidden.data(), n, F, D, o);
+    add_gated(o, 5, r0, n);
+  }
 }
 
 }  // namespace lwq

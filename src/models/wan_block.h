@@ -20,6 +20,9 @@ struct WanBlockInputs {
   int64_t context_len = 0;
   int64_t frames = 0, height = 0, width = 0;  // patch grid: tokens f-major, beyond f·h·w are padding (not rotated)
   int64_t valid_tokens = 0;                   // keys of self-attention: tokens [0, valid_tokens)
+  // The FFN runs this many rows at a time (it is per row): long video
+  // sequences never hold their whole [rows, ffn_dim] intermediate.
+  int64_t ffn_rows = 4096;
 };
 
 // Block `n`'s tensors from the checkpoint (either layout), as f32 under the

@@ -33,6 +33,7 @@
 #include "processors/quarot.h"
 #include "processors/smoothing.h"
 #include "quant/w8a8_export.h"
+#include "runner/calibration_store.h"
 #include "runner/output_folder.h"
 #include "runner/progress.h"
 #include "runner/quant_plan.h"
@@ -160,7 +161,9 @@ class LayerWiseQuantizer {
         ckpt_(Checkpoint::open(job.model_path)),
         model_(open_unit_model(job.model_path, ckpt_)),
         units_(build_units(job.config)),
-        serving_dtype_(serving_dtype_of(model_->dtype())) {
+        serving_dtype_(serving_dtype_of(model_->dtype())),
+        store_(job.calib_memory_limit > 0 ? job.calib_memory_limit : default_calib_memory_limit(),
+               fs::absolute(job.save_path).parent_path()) {
     if (units_.empty()) spdlog::warn("spec.process is empty: every tensor is saved unquantized (FLOAT)");
     for (size_t u = 0; u < units_.size(); ++u)
       if (units_[u].needs_data && !units_[u].outlier) last_data_unit_ = static_cast<int>(u);
@@ -177,7 +180,7 @@ class LayerWiseQuantizer {
     bool needs_data = false;
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
     const fs::path calib_file = needs_data ? calibration_file(job_) : fs::path();
-    if (needs_data) samples_ = calibration(calib_file);
+    if (needs_data) load_calibration(calib_file);
     else spdlog::info("data-free configuration: no calibration forward is run");
 
     const nlohmann::json identity = run_identity(
@@ -292,24 +295,60 @@ class LayerWiseQuantizer {
   }
 
   // Calibration inputs; with quarot they live in the rotated residual stream.
-  std::vector<CalibSample> calibration(const fs::path& file) {
-    std::vector<CalibSample> samples = model_->calibration_inputs({file, job_.model_path, job_.max_calib_samples});
-    if (quarot_)
-      for (auto& s : samples) quarot_rotate_rows(*quarot_, s.hidden.data(), s.seq());
-    return samples;
+  // The samples' positions stay in samples_, their hidden states move to the
+  // calibration store (in memory, or spilled beside the output when the
+  // stream's peak — inputs, outputs and report references of one unit —
+  // exceeds --calib_memory_limit).
+  void load_calibration(const fs::path& file) {
+    samples_ = model_->calibration_inputs({file, job_.model_path, job_.max_calib_samples});
+    uint64_t bytes = 0, reported = 0;
+    for (size_t i = 0; i < samples_.size(); ++i) {
+      bytes += samples_[i].hidden.size() * sizeof(float);
+      if (i % report_stride() == 0) reported += samples_[i].hidden.size() * sizeof(float);
+    }
+    store_.plan(2 * bytes + (job_.report ? reported : 0));
+    hidden_ = HiddenSet(&store_);
+    for (size_t i = 0; i < samples_.size(); ++i) {
+      std::span<float> h = hidden_.add(samples_[i].hidden.size());
+      std::copy(samples_[i].hidden.begin(), samples_[i].hidden.end(), h.begin());
+      std::vector<float>().swap(samples_[i].hidden);
+      if (quarot_) quarot_rotate_rows(*quarot_, h.data(), samples_[i].seq());
+      hidden_.evict(i);
+    }
+  }
+
+  size_t report_stride() const { return job_.full_report ? 1 : static_cast<size_t>(kReportStride); }
+
+  // Consecutive sample ranges run through a unit together: all of them in
+  // memory; when spilled, as many as fit half the memory limit (inputs and
+  // outputs), at least one.
+  std::vector<std::pair<size_t, size_t>> chunks(const std::vector<size_t>& which) const {
+    if (!store_.spilled() || which.empty()) return {{0, which.size()}};
+    std::vector<std::pair<size_t, size_t>> out;
+    size_t begin = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < which.size(); ++i) {
+      const uint64_t b = 2 * hidden_[which[i]].size_bytes();
+      if (i > begin && bytes + b > store_.memory_limit() / 2) {
+        out.emplace_back(begin, i);
+        begin = i, bytes = 0;
+      }
+      bytes += b;
+    }
+    out.emplace_back(begin, which.size());
+    return out;
   }
 
   // A smoothing unit on layer k: a float forward that observes the watched
   // Linears' inputs, then the transform of the layer's float weights (before
   // any later processor builds its quantizers). Returns the forward's outputs.
-  std::vector<std::vector<float>> smooth_layer(int k, const LayerDesc& desc, const ProcessorConfig& p,
-                                               LayerWeights& weights) {
+  HiddenSet smooth_layer(int k, const LayerDesc& desc, const ProcessorConfig& p, LayerWeights& weights) {
     const Architecture arch = layer_smoothing_arch(architecture_for(lm()), desc);
     LayerSmoother smoother(smooth_settings_from(p), lm(), arch, desc.prefix);
     // Spec §4.3: every Linear runs in float on the layer's current weights while
     // the inputs of the Linears the smoother watches are recorded.
     ObservingExecutor exec(smoother.observer(), &weights);
-    std::vector<std::vector<float>> outputs = forward_all(k, weights, &exec, nullptr);
+    HiddenSet outputs = forward_all(k, weights, &exec, nullptr);
     if (smoother.subgraphs().empty()) return outputs;
     SmoothResult r = smoother.apply(weights);
     for (auto& name : r.added_tensors) added_tensors_.insert(std::move(name));
@@ -384,14 +423,18 @@ class LayerWiseQuantizer {
                             std::unique_ptr<Saver>& saver) {
     if (!folder.found_earlier_work()) return 0;
     std::vector<size_t> sizes;
-    for (const auto& s : samples_) sizes.push_back(s.hidden.size());
+    for (size_t i = 0; i < hidden_.size(); ++i) sizes.push_back(hidden_[i].size());
     std::string why_not;
     std::optional<ResumePoint> point = load_resume_point(folder.temp_path(), identity, sizes, why_not);
     if (point) {
       try {
         saver->resume(point->saver);
         restore_reports(point->runner);
-        for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(point->calibration[s]);
+        for (size_t s = 0; s < samples_.size(); ++s) {
+          std::copy(point->calibration[s].begin(), point->calibration[s].end(), hidden_[s].begin());
+          std::vector<float>().swap(point->calibration[s]);
+          hidden_.evict(s);
+        }
         spdlog::info("resuming an interrupted run: {} of {} layers were already done (work folder {})",
                      point->units_done, model_->num_units(), folder.temp_path().string());
         return point->units_done;
@@ -404,7 +447,7 @@ class LayerWiseQuantizer {
                  folder.temp_path().string(), why_not);
     folder.clear();
     saver = make_output_saver(folder);
-    if (!samples_.empty()) samples_ = calibration(calibration_file(job_));
+    if (!samples_.empty()) load_calibration(calibration_file(job_));
     return 0;
   }
 
@@ -416,7 +459,7 @@ class LayerWiseQuantizer {
     point.saver = saver.checkpoint();
     point.runner = reports_json();
     std::vector<std::span<const float>> calibration;
-    for (const auto& s : samples_) calibration.emplace_back(s.hidden);
+    for (size_t i = 0; i < hidden_.size(); ++i) calibration.emplace_back(hidden_[i]);
     commit_resume_point(folder.temp_path(), identity, point, calibration);
     commit_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -454,12 +497,15 @@ class LayerWiseQuantizer {
     CalibrationExecutor exec(weights);
     exec.measure = job_.report;
     exec.row_stride = job_.full_report ? 1 : kReportStride;
-    std::vector<std::vector<float>> outputs;
+    HiddenSet outputs;
     added_tensors_.clear();
     for (size_t u = 0; u < units_.size(); ++u) {
       ProcessingUnit& unit = units_[u];
       if (unit.outlier) {
-        if (unit.outlier->is_smoothing()) outputs = smooth_layer(k, desc, *unit.outlier, weights);
+        if (unit.outlier->is_smoothing()) {
+          outputs.clear();
+          outputs = smooth_layer(k, desc, *unit.outlier, weights);
+        }
         continue;  // quarot: applied when the layer was loaded
       }
       exec.observing.clear();
@@ -476,6 +522,7 @@ class LayerWiseQuantizer {
       if (unit.needs_data) {
         ExpertPass pass{static_cast<int>(u), static_cast<int>(u) == last_data_unit_, {}, {}, 0.0f, 0.0f, false};
         if (desc.num_experts > 0) install_expert_hooks(desc, weights, exec, quantizers, pass, saver, report);
+        outputs.clear();
         outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr);
         if (desc.num_experts > 0) finish_cold_experts(desc, exec, quantizers, pass, saver, report);
       }
@@ -483,7 +530,7 @@ class LayerWiseQuantizer {
     }
     if (!outputs.empty()) {
       if (job_.report) measure_layer(k, weights, outputs, report);
-      for (size_t s = 0; s < samples_.size(); ++s) samples_[s].hidden = std::move(outputs[s]);
+      hidden_ = std::move(outputs);
     }
     for (const auto& [name, q] : quantizers) {
       weights.stored.erase(name + ".weight");
@@ -698,22 +745,46 @@ class LayerWiseQuantizer {
     }
   }
 
-  std::vector<std::vector<float>> forward_all(int k, LayerWeights& weights, LinearExecutor* exec,
-                                              std::vector<int64_t>* expert_tokens) {
-    std::vector<std::vector<float>> outputs;
-    std::vector<SequenceRef> refs;
-    outputs.reserve(samples_.size());
-    for (const CalibSample& s : samples_) outputs.push_back(s.hidden);
-    for (size_t i = 0; i < samples_.size(); ++i)
-      refs.push_back({outputs[i].data(), samples_[i].seq(), samples_[i].positions.data(), static_cast<int>(i)});
-    std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
-    with_context(fmt::format("layer {} on the calibration samples", k),
-                 [&] { model_->forward(k, weights, refs, exec, stream.get(), expert_tokens); });
-    for (size_t i = 0; i < outputs.size(); ++i)
-      if (int64_t bad = first_non_finite(std::span<const float>(outputs[i])); bad >= 0)
-        fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel {} "
-             "(an overflow in the model's float arithmetic, or damaged weights)", k, i, bad / model_->width(),
-             bad % model_->width());
+  // Every calibration sample through unit k: the outputs, inputs unchanged.
+  HiddenSet forward_all(int k, LayerWeights& weights, LinearExecutor* exec, std::vector<int64_t>* expert_tokens) {
+    std::vector<size_t> all(samples_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return forward_samples(k, weights, exec, all, expert_tokens);
+  }
+
+  // Samples `which` through unit k, a chunk at a time (chunks()); each chunk's
+  // inputs and outputs leave resident memory once done when spilled. A MoE
+  // unit streams its experts once per chunk.
+  HiddenSet forward_samples(int k, LayerWeights& weights, LinearExecutor* exec, const std::vector<size_t>& which,
+                            std::vector<int64_t>* expert_tokens) {
+    HiddenSet outputs(&store_);
+    for (size_t i : which) outputs.add(hidden_[i].size());
+    if (expert_tokens) expert_tokens->clear();
+    for (const auto& [begin, end] : chunks(which)) {
+      std::vector<SequenceRef> refs;
+      for (size_t j = begin; j < end; ++j) {
+        const size_t i = which[j];
+        std::copy(hidden_[i].begin(), hidden_[i].end(), outputs[j].begin());
+        refs.push_back({outputs[j].data(), samples_[i].seq(), samples_[i].positions.data(), static_cast<int>(i)});
+      }
+      std::vector<int64_t> counts;
+      std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
+      with_context(fmt::format("layer {} on the calibration samples", k), [&] {
+        model_->forward(k, weights, refs, exec, stream.get(), expert_tokens ? &counts : nullptr);
+      });
+      if (expert_tokens) {
+        expert_tokens->resize(std::max(expert_tokens->size(), counts.size()), 0);
+        for (size_t e = 0; e < counts.size(); ++e) (*expert_tokens)[e] += counts[e];
+      }
+      for (size_t j = begin; j < end; ++j) {
+        if (int64_t bad = first_non_finite(std::span<const float>(outputs[j])); bad >= 0)
+          fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel "
+               "{} (an overflow in the model's float arithmetic, or damaged weights)", k, which[j],
+               bad / model_->width(), bad % model_->width());
+        hidden_.evict(which[j]);
+        outputs.evict(j);
+      }
+    }
     return outputs;
   }
 
@@ -721,25 +792,17 @@ class LayerWiseQuantizer {
   // every kReportStride-th sample (at least the first) unless full_report.
   // Whole samples, not prefixes: the first tokens of a sequence (BOS and its
   // attention sink) carry errors unlike the rest and would bias the figure.
-  void measure_layer(int k, LayerWeights& weights, const std::vector<std::vector<float>>& quantized,
-                     LayerReport& report) {
-    const size_t stride = job_.full_report ? 1 : static_cast<size_t>(kReportStride);
+  void measure_layer(int k, LayerWeights& weights, const HiddenSet& quantized, LayerReport& report) {
     std::vector<size_t> picked;
-    std::vector<std::vector<float>> reference;
-    std::vector<SequenceRef> refs;
-    for (size_t s = 0; s < samples_.size(); s += stride) {
-      picked.push_back(s);
-      reference.push_back(samples_[s].hidden);
-    }
-    for (size_t i = 0; i < picked.size(); ++i)
-      refs.push_back({reference[i].data(), samples_[picked[i]].seq(), samples_[picked[i]].positions.data(),
-                      static_cast<int>(picked[i])});
+    for (size_t s = 0; s < samples_.size(); s += report_stride()) picked.push_back(s);
     // A MoE layer's float reference streams the experts it routes to once more.
-    std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
-    model_->forward(k, weights, refs, nullptr, stream.get(), nullptr);
+    HiddenSet reference = forward_samples(k, weights, nullptr, picked, nullptr);
     OutputErrorStats stats;
-    for (size_t i = 0; i < picked.size(); ++i)
+    for (size_t i = 0; i < picked.size(); ++i) {
       stats.add(reference[i].data(), quantized[picked[i]].data(), reference[i].size());
+      reference.evict(i);
+      quantized.evict(picked[i]);
+    }
     report.relative_l2 = stats.relative_l2();
     report.cosine = stats.cosine();
   }
@@ -932,7 +995,9 @@ class LayerWiseQuantizer {
   std::unique_ptr<UnitModel> model_;  // the only way the runner sees the model's family
   std::vector<ProcessingUnit> units_;
   DType serving_dtype_;
-  std::vector<CalibSample> samples_;
+  CalibrationStore store_;
+  std::vector<CalibSample> samples_;  // positions (hidden states: hidden_)
+  HiddenSet hidden_;
   std::vector<LayerReport> reports_;
   std::map<std::string, const ProcessorConfig*> owners_;  // data-free path: Linear → owning processor
   double commit_seconds_ = 0.0;

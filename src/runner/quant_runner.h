@@ -40,6 +40,10 @@ struct QuantJob {
   // (then the output is an all-FLOAT copy in the ascendV1 layout).
   bool allow_float_copy = false;
   MoeCalibration moe_calibration = MoeCalibration::AllExperts;
+  // Bytes the calibration stream's hidden states may hold in memory (0: a
+  // quarter of physical memory); beyond it they spill to a temporary file
+  // beside save_path (runner/calibration_store.h).
+  uint64_t calib_memory_limit = 0;
 };
 
 struct QuantOutcome {

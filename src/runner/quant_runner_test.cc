@@ -398,3 +398,22 @@ spec:
 
 }  // namespace
 }  // namespace lwq
+
+namespace lwq {
+namespace {
+using namespace testing_util;
+
+// A calibrated LLM run with its hidden states spilled (a limit of 1 KiB) and
+// chunked a sample at a time gives the same bytes as in memory.
+TEST(QuantRunner, SpilledCalibrationGivesTheSameOutput) {
+  TempDir tmp;
+  QuantJob a = make_job(stories(), tmp / "a", (repo() / "configs/w8a8.yaml").string(), 4);
+  run_quantization(a);
+  QuantJob b = make_job(stories(), tmp / "b", (repo() / "configs/w8a8.yaml").string(), 4);
+  b.calib_memory_limit = 1024;
+  run_quantization(b);
+  expect_same_folder(tmp / "a", tmp / "b");
+}
+
+}  // namespace
+}  // namespace lwq

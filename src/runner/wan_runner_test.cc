@@ -301,6 +301,29 @@ TEST(WanRunner, ImageToVideoModel) {
     EXPECT_GT(l["cosine"].get<double>(), 0.99) << l["name"];
 }
 
+// Over --calib_memory_limit the hidden states spill to a temporary file beside
+// the output and run a sample at a time: the output is byte-identical and
+// nothing is left behind.
+TEST(WanRunner, SpilledCalibrationGivesTheSameOutput) {
+  TempDir tmp;
+  const fs::path model = original_model(tmp / "model");
+  const fs::path calib = captured_inputs(tmp / "captured.safetensors");
+  for (const char* name : {"memory", "spilled"}) {
+    fs::create_directories(tmp / name);
+    QuantJob job = make_job(model, tmp / name / "out", (repo() / "configs/wan/w8a8.yaml").string());
+    job.calib_data = calib.string();
+    job.full_report = true;
+    if (std::string(name) == "spilled") job.calib_memory_limit = 4096;
+    run_quantization(job);
+  }
+  for (const char* f : {"quant_model_weight_w8a8.safetensors", "quant_model_description_w8a8.json",
+                        "quant_report.json"})
+    EXPECT_EQ(read_text_file(tmp / "memory/out" / f), read_text_file(tmp / "spilled/out" / f)) << f;
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(tmp / "spilled")) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"out"});
+}
+
 TEST(WanRunner, BadInputsLeaveNoOutput) {
   TempDir tmp;
   auto error_of = [&](QuantJob job) {

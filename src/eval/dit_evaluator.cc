@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -187,6 +188,10 @@ DitEvalResult evaluate_dit(const DitEvalOptions& o) {
 
   std::unique_ptr<RandomInputs> random;
   if (o.calib_data.empty()) random = std::make_unique<RandomInputs>(cfg, o.seed);
+  const auto& linears = quant.quantized_linears();
+  if (random && std::any_of(linears.begin(), linears.end(), [&](const std::string& p) { return quant.linear_type(p) == "W8A8"; }))
+    spdlog::warn("eval: static W8A8 activation scales fit the captured inputs they were calibrated on; random inputs "
+                 "of another range measure clipping, not the deployed quality (pass --calib_data)");
   const fs::path inputs = random ? random->path() : o.calib_data;
   std::vector<UnitInput> fstream = model->calibration_inputs({inputs, folder, random ? 0 : o.max_samples});
   std::vector<UnitInput> qstream = fstream;

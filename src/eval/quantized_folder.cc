@@ -209,6 +209,15 @@ void check_mindie_file(const fs::path& p, const std::string& what) {
          p.string(), what, mode);
 }
 
+bool has_mindie_description(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with("quant_model_description_") && name.ends_with(".json")) return true;
+  }
+  return false;
+}
+
 // The one mindie_format description of `dir`: quant_model_description_<type>.json,
 // or quant_model_description.json when nothing was quantized.
 fs::path mindie_description(const fs::path& dir) {
@@ -288,7 +297,9 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
   const fs::path desc_path = mindie ? mindie_description(dir) : dir / kDescription;
   const std::string desc_where = desc_path.string();
   if (!mindie && !regular_file_exists(desc_path))
-    fail("{} is not an ascendV1 folder: quant_model_description.json is missing", dir.string());
+    fail("{} is not an ascendV1 folder: quant_model_description.json is missing{}", dir.string(),
+         has_mindie_description(dir) ? " (it holds a mindie_format_saver output, which eval scores for Wan2.1 DiTs)"
+                                     : "");
   const fs::path config_path = dir / "config.json";
   const bool has_config = regular_file_exists(config_path);
   if (!mindie && !has_config)

@@ -209,18 +209,8 @@ void check_mindie_file(const fs::path& p, const std::string& what) {
          p.string(), what, mode);
 }
 
-bool has_mindie_description(const fs::path& dir) {
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.starts_with("quant_model_description_") && name.ends_with(".json")) return true;
-  }
-  return false;
-}
-
-// The one mindie_format description of `dir`: quant_model_description_<type>.json,
-// or quant_model_description.json when nothing was quantized.
-fs::path mindie_description(const fs::path& dir) {
+// The quant_model_description_<type>.json files of `dir`, sorted.
+std::vector<std::string> typed_descriptions(const fs::path& dir) {
   std::error_code ec;
   std::vector<std::string> typed;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -229,6 +219,13 @@ fs::path mindie_description(const fs::path& dir) {
   }
   if (ec) fail("cannot list quantized folder {}: {}", dir.string(), ec.message());
   std::sort(typed.begin(), typed.end());
+  return typed;
+}
+
+// The one mindie_format description of `dir`: quant_model_description_<type>.json,
+// or quant_model_description.json when nothing was quantized.
+fs::path mindie_description(const fs::path& dir) {
+  const std::vector<std::string> typed = typed_descriptions(dir);
   if (typed.size() > 1)
     fail("{}: several mindie_format descriptions ({}): MindIE-SD is given one, and eval cannot tell which",
          dir.string(), fmt::join(typed, ", "));
@@ -298,7 +295,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
   const std::string desc_where = desc_path.string();
   if (!mindie && !regular_file_exists(desc_path))
     fail("{} is not an ascendV1 folder: quant_model_description.json is missing{}", dir.string(),
-         has_mindie_description(dir) ? " (it holds a mindie_format_saver output, which eval scores for Wan2.1 DiTs)"
+         !typed_descriptions(dir).empty() ? " (it holds a mindie_format_saver output, which eval scores for Wan2.1 DiTs)"
                                      : "");
   const fs::path config_path = dir / "config.json";
   const bool has_config = regular_file_exists(config_path);

@@ -61,8 +61,9 @@ class QuantizedFolder {
   // types the format stores (FLOAT, W8A8, per-channel W8A8_DYNAMIC,
   // W8A8_MXFP8, W4A4_MXFP4); deq_scale always float32; config.json optional
   // (MindIE-SD builds the model from the float checkpoint). Scales are held in
-  // bfloat16, MindIE-SD's default runtime dtype. Files of an ascendV1 output
-  // written beside it by the same run (quant_model_weights*) are ignored.
+  // bfloat16, MindIE-SD's default runtime dtype. Other files are not read, as
+  // MindIE-SD opens only these two (an ascendV1 output written beside it by the
+  // same run may share the folder).
   static QuantizedFolder open(const std::filesystem::path& dir, QuantFormat format = QuantFormat::AscendV1);
 
   const std::filesystem::path& dir() const { return dir_; }

@@ -61,6 +61,10 @@ void check_mode_flags(const CLI::App& app, bool dit) {
            dit ? "a Wan2.1 DiT (scored on block inputs: --calib_data FILE.safetensors, or seeded random ones)"
                : "a language model");
   if (!dit && app.count("--text") == 0) fail("--text is required to evaluate a language model");
+  if (dit && app.count("--max_calib_samples") > 0 && app.count("--calib_data") == 0)
+    fail("--max_calib_samples limits the captured samples of --calib_data, which is not given");
+  if (dit && app.count("--seed") > 0 && app.count("--calib_data") > 0)
+    fail("--seed seeds the random inputs used without --calib_data; with captured inputs it has no effect");
 }
 
 }  // namespace

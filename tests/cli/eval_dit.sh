@@ -44,6 +44,8 @@ grep -q '"final_rel_l2":0.0,"final_cosine":1.0' "$TMP/json" || fail "float copy 
 expect_error "--text applies to language models" "$LWQ" eval --model "$M" --quantized "$TMP/dyn" --text "$ROOT/README.md"
 expect_error "--calib_data applies to diffusion transformers" "$LWQ" eval --model "$ROOT/examples/stories260K" \
   --quantized "$TMP/dyn" --calib_data "$ROOT/README.md"
+expect_error "--seed seeds the random inputs" "$LWQ" eval --model "$M" --quantized "$TMP/dyn" --seed 3 \
+  --calib_data "$ROOT/tests/data/goldens/wan_tiny/reference.safetensors"
 expect_error "is not a mindie_format folder" "$LWQ" eval --model "$M" --quantized "$M"
 cp -rp "$TMP/dyn" "$TMP/name"
 mv "$TMP/name/quant_model_description_w8a8_dynamic.json" "$TMP/name/quant_model_description_w8a8.json"

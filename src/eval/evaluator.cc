@@ -9,6 +9,7 @@
 #include <set>
 
 #include "data/tokenizer.h"
+#include "eval/deployed_executor.h"
 #include "eval/quantized_folder.h"
 #include "io/checkpoint.h"
 #include "io/json_strict.h"
@@ -23,54 +24,11 @@
 namespace lwq {
 namespace {
 
-// Runs each quantized Linear of the layer with the deployed arithmetic.
-class DeployedExecutor : public LinearExecutor {
- public:
-  std::map<std::string, DeployedLinear> linears;  // by name relative to the layer
-
-  bool needs_float_weight(const std::string& name) const override { return !linears.count(name); }
-
-  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float* weight,
-           const float* bias, int64_t out, float* y) override {
-    auto it = linears.find(name);
-    if (it == linears.end()) return LinearExecutor::run(name, x, rows, in, weight, bias, out, y);
-    deployed_linear_forward(it->second, x, rows, y);
-  }
-};
-
 using Json = nlohmann::ordered_json;
 
 std::string brief(const Json& v) {
   std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
-
-// A float tensor of the model in the quantized folder: present, tagged FLOAT,
-// of a float dtype (QuantizedFolder::open) and of the float model's shape.
-const TensorInfo& check_float_tensor(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
-  if (!q.contains(name)) {
-    if (name.ends_with("lm_head.weight"))
-      fail("tensor '{}' of the float model is missing from the quantized folder (vLLM-Ascend's Llama-family "
-           "loaders look it up even when tie_word_embeddings; spec §10 fact 16)",
-           name);
-    fail("tensor '{}' of the float model is missing from the quantized folder", name);
-  }
-  if (q.type_of(name) != "FLOAT")
-    fail("tensor '{}' is described as {} in the quantized folder, but the float model has no quantizable Linear "
-         "there (expected FLOAT)",
-         name, q.type_of(name));
-  const TensorInfo& info = q.info(name);
-  if (info.shape != shape)
-    fail("tensor '{}' has shape {} in the quantized folder but {} in the float model", name, shape_str(info.shape),
-         shape_str(shape));
-  return info;
-}
-
-std::vector<float> read_float(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
-  check_float_tensor(q, name, shape);
-  Tensor t = q.read(name);
-  check_finite(t, name, q.dir().string());
-  return to_f32(t);
 }
 
 // The config.json fields serving engines build the model from (ascend_loaders.md
@@ -216,7 +174,7 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
       w.tensors[t.name] = {};  // computed by the executor from the quantized tensors
       continue;
     }
-    w.tensors[t.name] = read_float(q, desc.prefix + "." + t.name, t.shape);
+    w.tensors[t.name] = read_float_tensor(q, desc.prefix + "." + t.name, t.shape);
   }
   // Tensors outlier smoothing adds (spec §2.8): a replaced norm's bias, and the
   // bias a FLOAT Linear gained from an asymmetric shift.
@@ -224,15 +182,15 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     if (!t.name.ends_with(".weight") || t.shape.size() != 1) continue;
     const std::string bias = t.name.substr(0, t.name.size() - 7) + ".bias";
     if (!w.tensors.count(bias) && q.contains(desc.prefix + "." + bias))
-      w.tensors[bias] = read_float(q, desc.prefix + "." + bias, t.shape);
+      w.tensors[bias] = read_float_tensor(q, desc.prefix + "." + bias, t.shape);
   }
   for (const auto& lin : desc.linears)
     if (!lin.has_bias && !quantized_params.count(lin.name + ".weight") && q.contains(desc.prefix + "." + lin.name + ".bias"))
-      w.tensors[lin.name + ".bias"] = read_float(q, desc.prefix + "." + lin.name + ".bias", {lin.out_features});
+      w.tensors[lin.name + ".bias"] = read_float_tensor(q, desc.prefix + "." + lin.name + ".bias", {lin.out_features});
   for (const auto& lin : desc.linears)  // FLOAT routed experts (not in desc.tensors)
     if (lin.expert >= 0 && !quantized_params.count(lin.name + ".weight"))
       w.tensors[lin.name + ".weight"] =
-          read_float(q, desc.prefix + "." + lin.name + ".weight", {lin.out_features, lin.in_features});
+          read_float_tensor(q, desc.prefix + "." + lin.name + ".weight", {lin.out_features, lin.in_features});
   return w;
 }
 
@@ -364,11 +322,11 @@ EvalResult evaluate(const EvalOptions& o) {
   OutputHead qhead;
   qhead.vocab = fhead.vocab;
   qhead.hidden = fhead.hidden;
-  qhead.norm_weight = read_float(quant, arch.final_norm, {cfg.hidden_size});
+  qhead.norm_weight = read_float_tensor(quant, arch.final_norm, {cfg.hidden_size});
   // Tied models: engines tie the head to embed_tokens (ascend_loaders.md §2), whatever lm_head.weight holds.
   // A rotated tied model is written untied (quarot): its own lm_head is then the head.
   const bool untied = quant.config().contains("tie_word_embeddings") && quant.config().at("tie_word_embeddings") == false;
-  qhead.lm_head = read_float(quant, cfg.tie_word_embeddings && !untied ? arch.embed_tokens : arch.lm_head,
+  qhead.lm_head = read_float_tensor(quant, cfg.tie_word_embeddings && !untied ? arch.embed_tokens : arch.lm_head,
                              {cfg.vocab_size, cfg.hidden_size});
   WindowScores s;
   for (size_t i = 0; i < windows.size(); ++i) {

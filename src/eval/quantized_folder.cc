@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -43,6 +44,13 @@ int priority_of(const std::string& type) {
 }
 
 bool is_known_type(const std::string& type) { return priority_of(type) >= 0 || type == kUnrankedType; }
+
+// What mindie_format_saver stores (spec §3.10; mindie_format_accepts in
+// config/quant_schemes.h, which eval does not link).
+const std::vector<std::string> kMindieTypes = {"FLOAT", "W8A8", "W8A8_DYNAMIC", "W8A8_MXFP8", "W4A4_MXFP4"};
+bool is_mindie_type(const std::string& type) {
+  return std::find(kMindieTypes.begin(), kMindieTypes.end(), type) != kMindieTypes.end();
+}
 
 // Every suffix a quantization parameter can have (spec §3.4).
 const std::vector<std::string> kParameterSuffixes = {".weight",       ".quant_bias",    ".input_scale", ".input_offset",
@@ -160,6 +168,106 @@ void check_scales(const std::string& name, std::span<const float> v) {
            bits_from_f32(v[i]));
 }
 
+// No file beside the shards that engines reading the whole folder would load
+// too, and no second description.
+void check_ascend_folder_files(const fs::path& dir, const Checkpoint& ckpt) {
+  std::error_code ec;
+  std::set<std::string> shards;
+  for (const auto& f : ckpt.files()) shards.insert(f.path().filename().string());
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!regular_file_exists(it->path())) continue;
+    if (name.ends_with(".safetensors") && !shards.count(name))
+      fail("{}: stray weights file {}: vLLM and MindIE load every *.safetensors of the folder (expected only {})",
+           dir.string(), name, fmt::join(shards, ", "));
+    if (name == "model.safetensors.index.json")
+      fail("{}: model.safetensors.index.json must be absent: vLLM would load only the shards it names",
+           dir.string());
+    if (name != kDescription && name.find("quant_model_description") != std::string::npos && name.ends_with(".json"))
+      fail("{}: {} beside {}: SGLang and MindIE refuse several description files", dir.string(), name, kDescription);
+  }
+  if (ec) fail("cannot list quantized folder {}: {}", dir.string(), ec.message());
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// MindIE-SD's check_file_safety (multimodal.md B.4): a regular file, not a
+// symlink, with no permission beyond 0640.
+void check_mindie_file(const fs::path& p, const std::string& what) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(p, ec);
+  if (ec || !fs::exists(st)) fail("{}: {} is missing", p.string(), what);
+  if (fs::is_symlink(st) || !fs::is_regular_file(st))
+    fail("{}: {} must be a regular file, not a symlink (MindIE-SD refuses it, multimodal.md B.4)", p.string(), what);
+  const auto mode = static_cast<unsigned>(st.permissions()) & 0777u;
+  if ((mode & ~0640u) != 0)
+    fail("{}: {} has mode {:04o}; MindIE-SD refuses description and weight files with permissions beyond 0640 "
+         "(multimodal.md B.4)",
+         p.string(), what, mode);
+}
+
+// The quant_model_description_<type>.json files of `dir`, sorted.
+std::vector<std::string> typed_descriptions(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<std::string> typed;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with("quant_model_description_") && name.ends_with(".json")) typed.push_back(name);
+  }
+  if (ec) fail("cannot list quantized folder {}: {}", dir.string(), ec.message());
+  std::sort(typed.begin(), typed.end());
+  return typed;
+}
+
+// The one mindie_format description of `dir`: quant_model_description_<type>.json,
+// or quant_model_description.json when nothing was quantized.
+fs::path mindie_description(const fs::path& dir) {
+  const std::vector<std::string> typed = typed_descriptions(dir);
+  if (typed.size() > 1)
+    fail("{}: several mindie_format descriptions ({}): MindIE-SD is given one, and eval cannot tell which",
+         dir.string(), fmt::join(typed, ", "));
+  const fs::path p = typed.empty() ? dir / kDescription : dir / typed.front();
+  if (typed.empty() && !regular_file_exists(p))
+    fail("{} is not a mindie_format folder: no quant_model_description_<type>.json (spec §3.10)", dir.string());
+  check_mindie_file(p, "the description");
+  return p;
+}
+
+// The weight file MindIE-SD derives from the description's model_quant_type
+// (multimodal.md B.4), after checking the description's own name agrees with it.
+fs::path mindie_weights(const fs::path& dir, const fs::path& desc, const std::string& model_quant_type) {
+  const std::string type = model_quant_type == "FLOAT" ? "" : lower(model_quant_type);
+  const std::string want = type.empty() ? kDescription : "quant_model_description_" + type + ".json";
+  if (desc.filename() != want)
+    fail("{}: model_quant_type is \"{}\" but the file is named {} (mindie_format_saver names it {}, and MindIE-SD "
+         "derives the weight file name from model_quant_type, spec §3.10)",
+         desc.string(), model_quant_type, desc.filename().string(), want);
+  if (regular_file_exists(dir / "quant_model_weight.safetensors.index.json"))
+    fail("{}: sharded weights (quant_model_weight.safetensors.index.json, part_file_size > 0): MindIE-SD loads "
+         "only one quant_model_weight_<type>.safetensors; quantize with part_file_size: 0",
+         dir.string());
+  const fs::path weights = dir / (type.empty() ? "quant_model_weight.safetensors"
+                                                : "quant_model_weight_" + type + ".safetensors");
+  check_mindie_file(weights, fmt::format("the weight file MindIE-SD derives from model_quant_type \"{}\"",
+                                         model_quant_type));
+  return weights;
+}
+
+// mindie_format_saver's model_quant_type: the type of the last quantized
+// Linear it wrote (spec §3.10), "FLOAT" when none; MindIE-SD picks its layer
+// class and weight file by it.
+void check_mindie_model_quant_type(const QuantizedFolder& folder, const std::string& desc_where) {
+  const auto& linears = folder.quantized_linears();
+  const std::string expected = linears.empty() ? "FLOAT" : folder.linear_type(linears.back());
+  if (folder.model_quant_type() != expected)
+    fail("{}: model_quant_type is \"{}\" but the last quantized Linear described{} is {} (mindie_format_saver "
+         "writes the last quantized Linear's type, spec §3.10; MindIE-SD takes it as the model's quantization mode)",
+         desc_where, folder.model_quant_type(), linears.empty() ? "" : " ('" + linears.back() + "')", expected);
+}
+
 }  // namespace
 
 const std::vector<std::string>& QuantizedFolder::parameter_suffixes(const std::string& type) {
@@ -179,19 +287,21 @@ const std::vector<std::string>& QuantizedFolder::parameter_suffixes(const std::s
   return none;
 }
 
-QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
+QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail("quantized folder {} does not exist", dir.string());
-  const fs::path desc_path = dir / kDescription;
+  const bool mindie = format == QuantFormat::Mindie;
+  const fs::path desc_path = mindie ? mindie_description(dir) : dir / kDescription;
   const std::string desc_where = desc_path.string();
-  if (!regular_file_exists(desc_path))
-    fail("{} is not an ascendV1 folder: quant_model_description.json is missing", dir.string());
+  if (!mindie && !regular_file_exists(desc_path))
+    fail("{} is not an ascendV1 folder: quant_model_description.json is missing{}", dir.string(),
+         !typed_descriptions(dir).empty() ? " (it holds a mindie_format_saver output, which eval scores for Wan2.1 DiTs)"
+                                     : "");
   const fs::path config_path = dir / "config.json";
-  if (!regular_file_exists(config_path))
+  const bool has_config = regular_file_exists(config_path);
+  if (!mindie && !has_config)
     fail("{}: config.json is missing (engines build the model from the quantized folder's own config.json)",
          dir.string());
-  const fs::path weights = regular_file_exists(dir / kIndex) ? dir / kIndex : dir / kSingle;
-  if (!regular_file_exists(weights)) fail("{}: neither {} nor its index exists", dir.string(), kSingle);
 
   // ---- description JSON: types of every value ----
   Json desc = parse_json_strict(read_text_file(desc_path), desc_where);
@@ -200,6 +310,10 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
   const Json* model_quant_type = nullptr;
   int64_t group_size = 0;
   for (const auto& [key, value] : desc.items()) {
+    if (mindie && (key == "version" || key == "metadata" || key == "optional" || key == "group_size"))
+      fail("{}: key '{}' does not belong in a mindie_format description, which holds only tensor entries and "
+           "model_quant_type (spec §3.10)",
+           desc_where, key);
     if (key == "version" || key == "model_quant_type") {
       if (!value.is_string()) fail("{}: key '{}' must be a string, got {}", desc_where, key, brief(value));
       if (key == "model_quant_type") model_quant_type = &value;
@@ -225,26 +339,35 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
     if (!is_known_type(type))
       fail("{}: tensor '{}' has type '{}', which lwquant eval does not know (known: {}, {})", desc_where, key, type,
            fmt::join(kKnownTypes, ", "), kUnrankedType);
+    if (mindie && !is_mindie_type(type))
+      fail("{}: tensor '{}' has type {}, which mindie_format_saver does not store (it writes {}; spec §3.10)",
+           desc_where, key, type, fmt::join(kMindieTypes, ", "));
     entries.emplace_back(key, type);
   }
   if (!model_quant_type) fail("{}: key 'model_quant_type' is missing (expected a string, spec §3.3)", desc_where);
+  const fs::path weights = mindie ? mindie_weights(dir, desc_path, model_quant_type->get<std::string>())
+                           : regular_file_exists(dir / kIndex) ? dir / kIndex
+                                                               : dir / kSingle;
+  if (!mindie && !regular_file_exists(weights)) fail("{}: neither {} nor its index exists", dir.string(), kSingle);
 
   // ---- config.json ----
   const std::string config_where = config_path.string();
-  Json config = parse_json_strict(read_text_file(config_path), config_where);
+  Json config = has_config ? parse_json_strict(read_text_file(config_path), config_where) : Json::object();
   if (!config.is_object()) fail("{} must be a JSON object, got {}", config_where, brief(config));
   for (const Json* obj : {&config, config.contains("text_config") ? &config.at("text_config") : nullptr}) {
-    if (!obj || !obj->is_object()) continue;
+    if (mindie || !obj || !obj->is_object()) continue;  // MindIE-SD does not read the folder's config.json
     for (const char* k : {"quantization_config", "compression_config"})
       if (obj->contains(k))
         fail("{}: key '{}'{} must be absent: vLLM and SGLang use it instead of quant_model_description.json "
              "(ascend_loaders.md §1)",
              config_where, k, obj == &config ? "" : " in text_config");
   }
-  std::string dtype_source;
-  const DType model_dtype = config_model_dtype(config, config_where, dtype_source);
+  std::string dtype_source = "mindie_format (MindIE-SD computes in bfloat16)";
+  const DType model_dtype = mindie ? DType::BF16 : config_model_dtype(config, config_where, dtype_source);
 
   QuantizedFolder folder(dir, Checkpoint::open(weights));
+  folder.format_ = format;
+  folder.description_path_ = desc_path;
   folder.config_ = std::move(config);
   folder.serving_dtype_ = serving_dtype_of(model_dtype);
   folder.model_quant_type_ = model_quant_type->get<std::string>();
@@ -252,21 +375,9 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
   const Checkpoint& ckpt = folder.ckpt_;
 
   // ---- files engines would also read ----
-  std::set<std::string> shards;
-  for (const auto& f : ckpt.files()) shards.insert(f.path().filename().string());
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (!regular_file_exists(it->path())) continue;
-    if (name.ends_with(".safetensors") && !shards.count(name))
-      fail("{}: stray weights file {}: vLLM and MindIE load every *.safetensors of the folder (expected only {})",
-           dir.string(), name, fmt::join(shards, ", "));
-    if (name == "model.safetensors.index.json")
-      fail("{}: model.safetensors.index.json must be absent: vLLM would load only the shards it names",
-           dir.string());
-    if (name != kDescription && name.find("quant_model_description") != std::string::npos && name.ends_with(".json"))
-      fail("{}: {} beside {}: SGLang and MindIE refuse several description files", dir.string(), name, kDescription);
-  }
-  if (ec) fail("cannot list quantized folder {}: {}", dir.string(), ec.message());
+  // MindIE-SD opens only the two files it is given or derives (checked by
+  // mindie_description / mindie_weights); vLLM and MindIE LLM read the folder.
+  if (!mindie) check_ascend_folder_files(dir, ckpt);
   // Engines read the shards, not the index: every tensor of a shard counts.
   for (const auto& f : ckpt.files())
     for (const auto& t : f.tensors()) {
@@ -331,17 +442,19 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
       check_shape_dtype(ckpt.info(p + ".input_offset"), type, DType::F32, {1});
       // Spec §3.5 / ascend_loaders §10 rule 3: float32 for bfloat16 models, else
       // int64 bit patterns; engines convert a wrong dtype by value (silently).
-      const DType deq = folder.serving_dtype_ == DType::BF16 ? DType::F32 : DType::I64;
+      // mindie_format: always float32 (spec §3.10).
+      const DType deq = mindie || folder.serving_dtype_ == DType::BF16 ? DType::F32 : DType::I64;
       check_shape_dtype(ckpt.info(p + ".deq_scale"), type, deq, {out},
-                        fmt::format(" ({} has {}: engines serving in {} hold deq_scale as {})", config_where,
-                                    dtype_source, serving_name(folder.serving_dtype_),
-                                    deq == DType::F32 ? "float32" : "int64 float32 bit patterns"));
+                        mindie ? std::string(" (mindie_format_saver always writes float32, spec §3.10)")
+                               : fmt::format(" ({} has {}: engines serving in {} hold deq_scale as {})", config_where,
+                                             dtype_source, serving_name(folder.serving_dtype_),
+                                             deq == DType::F32 ? "float32" : "int64 float32 bit patterns"));
       for (const char* s : {".weight_scale", ".weight_offset"})
         if (folder.contains(p + s)) check_shape_dtype(ckpt.info(p + s), type, DType::F32, {out, 1});
     } else if (is_mx(type)) {
       // One uint8 shared exponent per 32 inputs (the last block zero-padded); engines read group_size 32.
       check_shape_dtype(ckpt.info(p + ".weight_scale"), type, DType::U8, {out, (in + 31) / 32});
-      if (folder.group_size_ != 32)
+      if (!mindie && folder.group_size_ != 32)  // MindIE-SD's MX layers have their block size built in
         fail("{}: group_size is {} but {} Linear '{}' needs 32 (its block size; engines read group_size for MX "
              "types, spec §3.3)",
              desc_where, folder.group_size_, type, p);
@@ -354,6 +467,10 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
         fail("tensor '{}' of the {} Linear must be F32 [{}, 1]{}, found {} {}", ws.name, type, out,
              type == "WFP8AFP8_DYNAMIC" || type == "W4A8_DYNAMIC" ? "" : fmt::format(" or [{}, in/group_size]", out),
              dtype_name(ws.dtype), shape_str(ws.shape));
+      if (grouped && mindie)
+        fail("tensor '{}' holds {} groups per channel: mindie_format_saver stores per-channel {} only (spec "
+             "§3.10), found {}",
+             ws.name, k, type, shape_str(ws.shape));
       if (grouped && in / k != folder.group_size_)
         fail("tensor '{}' holds {} groups of {} inputs, but the description's group_size is {} (engines split "
              "in_features by it, spec §3.3)",
@@ -387,6 +504,10 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir) {
            desc_where, name, type, type);
   }
 
+  if (mindie) {
+    check_mindie_model_quant_type(folder, desc_where);
+    return folder;
+  }
   const std::string expected = kKnownTypes[static_cast<size_t>(highest)];
   // No ranked Linear (only W4A8_DYNAMIC ones, or none): msModelSlim's initial
   // "Unknown" stays unless a float Linear reported FLOAT.
@@ -590,12 +711,38 @@ DeployedLinear QuantizedFolder::load_linear(const std::string& prefix, bool with
   return lin;
 }
 
-QuantizedFolder parse_quantized_folder(const fs::path& dir) {
-  QuantizedFolder folder = QuantizedFolder::open(dir);
+QuantizedFolder parse_quantized_folder(const fs::path& dir, QuantFormat format) {
+  QuantizedFolder folder = QuantizedFolder::open(dir, format);
   for (const auto& p : folder.quantized_linears()) folder.load_linear(p);
   for (const auto& name : folder.tensor_names())
     if (folder.type_of(name) == "FLOAT") check_finite(folder.read(name), name, folder.dir().string());
   return folder;
+}
+
+const TensorInfo& check_float_tensor(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
+  if (!q.contains(name)) {
+    if (name.ends_with("lm_head.weight"))
+      fail("tensor '{}' of the float model is missing from the quantized folder (vLLM-Ascend's Llama-family "
+           "loaders look it up even when tie_word_embeddings; spec §10 fact 16)",
+           name);
+    fail("tensor '{}' of the float model is missing from the quantized folder", name);
+  }
+  if (q.type_of(name) != "FLOAT")
+    fail("tensor '{}' is described as {} in the quantized folder, but the float model has no quantizable Linear "
+         "there (expected FLOAT)",
+         name, q.type_of(name));
+  const TensorInfo& info = q.info(name);
+  if (info.shape != shape)
+    fail("tensor '{}' has shape {} in the quantized folder but {} in the float model", name, shape_str(info.shape),
+         shape_str(shape));
+  return info;
+}
+
+std::vector<float> read_float_tensor(const QuantizedFolder& q, const std::string& name, const Shape& shape) {
+  check_float_tensor(q, name, shape);
+  Tensor t = q.read(name);
+  check_finite(t, name, q.dir().string());
+  return to_f32(t);
 }
 
 }  // namespace lwq

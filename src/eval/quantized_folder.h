@@ -1,8 +1,14 @@
-// An ascendV1 output folder read from its files alone: the description JSON,
-// the safetensors shards and their index, and the folder's own config.json.
+// A quantized output folder read from its files alone, in one of msModelSlim's
+// two described formats:
+//  * ascendV1 (vLLM-Ascend, MindIE LLM): the description JSON, the
+//    safetensors shards and their index, and the folder's own config.json
+//    (msmodelslim_v1.md §3, ascend_loaders.md §4 and §10);
+//  * mindie_format (MindIE-SD, diffusion transformers): one
+//    quant_model_description_<type>.json and the single
+//    quant_model_weight_<type>.safetensors MindIE-SD derives from its
+//    model_quant_type (msmodelslim_v1.md §3.10, multimodal.md B.3.4/B.4).
 // Used by `lwquant eval`, which is thereby an independent check that the
-// files mean what the spec says and hold what the serving engines read
-// (msmodelslim_v1.md §3, ascend_loaders.md §4 and §10).
+// files mean what the spec says and hold what the serving engines read.
 //
 // Every check throws lwq::Error naming the file, the key or tensor, and what
 // was expected; no other exception type escapes for malformed input.
@@ -19,6 +25,8 @@
 #include "io/checkpoint.h"
 
 namespace lwq {
+
+enum class QuantFormat { AscendV1, Mindie };
 
 class QuantizedFolder {
  public:
@@ -41,9 +49,27 @@ class QuantizedFolder {
   //    exponents with group_size 32; W4A8 scale_bias); no quantization
   //    parameter outside a Linear of its type; FLOAT tensors of a float dtype.
   // Values are checked by load_linear().
-  static QuantizedFolder open(const std::filesystem::path& dir);
+  //
+  // QuantFormat::Mindie checks what mindie_format_saver writes and MindIE-SD
+  // reads instead (spec §3.10, multimodal.md B.4): exactly one description,
+  // quant_model_description_<model_quant_type lower-cased>.json (or
+  // quant_model_description.json with model_quant_type FLOAT when nothing is
+  // quantized), holding only tensor entries and model_quant_type, which is the
+  // type of the LAST quantized Linear described; the one weight file
+  // quant_model_weight_<same>.safetensors (shards are refused: MindIE-SD
+  // cannot load them); both regular files of mode 0640 or stricter; only the
+  // types the format stores (FLOAT, W8A8, per-channel W8A8_DYNAMIC,
+  // W8A8_MXFP8, W4A4_MXFP4); deq_scale always float32; config.json optional
+  // (MindIE-SD builds the model from the float checkpoint). Scales are held in
+  // bfloat16, MindIE-SD's default runtime dtype. Other files are not read, as
+  // MindIE-SD opens only these two (an ascendV1 output written beside it by the
+  // same run may share the folder).
+  static QuantizedFolder open(const std::filesystem::path& dir, QuantFormat format = QuantFormat::AscendV1);
 
   const std::filesystem::path& dir() const { return dir_; }
+  QuantFormat format() const { return format_; }
+  // The description file read (its path), for messages.
+  const std::filesystem::path& description_path() const { return description_path_; }
   const std::string& model_quant_type() const { return model_quant_type_; }
   // The folder's config.json, parsed.
   const nlohmann::ordered_json& config() const { return config_; }
@@ -81,6 +107,8 @@ class QuantizedFolder {
  private:
   QuantizedFolder(std::filesystem::path dir, Checkpoint ckpt) : dir_(std::move(dir)), ckpt_(std::move(ckpt)) {}
   std::filesystem::path dir_;
+  QuantFormat format_ = QuantFormat::AscendV1;
+  std::filesystem::path description_path_;
   Checkpoint ckpt_;
   std::map<std::string, std::string> types_;
   std::vector<std::string> linears_;
@@ -94,6 +122,13 @@ class QuantizedFolder {
 // check of the format that needs no float model. Throws lwq::Error for any
 // malformed folder (std::bad_alloc aside), never another exception: the entry
 // point for fuzzing the quantized-folder reader.
-QuantizedFolder parse_quantized_folder(const std::filesystem::path& dir);
+QuantizedFolder parse_quantized_folder(const std::filesystem::path& dir, QuantFormat format = QuantFormat::AscendV1);
+
+// A float tensor of the model as the quantized folder stores it: present,
+// tagged FLOAT, of a float dtype (open()) and of the float model's `shape`;
+// throws naming the tensor otherwise.
+const TensorInfo& check_float_tensor(const QuantizedFolder& q, const std::string& name, const Shape& shape);
+// The same tensor read as f32 (checked finite).
+std::vector<float> read_float_tensor(const QuantizedFolder& q, const std::string& name, const Shape& shape);
 
 }  // namespace lwq

@@ -26,7 +26,7 @@ d, f = 5120, 13824
 import json; c = json.load(open('$model/config.json')); d, f = c['dim'], c['ffn_dim']
 print(f'{(8 * d * d + 2 * d * f + 10 * d + f + 6 * d) * 2 / 2**20:.0f} MiB of bf16')")"
 practice=tests/data/configs/wan2_1_w8a8_dynamic.yaml
-for mode in prefetch no_prefetch; do
+for mode in default no_prefetch; do
   flag=""; [ "$mode" = no_prefetch ] && flag="--no_prefetch"
   out="$work/out"
   cat "$model"/*.safetensors >/dev/null  # the same (host-cached) state for every run

@@ -68,6 +68,17 @@ size_t LayerWeights::bytes() const {
   return n;
 }
 
+void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
+                      LayerWeights& w) {
+  const TensorInfo& info = ckpt.info(full);
+  if (!is_float(info.dtype))
+    fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
+  Tensor raw = ckpt.read(full);
+  check_finite(raw, full, ckpt.file_of(full).string());
+  if (linear_weight && raw.dtype != DType::F32) w.stored.emplace(name, std::move(raw));
+  else w.tensors.emplace(name, to_f32(raw));
+}
+
 LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts) {
   LayerDesc desc = layer_desc(cfg, layer);
   LayerWeights w;
@@ -79,12 +90,7 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
     if (!ckpt.contains(full)) fail("tensor '{}' is missing from checkpoint {}", full, ckpt.path().string());
     const TensorInfo& info = ckpt.info(full);
     check_tensor_shape(cfg, full, info.shape, t.shape);
-    if (!is_float(info.dtype))
-      fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
-    Tensor raw = ckpt.read(full);
-    check_finite(raw, full, ckpt.file_of(full).string());
-    if (linear_weights.count(t.name) && raw.dtype != DType::F32) w.stored.emplace(t.name, std::move(raw));
-    else w.tensors.emplace(t.name, to_f32(raw));
+    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w);
   }
   if (desc.num_experts > 0) {
     if (with_experts) load_all_experts(ckpt, cfg, layer, w);
@@ -106,6 +112,17 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
   matmul_nt_rows(
       x, rows, in, [&](int64_t begin, int64_t n, float* dst) { w.rows_f32(weight, begin, begin + n, in, dst); }, out, y,
       bias);
+}
+
+void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,
+                int64_t in, const float* bias, int64_t out, float* y) {
+  if (!exec) {
+    linear_from_layer(w, name + ".weight", x, rows, in, bias, out, y);
+    return;
+  }
+  std::vector<float> scratch;
+  const float* weight = exec->needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
+  exec->run(name, x, rows, in, weight, bias, out, y);
 }
 
 void LinearExecutor::run(const std::string&, const float* x, int64_t rows, int64_t in, const float* weight,
@@ -130,13 +147,7 @@ struct LinearRunner {
     // A Linear the outlier smoothing gave a bias (asymmetric shift) has one
     // although its descriptor declares none.
     const float* bias = it->has_bias || w.tensors.count(name + ".bias") ? w.get(name + ".bias").data() : nullptr;
-    if (!custom) {
-      linear_from_layer(w, name + ".weight", x, rows, it->in_features, bias, it->out_features, y.data());
-      return;
-    }
-    std::vector<float> scratch;
-    const float* weight = exec.needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
-    exec.run(name, x, rows, it->in_features, weight, bias, it->out_features, y.data());
+    run_linear(w, custom ? &exec : nullptr, name, x, rows, it->in_features, bias, it->out_features, y.data());
   }
 };
 

@@ -46,10 +46,25 @@ struct LayerWeights {
 // quantization runner streams them: models/experts.h).
 LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts = true);
 
+// Reads checkpoint tensor `full` into `w` as `name` (its shape already
+// checked by the caller against its config): a float dtype and finite values
+// are required (named in the error); a 16-bit Linear weight
+// (`linear_weight`) stays as stored, everything else becomes f32.
+void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
+                      LayerWeights& w);
+
 // y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit weight is
 // converted a block of rows at a time, never as a whole f32 copy.
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y);
+
+// y[rows, out] = Linear `name` of `w` on x[rows, in] (+ bias when non-null):
+// through `exec` when given (the float weight materialised only if it asks
+// for it), else in f32 from the layer, a block of weight rows at a time.
+// Every family's forward runs its Linears through this.
+class LinearExecutor;
+void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,
+                int64_t in, const float* bias, int64_t out, float* y);
 
 // Called for every Linear of the layer in execution order. The default
 // executes y = x·Wᵀ + b in f32. The quantization runner overrides it to

@@ -114,14 +114,7 @@ struct Linears {
   void operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,
                   std::vector<float>& y) const {
     y.resize(static_cast<size_t>(rows * out));
-    const float* bias = w.get(name + ".bias").data();
-    if (!exec) {
-      linear_from_layer(w, name + ".weight", x, rows, in, bias, out, y.data());
-      return;
-    }
-    std::vector<float> scratch;
-    const float* weight = exec->needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
-    exec->run(name, x, rows, in, weight, bias, out, y.data());
+    run_linear(w, exec, name, x, rows, in, w.get(name + ".bias").data(), out, y.data());
   }
 };
 
@@ -375,12 +368,7 @@ LayerWeights load_qwen3_vl_vision(const Checkpoint& ckpt, const Qwen3VlVisionCon
     if (info.shape != t.shape)
       fail("tensor '{}' has shape {} but {} (vision_config) implies {}", full, shape_str(info.shape),
            cfg.source.string(), shape_str(t.shape));
-    if (!is_float(info.dtype))
-      fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
-    Tensor raw = ckpt.read(full);
-    check_finite(raw, full, ckpt.file_of(full).string());
-    if (linear_weights.count(t.name) && raw.dtype != DType::F32) w.stored.emplace(t.name, std::move(raw));
-    else w.tensors.emplace(t.name, to_f32(raw));
+    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w);
   }
   return w;
 }

@@ -56,14 +56,7 @@ struct Linears {
   void operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,
                   std::vector<float>& y) const {
     y.resize(static_cast<size_t>(rows * out));
-    const float* bias = w.get(name + ".bias").data();
-    if (!exec) {
-      linear_from_layer(w, name + ".weight", x, rows, in, bias, out, y.data());
-      return;
-    }
-    std::vector<float> scratch;
-    const float* weight = exec->needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
-    exec->run(name, x, rows, in, weight, bias, out, y.data());
+    run_linear(w, exec, name, x, rows, in, w.get(name + ".bias").data(), out, y.data());
   }
 };
 
@@ -82,14 +75,9 @@ LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n)
     if (info.shape != t.shape)
       fail("tensor '{}' has shape {} but {} implies {}", full, shape_str(info.shape), cfg.source.string(),
            shape_str(t.shape));
-    Tensor raw = ckpt.read(full);
-    check_finite(raw, full, ckpt.file_of(full).string());
     // 16-bit Linear weights stay as stored (converted a block of rows at a
     // time when used): a bf16 block then costs its file size in memory.
-    if (linear_weights.count(t.name) && (raw.dtype == DType::BF16 || raw.dtype == DType::F16))
-      w.stored.emplace(t.name, std::move(raw));
-    else
-      w.tensors.emplace(t.name, to_f32(raw));
+    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w);
   }
   return w;
 }

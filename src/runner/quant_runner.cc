@@ -57,6 +57,9 @@ using CalibSample = UnitInput;
 // (QuantJob::full_report measures everything).
 constexpr int64_t kReportStride = 16;
 
+// The largest unit (resident bytes) a data-free run reads ahead of time.
+constexpr size_t kDataFreePrefetchBytes = size_t{256} << 20;
+
 // Routes each Linear of a calibration forward to its quantizer, if it has
 // one, and measures the quantized output against the float one for the
 // quality report while the owning processor observes.
@@ -213,7 +216,11 @@ class LayerWiseQuantizer {
         auto prefetch_next = [&, k] {
           if (!model_wise && job_.prefetch && k + 1 < n) next = std::async(std::launch::async, load, k + 1);
         };
-        if (samples_.empty()) prefetch_next();
+        // Data-free, the read overlaps quantizing and writing, except for units
+        // above kDataFreePrefetchBytes (a 14B DiT block: 670 MiB), which would
+        // double the peak for no time: such runs wait on the disk, not the CPU
+        // (docs/benchmarks.md), and the peak stays at one unit.
+        if (samples_.empty() && weights.bytes() <= kDataFreePrefetchBytes) prefetch_next();
         process_layer(k, weights, *saver, prefetch_next);
         kill_for_testing(k, "saved");
         weights = LayerWeights();

@@ -107,7 +107,9 @@ class RandomInputs {
       return tensor_f32(std::move(shape), std::move(v));
     };
     constexpr int64_t kFrames = 2, kHeight = 4, kWidth = 4;
-    const int64_t context = std::min<int64_t>(cfg.text_len, 16);
+    // Image-to-video blocks split the context into image tokens and the last
+    // text_len text tokens: give them a few image tokens before full text.
+    const int64_t context = cfg.image_cross_attn() ? cfg.text_len + 8 : std::min<int64_t>(cfg.text_len, 16);
     SafetensorsWriter w(path_);
     for (int i = 0; i < kSamples; ++i) {
       const std::string p = std::to_string(i) + ".";

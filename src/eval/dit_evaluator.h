@@ -11,7 +11,8 @@
 // Inputs: block 0's inputs captured from the float pipeline (the
 // --calib_data file `quant` reads, format in models/wan_model.h), or, without
 // one, seeded random inputs of the model's shapes (two samples of a 2×4×4
-// patch grid, a context of min(text_len, 16) tokens, e0 ~ 0.1·N(0, 1)).
+// patch grid, a context of min(text_len, 16) tokens — image-to-video: 8 image
+// tokens before text_len text tokens — e0 ~ 0.1·N(0, 1)).
 //
 // Figures: relative L2 error ‖q − f‖/‖f‖ and cosine ⟨q, f⟩/(‖q‖‖f‖) of the
 // quantized chain's output against the float chain's after every block, over

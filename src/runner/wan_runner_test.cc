@@ -12,6 +12,7 @@
 #include <fstream>
 #include <span>
 
+#include "eval/dit_evaluator.h"
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
 #include "models/wan.h"
@@ -299,6 +300,14 @@ TEST(WanRunner, ImageToVideoModel) {
   EXPECT_NEAR(to_f32(q.read("blocks.1.cross_attn.k.input_scale"))[0], text_scale, 1e-3 * text_scale);
   for (const auto& l : read_json(tmp / "static/quant_report.json")["layers"])
     EXPECT_GT(l["cosine"].get<double>(), 0.99) << l["name"];
+  // eval's DiT mode scores both through the image cross-attention: random inputs and the captured ones.
+  for (const char* out : {"dyn", "static"}) {
+    DitEvalOptions o{model, tmp / out, std::string(out) == "static" ? fs::path(job.calib_data) : fs::path(), 0, 1};
+    DitEvalResult r = evaluate_dit(o);
+    ASSERT_EQ(r.blocks.size(), 2u) << out;
+    EXPECT_GT(r.final_output.rel_l2, 0.0) << out;
+    EXPECT_GT(r.final_output.cosine, 0.99) << out;
+  }
 }
 
 // Over --calib_memory_limit the hidden states spill to a temporary file beside

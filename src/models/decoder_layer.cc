@@ -61,6 +61,11 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
   std::copy(v.begin() + static_cast<long>(first), v.begin() + static_cast<long>(first + count), dst);
 }
 
+std::pair<DType, const void*> LayerWeights::raw(const std::string& name) const {
+  if (auto it = stored.find(name); it != stored.end()) return {it->second.dtype, it->second.bytes.data()};
+  return {DType::F32, get(name).data()};
+}
+
 size_t LayerWeights::bytes() const {
   size_t n = 0;
   for (const auto& [name, v] : tensors) n += v.size() * sizeof(float);

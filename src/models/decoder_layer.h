@@ -36,6 +36,9 @@ struct LayerWeights {
   std::vector<float>& mutable_f32(const std::string& name);
   // Rows [begin, end) of a row-major tensor with `cols` columns, as f32, into `dst`.
   void rows_f32(const std::string& name, int64_t begin, int64_t end, int64_t cols, float* dst) const;
+  // The tensor's data as held, row-major: a stored 16-bit tensor's bytes or
+  // the f32 copy, with its dtype. Throws when absent.
+  std::pair<DType, const void*> raw(const std::string& name) const;
   // Bytes held (f32 tensors + stored tensors).
   size_t bytes() const;
 };

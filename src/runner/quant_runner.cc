@@ -473,15 +473,13 @@ class LayerWiseQuantizer {
 
   std::unique_ptr<LinearQuantizer> make_quantizer(const LayerWeights& weights, const LinearDesc& lin,
                                                  const std::string& full, const ProcessorConfig& owner) {
-    const std::string weight = lin.name + ".weight";
-    const int64_t in = lin.in_features;
-    auto rows = [&weights, &weight, in](int64_t begin, int64_t end, float* dst) {
-      weights.rows_f32(weight, begin, end, in, dst);
-    };
     // A bias smoothing gave the Linear (asymmetric shift) counts like its own.
     const bool has_bias = lin.has_bias || weights.tensors.count(lin.name + ".bias");
     const float* bias = has_bias ? weights.get(lin.name + ".bias").data() : nullptr;
-    return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, in);
+    // The weight as held (16-bit stored or f32): minmax weights quantize from it with no f32 copy.
+    const auto [dtype, data] = weights.raw(lin.name + ".weight");
+    return std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
+                                             lin.out_features, lin.in_features);
   }
 
   // The processor unit that owns Linear `full` (first match) and its config, or {-1, nullptr}.

@@ -669,8 +669,9 @@ class LayerWiseQuantizer {
     }
   }
 
+  // Every caller discards q next: its codes are moved out, not copied.
   void save_quantized(LinearQuantizer& q, AscendV1Saver& saver, LayerReport& report) {
-    saver.save_linear(q.export_linear(serving_dtype_));
+    saver.save_linear(q.release_linear(serving_dtype_));
     const OutputErrorStats& e = q.error_stats();
     report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
   }
@@ -705,14 +706,32 @@ class LayerWiseQuantizer {
     save_experts_data_free(desc, weights, saver, report);
   }
 
+  struct ReadyExpert {
+    LayerWeights weights;  // the expert's FLOAT weights left after quantization
+    std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
+  };
+
+  // An expert quantized straight from its mapped checkpoint bytes (no copy);
+  // its FLOAT Linears are copied out, and the mapping dropped on return.
+  ReadyExpert prepare_mapped(const LayerDesc& desc, ExpertView view,
+                             const std::vector<std::pair<const LinearDesc*, const ProcessorConfig*>>& owners) {
+    ReadyExpert r;
+    for (const auto& [lin, owner] : owners) {
+      const ExpertView::Weight& w = view.weights.at(lin->name + ".weight");
+      if (owner)
+        r.quantizers[lin->name] = std::make_unique<LinearQuantizer>(
+            desc.prefix + "." + lin->name, owner->qconfig, LinearQuantizer::StoredWeight{w.dtype, w.data}, nullptr,
+            lin->out_features, lin->in_features);
+      else if (w.dtype == DType::F32) r.weights.tensors[lin->name + ".weight"] = to_f32(copy_view(w));
+      else r.weights.stored[lin->name + ".weight"] = copy_view(w);
+    }
+    return r;
+  }
+
   // Routed experts of a data-free layer, pipelined: a worker reads expert e+1
   // and quantizes it while this thread writes expert e, so reading,
   // quantizing and writing overlap and both cores stay busy.
   void save_experts_data_free(const LayerDesc& desc, LayerWeights& weights, AscendV1Saver& saver, LayerReport& report) {
-    struct Ready {
-      LayerWeights weights;  // the expert's FLOAT weights left after quantization
-      std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
-    };
     // Owners are matched here, on one thread (matching records pattern usage).
     std::vector<std::vector<std::pair<const LinearDesc*, const ProcessorConfig*>>> owners(
         static_cast<size_t>(desc.num_experts));
@@ -720,8 +739,11 @@ class LayerWiseQuantizer {
       for (const LinearDesc* lin : desc.expert_linears(e))
         owners[static_cast<size_t>(e)].emplace_back(lin, owner_of(desc.prefix + "." + lin->name).second);
     std::unique_ptr<ExpertStream> stream = model_->part_stream(weights.layer, weights, job_.prefetch);
+    bool mapped = stream->mappable();
+    for (const auto& lin : desc.linears) mapped = mapped && (lin.expert < 0 || !lin.has_bias);
     auto prepare = [&](int e) {
-      Ready r;
+      ReadyExpert r;
+      if (mapped) return prepare_mapped(desc, stream->take_view(e), owners[static_cast<size_t>(e)]);
       r.weights = stream->take(e);
       for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
         if (!owner) continue;
@@ -731,9 +753,9 @@ class LayerWiseQuantizer {
       }
       return r;
     };
-    std::future<Ready> next = std::async(std::launch::async, prepare, 0);
+    std::future<ReadyExpert> next = std::async(std::launch::async, prepare, 0);
     for (int e = 0; e < desc.num_experts; ++e) {
-      Ready r = next.get();
+      ReadyExpert r = next.get();
       if (e + 1 < desc.num_experts) next = std::async(std::launch::async, prepare, e + 1);
       for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
         if (owner) {
@@ -829,7 +851,7 @@ class LayerWiseQuantizer {
           weights.stored.erase(t.name);
         }
         LinearQuantizer& q = *slot;
-        saver.save_linear(q.export_linear(serving_dtype_));
+        saver.save_linear(q.release_linear(serving_dtype_));  // reset below
         const OutputErrorStats& e = q.error_stats();
         report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
         slot.reset();

@@ -59,6 +59,14 @@ void AscendV1Saver::add(const std::string& name, const Tensor& t, const std::str
   summary_.bytes += t.nbytes();
 }
 
+void AscendV1Saver::add(const std::string& name, DType dtype, const Shape& shape, const void* data,
+                        const std::string& type) {
+  writer_->add(name, dtype, shape, data);
+  description_.emplace_back(name, type);
+  summary_.tensors += 1;
+  summary_.bytes += static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
+}
+
 void AscendV1Saver::save_float(const std::string& name, const Tensor& t) { add(name, t, "FLOAT"); }
 
 void AscendV1Saver::save_linear(const QuantizedLinear& q) {
@@ -73,7 +81,7 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
          "one group_size for the whole model (MX types use 32), so all per-group and MX Linears must share it",
          p, w.group_size, group_size_);
   if (t == "W8A8" || t == "W8A8_MIX") {
-    add(p + ".weight", int8_tensor(w.q, {out, w.in}), t);
+    add(p + ".weight", DType::I8, {out, w.in}, w.q.data(), t);
     std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
     std::vector<int32_t> qbias = quant_bias(w, q.bias, deq, q.input_offset);
     Tensor qb(DType::I32, {out});
@@ -90,9 +98,8 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
     }
   } else if (t == "W8A8_DYNAMIC" || t == "W8A16" || t == "W4A4_DYNAMIC" || t == "WFP8AFP8_DYNAMIC") {
     // W4A4 weights stay unpacked int8 (spec §9 quirk 6); FP8 ones are e4m3 bytes.
-    Tensor weight = int8_tensor(w.q, {out, w.in});
-    if (t == "WFP8AFP8_DYNAMIC") weight.dtype = DType::F8_E4M3;
-    add(p + ".weight", weight, t);
+    // The codes are written from where they lie (no Tensor copy).
+    add(p + ".weight", t == "WFP8AFP8_DYNAMIC" ? DType::F8_E4M3 : DType::I8, {out, w.in}, w.q.data(), t);
     add(p + ".weight_scale", tensor_f32({out, groups}, w.scale), t);
     // W8A8_DYNAMIC and FP8 kernels ignore offsets: msModelSlim writes zeros (the registry admits only symmetric
     // weights for them). W8A16 and W4A4 keep the signed-domain zero point.

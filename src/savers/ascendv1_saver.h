@@ -61,6 +61,8 @@ class AscendV1Saver {
 
  private:
   void add(const std::string& name, const Tensor& t, const std::string& type);
+  // The same from bytes the caller holds (int8 codes), with no Tensor copy.
+  void add(const std::string& name, DType dtype, const Shape& shape, const void* data, const std::string& type);
 
   std::filesystem::path out_dir_;
   DType model_dtype_;

@@ -157,14 +157,16 @@ namespace {
 
 // A mapped weight, checked finite; on a non-finite value the tensor is read
 // the ordinary way so that the error is read_expert's, word for word.
-const void* checked_view(const MappedBytes& m, DType dtype, const std::function<void()>& fail_as_read) {
-  if (first_non_finite(dtype, m.data(), static_cast<int64_t>(m.size() / dtype_size(dtype))) >= 0) fail_as_read();
+const void* checked_view(const MappedBytes& m, DType dtype, bool check, const std::function<void()>& fail_as_read) {
+  if (check && first_non_finite(dtype, m.data(), static_cast<int64_t>(m.size() / dtype_size(dtype))) >= 0)
+    fail_as_read();
   return m.data();
 }
 
 }  // namespace
 
-ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage) {
+ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage,
+                      bool check) {
   ExpertView v;
   if (!expert_mappable(cfg, layer, storage)) return v;
   const MoeTemplate& m = moe_of(cfg, layer);
@@ -176,7 +178,7 @@ ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer,
       const std::string full = fmt::format("{}.{}.{}.weight", prefix, expert, which);
       const TensorInfo& info = ckpt.info(full);
       v.maps.push_back(ckpt.map_range(full, 0, info.nbytes, /*populate=*/true));
-      const void* data = checked_view(v.maps.back(), info.dtype, [&] {
+      const void* data = checked_view(v.maps.back(), info.dtype, check, [&] {
         check_finite(ckpt.read(full), full, ckpt.file_of(full).string());
       });
       v.weights[name(which)] = {info.dtype, info.shape, data};
@@ -189,7 +191,7 @@ ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer,
     const TensorInfo& info = ckpt.info(*t);
     const uint64_t n = info.nbytes / static_cast<uint64_t>(info.shape[0]);
     v.maps.push_back(ckpt.map_range(*t, static_cast<uint64_t>(expert) * n, n, /*populate=*/true));
-    checked_view(v.maps.back(), info.dtype, [&] {
+    checked_view(v.maps.back(), info.dtype, check, [&] {
       check_finite(ckpt.read_slice(*t, expert), fmt::format("{}[{}]", *t, expert), ckpt.file_of(*t).string());
     });
   }
@@ -261,18 +263,22 @@ void ExpertStream::wait_pending() {
 
 bool ExpertStream::mappable() const { return expert_mappable(cfg_, layer_, storage_); }
 
-ExpertView ExpertStream::take_view(int expert) {
+void ExpertStream::check_finite(int expert) const { read_expert(ckpt_, cfg_, layer_, expert, storage_); }
+
+ExpertView ExpertStream::take_view(int expert, bool check) {
   ExpertView v;
   if (next_view_.valid() && next_expert_ == expert) v = next_view_.get();
   else {
     wait_pending();
-    v = map_expert(ckpt_, cfg_, layer_, expert, storage_);
+    v = map_expert(ckpt_, cfg_, layer_, expert, storage_, check);
   }
   next_expert_ = -1;
   if (prefetch_ && expert + 1 < desc_.num_experts) {
     // Mapping with MAP_POPULATE faults the pages in (reading them if not cached) here, not in the consumer.
     next_view_ = std::async(std::launch::async,
-                            [this, e = expert + 1] { return map_expert(ckpt_, cfg_, layer_, e, storage_); });
+                            [this, e = expert + 1, check] {
+                              return map_expert(ckpt_, cfg_, layer_, e, storage_, check);
+                            });
     next_expert_ = expert + 1;
   }
   return v;

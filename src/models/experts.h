@@ -49,7 +49,9 @@ LayerWeights read_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int lay
 // quantization): on a page-cached checkpoint the copy a read makes is most of
 // the CPU the expert costs. Checked finite like read_expert (same errors).
 // Empty when the layout needs a copy (fused input-major tensors are
-// transposed): use read_expert then.
+// transposed): use read_expert then. With check_finite false the caller
+// checks (a quantizer that finds non-finite rows anyway: one pass over the
+// bytes instead of two) and calls ExpertStream::check_finite on a failure.
 struct ExpertView {
   struct Weight {
     DType dtype;
@@ -61,7 +63,8 @@ struct ExpertView {
   bool empty() const { return weights.empty(); }
 };
 bool expert_mappable(const ModelConfig& cfg, int layer, ExpertStorage storage);
-ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage);
+ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage,
+                      bool check_finite = true);
 // A view's bytes as an owning Tensor (a weight saved unquantized).
 Tensor copy_view(const ExpertView::Weight& w);
 
@@ -97,7 +100,10 @@ class ExpertStream {
   // The same as mapped views (map_expert), prefetching e+1's mapping; only
   // when mappable() (else take()).
   bool mappable() const;
-  ExpertView take_view(int expert);
+  ExpertView take_view(int expert, bool check_finite = true);
+  // Throws read_expert's error (naming the tensor, file and element) when a
+  // weight of expert e is not finite.
+  void check_finite(int expert) const;
   // Largest bytes of one expert's weights (for memory figures).
   size_t expert_bytes() const { return expert_bytes_; }
 

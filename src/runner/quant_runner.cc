@@ -711,19 +711,30 @@ class LayerWiseQuantizer {
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
   };
 
-  // An expert quantized straight from its mapped checkpoint bytes (no copy);
-  // its FLOAT Linears are copied out, and the mapping dropped on return.
-  ReadyExpert prepare_mapped(const LayerDesc& desc, ExpertView view,
+  // Expert e quantized straight from its mapped checkpoint bytes (no copy);
+  // its FLOAT Linears are copied out, and the mapping dropped on return. The
+  // quantizer's row check stands in for the read-time finiteness pass; on a
+  // non-finite weight the stream's check throws the usual read error.
+  ReadyExpert prepare_mapped(const LayerDesc& desc, ExpertStream& stream, int e,
                              const std::vector<std::pair<const LinearDesc*, const ProcessorConfig*>>& owners) {
     ReadyExpert r;
+    ExpertView view = stream.take_view(e, /*check_finite=*/false);
     for (const auto& [lin, owner] : owners) {
       const ExpertView::Weight& w = view.weights.at(lin->name + ".weight");
-      if (owner)
-        r.quantizers[lin->name] = std::make_unique<LinearQuantizer>(
-            desc.prefix + "." + lin->name, owner->qconfig, LinearQuantizer::StoredWeight{w.dtype, w.data}, nullptr,
-            lin->out_features, lin->in_features);
-      else if (w.dtype == DType::F32) r.weights.tensors[lin->name + ".weight"] = to_f32(copy_view(w));
-      else r.weights.stored[lin->name + ".weight"] = copy_view(w);
+      Tensor copy;
+      try {
+        if (owner)
+          r.quantizers[lin->name] = std::make_unique<LinearQuantizer>(
+              desc.prefix + "." + lin->name, owner->qconfig, LinearQuantizer::StoredWeight{w.dtype, w.data}, nullptr,
+              lin->out_features, lin->in_features);
+        else if (copy = copy_view(w); first_non_finite(copy) >= 0) stream.check_finite(e);
+      } catch (const Error&) {
+        stream.check_finite(e);
+        throw;
+      }
+      if (owner) continue;
+      if (w.dtype == DType::F32) r.weights.tensors[lin->name + ".weight"] = to_f32(copy);
+      else r.weights.stored[lin->name + ".weight"] = std::move(copy);
     }
     return r;
   }
@@ -743,7 +754,7 @@ class LayerWiseQuantizer {
     for (const auto& lin : desc.linears) mapped = mapped && (lin.expert < 0 || !lin.has_bias);
     auto prepare = [&](int e) {
       ReadyExpert r;
-      if (mapped) return prepare_mapped(desc, stream->take_view(e), owners[static_cast<size_t>(e)]);
+      if (mapped) return prepare_mapped(desc, *stream, e, owners[static_cast<size_t>(e)]);
       r.weights = stream->take(e);
       for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
         if (!owner) continue;

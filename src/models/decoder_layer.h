@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped_bytes.h"
 #include "models/model_config.h"
 #include "tensor/tensor.h"
 
@@ -24,10 +25,21 @@ struct LayerWeights {
   // and converted one at a time when used: a bf16 layer then costs its file
   // size in memory rather than twice that (the layer-wise memory bound).
   std::map<std::string, Tensor> stored;
+  // Linear weight matrices mapped from the checkpoint instead of read
+  // (load_layer_weights with map_linears: data-free runs quantize them from
+  // there, so the bytes are never copied); read like `stored`.
+  struct Mapped {
+    DType dtype;
+    Shape shape;
+    MappedBytes bytes;
+  };
+  std::map<std::string, Mapped> mapped;
 
   const std::vector<float>& get(const std::string& name) const;  // f32 tensors; throws when absent
   std::vector<float>& get(const std::string& name);
-  bool contains(const std::string& name) const { return tensors.count(name) != 0 || stored.count(name) != 0; }
+  bool contains(const std::string& name) const {
+    return tensors.count(name) != 0 || stored.count(name) != 0 || mapped.count(name) != 0;
+  }
   // Any tensor as f32: a pointer into `tensors`, or `stored` converted into
   // `scratch` (valid until scratch changes). Throws when absent.
   const float* f32(const std::string& name, std::vector<float>& scratch) const;
@@ -47,7 +59,10 @@ struct LayerWeights {
 // shape against config.json; converts F16/BF16 to f32. A mixture-of-experts
 // layer's routed experts come too unless `with_experts` is false (the
 // quantization runner streams them: models/experts.h).
-LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts = true);
+// With map_linears, 16-bit and f32 Linear weights are mapped (`mapped`,
+// populated now) rather than read: for consumers that read them once.
+LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts = true,
+                                bool map_linears = false);
 
 // y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit weight is
 // converted a block of rows at a time, never as a whole f32 copy.

@@ -248,6 +248,7 @@ class LayerWiseQuantizer {
     // Routed experts are not part of the loaded layer: they are streamed
     // through one at a time (models/experts.h).
     auto load = [this](int k) { return load_rotated(k); };
+    model_->map_linear_weights(samples_.empty());  // data-free: weights are quantized from the mapped file
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     try {
@@ -860,6 +861,7 @@ class LayerWiseQuantizer {
         if (!slot) {
           slot = make_quantizer(weights, *lin, desc.prefix + "." + lin->name, *owners_.at(lin->name));
           weights.stored.erase(t.name);
+          weights.mapped.erase(t.name);
         }
         LinearQuantizer& q = *slot;
         saver.save_linear(q.release_linear(serving_dtype_));  // reset below

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <set>
 
 #include "io/checkpoint.h"
@@ -31,9 +32,9 @@ std::vector<float>& LayerWeights::get(const std::string& name) {
 const float* LayerWeights::f32(const std::string& name, std::vector<float>& scratch) const {
   if (auto it = tensors.find(name); it != tensors.end()) return it->second.data();
   if (auto m = mapped.find(name); m != mapped.end()) {
-    if (m->second.dtype == DType::F32) return reinterpret_cast<const float*>(m->second.bytes.data());
+    if (m->second.dtype == DType::F32) return reinterpret_cast<const float*>(m->second.bytes->data());
     scratch.resize(static_cast<size_t>(shape_numel(m->second.shape)));
-    convert_to_f32(m->second.dtype, m->second.bytes.data(), scratch.data(), scratch.size());
+    convert_to_f32(m->second.dtype, m->second.bytes->data(), scratch.data(), scratch.size());
     return scratch.data();
   }
   auto it = stored.find(name);
@@ -47,7 +48,7 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
 std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
   if (auto m = mapped.find(name); m != mapped.end()) {
     std::vector<float> v(static_cast<size_t>(shape_numel(m->second.shape)));
-    convert_to_f32(m->second.dtype, m->second.bytes.data(), v.data(), v.size());
+    convert_to_f32(m->second.dtype, m->second.bytes->data(), v.data(), v.size());
     mapped.erase(m);
     return tensors[name] = std::move(v);
   }
@@ -65,7 +66,7 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
   if (auto m = mapped.find(name); m != mapped.end()) {
     if (static_cast<int64_t>(first + count) > shape_numel(m->second.shape))
       fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
-    convert_to_f32(m->second.dtype, m->second.bytes.data() + first * dtype_size(m->second.dtype), dst, count);
+    convert_to_f32(m->second.dtype, m->second.bytes->data() + first * dtype_size(m->second.dtype), dst, count);
     return;
   }
   if (auto it = stored.find(name); it != stored.end()) {
@@ -81,7 +82,7 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
 
 std::pair<DType, const void*> LayerWeights::raw(const std::string& name) const {
   if (auto it = stored.find(name); it != stored.end()) return {it->second.dtype, it->second.bytes.data()};
-  if (auto m = mapped.find(name); m != mapped.end()) return {m->second.dtype, m->second.bytes.data()};
+  if (auto m = mapped.find(name); m != mapped.end()) return {m->second.dtype, m->second.bytes->data()};
   return {DType::F32, get(name).data()};
 }
 
@@ -89,7 +90,7 @@ size_t LayerWeights::bytes() const {
   size_t n = 0;
   for (const auto& [name, v] : tensors) n += v.size() * sizeof(float);
   for (const auto& [name, t] : stored) n += t.nbytes();
-  for (const auto& [name, m] : mapped) n += m.bytes.size();
+  for (const auto& [name, m] : mapped) n += m.bytes->size();
   return n;
 }
 
@@ -108,10 +109,11 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
     if (!is_float(info.dtype))
       fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
     if (map_linears && linear_weights.count(t.name)) {
-      LayerWeights::Mapped m{info.dtype, info.shape, ckpt.map_range(full, 0, info.nbytes, /*populate=*/true)};
+      LayerWeights::Mapped m{info.dtype, info.shape,
+                             std::make_shared<const MappedBytes>(ckpt.map_range(full, 0, info.nbytes, /*populate=*/true))};
       const int64_t n = static_cast<int64_t>(info.nbytes / dtype_size(info.dtype));
       // Not finite: read as below, for the same error.
-      if (first_non_finite(info.dtype, m.bytes.data(), n) >= 0) check_finite(ckpt.read(full), full, ckpt.file_of(full).string());
+      if (first_non_finite(info.dtype, m.bytes->data(), n) >= 0) check_finite(ckpt.read(full), full, ckpt.file_of(full).string());
       w.mapped.emplace(t.name, std::move(m));
       continue;
     }

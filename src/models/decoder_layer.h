@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,7 +32,7 @@ struct LayerWeights {
   struct Mapped {
     DType dtype;
     Shape shape;
-    MappedBytes bytes;
+    std::shared_ptr<const MappedBytes> bytes;  // shared: a copied LayerWeights reads the same mapping
   };
   std::map<std::string, Mapped> mapped;
 

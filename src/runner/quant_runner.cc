@@ -722,18 +722,19 @@ class LayerWiseQuantizer {
     ExpertView view = stream.take_view(e, /*check_finite=*/false);
     for (const auto& [lin, owner] : owners) {
       const ExpertView::Weight& w = view.weights.at(lin->name + ".weight");
-      Tensor copy;
-      try {
-        if (owner)
+      if (owner) {
+        try {
           r.quantizers[lin->name] = std::make_unique<LinearQuantizer>(
               desc.prefix + "." + lin->name, owner->qconfig, LinearQuantizer::StoredWeight{w.dtype, w.data}, nullptr,
               lin->out_features, lin->in_features);
-        else if (copy = copy_view(w); first_non_finite(copy) >= 0) stream.check_finite(e);
-      } catch (const Error&) {
-        stream.check_finite(e);
-        throw;
+        } catch (const Error&) {
+          stream.check_finite(e);  // a NaN or Inf: throws the read error instead
+          throw;
+        }
+        continue;
       }
-      if (owner) continue;
+      Tensor copy = copy_view(w);
+      if (first_non_finite(copy) >= 0) stream.check_finite(e);
       if (w.dtype == DType::F32) r.weights.tensors[lin->name + ".weight"] = to_f32(copy);
       else r.weights.stored[lin->name + ".weight"] = std::move(copy);
     }

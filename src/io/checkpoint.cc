@@ -157,6 +157,11 @@ Tensor Checkpoint::read_slice(std::string_view name, int64_t index) const {
   return files_[e.file].read_slice(files_[e.file].tensors()[e.tensor], index);
 }
 
+MappedBytes Checkpoint::map_range(std::string_view name, uint64_t byte_offset, uint64_t n, bool populate) const {
+  const Entry& e = entry(name);
+  return files_[e.file].map_range(files_[e.file].tensors()[e.tensor], byte_offset, n, populate);
+}
+
 const fs::path& Checkpoint::file_of(std::string_view name) const { return files_[entry(name).file].path(); }
 
 uint64_t Checkpoint::total_bytes() const {

@@ -31,6 +31,8 @@ class Checkpoint {
   void read_into(std::string_view name, void* dst) const;
   // Element `index` along the first dimension of tensor `name`.
   Tensor read_slice(std::string_view name, int64_t index) const;
+  // Bytes [byte_offset, byte_offset + n) of tensor `name`, mapped (SafetensorsFile::map_range).
+  MappedBytes map_range(std::string_view name, uint64_t byte_offset, uint64_t n, bool populate) const;
   uint64_t total_bytes() const;
   // The file holding `name` (throws when absent).
   const std::filesystem::path& file_of(std::string_view name) const;

@@ -311,4 +311,15 @@ Tensor SafetensorsFile::read_slice(const TensorInfo& info, int64_t index) const 
   return t;
 }
 
+MappedBytes SafetensorsFile::map_range(const TensorInfo& info, uint64_t byte_offset, uint64_t n, bool populate) const {
+  if (!handle_) fail("safetensors file {} is not open", path_.string());
+  if (byte_offset > info.nbytes || n > info.nbytes - byte_offset)
+    fail("{}: bytes {}..{} are outside tensor '{}' ({} bytes)", path_.string(), byte_offset, byte_offset + n, info.name,
+         info.nbytes);
+  const Handle& h = *handle_;
+  const uint64_t at = info.offset + byte_offset;
+  if (h.fd < 0) return MappedBytes::borrow(reinterpret_cast<const uint8_t*>(h.memory.data()) + at, n);
+  return MappedBytes::map(h.fd, at, n, populate, fmt::format("{} (tensor '{}')", path_.string(), info.name));
+}
+
 }  // namespace lwq

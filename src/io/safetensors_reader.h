@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "io/mapped_bytes.h"
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
 
@@ -58,6 +59,9 @@ class SafetensorsFile {
   // Element `index` along the first dimension (shape = info.shape[1:]): one
   // expert of a fused [E, ...] tensor, without reading the others.
   Tensor read_slice(const TensorInfo& info, int64_t index) const;
+  // Bytes [byte_offset, byte_offset + n) of the tensor's data, mapped rather
+  // than copied (io/mapped_bytes.h); throws when the range is outside it.
+  MappedBytes map_range(const TensorInfo& info, uint64_t byte_offset, uint64_t n, bool populate) const;
   // "__metadata__" (empty when the header has none).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   uint64_t file_size() const { return file_size_; }

@@ -352,9 +352,16 @@ void ShardedSafetensorsWriter::close_shard() {
 }
 
 void ShardedSafetensorsWriter::add(const std::string& name, const Tensor& t) {
+  if (static_cast<int64_t>(t.bytes.size()) != t.numel() * static_cast<int64_t>(dtype_size(t.dtype)))
+    fail("{}: tensor '{}' holds {} bytes but shape {} of {} needs {}", dir_.string(), name, t.bytes.size(),
+         shape_str(t.shape), dtype_name(t.dtype), t.numel() * static_cast<int64_t>(dtype_size(t.dtype)));
+  add(name, t.dtype, t.shape, t.bytes.data());
+}
+
+void ShardedSafetensorsWriter::add(const std::string& name, DType dtype, const Shape& shape, const void* data) {
   if (finished_) fail("{}: sharded writer already finished", dir_.string());
   if (names_.count(name)) fail("{}: tensor '{}' added twice", dir_.string(), name);
-  const uint64_t nbytes = t.bytes.size();
+  const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
   const uint64_t limit = options_.max_shard_bytes;
   if (limit > 0) {
     if (current_ && current_->count() > 0 && current_->data_bytes() + nbytes >= limit) close_shard();
@@ -368,7 +375,7 @@ void ShardedSafetensorsWriter::add(const std::string& name, const Tensor& t) {
                                                    SafetensorsWriterOptions{options_.header_reserve, {}});
     if (keep_files_) current_->keep_file();
   }
-  current_->add(name, t);
+  current_->add(name, dtype, shape, data);
   names_.insert(name);
   weight_map_.emplace_back(name, shards_closed_ + 1);
   total_bytes_ += nbytes;

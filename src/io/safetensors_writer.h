@@ -117,6 +117,8 @@ class ShardedSafetensorsWriter {
   ShardedSafetensorsWriter& operator=(const ShardedSafetensorsWriter&) = delete;
 
   void add(const std::string& name, const Tensor& t);
+  // `data` holds numel(shape) × dtype_size(dtype) bytes.
+  void add(const std::string& name, DType dtype, const Shape& shape, const void* data);
   size_t count() const { return weight_map_.size(); }
   uint64_t total_bytes() const { return total_bytes_; }
   // Closes the last shard, renames "<stem>-{i:05d}-of-00000.safetensors" to

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <set>
 
 #include "io/checkpoint.h"
@@ -30,6 +31,12 @@ std::vector<float>& LayerWeights::get(const std::string& name) {
 
 const float* LayerWeights::f32(const std::string& name, std::vector<float>& scratch) const {
   if (auto it = tensors.find(name); it != tensors.end()) return it->second.data();
+  if (auto m = mapped.find(name); m != mapped.end()) {
+    if (m->second.dtype == DType::F32) return reinterpret_cast<const float*>(m->second.bytes->data());
+    scratch.resize(static_cast<size_t>(shape_numel(m->second.shape)));
+    convert_to_f32(m->second.dtype, m->second.bytes->data(), scratch.data(), scratch.size());
+    return scratch.data();
+  }
   auto it = stored.find(name);
   if (it == stored.end()) fail("layer {} has no tensor '{}'", layer, name);
   if (it->second.dtype == DType::F32) return it->second.data<float>();
@@ -39,6 +46,12 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
 }
 
 std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
+  if (auto m = mapped.find(name); m != mapped.end()) {
+    std::vector<float> v(static_cast<size_t>(shape_numel(m->second.shape)));
+    convert_to_f32(m->second.dtype, m->second.bytes->data(), v.data(), v.size());
+    mapped.erase(m);
+    return tensors[name] = std::move(v);
+  }
   if (auto it = stored.find(name); it != stored.end()) {
     std::vector<float> v(static_cast<size_t>(it->second.numel()));
     convert_to_f32(it->second.dtype, it->second.bytes.data(), v.data(), v.size());
@@ -50,6 +63,12 @@ std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
 
 void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end, int64_t cols, float* dst) const {
   const auto first = static_cast<size_t>(begin * cols), count = static_cast<size_t>((end - begin) * cols);
+  if (auto m = mapped.find(name); m != mapped.end()) {
+    if (static_cast<int64_t>(first + count) > shape_numel(m->second.shape))
+      fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
+    convert_to_f32(m->second.dtype, m->second.bytes->data() + first * dtype_size(m->second.dtype), dst, count);
+    return;
+  }
   if (auto it = stored.find(name); it != stored.end()) {
     const Tensor& t = it->second;
     if (static_cast<int64_t>(first + count) > t.numel()) fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
@@ -61,25 +80,42 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
   std::copy(v.begin() + static_cast<long>(first), v.begin() + static_cast<long>(first + count), dst);
 }
 
+std::pair<DType, const void*> LayerWeights::raw(const std::string& name) const {
+  if (auto it = stored.find(name); it != stored.end()) return {it->second.dtype, it->second.bytes.data()};
+  if (auto m = mapped.find(name); m != mapped.end()) return {m->second.dtype, m->second.bytes->data()};
+  return {DType::F32, get(name).data()};
+}
+
 size_t LayerWeights::bytes() const {
   size_t n = 0;
   for (const auto& [name, v] : tensors) n += v.size() * sizeof(float);
   for (const auto& [name, t] : stored) n += t.nbytes();
+  for (const auto& [name, m] : mapped) n += m.bytes->size();
   return n;
 }
 
 void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
-                      LayerWeights& w) {
+                      LayerWeights& w, bool map_linear) {
   const TensorInfo& info = ckpt.info(full);
   if (!is_float(info.dtype))
     fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
+  if (map_linear && linear_weight) {
+    LayerWeights::Mapped m{info.dtype, info.shape,
+                           std::make_shared<const MappedBytes>(ckpt.map_range(full, 0, info.nbytes, /*populate=*/true))};
+    const int64_t n = static_cast<int64_t>(info.nbytes / dtype_size(info.dtype));
+    // Not finite: read as below, for the same error.
+    if (first_non_finite(info.dtype, m.bytes->data(), n) >= 0) check_finite(ckpt.read(full), full, ckpt.file_of(full).string());
+    w.mapped.emplace(name, std::move(m));
+    return;
+  }
   Tensor raw = ckpt.read(full);
   check_finite(raw, full, ckpt.file_of(full).string());
   if (linear_weight && raw.dtype != DType::F32) w.stored.emplace(name, std::move(raw));
   else w.tensors.emplace(name, to_f32(raw));
 }
 
-LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts) {
+LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts,
+                                bool map_linears) {
   LayerDesc desc = layer_desc(cfg, layer);
   LayerWeights w;
   w.layer = layer;
@@ -90,7 +126,7 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
     if (!ckpt.contains(full)) fail("tensor '{}' is missing from checkpoint {}", full, ckpt.path().string());
     const TensorInfo& info = ckpt.info(full);
     check_tensor_shape(cfg, full, info.shape, t.shape);
-    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w);
+    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w, map_linears);
   }
   if (desc.num_experts > 0) {
     if (with_experts) load_all_experts(ckpt, cfg, layer, w);

@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "io/mapped_bytes.h"
 #include "models/model_config.h"
 #include "tensor/tensor.h"
 
@@ -24,10 +26,21 @@ struct LayerWeights {
   // and converted one at a time when used: a bf16 layer then costs its file
   // size in memory rather than twice that (the layer-wise memory bound).
   std::map<std::string, Tensor> stored;
+  // Linear weight matrices mapped from the checkpoint instead of read
+  // (load_layer_weights with map_linears: data-free runs quantize them from
+  // there, so the bytes are never copied); read like `stored`.
+  struct Mapped {
+    DType dtype;
+    Shape shape;
+    std::shared_ptr<const MappedBytes> bytes;  // shared: a copied LayerWeights reads the same mapping
+  };
+  std::map<std::string, Mapped> mapped;
 
   const std::vector<float>& get(const std::string& name) const;  // f32 tensors; throws when absent
   std::vector<float>& get(const std::string& name);
-  bool contains(const std::string& name) const { return tensors.count(name) != 0 || stored.count(name) != 0; }
+  bool contains(const std::string& name) const {
+    return tensors.count(name) != 0 || stored.count(name) != 0 || mapped.count(name) != 0;
+  }
   // Any tensor as f32: a pointer into `tensors`, or `stored` converted into
   // `scratch` (valid until scratch changes). Throws when absent.
   const float* f32(const std::string& name, std::vector<float>& scratch) const;
@@ -36,6 +49,9 @@ struct LayerWeights {
   std::vector<float>& mutable_f32(const std::string& name);
   // Rows [begin, end) of a row-major tensor with `cols` columns, as f32, into `dst`.
   void rows_f32(const std::string& name, int64_t begin, int64_t end, int64_t cols, float* dst) const;
+  // The tensor's data as held, row-major: a stored 16-bit tensor's bytes or
+  // the f32 copy, with its dtype. Throws when absent.
+  std::pair<DType, const void*> raw(const std::string& name) const;
   // Bytes held (f32 tensors + stored tensors).
   size_t bytes() const;
 };
@@ -44,14 +60,19 @@ struct LayerWeights {
 // shape against config.json; converts F16/BF16 to f32. A mixture-of-experts
 // layer's routed experts come too unless `with_experts` is false (the
 // quantization runner streams them: models/experts.h).
-LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts = true);
+// With map_linears, 16-bit and f32 Linear weights are mapped (`mapped`,
+// populated now) rather than read: for consumers that read them once.
+LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts = true,
+                                bool map_linears = false);
 
 // Reads checkpoint tensor `full` into `w` as `name` (its shape already
 // checked by the caller against its config): a float dtype and finite values
 // are required (named in the error); a 16-bit Linear weight
-// (`linear_weight`) stays as stored, everything else becomes f32.
+// (`linear_weight`) stays as stored, everything else becomes f32. With
+// `map_linear` a Linear weight is mapped from the file instead (data-free
+// runs quantize it from there: LayerWeights::mapped).
 void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
-                      LayerWeights& w);
+                      LayerWeights& w, bool map_linear = false);
 
 // y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit weight is
 // converted a block of rows at a time, never as a whole f32 copy.

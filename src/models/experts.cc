@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <functional>
 
 #include "io/checkpoint.h"
 #include "util/error.h"
@@ -148,6 +149,66 @@ LayerWeights read_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int lay
   return w;
 }
 
+bool expert_mappable(const ModelConfig& cfg, int layer, ExpertStorage storage) {
+  return storage == ExpertStorage::PerExpert || moe_of(cfg, layer).fused == FusedExperts::OutMajor;
+}
+
+namespace {
+
+// A mapped weight, checked finite; on a non-finite value the tensor is read
+// the ordinary way so that the error is read_expert's, word for word.
+const void* checked_view(const MappedBytes& m, DType dtype, bool check, const std::function<void()>& fail_as_read) {
+  if (check && first_non_finite(dtype, m.data(), static_cast<int64_t>(m.size() / dtype_size(dtype))) >= 0)
+    fail_as_read();
+  return m.data();
+}
+
+}  // namespace
+
+ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage,
+                      bool check) {
+  ExpertView v;
+  if (!expert_mappable(cfg, layer, storage)) return v;
+  const MoeTemplate& m = moe_of(cfg, layer);
+  const int64_t I = cfg.moe.expert_intermediate, H = cfg.hidden_size;
+  auto name = [&](const std::string& which) { return expert_linear_name(m, expert, which) + ".weight"; };
+  if (storage == ExpertStorage::PerExpert) {
+    const std::string prefix = experts_prefix(cfg, layer);
+    for (const auto& which : {m.gate, m.up, m.down}) {
+      const std::string full = fmt::format("{}.{}.{}.weight", prefix, expert, which);
+      const TensorInfo& info = ckpt.info(full);
+      v.maps.push_back(ckpt.map_range(full, 0, info.nbytes, /*populate=*/true));
+      const void* data = checked_view(v.maps.back(), info.dtype, check, [&] {
+        check_finite(ckpt.read(full), full, ckpt.file_of(full).string());
+      });
+      v.weights[name(which)] = {info.dtype, info.shape, data};
+    }
+    return v;
+  }
+  // Output-major fused: gate rows, then up rows, of [2I, H]; down [H, I] as is.
+  const FusedNames fused = fused_names(cfg, layer);
+  for (const std::string* t : {&fused.gate_up, &fused.down}) {
+    const TensorInfo& info = ckpt.info(*t);
+    const uint64_t n = info.nbytes / static_cast<uint64_t>(info.shape[0]);
+    v.maps.push_back(ckpt.map_range(*t, static_cast<uint64_t>(expert) * n, n, /*populate=*/true));
+    checked_view(v.maps.back(), info.dtype, check, [&] {
+      check_finite(ckpt.read_slice(*t, expert), fmt::format("{}[{}]", *t, expert), ckpt.file_of(*t).string());
+    });
+  }
+  const DType dt = ckpt.info(fused.gate_up).dtype, ddt = ckpt.info(fused.down).dtype;
+  const uint8_t* gate_up = v.maps[0].data();
+  v.weights[name(m.gate)] = {dt, {I, H}, gate_up};
+  v.weights[name(m.up)] = {dt, {I, H}, gate_up + static_cast<size_t>(I * H) * dtype_size(dt)};
+  v.weights[name(m.down)] = {ddt, {H, I}, v.maps[1].data()};
+  return v;
+}
+
+Tensor copy_view(const ExpertView::Weight& w) {
+  Tensor t(w.dtype, w.shape);
+  if (t.nbytes()) std::memcpy(t.bytes.data(), w.data, t.nbytes());
+  return t;
+}
+
 ExpertLinears split_fused_expert(const Tensor& gate_up, const Tensor& down, FusedExperts orientation, int64_t I,
                                  int64_t H) {
   const size_t elem = dtype_size(gate_up.dtype);
@@ -191,8 +252,36 @@ ExpertStream::ExpertStream(const Checkpoint& ckpt, const ModelConfig& cfg, int l
     expert_bytes_ += static_cast<size_t>(l->out_features * l->in_features) * dtype_size(cfg.dtype);
 }
 
-ExpertStream::~ExpertStream() {
-  if (next_.valid()) next_.wait();  // never leave a reader running on a closing checkpoint
+ExpertStream::~ExpertStream() { wait_pending(); }
+
+// Never leave a reader running on a closing checkpoint or a stale expert.
+void ExpertStream::wait_pending() {
+  if (next_.valid()) next_.wait(), next_ = {};
+  if (next_view_.valid()) next_view_.wait(), next_view_ = {};
+  next_expert_ = -1;
+}
+
+bool ExpertStream::mappable() const { return expert_mappable(cfg_, layer_, storage_); }
+
+void ExpertStream::check_finite(int expert) const { read_expert(ckpt_, cfg_, layer_, expert, storage_); }
+
+ExpertView ExpertStream::take_view(int expert, bool check) {
+  ExpertView v;
+  if (next_view_.valid() && next_expert_ == expert) v = next_view_.get();
+  else {
+    wait_pending();
+    v = map_expert(ckpt_, cfg_, layer_, expert, storage_, check);
+  }
+  next_expert_ = -1;
+  if (prefetch_ && expert + 1 < desc_.num_experts) {
+    // Mapping with MAP_POPULATE faults the pages in (reading them if not cached) here, not in the consumer.
+    next_view_ = std::async(std::launch::async,
+                            [this, e = expert + 1, check] {
+                              return map_expert(ckpt_, cfg_, layer_, e, storage_, check);
+                            });
+    next_expert_ = expert + 1;
+  }
+  return v;
 }
 
 std::future<LayerWeights> ExpertStream::start(int expert) {
@@ -206,7 +295,7 @@ LayerWeights ExpertStream::take(int expert) {
   LayerWeights w;
   if (next_.valid() && next_expert_ == expert) w = next_.get();
   else {
-    if (next_.valid()) next_.wait(), next_ = {};
+    wait_pending();
     w = read_expert(ckpt_, cfg_, layer_, expert, storage_);
   }
   next_expert_ = -1;

@@ -15,9 +15,11 @@
 
 #include <cstdint>
 #include <future>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "io/mapped_bytes.h"
 #include "models/architecture.h"
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
@@ -41,6 +43,30 @@ std::vector<std::string> expert_checkpoint_tensors(const Checkpoint& ckpt, const
 // ("mlp.experts.3.gate_proj.weight"); 16-bit weights stay in their dtype
 // (`stored`), F32 ones go to `tensors`, as load_layer_weights does.
 LayerWeights read_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage);
+
+// Expert e's Linear weights as views of the checkpoint's own bytes, mapped
+// rather than copied, for a consumer that reads each once (data-free
+// quantization): on a page-cached checkpoint the copy a read makes is most of
+// the CPU the expert costs. Checked finite like read_expert (same errors).
+// Empty when the layout needs a copy (fused input-major tensors are
+// transposed): use read_expert then. With check_finite false the caller
+// checks (a quantizer that finds non-finite rows anyway: one pass over the
+// bytes instead of two) and calls ExpertStream::check_finite on a failure.
+struct ExpertView {
+  struct Weight {
+    DType dtype;
+    Shape shape;  // [out, in]
+    const void* data;
+  };
+  std::map<std::string, Weight> weights;  // read_expert's names
+  std::vector<MappedBytes> maps;          // what the views point into
+  bool empty() const { return weights.empty(); }
+};
+bool expert_mappable(const ModelConfig& cfg, int layer, ExpertStorage storage);
+ExpertView map_expert(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, int expert, ExpertStorage storage,
+                      bool check_finite = true);
+// A view's bytes as an owning Tensor (a weight saved unquantized).
+Tensor copy_view(const ExpertView::Weight& w);
 
 // One expert's slices of the fused tensors (gate_up [2I, H] or [H, 2I], down
 // [H, I] or [I, H], per `orientation`) as the three [out, in] Linear weights
@@ -71,11 +97,19 @@ class ExpertStream {
   // Expert e's weights on their own, not put into the layer (for a consumer
   // on another thread); reads e+1 in the background like acquire().
   LayerWeights take(int expert);
+  // The same as mapped views (map_expert), prefetching e+1's mapping; only
+  // when mappable() (else take()).
+  bool mappable() const;
+  ExpertView take_view(int expert, bool check_finite = true);
+  // Throws read_expert's error (naming the tensor, file and element) when a
+  // weight of expert e is not finite.
+  void check_finite(int expert) const;
   // Largest bytes of one expert's weights (for memory figures).
   size_t expert_bytes() const { return expert_bytes_; }
 
  private:
   std::future<LayerWeights> start(int expert);
+  void wait_pending();
 
   const Checkpoint& ckpt_;
   const ModelConfig& cfg_;
@@ -85,6 +119,7 @@ class ExpertStream {
   ExpertStorage storage_;
   LayerDesc desc_;
   std::future<LayerWeights> next_;
+  std::future<ExpertView> next_view_;
   int next_expert_ = -1;
   size_t expert_bytes_ = 0;
 };

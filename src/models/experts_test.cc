@@ -144,6 +144,31 @@ TEST(Experts, FusedAndPerExpertLayoutsComputeTheSameModel) {
   EXPECT_EQ(CausalLM::load(per_expert).logits(ids), CausalLM::load(fused).logits(ids));
 }
 
+// The mapped views of an expert hold exactly what read_expert copies, in
+// both mappable layouts (f32 golden: read_expert keeps it in `tensors`).
+TEST(Experts, MappedExpertEqualsTheReadOne) {
+  test::ScratchDir dir;
+  const fs::path per_expert = test::golden_dir("qwen3_moe");
+  const ModelConfig c = load_model_config(per_expert);
+  const fs::path fused = rewrite_model(per_expert, dir.path / "fused", [&](auto& ts) { fuse_experts(ts, c); });
+  for (const fs::path& path : {per_expert, fused}) {
+    Checkpoint ck = Checkpoint::open(path);
+    const ExpertStorage st = expert_storage(ck, c, 2);
+    ASSERT_TRUE(expert_mappable(c, 2, st));
+    for (int e : {0, 5, 7}) {
+      LayerWeights w = read_expert(ck, c, 2, e, st);
+      ExpertView v = map_expert(ck, c, 2, e, st);
+      ASSERT_EQ(v.weights.size(), 3u);
+      for (const auto& [name, view] : v.weights) {
+        const Tensor t = copy_view(view);
+        EXPECT_EQ(to_f32(t), w.get(name)) << path << " " << name;
+        const std::vector<float>& ref = w.get(name);
+        EXPECT_EQ(t.numel(), static_cast<int64_t>(ref.size()));
+      }
+    }
+  }
+}
+
 // Hand-worked: I = 2, H = 4 (so 2I = H, the case shapes cannot decide).
 // Element values encode their [out, in] position in the engines' layout:
 // gate(o, i) = 100 + 10·o + i, up(o, i) = 200 + 10·o + i, down(o, i) = 300 + 10·o + i.

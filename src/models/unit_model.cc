@@ -29,7 +29,10 @@ class DecoderLM : public UnitModel {
   const ModelConfig* lm_config() const override { return &cfg_; }
   int num_units() const override { return cfg_.num_hidden_layers; }
   LayerDesc unit(int k) const override { return layer_desc(cfg_, k); }
-  LayerWeights load(int k) const override { return load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false); }
+  LayerWeights load(int k) const override {
+    return load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false, map_linears_);
+  }
+  void map_linear_weights(bool on) override { map_linears_ = on; }
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const override {
     if (!cfg_.is_moe_layer(k)) return nullptr;
@@ -71,6 +74,7 @@ class DecoderLM : public UnitModel {
   ModelConfig cfg_;
   const Checkpoint& ckpt_;
   const Architecture& arch_;
+  bool map_linears_ = false;
 };
 
 bool is_blank(const std::string& text) { return text.find_first_not_of(" \t\r\n") == std::string::npos; }

@@ -57,6 +57,10 @@ class UnitModel {
   virtual LayerDesc unit(int k) const = 0;
   // Unit k's resident tensors (checked: presence, dtype, shape, finiteness).
   virtual LayerWeights load(int k) const = 0;
+  // Whether load() may map Linear weights instead of reading them
+  // (LayerWeights::mapped): for runs that only read each weight once
+  // (data-free quantization). A family may ignore it.
+  virtual void map_linear_weights(bool) {}
   // The parts of unit k read one at a time while it runs (routed experts),
   // or nullptr when the unit has none.
   virtual std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const = 0;

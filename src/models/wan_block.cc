@@ -62,7 +62,7 @@ struct Linears {
 
 }  // namespace
 
-LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n) {
+LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n, bool map_linears) {
   LayerDesc d = wan_block_desc(cfg, n);
   std::set<std::string> linear_weights;
   for (const auto& l : d.linears) linear_weights.insert(l.name + ".weight");
@@ -77,7 +77,7 @@ LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n)
            shape_str(t.shape));
     // 16-bit Linear weights stay as stored (converted a block of rows at a
     // time when used): a bf16 block then costs its file size in memory.
-    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w);
+    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w, map_linears);
   }
   return w;
 }

@@ -35,7 +35,8 @@ class WanModel : public UnitModel {
   int64_t width() const override { return cfg_.dim; }
   int num_units() const override { return static_cast<int>(cfg_.num_layers); }
   LayerDesc unit(int k) const override { return wan_block_desc(cfg_, k); }
-  LayerWeights load(int k) const override { return load_wan_block(ckpt_, cfg_, k); }
+  LayerWeights load(int k) const override { return load_wan_block(ckpt_, cfg_, k, map_linears_); }
+  void map_linear_weights(bool on) override { map_linears_ = on; }
   std::unique_ptr<ExpertStream> part_stream(int, LayerWeights&, bool) const override { return nullptr; }
 
   void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,
@@ -108,6 +109,7 @@ class WanModel : public UnitModel {
   WanConfig cfg_;
   const Checkpoint& ckpt_;
   DType dtype_ = DType::F32;
+  bool map_linears_ = false;
   std::vector<SideInputs> side_;
 };
 

@@ -65,6 +65,21 @@ LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& con
   quantize_weight(weight_rows);
 }
 
+LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& config, StoredWeight weight,
+                                 const float* bias, int64_t out_features, int64_t in_features)
+    : name_(std::move(full_name)), config_(config), type_(export_type_of(config)), out_(out_features),
+      in_(in_features) {
+  check_shape();
+  if (bias) bias_.assign(bias, bias + out_);
+  if (config_.act.method == "histogram") histogram_ = std::make_unique<HistogramObserver>();
+  const size_t elem = dtype_size(weight.dtype);
+  auto rows = [weight, elem, this](int64_t begin, int64_t end, float* dst) {
+    convert_to_f32(weight.dtype, static_cast<const uint8_t*>(weight.data) + static_cast<size_t>(begin * in_) * elem,
+                   dst, static_cast<size_t>((end - begin) * in_));
+  };
+  quantize_weight(rows, &weight);
+}
+
 LinearQuantizer::~LinearQuantizer() = default;
 
 int weight_bits(QDtype d) { return d == QDtype::Int4 || d == QDtype::MxFp4 ? 4 : 8; }
@@ -91,9 +106,23 @@ void LinearQuantizer::check_shape() const {
     fail("{}: MXFP4 packs two FP4 inputs per byte, but in_features {} is odd", name_, in_);
 }
 
-void LinearQuantizer::quantize_weight(const WeightRows& weight_rows) {
+// Per-channel minmax int weights: what quantize_weight_per_channel_minmax_stored computes.
+bool LinearQuantizer::quantizes_stored_directly() const {
+  const QConfig& w = config_.weight;
+  const bool int_codes = w.dtype != QDtype::Fp8E4M3 && w.dtype != QDtype::MxFp8 && w.dtype != QDtype::MxFp4;
+  return int_codes && w.method != "ssz" && w.method != "gptq" && w.method != "ceil_x";
+}
+
+void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const StoredWeight* stored) {
   const QConfig& w = config_.weight;
   const int bits = weight_bits(w.dtype);
+  if (stored && quantizes_stored_directly()) {
+    weight_ = with_context(name_, [&] {
+      return quantize_weight_per_channel_minmax_stored(stored->dtype, stored->data, out_, in_, bits, w.symmetric);
+    });
+    weight_ready_ = true;
+    return;
+  }
   const bool whole_matrix = w.method == "ssz" || w.method == "gptq";
   if (whole_matrix) {
     float_weight_.resize(static_cast<size_t>(out_ * in_));
@@ -269,6 +298,15 @@ void LinearQuantizer::freeze() {
     error_ = {};
   }
   frozen_ = true;
+}
+
+QuantizedLinear LinearQuantizer::release_linear(DType serving_dtype) {
+  QuantizedWeight codes = std::move(weight_);
+  weight_ = {};
+  QuantizedLinear q = export_linear(serving_dtype);  // copies only the (now empty) codes
+  q.weight = std::move(codes);
+  weight_ready_ = false;
+  return q;
 }
 
 QuantizedLinear LinearQuantizer::export_linear(DType serving_dtype) const {

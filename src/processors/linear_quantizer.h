@@ -47,6 +47,16 @@ class LinearQuantizer {
   // whole matrix (ssz and gptq keep one: their work spans all rows).
   LinearQuantizer(std::string full_name, const LinearQConfig& config, const WeightRows& weight_rows,
                   const float* bias, int64_t out_features, int64_t in_features);
+  // The weight as stored (row-major [out, in], any float dtype, e.g. the
+  // checkpoint's bf16 bytes): per-channel minmax int weights (the data-free
+  // W8A8_DYNAMIC / W8A16 path) are quantized from it directly, with no f32
+  // copy; other methods read it a block of rows at a time as above.
+  struct StoredWeight {
+    DType dtype;
+    const void* data;
+  };
+  LinearQuantizer(std::string full_name, const LinearQConfig& config, StoredWeight weight, const float* bias,
+                  int64_t out_features, int64_t in_features);
   ~LinearQuantizer();
 
   const std::string& name() const { return name_; }
@@ -65,6 +75,9 @@ class LinearQuantizer {
 
   // The export description; `serving_dtype` rounds input_scale (spec §10 fact 18).
   QuantizedLinear export_linear(DType serving_dtype) const;
+  // The same, moving the codes out instead of copying them: for a quantizer
+  // about to be discarded (the data-free savers). Leaves it unusable.
+  QuantizedLinear release_linear(DType serving_dtype);
 
   OutputErrorStats& error_stats() { return error_; }
 
@@ -83,7 +96,8 @@ class LinearQuantizer {
 
  private:
   void check_shape() const;
-  void quantize_weight(const WeightRows& weight_rows);
+  void quantize_weight(const WeightRows& weight_rows, const StoredWeight* stored = nullptr);
+  bool quantizes_stored_directly() const;
   void fake_quant_activation(std::vector<float>& x, bool observe);
 
   std::string name_;

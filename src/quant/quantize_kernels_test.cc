@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "quant/qparams.h"
+#include "tensor/dtype.h"
 
 namespace lwq {
 namespace {
@@ -56,6 +57,36 @@ TEST(QuantizeKernels, RowMinMaxFindsExtremesAndNonFiniteValues) {
         std::vector<float> y = x;
         y[static_cast<size_t>(at)] = bad;
         EXPECT_FALSE(row_min_max(y.data(), n, &lo, &hi)) << "n " << n << " at " << at << " " << bad;
+      }
+  }
+}
+
+// The bf16 kernels read the stored bits and widen them in registers: equal
+// to the f32 kernels on the converted values, tails included.
+TEST(QuantizeKernels, Bf16KernelsEqualF32OnConvertedValues) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (int64_t n : {1, 7, 16, 31, 64, 100, 4096, 4099}) {
+    std::vector<uint16_t> b(static_cast<size_t>(n));
+    std::vector<float> f(b.size());
+    for (size_t i = 0; i < b.size(); ++i) {
+      b[i] = f32_to_bf16(nd(rng));
+      f[i] = bf16_to_f32(b[i]);
+    }
+    float lo = 0, hi = 0, lo16 = 0, hi16 = 0;
+    ASSERT_TRUE(row_min_max(f.data(), n, &lo, &hi));
+    ASSERT_TRUE(row_min_max_bf16(b.data(), n, &lo16, &hi16));
+    EXPECT_EQ(lo, lo16);
+    EXPECT_EQ(hi, hi16);
+    std::vector<int8_t> q(b.size()), q16(b.size());
+    quantize_row(f.data(), n, 0.037f, -3.0f, -128, 127, q.data());
+    quantize_row_bf16(b.data(), n, 0.037f, -3.0f, -128, 127, q16.data());
+    EXPECT_EQ(q, q16) << n;
+    for (int64_t at : {int64_t{0}, n - 1})
+      for (uint16_t bad : {uint16_t{0x7fc0}, uint16_t{0x7f80}, uint16_t{0xff80}}) {
+        std::vector<uint16_t> y = b;
+        y[static_cast<size_t>(at)] = bad;
+        EXPECT_FALSE(row_min_max_bf16(y.data(), n, &lo16, &hi16)) << n << " " << at;
       }
   }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "quant/fp_formats.h"
+#include "quant/qparams.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -61,6 +62,76 @@ QuantizedWeight quantize_weight_per_group_minmax(const float* w, int64_t out, in
     }
   qw.scale = std::move(p.scale);
   qw.offset = std::move(p.offset);
+  return qw;
+}
+
+namespace {
+
+// Rows [begin, end) of a stored weight: min/max of each row, then the rows
+// quantized while they are still in cache (a chunk of rows, not the whole
+// matrix, between the two passes). False when a row is not finite (*bad_row).
+void quantize_rows_minmax_stored(DType dtype, const void* w, int64_t begin, int64_t end, int64_t in, int bits,
+                                 bool symmetric, QuantizedWeight& qw, std::vector<float>& scratch, int64_t* bad_row) {
+  const int64_t n = end - begin;
+  std::vector<float> mn(static_cast<size_t>(n)), mx(mn.size());
+  auto row = [&](int64_t o) -> const float* {  // F32 as is; F16 and others converted into scratch (L1-sized)
+    if (dtype == DType::F32) return static_cast<const float*>(w) + o * in;
+    scratch.resize(static_cast<size_t>(in));
+    convert_to_f32(dtype, static_cast<const uint8_t*>(w) + static_cast<size_t>(o * in) * dtype_size(dtype),
+                   scratch.data(), static_cast<size_t>(in));
+    return scratch.data();
+  };
+  const bool bf16 = dtype == DType::BF16;
+  const auto* w16 = static_cast<const uint16_t*>(w);
+  for (int64_t o = begin; o < end; ++o) {
+    const size_t k = static_cast<size_t>(o - begin);
+    const bool finite = bf16 ? row_min_max_bf16(w16 + o * in, in, &mn[k], &mx[k]) : row_min_max(row(o), in, &mn[k], &mx[k]);
+    if (!finite) {
+      *bad_row = o;
+      return;
+    }
+  }
+  QParams p = int_qparams(mn, mx, bits, symmetric);
+  const int qmin = qmin_of(bits), qmax = qmax_of(bits);
+  for (int64_t o = begin; o < end; ++o) {
+    const size_t k = static_cast<size_t>(o - begin);
+    int8_t* q = qw.q.data() + o * in;
+    if (bf16) quantize_row_bf16(w16 + o * in, in, p.scale[k], p.offset[k], qmin, qmax, q);
+    else quantize_row(row(o), in, p.scale[k], p.offset[k], qmin, qmax, q);
+    qw.scale[static_cast<size_t>(o)] = p.scale[k];
+    qw.offset[static_cast<size_t>(o)] = p.offset[k];
+  }
+}
+
+}  // namespace
+
+QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const void* w, int64_t out, int64_t in,
+                                                          int bits, bool symmetric) {
+  check_shape(out, in, bits);
+  if (!is_float(dtype)) fail("weight quantization: dtype {} is not a float type", dtype_name(dtype));
+  QuantizedWeight qw;
+  qw.out = out;
+  qw.in = in;
+  qw.bits = bits;
+  qw.q.resize(static_cast<size_t>(out * in));
+  qw.scale.resize(static_cast<size_t>(out));
+  qw.offset.resize(static_cast<size_t>(out));
+  // Chunks of ~128 Ki values (256 KiB of bf16: the second pass reads from L2).
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 17) / in);
+  const int64_t chunks = (out + chunk - 1) / chunk;
+  int64_t first_bad = out;
+#pragma omp parallel
+  {
+    std::vector<float> scratch;
+#pragma omp for schedule(static) reduction(min : first_bad)
+    for (int64_t c = 0; c < chunks; ++c) {
+      int64_t bad = out;
+      quantize_rows_minmax_stored(dtype, w, c * chunk, std::min(out, (c + 1) * chunk), in, bits, symmetric, qw,
+                                  scratch, &bad);
+      first_bad = std::min(first_bad, bad);
+    }
+  }
+  if (first_bad < out) fail("weight quantization: non-finite value in output row {}", first_bad);
   return qw;
 }
 

@@ -7,6 +7,7 @@
 
 #include "quant/fake_quant.h"  // activation fake quant lives beside the weight path
 #include "quant/qparams.h"
+#include "tensor/dtype.h"
 
 namespace lwq {
 
@@ -38,6 +39,12 @@ struct QuantizedWeight {
 // non-positive shape, bits outside [2, 8], or non-finite weights (naming the row).
 QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, int64_t in, int bits,
                                                    bool symmetric);
+// The same, straight from a stored row-major weight of any float dtype (the
+// checkpoint's bytes): bf16 is widened in registers and others a row at a
+// time, so no float32 copy of the matrix is made; the result is identical to
+// quantize_weight_per_channel_minmax on the converted weight.
+QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const void* w, int64_t out, int64_t in,
+                                                          int bits, bool symmetric);
 // Per-group minmax: one scale/offset per G consecutive inputs of a row
 // (spec §2.2 per-group variant). G must divide in (lwq::Error otherwise).
 // msModelSlim registers no per-group minmax quantizer; this is GPTQ's

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "tensor/tensor.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -87,6 +88,49 @@ TEST(WeightQuant, RandomRoundTripWithinHalfStep) {
       } else {
         EXPECT_TRUE(qmax == 127 && qmin == -128);
       }
+    }
+  }
+}
+
+// Quantizing the stored bytes (bf16 in registers, f16 a row at a time, f32
+// in place) gives exactly what quantizing the converted f32 matrix gives.
+TEST(WeightQuant, FromStoredBytesEqualsFromFloat) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{3, 17}, {40, 64}, {7, 4100}, {70, 2048}}) {
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (auto& v : w) v = nd(rng);
+    for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
+      Tensor stored = tensor_from_f32(dt, {out, in}, w);
+      const std::vector<float> f = to_f32(stored);
+      for (int bits : {8, 4})
+        for (bool sym : {true, false}) {
+          QuantizedWeight a = quantize_weight_per_channel_minmax(f.data(), out, in, bits, sym);
+          QuantizedWeight b = quantize_weight_per_channel_minmax_stored(dt, stored.bytes.data(), out, in, bits, sym);
+          EXPECT_EQ(a.q, b.q) << dtype_name(dt) << " " << out << "x" << in;
+          EXPECT_EQ(a.scale, b.scale);
+          EXPECT_EQ(a.offset, b.offset);
+          EXPECT_EQ(a.out, b.out);
+          EXPECT_EQ(a.in, b.in);
+          EXPECT_EQ(a.bits, b.bits);
+          EXPECT_EQ(a.group_size, b.group_size);
+        }
+    }
+  }
+}
+
+TEST(WeightQuant, FromStoredBytesNamesTheFirstNonFiniteRow) {
+  const int64_t out = 300, in = 40;
+  std::vector<float> w(static_cast<size_t>(out * in), 0.25f);
+  w[static_cast<size_t>(257 * in + 3)] = std::nanf("");
+  w[static_cast<size_t>(123 * in + 39)] = INFINITY;
+  for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
+    Tensor stored = tensor_from_f32(dt, {out, in}, w);
+    try {
+      quantize_weight_per_channel_minmax_stored(dt, stored.bytes.data(), out, in, 8, true);
+      FAIL() << "no error for " << dtype_name(dt);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("non-finite value in output row 123"), std::string::npos) << e.what();
     }
   }
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -306,6 +307,39 @@ TEST(MoeRunner, BadExpertCheckpointLeavesNoOutput) {
     SUCCEED() << e.what();
   }
   EXPECT_FALSE(fs::exists(tmp / "out"));
+}
+
+// Data-free experts are quantized from mapped bytes without a separate
+// finiteness pass: a non-finite expert weight is still refused with the
+// read-time error (tensor, file, kind, element), in both layouts.
+TEST(MoeRunner, NonFiniteExpertWeightIsRefusedNamingIt) {
+  TempDir tmp;
+  const fs::path per_expert = with_tokenizer(golden("qwen3_moe"), tmp / "per_expert");
+  const fs::path fused = fused_copy(golden("qwen3_moe"), tmp / "fused");
+  struct Case {
+    fs::path from;
+    std::string tensor, named;
+  };
+  for (const Case& c : {Case{per_expert, "model.layers.3.mlp.experts.5.up_proj.weight", "experts.5.up_proj.weight"},
+                        Case{fused, "model.layers.3.mlp.experts.down_proj", "experts.down_proj[6]"}}) {
+    fs::path model = tmp / "m";
+    fs::remove_all(model);
+    copy_model_with_tensor(c.from, model, c.tensor, [&](Tensor t) {
+      const int64_t at = c.named.back() == ']' ? t.numel() / t.dim(0) * 6 + 7 : t.numel() / 2;
+      t.data<float>()[at] = std::nanf("");
+      return t;
+    });
+    try {
+      run_quantization(make_job(model, tmp / "out", (repo() / "configs/moe/w8a16.yaml").string()));
+      ADD_FAILURE() << "no error for " << c.tensor;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      for (const std::string& part : {c.named, std::string("model.safetensors"), std::string("NaN"),
+                                      std::string("element")})
+        EXPECT_NE(what.find(part), std::string::npos) << part << " not in: " << what;
+    }
+    EXPECT_FALSE(fs::exists(tmp / "out"));
+  }
 }
 
 // kill -9 in the middle of the run (after layer 2's experts and attention are

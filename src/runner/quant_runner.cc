@@ -202,6 +202,7 @@ class LayerWiseQuantizer {
     // Routed experts are not part of the loaded layer: they are streamed
     // through one at a time (models/experts.h).
     auto load = [this](int k) { return load_rotated(k); };
+    model_->map_linear_weights(samples_.empty());  // data-free: weights are quantized from the mapped file
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     try {
@@ -473,15 +474,13 @@ class LayerWiseQuantizer {
 
   std::unique_ptr<LinearQuantizer> make_quantizer(const LayerWeights& weights, const LinearDesc& lin,
                                                  const std::string& full, const ProcessorConfig& owner) {
-    const std::string weight = lin.name + ".weight";
-    const int64_t in = lin.in_features;
-    auto rows = [&weights, &weight, in](int64_t begin, int64_t end, float* dst) {
-      weights.rows_f32(weight, begin, end, in, dst);
-    };
     // A bias smoothing gave the Linear (asymmetric shift) counts like its own.
     const bool has_bias = lin.has_bias || weights.tensors.count(lin.name + ".bias");
     const float* bias = has_bias ? weights.get(lin.name + ".bias").data() : nullptr;
-    return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, in);
+    // The weight as held (16-bit stored or f32): minmax weights quantize from it with no f32 copy.
+    const auto [dtype, data] = weights.raw(lin.name + ".weight");
+    return std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
+                                             lin.out_features, lin.in_features);
   }
 
   // The processor unit that owns Linear `full` (first match) and its config, or {-1, nullptr}.
@@ -675,8 +674,9 @@ class LayerWiseQuantizer {
     }
   }
 
+  // Every caller discards q next: its codes are moved out, not copied.
   void save_quantized(LinearQuantizer& q, Saver& saver, LayerReport& report) {
-    saver.save_linear(q.export_linear(serving_dtype_));
+    saver.save_linear(q.release_linear(serving_dtype_));
     const OutputErrorStats& e = q.error_stats();
     report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
   }
@@ -711,14 +711,44 @@ class LayerWiseQuantizer {
     save_experts_data_free(desc, weights, saver, report);
   }
 
+  struct ReadyExpert {
+    LayerWeights weights;  // the expert's FLOAT weights left after quantization
+    std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
+  };
+
+  // Expert e quantized straight from its mapped checkpoint bytes (no copy);
+  // its FLOAT Linears are copied out, and the mapping dropped on return. The
+  // quantizer's row check stands in for the read-time finiteness pass; on a
+  // non-finite weight the stream's check throws the usual read error.
+  ReadyExpert prepare_mapped(const LayerDesc& desc, ExpertStream& stream, int e,
+                             const std::vector<std::pair<const LinearDesc*, const ProcessorConfig*>>& owners) {
+    ReadyExpert r;
+    ExpertView view = stream.take_view(e, /*check_finite=*/false);
+    for (const auto& [lin, owner] : owners) {
+      const ExpertView::Weight& w = view.weights.at(lin->name + ".weight");
+      if (owner) {
+        try {
+          r.quantizers[lin->name] = std::make_unique<LinearQuantizer>(
+              desc.prefix + "." + lin->name, owner->qconfig, LinearQuantizer::StoredWeight{w.dtype, w.data}, nullptr,
+              lin->out_features, lin->in_features);
+        } catch (const Error&) {
+          stream.check_finite(e);  // a NaN or Inf: throws the read error instead
+          throw;
+        }
+        continue;
+      }
+      Tensor copy = copy_view(w);
+      if (first_non_finite(copy) >= 0) stream.check_finite(e);
+      if (w.dtype == DType::F32) r.weights.tensors[lin->name + ".weight"] = to_f32(copy);
+      else r.weights.stored[lin->name + ".weight"] = std::move(copy);
+    }
+    return r;
+  }
+
   // Routed experts of a data-free layer, pipelined: a worker reads expert e+1
   // and quantizes it while this thread writes expert e, so reading,
   // quantizing and writing overlap and both cores stay busy.
   void save_experts_data_free(const LayerDesc& desc, LayerWeights& weights, Saver& saver, LayerReport& report) {
-    struct Ready {
-      LayerWeights weights;  // the expert's FLOAT weights left after quantization
-      std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
-    };
     // Owners are matched here, on one thread (matching records pattern usage).
     std::vector<std::vector<std::pair<const LinearDesc*, const ProcessorConfig*>>> owners(
         static_cast<size_t>(desc.num_experts));
@@ -726,8 +756,11 @@ class LayerWiseQuantizer {
       for (const LinearDesc* lin : desc.expert_linears(e))
         owners[static_cast<size_t>(e)].emplace_back(lin, owner_of(desc.prefix + "." + lin->name).second);
     std::unique_ptr<ExpertStream> stream = model_->part_stream(weights.layer, weights, job_.prefetch);
+    bool mapped = stream->mappable();
+    for (const auto& lin : desc.linears) mapped = mapped && (lin.expert < 0 || !lin.has_bias);
     auto prepare = [&](int e) {
-      Ready r;
+      ReadyExpert r;
+      if (mapped) return prepare_mapped(desc, *stream, e, owners[static_cast<size_t>(e)]);
       r.weights = stream->take(e);
       for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
         if (!owner) continue;
@@ -737,9 +770,9 @@ class LayerWiseQuantizer {
       }
       return r;
     };
-    std::future<Ready> next = std::async(std::launch::async, prepare, 0);
+    std::future<ReadyExpert> next = std::async(std::launch::async, prepare, 0);
     for (int e = 0; e < desc.num_experts; ++e) {
-      Ready r = next.get();
+      ReadyExpert r = next.get();
       if (e + 1 < desc.num_experts) next = std::async(std::launch::async, prepare, e + 1);
       for (const auto& [lin, owner] : owners[static_cast<size_t>(e)]) {
         if (owner) {
@@ -851,9 +884,10 @@ class LayerWiseQuantizer {
         if (!slot) {
           slot = make_quantizer(weights, *lin, desc.prefix + "." + lin->name, *owners_.at(lin->name));
           weights.stored.erase(t.name);
+          weights.mapped.erase(t.name);
         }
         LinearQuantizer& q = *slot;
-        saver.save_linear(q.export_linear(serving_dtype_));
+        saver.save_linear(q.release_linear(serving_dtype_));  // reset below
         const OutputErrorStats& e = q.error_stats();
         report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
         slot.reset();

@@ -42,7 +42,7 @@ void AscendV1Saver::save_linear(const QuantizedLinear& q) {
          q.name, w.group_size, group_size_);
   const DType dtype = model_dtype_;
   for (auto& t : linear_tensors(q, [dtype](const std::vector<float>& deq) { return encode_deq_scale(deq, dtype); }))
-    add(t.name, t.tensor, t.type);
+    add(t);
   if (w.group_size > 0) group_size_ = w.group_size;
   quant_type_.update(q.type);
 }

@@ -28,6 +28,15 @@ void DescribedSaver::add(const std::string& name, const Tensor& t, const std::st
   summary_.bytes += t.nbytes();
 }
 
+void DescribedSaver::add(const DescribedTensor& t) {
+  const Tensor& shape_of = t.tensor;
+  const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape_of.shape)) * dtype_size(shape_of.dtype);
+  writer_->add(t.name, shape_of.dtype, shape_of.shape, t.bytes());
+  description_.emplace_back(t.name, t.type);
+  summary_.tensors += 1;
+  summary_.bytes += nbytes;
+}
+
 std::vector<std::pair<std::string, std::string>> DescribedSaver::finish_weights() {
   auto weight_map = writer_->finish();
   summary_.files = 0;

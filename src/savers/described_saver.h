@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "savers/linear_tensors.h"
 #include "savers/saver.h"
 
 namespace lwq {
@@ -31,6 +32,7 @@ class DescribedSaver : public Saver {
   DescribedSaver(std::filesystem::path out_dir, int64_t part_file_size_gb, const std::string& stem);
 
   void add(const std::string& name, const Tensor& t, const std::string& type);
+  void add(const DescribedTensor& t);  // borrowed bytes are written from where they lie
   // Closes the shards; sets summary_.files. Returns the weight map in write order.
   std::vector<std::pair<std::string, std::string>> finish_weights();
   // The format's own state beside the shared one.

@@ -22,12 +22,20 @@ Tensor int8_tensor(const std::vector<int8_t>& v, Shape shape) {
 
 std::vector<float> zeros(size_t n) { return std::vector<float>(n, 0.0f); }
 
+// The Linear's unpacked codes as they lie in `q` (int8 or e4m3 bytes).
+DescribedTensor codes(const QuantizedLinear& q, DType dtype) {
+  DescribedTensor t{q.name + ".weight", Tensor(), q.type, q.weight.q.data()};
+  t.tensor.dtype = dtype;
+  t.tensor.shape = {q.weight.out, q.weight.in};
+  return t;
+}
+
 void static_activation_tensors(const QuantizedLinear& q, const DeqScaleEncoder& encode,
                                std::vector<DescribedTensor>& out) {
   const QuantizedWeight& w = q.weight;
   const std::string& p = q.name;
   const std::string& t = q.type;
-  out.push_back({p + ".weight", int8_tensor(w.q, {w.out, w.in}), t});
+  out.push_back(codes(q, DType::I8));
   std::vector<float> deq = deq_scale_f32(q.input_scale, w.scale);
   std::vector<int32_t> qbias = quant_bias(w, q.bias, deq, q.input_offset);
   out.push_back({p + ".quant_bias", bytes_tensor(DType::I32, qbias.data(), qbias.size() * 4, {w.out}), t});
@@ -46,7 +54,7 @@ void mx_tensors(const QuantizedLinear& q, std::vector<DescribedTensor>& out) {
   const QuantizedWeight& w = q.weight;
   const std::string& p = q.name;
   if (w.code == WeightCode::MxFp8) {
-    out.push_back({p + ".weight", bytes_tensor(DType::F8_E4M3, w.q.data(), w.q.size(), {w.out, w.in}), q.type});
+    out.push_back(codes(q, DType::F8_E4M3));
   } else {
     std::vector<uint8_t> codes(w.q.begin(), w.q.end());
     std::vector<uint8_t> packed = pack_fp4(codes, w.out, w.in);
@@ -69,9 +77,7 @@ std::vector<DescribedTensor> linear_tensors(const QuantizedLinear& q, const DeqS
     static_activation_tensors(q, deq_scale, tensors);
   } else if (t == "W8A8_DYNAMIC" || t == "W8A16" || t == "W4A4_DYNAMIC" || t == "WFP8AFP8_DYNAMIC") {
     // W4A4 weights stay unpacked int8 (spec §9 quirk 6); FP8 ones are e4m3 bytes.
-    Tensor weight = int8_tensor(w.q, {out, w.in});
-    if (t == "WFP8AFP8_DYNAMIC") weight.dtype = DType::F8_E4M3;
-    tensors.push_back({p + ".weight", std::move(weight), t});
+    tensors.push_back(codes(q, t == "WFP8AFP8_DYNAMIC" ? DType::F8_E4M3 : DType::I8));
     tensors.push_back({p + ".weight_scale", tensor_f32({out, groups}, w.scale), t});
     // W8A8_DYNAMIC and FP8 kernels ignore offsets: msModelSlim writes zeros (the registry admits only symmetric
     // weights for them). W8A16 and W4A4 keep the signed-domain zero point.

@@ -14,8 +14,12 @@ namespace lwq {
 
 struct DescribedTensor {
   std::string name;
-  Tensor tensor;
+  Tensor tensor;     // the bytes, unless `borrowed`
   std::string type;  // the description's value: the Linear's type, or "FLOAT" for its bias
+  // Bytes the QuantizedLinear itself holds (its unpacked codes), written from
+  // there without a copy; `tensor` then only carries dtype and shape.
+  const void* borrowed = nullptr;
+  const void* bytes() const { return borrowed ? borrowed : static_cast<const void*>(tensor.bytes.data()); }
 };
 
 // deq_scale's on-disk encoding: ascendv1 depends on the model dtype (spec
@@ -23,7 +27,7 @@ struct DescribedTensor {
 using DeqScaleEncoder = std::function<Tensor(const std::vector<float>& deq_scale)>;
 
 // The Linear's tensors in msModelSlim's write order, its float bias (float32,
-// "FLOAT") last. Throws for a type no saver knows.
+// "FLOAT") last; valid while `q` lives. Throws for a type no saver knows.
 std::vector<DescribedTensor> linear_tensors(const QuantizedLinear& q, const DeqScaleEncoder& deq_scale);
 
 }  // namespace lwq

@@ -43,7 +43,7 @@ void MindieSaver::save_linear(const QuantizedLinear& q) {
   for (auto& t : linear_tensors(q, [](const std::vector<float>& deq) {
          return tensor_f32({static_cast<int64_t>(deq.size())}, deq);
        }))
-    add(t.name, t.tensor, t.type);
+    add(t);
   last_quantized_type_ = q.type;
 }
 

@@ -56,11 +56,16 @@ int64_t first_all_ones_exponent(const uint8_t* bytes, int64_t n, Bits exponent_m
 
 int64_t first_non_finite(const Tensor& t) {
   const int64_t n = std::min<int64_t>(t.numel(), static_cast<int64_t>(t.bytes.size() / std::max<size_t>(1, dtype_size(t.dtype))));
-  switch (t.dtype) {
-    case DType::F64: return first_all_ones_exponent<uint64_t>(t.bytes.data(), n, 0x7FF0000000000000ull);
-    case DType::F32: return first_all_ones_exponent<uint32_t>(t.bytes.data(), n, 0x7F800000u);
-    case DType::F16: return first_all_ones_exponent<uint16_t>(t.bytes.data(), n, uint16_t{0x7C00});
-    case DType::BF16: return first_all_ones_exponent<uint16_t>(t.bytes.data(), n, uint16_t{0x7F80});
+  return first_non_finite(t.dtype, t.bytes.data(), n);
+}
+
+int64_t first_non_finite(DType dtype, const void* data, int64_t n) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  switch (dtype) {
+    case DType::F64: return first_all_ones_exponent<uint64_t>(bytes, n, 0x7FF0000000000000ull);
+    case DType::F32: return first_all_ones_exponent<uint32_t>(bytes, n, 0x7F800000u);
+    case DType::F16: return first_all_ones_exponent<uint16_t>(bytes, n, uint16_t{0x7C00});
+    case DType::BF16: return first_all_ones_exponent<uint16_t>(bytes, n, uint16_t{0x7F80});
     default: return -1;
   }
 }

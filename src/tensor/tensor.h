@@ -45,6 +45,8 @@ struct Tensor {
 // F64), or -1 when every element is finite (and for non-float dtypes).
 int64_t first_non_finite(const Tensor& t);
 int64_t first_non_finite(std::span<const float> values);
+// The same over `n` elements of `dtype` at `data` (a view, e.g. mapped file bytes).
+int64_t first_non_finite(DType dtype, const void* data, int64_t n);
 // Throws "tensor '<name>' in <file> holds NaN at element i (row r, column c)"
 // when first_non_finite() finds one: weights are checked when read, so a
 // broken checkpoint never turns into plausible-looking scales.

@@ -42,6 +42,9 @@ std::vector<Case> cases() {
   const QConfig stat = qc(QDtype::Int8, QScope::PerTensor, false, "minmax");
   const QConfig mx8 = qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax");
   const QConfig mx4 = qc(QDtype::MxFp4, QScope::PerBlock, true, "minmax");
+  auto dual = [](int64_t block) {
+    return qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale", {{"dual_block_size", block}});
+  };
   auto w = [](QDtype d, QScope s, bool sym, const char* m) {
     return qc(d, s, sym, m, s == QScope::PerGroup ? nlohmann::json{{"group_size", 32}} : nlohmann::json::object());
   };
@@ -65,6 +68,10 @@ std::vector<Case> cases() {
       {"w8a8_mxfp8_mse_round", {mx8, w(QDtype::MxFp8, QScope::PerBlock, true, "mse_round")}, 0.1},
       {"w4a8_mxfp_ceil_x", {mx8, w(QDtype::MxFp4, QScope::PerBlock, true, "ceil_x")}, 0.2},
       {"w4a4_mxfp4_fouroversix", {mx4, w(QDtype::MxFp4, QScope::PerBlock, true, "fouroversix")}, 0.35},
+      // Dual blocks of 32 (three per 96-input row) and one covering the row (512 ≥ 96).
+      {"w4a4_mxfp4_dualscale_32", {dual(32), dual(32)}, 0.35},
+      {"w4a4_mxfp4_dualscale_512", {dual(512), dual(512)}, 0.35},
+      {"w8a8_mix_mean", {qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}}), w(QDtype::Int8, QScope::PerChannel, true, "minmax")}, 0.03},
   };
 }
 
@@ -242,6 +249,69 @@ TEST(SchemesW8A8Mix, CalibrationExportAndBothDeployedPaths) {
   EXPECT_LT(rel_l2(y_dep, linear(xs, d.rows)), 1e-2);  // quant_bias rounding and the bfloat16 deq_scale
 }
 
+// aggregation_type mean (msModelSlim's _MeanMinMaxObserver): the exported
+// static params come from the mean of the per-call minimums and maximums
+// (float64 sums), not from the range over all calls; the prefill path is unchanged.
+TEST(SchemesW8A8Mix, MeanAggregationAveragesEachCallsRange) {
+  const std::string name = "model.layers.0.mlp.up_proj";
+  const Data d = make_data(29);
+  const QConfig w8 = qc(QDtype::Int8, QScope::PerChannel, true, "minmax");
+  LinearQuantizer mean(name, {qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}}), w8},
+                       d.w.data(), d.bias.data(), d.out, d.in);
+  LinearQuantizer max(name, {qc(QDtype::Int8, QScope::PdMix, false, "minmax"), w8}, d.w.data(), d.bias.data(), d.out,
+                      d.in);
+  // Three calls by hand: ranges [−2, 1], [−1, 5], [0.5, 3] (the third wholly positive).
+  const std::vector<std::vector<float>> calls = {{-2.0f, 1.0f, 0.0f}, {5.0f, -1.0f, 2.0f}, {0.5f, 3.0f, 1.0f}};
+  std::vector<float> x(static_cast<size_t>(d.in)), y_mean(static_cast<size_t>(d.out)), y_max(y_mean.size());
+  for (const auto& c : calls) {
+    std::fill(x.begin(), x.end(), c[2]);
+    std::copy(c.begin(), c.begin() + 2, x.begin());
+    mean.forward(x.data(), 1, y_mean.data());
+    max.forward(x.data(), 1, y_max.data());
+    EXPECT_EQ(y_mean, y_max);  // the calibration output is the prefill (per-token) arithmetic either way
+  }
+  mean.freeze();
+  max.freeze();
+  // mean min = (−2 − 1 + 0.5)/3 = −5/6, mean max = (1 + 5 + 3)/3 = 3: scale (3 + 5/6)/255, offset
+  // round((5/6)/scale) − 128. max: [−2, 5].
+  const QuantizedLinear qm = mean.export_linear(DType::F32), qx = max.export_linear(DType::F32);
+  const float mn = static_cast<float>((-2.0 - 1.0 + 0.5) / 3.0), mx = 3.0f;
+  const float scale = mx / 255.0f - mn / 255.0f;
+  EXPECT_FLOAT_EQ(qm.input_scale, scale);
+  EXPECT_EQ(qm.input_offset, std::nearbyint(-mn / scale) - 128.0f);
+  EXPECT_FLOAT_EQ(qx.input_scale, 7.0f / 255.0f);
+  // The widest range seen stays what observed_range() reports (the routed-expert data-free rule uses it).
+  EXPECT_EQ(mean.observed_range(), (std::pair<float, float>{-2.0f, 5.0f}));
+}
+
+// A dual-scale folder holds weight_dual_scale F32 [out, dual blocks, 1] and,
+// as msModelSlim's ascendv1 saver writes it, a bias tagged with the Linear's
+// type; the reader refuses a dual-block count that hides the block size.
+TEST(SchemesDualScale, FolderLayoutAndChecks) {
+  const std::string name = "model.layers.0.mlp.up_proj";
+  const Data d = make_data(31);
+  const QConfig dual = qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale", {{"dual_block_size", 32}});
+  LinearQuantizer lq(name, {dual, dual}, d.w.data(), d.bias.data(), d.out, d.in);
+  EXPECT_FALSE(lq.needs_data());
+  const fs::path root = fs::temp_directory_path() / ("lwq_schemes_dual_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "model");
+  write_text_file_atomic(root / "model" / "config.json", R"({"model_type": "llama", "torch_dtype": "bfloat16"})");
+  AscendV1Saver saver(root / "out", 0, DType::BF16);
+  saver.save_linear(lq.export_linear(DType::BF16));
+  EXPECT_EQ(saver.finish(root / "model").model_quant_type, "W4A4_MXFP4_DUALSCALE");
+  QuantizedFolder folder = parse_quantized_folder(root / "out");
+  for (const char* s : {".weight", ".weight_scale", ".weight_dual_scale", ".bias"})
+    EXPECT_EQ(folder.type_of(name + s), "W4A4_MXFP4_DUALSCALE") << s;
+  EXPECT_EQ(folder.info(name + ".weight").shape, (Shape{d.out, d.in / 2}));
+  EXPECT_EQ(folder.info(name + ".weight_scale").shape, (Shape{d.out, d.in / 32}));
+  EXPECT_EQ(folder.info(name + ".weight_dual_scale").shape, (Shape{d.out, 3, 1}));
+  EXPECT_EQ(folder.info(name + ".weight_dual_scale").dtype, DType::F32);
+  EXPECT_EQ(folder.group_size(), 32);
+  EXPECT_EQ(folder.load_linear(name).dual_block_size, 32);
+  fs::remove_all(root);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllSchemes, SchemesRoundTrip, testing::ValuesIn(cases()),
                          [](const testing::TestParamInfo<Case>& i) { return i.param.label; });
 
@@ -267,6 +337,13 @@ TEST(SchemesBadShapes, ClearErrorsNamingTheLinear) {
   const QConfig mx4 = qc(QDtype::MxFp4, QScope::PerBlock, true, "minmax");
   m = construction_error({mx4, mx4}, "layers.0.mlp.up_proj", 8, 33);
   EXPECT_NE(m.find("in_features 33 is odd"), std::string::npos) << m;
+  // A partial last dual block with more than one block per row would hide the block size in the files.
+  const QConfig dual = qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale", {{"dual_block_size", 64}});
+  m = construction_error({dual, dual}, "layers.0.mlp.down_proj", 8, 172);
+  EXPECT_NE(m.find("layers.0.mlp.down_proj: dual_block_size 64 neither covers nor divides in_features 172"),
+            std::string::npos) << m;
+  EXPECT_EQ(construction_error({dual, dual}, "layers.0.mlp.up_proj", 8, 62), "");  // one (padded) block
+  EXPECT_EQ(construction_error({dual, dual}, "layers.0.mlp.up_proj", 8, 128), "");
   // GPTQ without calibration data.
   std::vector<float> w(64, 0.5f);
   LinearQuantizer lq("layers.2.mlp.up_proj", {tok8, qc(QDtype::Int8, QScope::PerChannel, true, "gptq")}, w.data(),

@@ -7,8 +7,9 @@
 //    warning in ServiceConfig::warnings (msModelSlim ignores them silently);
 //  * a duplicate mapping key is resolved last-wins like PyYAML, with a warning;
 //  * only the schemes in quant_schemes.h are accepted; other valid msModelSlim
-//    combinations (pairs without an IR, dual-scale MXFP4) are rejected up
-//    front instead of failing late at deploy;
+//    combinations (pairs without an IR) are rejected up front instead of
+//    failing late at deploy; dual-scale MXFP4 needs equal act/weight
+//    dual_block_size, a multiple of 32 (docs/design.md);
 //  * W8A16 with asymmetric minmax weights is accepted (msModelSlim registers
 //    asymmetric per-channel weights only for gptq), with a portability warning;
 //  * W8A8_DYNAMIC per-group weights must be symmetric (msModelSlim exports

@@ -17,6 +17,8 @@ const std::vector<std::string> kWeightMethods = {"minmax", "ssz", "gptq"};
 bool data_free_act(const QConfig& a) {
   if (a.method == "none") return true;
   // Dynamic activations are quantized at inference; calibration stats are discarded.
+  // dualscale activations are dynamic too (msModelSlim's MXActDualScaleMinmax is data-free).
+  if (a.method == "dualscale") return true;
   return a.method == "minmax" && (a.scope == S::PerToken || a.scope == S::PerBlock);
 }
 
@@ -53,6 +55,28 @@ double ext_double(const QConfig& q, const char* key, double dflt) {
   return v->get<double>();
 }
 
+// Both dual_scale quantizers need ext.dual_block_size (msModelSlim: a
+// KeyError otherwise). lwquant also needs it to be a multiple of the 32-input
+// MX block, so that every inner block lies inside one dual block, and the
+// same for activations and weights, since the files hold only the weight's
+// dual scales and an engine (or eval) must derive the activations' blocks
+// from them (docs/design.md, deliberate differences).
+void check_dual_scale(const QConfig& w, const QConfig& a) {
+  using Side = std::pair<const QConfig*, const char*>;
+  for (const auto& [q, side] : {Side{&w, "weight"}, Side{&a, "act"}}) {
+    const nlohmann::json* v = ext_value(*q, "dual_block_size");
+    if (!v) fail("{} ext.dual_block_size is required for dual_scale (e.g. 512)", side);
+    const int64_t n = mx_dual_block_size(*q);
+    if (n <= 0 || n % 32 != 0)
+      fail("{} ext.dual_block_size must be a positive multiple of 32 (the MX block inside each dual block), got {}",
+           side, n);
+  }
+  if (mx_dual_block_size(w) != mx_dual_block_size(a))
+    fail("act ext.dual_block_size {} differs from weight ext.dual_block_size {}: lwquant needs them equal (the "
+         "files store only the weight's dual scales, from which the activation blocks are derived)",
+         mx_dual_block_size(a), mx_dual_block_size(w));
+}
+
 void check_ext(const QConfig& w, const QConfig& a, const std::string& where) {
   try {
     if (w.method == "ssz" && ssz_steps(w) <= 0) fail("ext.step must be a positive integer, got {}", ssz_steps(w));
@@ -63,14 +87,12 @@ void check_ext(const QConfig& w, const QConfig& a, const std::string& where) {
     }
     if (w.scope == S::PerGroup && weight_group_size(w) <= 0)
       fail("ext.group_size must be a positive integer, got {}", weight_group_size(w));
-    if (a.scope == S::PdMix) {
-      // The running observer behind the exported static params; only its
-      // default (max) aggregation is implemented.
-      const nlohmann::json* agg = ext_value(a, "aggregation_type");
-      if (agg && !(agg->is_string() && agg->get<std::string>() == "max"))
-        fail("act ext.aggregation_type {} is not supported for pd_mix: lwquant implements \"max\" (the default)",
-             agg->dump());
+    if (a.scope == S::PdMix || (a.scope == S::PerTensor && a.method == "minmax")) {
+      // The running observer behind the exported static params
+      // (msModelSlim's MinMaxObserverConfig: Literal["max", "mean"]).
+      mean_aggregation(a);
     }
+    if (w.scope == S::DualScale) check_dual_scale(w, a);
     if (w.method == "ceil_x") {
       // msModelSlim's CeilXExtConfig forbids other keys.
       if (w.ext.is_object())
@@ -206,6 +228,8 @@ const std::vector<ExportRule>& lwquant_supported_rules() {
       {"W8A8_MXFP8", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, mx8w},
       {"W4A8_MXFP", {D::MxFp8, S::PerBlock, SymReq::Sym, {"minmax"}}, mx4w},
       {"W4A4_MXFP4", {D::MxFp4, S::PerBlock, SymReq::Sym, {"minmax"}}, mx4w},
+      {"W4A4_MXFP4_DUALSCALE", {D::MxFp4, S::DualScale, SymReq::Sym, {"dualscale"}},
+       {D::MxFp4, S::DualScale, SymReq::Sym, {"dualscale"}}},
   };
   return rules;
 }
@@ -278,6 +302,14 @@ MxCeilXSearch mx_ceil_x_search_range(const QConfig& w) {
   s.step = ext_double(w, "search_step", 0.25);
   return s;
 }
+int64_t mx_dual_block_size(const QConfig& q) { return ext_int(q, "dual_block_size", 0); }
+bool mean_aggregation(const QConfig& a) {
+  const nlohmann::json* v = ext_value(a, "aggregation_type");
+  if (!v) return false;
+  if (v->is_string() && v->get<std::string>() == "max") return false;
+  if (v->is_string() && v->get<std::string>() == "mean") return true;
+  fail("act ext.aggregation_type must be \"max\" or \"mean\", got {}", v->dump());
+}
 int64_t weight_group_size(const QConfig& w) {
   if (w.dtype == D::MxFp8 || w.dtype == D::MxFp4) return 32;
   if (w.scope != S::PerGroup) return 0;
@@ -294,7 +326,7 @@ bool is_data_free(const LinearQConfig& q) { return data_free_act(q.act) && data_
 bool mindie_format_accepts(const std::string& export_type, bool per_group) {
   if (per_group) return false;
   return export_type == "W8A8" || export_type == "W8A8_DYNAMIC" || export_type == "W8A8_MXFP8" ||
-         export_type == "W4A4_MXFP4";
+         export_type == "W4A4_MXFP4" || export_type == "W4A4_MXFP4_DUALSCALE";
 }
 
 }  // namespace lwq

@@ -60,7 +60,8 @@ const ExportRule& check_supported(const LinearQConfig& q, const std::string& whe
 std::optional<std::string> portability_warning(const LinearQConfig& q);
 
 // The export types mindie_format_saver can store (spec §3.10): W8A8 static,
-// per-channel W8A8_DYNAMIC, W8A8_MXFP8 and W4A4_MXFP4 (FLOAT always).
+// per-channel W8A8_DYNAMIC, W8A8_MXFP8, W4A4_MXFP4 and W4A4_MXFP4_DUALSCALE
+// (FLOAT always).
 // `per_group`: per_group weights (never storable).
 bool mindie_format_accepts(const std::string& export_type, bool per_group);
 
@@ -75,6 +76,11 @@ struct MxCeilXSearch {
   double min = 6.0, max = 12.0, step = 0.25;
 };
 MxCeilXSearch mx_ceil_x_search_range(const QConfig& w);
+// dual_scale ext.dual_block_size (0 when absent; check_supported requires it).
+int64_t mx_dual_block_size(const QConfig& q);
+// Static activations' ext.aggregation_type: false for "max" (the default),
+// true for "mean" (spec §1.6.1); anything else throws.
+bool mean_aggregation(const QConfig& a);
 // ext.group_size (default 128) for per_group weights, 32 for MX, 0 otherwise.
 int64_t weight_group_size(const QConfig& w);
 

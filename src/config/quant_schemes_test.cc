@@ -55,6 +55,7 @@ TEST(QuantSchemes, EveryImplementedExportType) {
   const QConfig mx4 = qc(QDtype::MxFp4, QScope::PerBlock, true, "minmax");
   const QConfig fp8_tok = qc(QDtype::Fp8E4M3, QScope::PerToken, true, "minmax");
   const QConfig fp8_w = qc(QDtype::Fp8E4M3, QScope::PerChannel, true, "minmax");
+  const QConfig dual4 = qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale", {{"dual_block_size", 512}});
   struct Case {
     LinearQConfig q;
     const char* type;
@@ -84,6 +85,8 @@ TEST(QuantSchemes, EveryImplementedExportType) {
       {{qc(QDtype::Int8, QScope::PdMix, false, "minmax"), qc(QDtype::Int8, QScope::PerChannel, true, "ssz")},
        "W8A8_MIX",
        false},
+      {{qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}}), kW8}, "W8A8_MIX", false},
+      {{dual4, dual4}, "W4A4_MXFP4_DUALSCALE", true},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(describe(c.q));
@@ -94,6 +97,9 @@ TEST(QuantSchemes, EveryImplementedExportType) {
   EXPECT_EQ(weight_group_size(grp(QDtype::Int4, true)), 64);
   EXPECT_EQ(weight_group_size(qc(QDtype::Int4, QScope::PerGroup, true, "gptq")), 128);
   EXPECT_EQ(weight_group_size(mx4), 32);
+  EXPECT_EQ(weight_group_size(dual4), 32);  // the description's group_size is the inner MX block
+  EXPECT_EQ(mx_dual_block_size(dual4), 512);
+  EXPECT_TRUE(mindie_format_accepts("W4A4_MXFP4_DUALSCALE", false));
   EXPECT_EQ(weight_group_size(kW8), 0);
   EXPECT_EQ(ssz_steps(qc(QDtype::Int4, QScope::PerChannel, true, "ssz")), 50);
   EXPECT_DOUBLE_EQ(gptq_percdamp(grp(QDtype::Int8, true)), 0.02);
@@ -120,18 +126,36 @@ TEST(QuantSchemes, RejectionsListTheValidCombinations) {
   // pd_mix is registered asymmetric only.
   m = error_of({qc(QDtype::Int8, QScope::PdMix, true, "minmax"), kW8});
   EXPECT_NE(m.find("activation quantizer int8/pd_mix/sym/minmax is not registered"), std::string::npos) << m;
-  // pd_mix's observer aggregates with max only.
-  m = error_of({qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}}), kW8});
-  EXPECT_NE(m.find("aggregation_type"), std::string::npos) << m;
+  // pd_mix's and per-tensor minmax's observers aggregate with max or mean (msModelSlim's Literal), nothing else.
+  for (const char* agg : {"max", "mean"}) {
+    EXPECT_EQ(error_of({qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", agg}}), kW8}), "");
+    EXPECT_EQ(error_of({qc(QDtype::Int8, QScope::PerTensor, false, "minmax", {{"aggregation_type", agg}}), kW8}), "");
+  }
+  EXPECT_TRUE(mean_aggregation(qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}})));
+  EXPECT_FALSE(mean_aggregation(qc(QDtype::Int8, QScope::PdMix, false, "minmax")));
+  m = error_of({qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "median"}}), kW8});
+  EXPECT_NE(m.find("act ext.aggregation_type must be \"max\" or \"mean\", got \"median\""), std::string::npos) << m;
   // Quirk 5: asymmetric per-group W8A8_DYNAMIC would export zero offsets.
   m = error_of({kTok8, qc(QDtype::Int8, QScope::PerGroup, false, "gptq")});
   EXPECT_NE(m.find("W8A8_DYNAMIC"), std::string::npos) << m;
   // Unregistered activation.
   m = error_of({qc(QDtype::Int4, QScope::PerTensor, true, "minmax"), kW8});
   EXPECT_NE(m.find("activation quantizer int4/per_tensor/sym/minmax is not registered"), std::string::npos) << m;
-  // MX methods lwquant does not run.
-  m = error_of({qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale"), qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale")});
-  EXPECT_NE(m.find("W4A4_MXFP4_DUALSCALE"), std::string::npos) << m;
+  // dual_scale: dual_block_size required, a positive multiple of 32, equal for act and weight.
+  auto dual = [](nlohmann::json ext) { return qc(QDtype::MxFp4, QScope::DualScale, true, "dualscale", std::move(ext)); };
+  const nlohmann::json d512 = {{"dual_block_size", 512}};
+  EXPECT_EQ(error_of({dual(d512), dual(d512)}), "");
+  m = error_of({dual(nlohmann::json::object()), dual(d512)});
+  EXPECT_NE(m.find("act ext.dual_block_size is required for dual_scale"), std::string::npos) << m;
+  m = error_of({dual(d512), dual({{"dual_block_size", 48}})});
+  EXPECT_NE(m.find("weight ext.dual_block_size must be a positive multiple of 32"), std::string::npos) << m;
+  m = error_of({dual(d512), dual({{"dual_block_size", 256}})});
+  EXPECT_NE(m.find("act ext.dual_block_size 512 differs from weight ext.dual_block_size 256"), std::string::npos) << m;
+  m = error_of({dual({{"dual_block_size", 512}, {"axes", 0}}), dual(d512)});
+  EXPECT_NE(m.find("ext.axes 0 is not supported"), std::string::npos) << m;
+  // dualscale pairs only with itself: no IR for mixed pairs.
+  m = error_of({qc(QDtype::MxFp4, QScope::PerBlock, true, "minmax"), dual(d512)});
+  EXPECT_NE(m.find("no export type"), std::string::npos) << m;
   // mse_round is registered for mxfp8 weights only, ceil_x and fouroversix for mxfp4 ones.
   m = error_of({qc(QDtype::MxFp8, QScope::PerBlock, true, "minmax"), qc(QDtype::MxFp4, QScope::PerBlock, true, "mse_round")});
   EXPECT_NE(m.find("weight quantizer mxfp4/per_block/sym/mse_round is not registered"), std::string::npos) << m;

@@ -162,11 +162,11 @@ TEST(ServiceConfigErrors, UnsupportedCombination) {
         weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax})"),
                {"test.yaml:6: spec.process[0].qconfig", "act int8/per_token/asym/minmax + weight int8/per_channel/sym/minmax",
                 "no export type", "W8A8: act int8/per_tensor/sym|asym/minmax", "W8A8_DYNAMIC:", "W8A16:"});
-  // A valid msModelSlim scheme that lwquant does not run.
+  // A valid msModelSlim scheme with an ext lwquant refuses (dual blocks must hold whole MX blocks).
   expect_error(one_processor(R"(
-        act: {scope: dual_scale, dtype: mxfp4, symmetric: true, method: dualscale, ext: {dual_block_size: 256}}
-        weight: {scope: dual_scale, dtype: mxfp4, symmetric: true, method: dualscale, ext: {dual_block_size: 256}})"),
-               {"spec.process[0].qconfig", "W4A4_MXFP4_DUALSCALE", "does not support"});
+        act: {scope: dual_scale, dtype: mxfp4, symmetric: true, method: dualscale, ext: {dual_block_size: 100}}
+        weight: {scope: dual_scale, dtype: mxfp4, symmetric: true, method: dualscale, ext: {dual_block_size: 100}})"),
+               {"spec.process[0].qconfig", "dual_block_size must be a positive multiple of 32", "got 100"});
   // Static activations need symmetric weights.
   expect_error(one_processor(R"(
         act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}

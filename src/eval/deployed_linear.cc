@@ -69,6 +69,11 @@ float weight_value(const DeployedLinear& lin, int64_t o, int64_t i) {
     return f8e4m3_to_f32(static_cast<uint8_t>(c)) * lin.weight_scale[k];
   if (lin.type == "W4A8_MXFP" || lin.type == "W4A4_MXFP4")
     return fp4_e2m1_value(static_cast<uint8_t>(c)) * lin.weight_scale[k];
+  if (lin.type == "W4A4_MXFP4_DUALSCALE") {
+    const int64_t duals = static_cast<int64_t>(lin.weight_dual_scale.size()) / lin.out;
+    const float inner = fp4_e2m1_value(static_cast<uint8_t>(c)) * lin.weight_scale[k];
+    return inner * lin.weight_dual_scale[static_cast<size_t>(o * duals + i / lin.dual_block_size)];
+  }
   const float z = lin.weight_offset.empty() ? 0.0f : lin.weight_offset[k];
   return (static_cast<float>(c) - z) * lin.weight_scale[k];
 }
@@ -133,6 +138,12 @@ void forward_mx(const DeployedLinear& lin, const float* x, int64_t rows, float* 
   float_forward(lin, xq.data(), rows, y, lin.bias.empty() ? nullptr : lin.bias.data());
 }
 
+void forward_mx_dualscale(const DeployedLinear& lin, const float* x, int64_t rows, float* y) {
+  std::vector<float> xq(x, x + rows * lin.in);
+  fake_quant_mxfp4_dualscale(xq.data(), rows, lin.in, lin.dual_block_size);
+  float_forward(lin, xq.data(), rows, y, lin.bias.empty() ? nullptr : lin.bias.data());
+}
+
 // Weights dequantized a block of output channels at a time.
 void forward_w8a16(const DeployedLinear& lin, const float* x, int64_t rows, float* y) {
   if (lin.group_size > 0) return float_forward(lin, x, rows, y, lin.bias.empty() ? nullptr : lin.bias.data());
@@ -154,6 +165,7 @@ void deployed_linear_forward(const DeployedLinear& lin, const float* x, int64_t 
   if (lin.type == "W4A4_DYNAMIC") return forward_dynamic_int(lin, x, rows, y, 4);
   if (lin.type == "WFP8AFP8_DYNAMIC") return forward_fp8_dynamic(lin, x, rows, y);
   if (lin.type == "W8A8_MXFP8" || lin.type == "W4A8_MXFP" || lin.type == "W4A4_MXFP4") return forward_mx(lin, x, rows, y);
+  if (lin.type == "W4A4_MXFP4_DUALSCALE") return forward_mx_dualscale(lin, x, rows, y);
   if (lin.type == "W8A16") return forward_w8a16(lin, x, rows, y);
   fail("{}: no deployed arithmetic for quantization type '{}'", lin.name, lin.type);
 }

@@ -12,6 +12,9 @@
 //   W8A8_MXFP8, W4A8_MXFP, W4A4_MXFP4
 //                 x in MX blocks of 32 (MXFP8 or MXFP4 elements, shared exponents);
 //                 Ŵ = element·2^e per block; y = x̂·Ŵᵀ + bias
+//   W4A4_MXFP4_DUALSCALE
+//                 per token and dual block s = max|x|/6, x̂ = MXFP4(x/s)·s;
+//                 Ŵ = element·2^e·weight_dual_scale; y = x̂·Ŵᵀ + bias
 //   W8A16         y = x·Ŵᵀ + bias
 // Per-channel symmetric int weights take an exact integer path: products
 // accumulated in float32 blocks that stay exact, summed in double, so the
@@ -40,6 +43,10 @@ struct DeployedLinear {
   int64_t group_size = 0;
   std::vector<float> bias;                     // [out] float bias (not used by W8A8: folded in quant_bias)
   std::vector<float> scale_bias;               // W4A8_DYNAMIC (checked, not needed by the arithmetic here)
+  // W4A4_MXFP4_DUALSCALE: [out, in/dual_block_size] float32 scales applied after the MX ones; the activations
+  // use the same dual blocks (a row-covering block when the file holds one per row).
+  std::vector<float> weight_dual_scale;
+  int64_t dual_block_size = 0;
   // W8A8. input_scale as engines hold it: rounded to the serving dtype (QuantizedFolder::load_linear).
   float input_scale = 0.0f, input_offset = 0.0f;
   std::vector<int32_t> quant_bias;             // [out] W8A8

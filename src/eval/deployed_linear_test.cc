@@ -240,6 +240,40 @@ void check_w8a16(bool symmetric) {
 TEST(DeployedLinear, W8A16SymmetricMatchesFloatWithinQuantizationError) { check_w8a16(true); }
 TEST(DeployedLinear, W8A16AsymmetricMatchesFloatWithinQuantizationError) { check_w8a16(false); }
 
+// W4A4_MXFP4_DUALSCALE by hand, one output, 64 inputs: Ŵ[0] = e2m1(1)·2^0·3 = 3,
+// Ŵ[32] = e2m1(1)·2^-1·3 = 1.5, others 0; bias 0.5. x[0] = 12, x[32] = 0.9,
+// x[33] = 0.3. The activations take the weight's dual blocks.
+TEST(DeployedLinear, W4A4Mxfp4DualScaleByHand) {
+  DeployedLinear lin;
+  lin.name = "dual";
+  lin.type = "W4A4_MXFP4_DUALSCALE";
+  lin.out = 1;
+  lin.in = 64;
+  lin.weight.assign(64, 0);
+  lin.weight[0] = lin.weight[32] = 2;  // E2M1 code 2 = 1.0
+  lin.weight_scale = {1.0f, 0.5f};
+  lin.weight_offset = {0.0f, 0.0f};
+  lin.group_size = 32;
+  lin.bias = {0.5f};
+  std::vector<float> x(64, 0.0f);
+  x[0] = 12.0f;
+  x[32] = 0.9f;
+  x[33] = 0.3f;
+  float y = 0.0f;
+  // One dual block of 64: s = 2; x/2 in MX blocks: 6 → 6 (e 0), 0.45 → 0.5 and 0.15 → 0.125 (e −3);
+  // x̂ = [12, …, 1.0, 0.25, …]; y = 12·3 + 1.0·1.5 + 0.5 = 38.
+  lin.weight_dual_scale = {3.0f};
+  lin.dual_block_size = 64;
+  deployed_linear_forward(lin, x.data(), 1, &y);
+  EXPECT_FLOAT_EQ(y, 38.0f);
+  // Dual blocks of 32: the second block gets s = 0.15, so 0.9 and 0.3 are exact (6 and 2 on the grid);
+  // y = 12·3 + 0.9·1.5 + 0.5 = 37.85.
+  lin.weight_dual_scale = {3.0f, 3.0f};
+  lin.dual_block_size = 32;
+  deployed_linear_forward(lin, x.data(), 1, &y);
+  EXPECT_NEAR(y, 37.85f, 1e-5);
+}
+
 TEST(DeployedLinear, UnknownTypeThrowsNamingTheLinear) {
   DeployedLinear lin;
   lin.name = "model.layers.0.mlp.up_proj";

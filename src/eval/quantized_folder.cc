@@ -33,7 +33,7 @@ constexpr const char* kSingle = "quant_model_weights.safetensors";
 // the full list is not known here).
 const std::vector<std::string> kKnownTypes = {"FLOAT",      "W8A16",     "W8A8_DYNAMIC", "W8A8_MIX",   "W8A8",
                                               "WFP8AFP8_DYNAMIC", "W8A8_MXFP8", "W4A8_MXFP", "W4A4_DYNAMIC",
-                                              "W4A4_MXFP4"};
+                                              "W4A4_MXFP4", "W4A4_MXFP4_DUALSCALE"};
 // Known too, but outside the priority list: it never changes model_quant_type.
 constexpr const char* kUnrankedType = "W4A8_DYNAMIC";
 
@@ -55,20 +55,24 @@ bool is_mindie_type(const std::string& type) {
 // Every suffix a quantization parameter can have (spec §3.4).
 const std::vector<std::string> kParameterSuffixes = {".weight",       ".quant_bias",    ".input_scale", ".input_offset",
                                                      ".deq_scale",    ".weight_scale",  ".weight_offset",
-                                                     ".scale_bias"};
+                                                     ".scale_bias",   ".weight_dual_scale"};
 
 // Static int8 activations with input_scale / quant_bias / deq_scale: W8A8, and
 // W8A8_MIX, which adds the dynamic path's weight_scale / weight_offset.
 bool is_static_w8a8(const std::string& type) { return type == "W8A8" || type == "W8A8_MIX"; }
 
-bool is_mx(const std::string& type) { return type == "W8A8_MXFP8" || type == "W4A8_MXFP" || type == "W4A4_MXFP4"; }
-bool is_fp4(const std::string& type) { return type == "W4A8_MXFP" || type == "W4A4_MXFP4"; }
+bool is_dualscale(const std::string& type) { return type == "W4A4_MXFP4_DUALSCALE"; }
+bool is_mx(const std::string& type) {
+  return type == "W8A8_MXFP8" || type == "W4A8_MXFP" || type == "W4A4_MXFP4" || is_dualscale(type);
+}
+bool is_fp4(const std::string& type) { return type == "W4A8_MXFP" || type == "W4A4_MXFP4" || is_dualscale(type); }
 
 // How many of parameter_suffixes(type) are required (the rest are optional).
 size_t required_count(const std::string& type) {
   if (type == "W8A8") return 5;
   if (type == "W8A8_MIX") return 7;
   if (type == "W4A8_DYNAMIC") return 4;
+  if (is_dualscale(type)) return 3;
   return is_mx(type) ? 2 : 3;
 }
 
@@ -159,6 +163,21 @@ void check_shape_dtype(const TensorInfo& info, const std::string& linear_type, D
 }
 
 std::vector<float> read_f32(const Checkpoint& ckpt, const std::string& name) { return to_f32(ckpt.read(name)); }
+
+// weight_dual_scale: F32 [out, D, 1] with D dual blocks per row. The block
+// size is not stored anywhere, so it must follow from D: one block covering
+// the row (D = 1), or in/D inputs, a multiple of the 32-input MX block.
+void check_dual_scale_shape(const TensorInfo& info, const std::string& type, int64_t out, int64_t in) {
+  const Shape& s = info.shape;
+  const int64_t d = s.size() == 3 ? s[1] : 0;
+  if (info.dtype != DType::F32 || s.size() != 3 || s[0] != out || s[2] != 1 || d < 1)
+    fail("tensor '{}' of the {} Linear must be F32 [{}, dual blocks, 1], found {} {}", info.name, type, out,
+         dtype_name(info.dtype), shape_str(s));
+  if (d > 1 && (in % d != 0 || (in / d) % 32 != 0))
+    fail("tensor '{}' holds {} dual blocks for {} inputs: the dual block size must be in/{} and a multiple of 32 "
+         "(the MX block), or one block must cover the row",
+         info.name, d, in, d);
+}
 
 // A scale engines divide or multiply by: positive and finite.
 void check_scales(const std::string& name, std::span<const float> v) {
@@ -279,8 +298,10 @@ const std::vector<std::string>& QuantizedFolder::parameter_suffixes(const std::s
   static const std::vector<std::string> scaled = {".weight", ".weight_scale", ".weight_offset"};
   static const std::vector<std::string> w4a8 = {".weight", ".weight_scale", ".weight_offset", ".scale_bias"};
   static const std::vector<std::string> mx = {".weight", ".weight_scale"};
+  static const std::vector<std::string> dual = {".weight", ".weight_scale", ".weight_dual_scale"};
   static const std::vector<std::string> none;
   if (is_static_w8a8(type)) return w8a8;
+  if (is_dualscale(type)) return dual;
   if (type == "W4A8_DYNAMIC") return w4a8;
   if (is_mx(type)) return mx;
   if (is_known_type(type) && type != "FLOAT") return scaled;
@@ -421,10 +442,11 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
              "its type, spec §3.4)",
              desc_where, name, tag, p, type);
     }
+    // msModelSlim's ascendv1 saver tags a dual-scale Linear's bias with its type (spec §3.4 quirk).
     const std::string bias_tag = folder.type_of(p + ".bias");
-    if (!bias_tag.empty() && bias_tag != "FLOAT")
-      fail("{}: tensor '{}.bias' is tagged {}, expected FLOAT (the float bias of a quantized Linear, spec §3.4)",
-           desc_where, p, bias_tag);
+    if (!bias_tag.empty() && bias_tag != "FLOAT" && !(is_dualscale(type) && bias_tag == type))
+      fail("{}: tensor '{}.bias' is tagged {}, expected FLOAT{} (the float bias of a quantized Linear, spec §3.4)",
+           desc_where, p, bias_tag, is_dualscale(type) ? " or " + type : "");
 
     const TensorInfo& w = ckpt.info(p + ".weight");
     const DType wd = weight_dtype(type);
@@ -458,6 +480,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
         fail("{}: group_size is {} but {} Linear '{}' needs 32 (its block size; engines read group_size for MX "
              "types, spec §3.3)",
              desc_where, folder.group_size_, type, p);
+      if (is_dualscale(type)) check_dual_scale_shape(ckpt.info(p + ".weight_dual_scale"), type, out, in);
     } else {
       // Per channel [out, 1] or per group [out, in/G] with G the description's group_size.
       const TensorInfo& ws = ckpt.info(p + ".weight_scale");
@@ -483,6 +506,9 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
   }
   // Quantization parameters outside a Linear of their type.
   for (const auto& [name, type] : entries) {
+    if (is_dualscale(type) && name.ends_with(".bias") &&
+        folder.linear_type(name.substr(0, name.size() - 5)) == type)
+      continue;  // the dual-scale bias quirk, its shape checked with its Linear
     if (type == "FLOAT") {
       const TensorInfo& info = ckpt.info(name);
       if (!is_float(info.dtype))
@@ -573,6 +599,17 @@ DeployedLinear QuantizedFolder::load_linear(const std::string& prefix, bool with
       lin.weight_scale[k] = static_cast<float>(std::ldexp(1.0, u - 127));
     }
     lin.weight_offset.assign(lin.weight_scale.size(), 0.0f);
+    if (is_dualscale(lin.type)) {
+      const std::string ds_name = prefix + ".weight_dual_scale";
+      lin.weight_dual_scale = read_f32(ckpt_, ds_name);
+      // max|block|/6 per dual block: 0 only for an all-zero block, whose codes then do not matter.
+      for (size_t k = 0; k < lin.weight_dual_scale.size(); ++k)
+        if (!(std::isfinite(lin.weight_dual_scale[k]) && lin.weight_dual_scale[k] >= 0.0f))
+          fail("tensor '{}' entry {} is {}: expected a finite non-negative dual scale", ds_name, k,
+               lin.weight_dual_scale[k]);
+      const auto d = static_cast<int64_t>(lin.weight_dual_scale.size()) / std::max<int64_t>(lin.out, 1);
+      lin.dual_block_size = d == 1 ? (lin.in + 31) / 32 * 32 : lin.in / d;
+    }
     return lin;
   }
   if (contains(ws_name)) {

@@ -102,6 +102,16 @@ void LinearQuantizer::check_shape() const {
   if (config_.weight.method == "fouroversix" && in_ % 32 != 0)
     fail("{}: fouroversix quantizes whole MX blocks of 32 inputs, but in_features {} is not divisible by 32", name_,
          in_);
+  if (config_.weight.scope == QScope::DualScale) {
+    // The files hold ceil(in/dual_block_size) dual scales per row; eval and engines can tell the block size from
+    // that count only when the row is one block or a whole number of them.
+    const int64_t d = mx_dual_block_size(config_.weight);
+    if (in_ > d && in_ % d != 0)
+      fail("{}: dual_block_size {} neither covers nor divides in_features {} (a partial last dual block would make "
+           "the block size ambiguous in the files; pick a dual_block_size dividing {} or at least {}, or exclude "
+           "this Linear)",
+           name_, d, in_, in_, in_);
+  }
   if (config_.weight.dtype == QDtype::MxFp4 && in_ % 2 != 0)
     fail("{}: MXFP4 packs two FP4 inputs per byte, but in_features {} is odd", name_, in_);
 }
@@ -165,6 +175,8 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
     const int64_t end = std::min(out_, begin + block), n = end - begin;
     weight_rows(begin, end, rows.data());
     QuantizedWeight part = with_context(name_, [&] {
+      if (w.scope == QScope::DualScale)
+        return quantize_weight_mxfp4_dualscale(rows.data(), n, in_, mx_dual_block_size(w));
       switch (w.dtype) {
         case QDtype::Fp8E4M3: return quantize_weight_fp8_per_channel(rows.data(), n, in_);
         case QDtype::MxFp8:
@@ -186,7 +198,11 @@ void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe)
     case QDtype::Float: return;
     case QDtype::Fp8E4M3: return fake_quant_fp8_per_token(x.data(), rows, in_);
     case QDtype::MxFp8:
-    case QDtype::MxFp4: return fake_quant_mx(x.data(), rows, in_, a.dtype);
+    case QDtype::MxFp4:
+      // dualscale: msModelSlim's calibration passes x through; lwquant fake-quantizes it as deployed (MXFP4
+      // inside per-token dual blocks), like every dynamic activation.
+      if (a.scope == QScope::DualScale) return fake_quant_mxfp4_dualscale(x.data(), rows, in_, mx_dual_block_size(a));
+      return fake_quant_mx(x.data(), rows, in_, a.dtype);
     default: break;
   }
   if (a.scope == QScope::PerToken) {
@@ -240,7 +256,18 @@ void LinearQuantizer::update_minmax(float lo, float hi, bool symmetric) {
   act_min_ = observed_ ? std::min(act_min_, lo) : lo;
   act_max_ = observed_ ? std::max(act_max_, hi) : hi;
   observed_ = true;
-  QParams qp = int_qparams({&act_min_, 1}, {&act_max_, 1}, 8, symmetric);
+  // aggregation_type mean (msModelSlim's _MeanMinMaxObserver): the params come from the means of the per-call
+  // minimums and maximums, summed in float64 and cast back to float32; one call is one forward() (one
+  // calibration sample's rows). act_min_/act_max_ stay the widest range seen, which observed_range() reports.
+  min_sum_ += lo;
+  max_sum_ += hi;
+  ++calls_;
+  float mn = act_min_, mx = act_max_;
+  if (mean_aggregation(config_.act)) {
+    mn = static_cast<float>(min_sum_ / static_cast<double>(calls_));
+    mx = static_cast<float>(max_sum_ / static_cast<double>(calls_));
+  }
+  QParams qp = int_qparams({&mn, 1}, {&mx, 1}, 8, symmetric);
   input_scale_ = qp.scale[0];
   input_offset_ = qp.offset[0];
 }

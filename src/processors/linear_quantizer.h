@@ -112,6 +112,8 @@ class LinearQuantizer {
   std::vector<float> bias_;
   bool observed_ = false, frozen_ = false;
   float act_min_ = 0.0f, act_max_ = 0.0f;
+  double min_sum_ = 0.0, max_sum_ = 0.0;  // aggregation_type mean: sums of the per-call min / max
+  int64_t calls_ = 0;
   float input_scale_ = 0.0f, input_offset_ = 0.0f;
   float clip_min_ = 0.0f, clip_max_ = 0.0f;  // histogram clip range
   OutputErrorStats error_;

@@ -158,6 +158,66 @@ TEST(Mx, Fp4BlockByHand) {
   EXPECT_EQ(fq[1], 6.0f);  // 5/2 = 2.5 → 3 → 6
 }
 
+// W4A4_MXFP4_DUALSCALE by hand: dual blocks of 32 (one MX block each) over a
+// 96-input row: amax 12 (dual 2), amax 0.9 (dual 0.15), all zeros (dual 0).
+TEST(MxDualScale, WeightBlocksByHand) {
+  std::vector<float> w(96, 0.0f);
+  const std::vector<float> b0 = {12.0f, 5.0f, -3.0f, 0.7f}, b1 = {0.9f, 0.5f, -0.2f};
+  std::copy(b0.begin(), b0.end(), w.begin());
+  std::copy(b1.begin(), b1.end(), w.begin() + 32);
+  const QuantizedWeight qw = quantize_weight_mxfp4_dualscale(w.data(), 1, 96, 32);
+  ASSERT_EQ(qw.dual_scale.size(), 3u);
+  EXPECT_EQ(qw.dual_scale[0], 2.0f);          // 12 / 6
+  EXPECT_EQ(qw.dual_scale[1], 0.9f / 6.0f);   // float32, not a power of two
+  EXPECT_EQ(qw.dual_scale[2], 0.0f);          // all-zero block (msModelSlim: 0, then 0/0 inside)
+  // Block 0 / 2 = [6, 2.5, −1.5, 0.35]: exponent 0; 2.5 → 3 (half away), 0.35 → 0.5.
+  // Block 1 / 0.15 = [6, 3.33, −1.33]: exponent 0; 3.33 → 3, −1.33 → −1.5.
+  EXPECT_EQ(qw.scale[0], 1.0f);
+  EXPECT_EQ(qw.scale[1], 1.0f);
+  const std::vector<float> want0 = {12.0f, 6.0f, -3.0f, 1.0f};
+  const std::vector<float> want1 = {0.9f, 0.45f, -0.225f};
+  for (size_t i = 0; i < want0.size(); ++i) EXPECT_FLOAT_EQ(dequantized_value(qw, 0, i), want0[i]) << i;
+  for (size_t i = 0; i < want1.size(); ++i) EXPECT_FLOAT_EQ(dequantized_value(qw, 0, 32 + i), want1[i]) << i;
+  for (int64_t i = 64; i < 96; ++i) EXPECT_EQ(dequantized_value(qw, 0, i), 0.0f) << i;
+  // Plain MXFP4 of block 1 (exponent −2, grid step 0.125 near 0.9) gives [1.0, 0.5, −0.25]: the dual scale puts
+  // the block maximum on the grid's top value 6 exactly.
+  const QuantizedWeight plain = quantize_weight_mx(w.data(), 1, 96, QDtype::MxFp4);
+  EXPECT_FLOAT_EQ(dequantized_value(plain, 0, 32), 1.0f);
+  EXPECT_FLOAT_EQ(dequantized_value(plain, 0, 34), -0.25f);
+  // The activation path is the same arithmetic, per row.
+  std::vector<float> x = w;
+  fake_quant_mxfp4_dualscale(x.data(), 1, 96, 32);
+  for (int64_t i = 0; i < 96; ++i) EXPECT_FLOAT_EQ(x[static_cast<size_t>(i)], dequantized_value(qw, 0, i)) << i;
+  EXPECT_THROW(quantize_weight_mxfp4_dualscale(w.data(), 1, 96, 48), Error);  // not whole MX blocks
+  w[5] = std::nanf("");
+  EXPECT_THROW(quantize_weight_mxfp4_dualscale(w.data(), 1, 96, 32), Error);
+}
+
+// One dual block over two MX blocks: the dual scale comes from the whole
+// dual block (12 / 6 = 2), then each inner block takes its own exponent.
+TEST(MxDualScale, InnerBlocksNestInADualBlock) {
+  std::vector<float> w(64, 0.0f);
+  w[0] = 12.0f;
+  w[32] = 0.9f;  // / 2 = 0.45: exponent floor(log2(0.45·8/7)) − 2 = −3; 0.45·8 = 3.6 → 4 → 0.5 → ×2 = 1.0
+  w[33] = 0.3f;  // 0.15·8 = 1.2 → 1 → 0.125 → ×2 = 0.25
+  const QuantizedWeight qw = quantize_weight_mxfp4_dualscale(w.data(), 1, 64, 64);
+  ASSERT_EQ(qw.dual_scale, std::vector<float>{2.0f});
+  EXPECT_EQ(qw.scale[1], 0.125f);
+  EXPECT_FLOAT_EQ(dequantized_value(qw, 0, 0), 12.0f);
+  EXPECT_FLOAT_EQ(dequantized_value(qw, 0, 32), 1.0f);
+  EXPECT_FLOAT_EQ(dequantized_value(qw, 0, 33), 0.25f);
+  // Rows quantized in two parts and appended equal the whole.
+  std::vector<float> two(128);
+  std::copy(w.begin(), w.end(), two.begin());
+  std::copy(w.begin(), w.end(), two.begin() + 64);
+  QuantizedWeight whole = quantize_weight_mxfp4_dualscale(two.data(), 2, 64, 64), parts;
+  append_rows(parts, quantize_weight_mxfp4_dualscale(two.data(), 1, 64, 64));
+  append_rows(parts, quantize_weight_mxfp4_dualscale(two.data() + 64, 1, 64, 64));
+  EXPECT_EQ(parts.dual_scale, whole.dual_scale);
+  EXPECT_EQ(parts.dual_block_size, 64);
+  EXPECT_EQ(parts.q, whole.q);
+}
+
 // Dequantized value of element (o, i) of an MX weight.
 double mx_value(const QuantizedWeight& qw, int64_t o, int64_t i) { return dequantized_value(qw, o, i); }
 

@@ -268,6 +268,82 @@ double mx_ceil_x_search(const float* w, int64_t out, int64_t in, double search_m
   return best_c;
 }
 
+float mx_dual_scale_of(const float* x, int64_t n) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  return amax / kMxFp4MaxNormal;
+}
+
+namespace {
+
+void check_dual_block_size(int64_t dual_block_size) {
+  if (dual_block_size <= 0 || dual_block_size % kMxBlock != 0)
+    fail("dual_block_size must be a positive multiple of {}, got {}", kMxBlock, dual_block_size);
+}
+
+// dst ← row divided by each dual block's scale (stored into dual[]); an
+// all-zero block (scale 0) stays zero instead of msModelSlim's 0/0 = NaN.
+void dual_scale_row(const float* row, int64_t n, int64_t dual_block_size, float* dst, float* dual) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(row[i])) fail("MX dual-scale quantization: non-finite value at element {}", i);
+  for (int64_t b = 0; b * dual_block_size < n; ++b) {
+    const int64_t begin = b * dual_block_size, end = std::min(n, begin + dual_block_size);
+    const float s = mx_dual_scale_of(row + begin, end - begin);
+    dual[b] = s;
+    for (int64_t i = begin; i < end; ++i) dst[i] = s > 0.0f ? row[i] / s : 0.0f;
+  }
+}
+
+}  // namespace
+
+QuantizedWeight quantize_weight_mxfp4_dualscale(const float* w, int64_t out, int64_t in, int64_t dual_block_size) {
+  check_dual_block_size(dual_block_size);
+  if (out <= 0 || in <= 0) fail("weight quantization: invalid shape [{}, {}]", out, in);
+  QuantizedWeight qw;
+  qw.out = out;
+  qw.in = in;
+  qw.bits = 4;
+  qw.group_size = kMxBlock;
+  qw.code = WeightCode::MxFp4;
+  qw.dual_block_size = dual_block_size;
+  const int64_t blocks = qw.groups(), duals = qw.dual_groups();
+  qw.q.resize(static_cast<size_t>(out * in));
+  qw.scale.resize(static_cast<size_t>(out * blocks));
+  qw.offset.assign(qw.scale.size(), 0.0f);
+  qw.dual_scale.resize(static_cast<size_t>(out * duals));
+  int64_t bad_row = -1;
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    std::vector<float> scaled(static_cast<size_t>(in));
+    std::vector<int> exps(static_cast<size_t>(blocks));
+    try {
+      dual_scale_row(w + o * in, in, dual_block_size, scaled.data(), qw.dual_scale.data() + o * duals);
+      mx_quantize_row(scaled.data(), in, QDtype::MxFp4, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in,
+                      exps.data());
+    } catch (const Error&) {
+#pragma omp critical
+      if (bad_row < 0 || o < bad_row) bad_row = o;
+      continue;
+    }
+    for (int64_t b = 0; b < blocks; ++b)
+      qw.scale[static_cast<size_t>(o * blocks + b)] = static_cast<float>(std::ldexp(1.0, exps[static_cast<size_t>(b)]));
+  }
+  if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
+  return qw;
+}
+
+void fake_quant_mxfp4_dualscale(float* x, int64_t rows, int64_t cols, int64_t dual_block_size) {
+  check_dual_block_size(dual_block_size);
+  const int64_t duals = (cols + dual_block_size - 1) / dual_block_size;
+  std::vector<float> dual(static_cast<size_t>(duals));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    dual_scale_row(row, cols, dual_block_size, row, dual.data());
+    fake_quant_mx(row, 1, cols, QDtype::MxFp4);
+    for (int64_t i = 0; i < cols; ++i) row[i] *= dual[static_cast<size_t>(i / dual_block_size)];
+  }
+}
+
 uint8_t mx_biased_exponent(float scale) {
   int e = 0;
   std::frexp(scale, &e);  // scale = 2^(e-1) exactly (also for the subnormal 2^-127)

@@ -79,6 +79,21 @@ double mx_ceil_x_search(const float* w, int64_t out, int64_t in, double search_m
 // MXFP8 only; ceil_x and fouroversix MXFP4 only).
 QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype,
                                    const MxWeightMethod& method = {});
+// W4A4_MXFP4_DUALSCALE (msModelSlim's dualscale quantizers): each row is cut
+// into dual blocks of dual_block_size inputs (the last zero-padded); a block's
+// dual scale is max|x| / 6 in float32 (0 for an all-zero block); the block
+// divided by it (float32; an all-zero block stays zero) is MXFP4-quantized
+// with the minmax exponent rule in blocks of 32 along the row.
+constexpr float kMxFp4MaxNormal = 6.0f;
+float mx_dual_scale_of(const float* x, int64_t n);
+// W[out, in] → MxFp4 codes, 2^e scales [out, ceil(in/32)] and dual_scale
+// [out, ceil(in/dual_block_size)]. dual_block_size must be a positive
+// multiple of 32 (lwq::Error otherwise).
+QuantizedWeight quantize_weight_mxfp4_dualscale(const float* w, int64_t out, int64_t in, int64_t dual_block_size);
+// x ← dual-scale fake quant of each row of x[rows, cols], as the dynamic
+// activation path computes it: per dual block s = max|x|/6, x ← MXFP4(x/s)·s.
+void fake_quant_mxfp4_dualscale(float* x, int64_t rows, int64_t cols, int64_t dual_block_size);
+
 // The exported shared exponent: uint8(e + 127) from a scale 2^e.
 uint8_t mx_biased_exponent(float scale);
 

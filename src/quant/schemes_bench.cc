@@ -2,6 +2,9 @@
 //   schemes_bench quality   minmax vs ssz vs gptq at int8 / int4, per channel
 //                           and groups of 32/64/128, on a synthetic Linear with
 //                           outlier input channels: weight and layer-output error
+//   schemes_bench mx        MXFP4 minmax vs dual-scale (W4A4_MXFP4_DUALSCALE)
+//                           on the same Linear: weight error, weight-only and
+//                           W4A4 (activations quantized the same way) output error
 //   schemes_bench speed     ssz and gptq on a 4096 × 4096 Linear (gptq with
 //                           128 × 512 calibration tokens): wall time and GFLOP/s
 // A plain program (own main): the figures are tables, not microbenchmarks.
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "ops/gemm.h"
+#include "quant/fp_formats.h"
 #include "quant/gptq.h"
 #include "quant/ssz.h"
 #include "quant/weight_quant.h"
@@ -101,6 +105,42 @@ int quality() {
   return 0;
 }
 
+// ‖X̂ Ŵᵀ − X Wᵀ‖ / ‖X Wᵀ‖ on the held-out rows, X̂ the activations as `act` quantizes them.
+template <class ActQuant>
+double w4a4_output_error(const Layer& l, const QuantizedWeight& qw, ActQuant act) {
+  std::vector<float> wq(l.w.size()), xq(l.x_test);
+  dequantize_weight(qw, wq.data());
+  act(xq.data(), l.test_rows, l.in);
+  std::vector<float> y(static_cast<size_t>(l.test_rows * l.out)), yq(y.size());
+  matmul_nt(l.x_test.data(), l.test_rows, l.in, l.w.data(), l.out, y.data(), nullptr);
+  matmul_nt(xq.data(), l.test_rows, l.in, wq.data(), l.out, yq.data(), nullptr);
+  double eo = 0, no = 0;
+  for (size_t k = 0; k < y.size(); ++k) {
+    eo += std::pow(static_cast<double>(yq[k]) - y[k], 2);
+    no += static_cast<double>(y[k]) * y[k];
+  }
+  return std::sqrt(eo / no);
+}
+
+int mx_quality() {
+  const Layer l = make_layer(1024, 1024, 0, 1024, 1);
+  fmt::print("Synthetic Linear [{} out, {} in] as for `quality`; errors on {} held-out rows. Relative L2 errors;\n"
+             "W4A4: activations quantized by the same scheme (MXFP4 blocks / dual-scale blocks).\n\n",
+             l.out, l.in, l.test_rows);
+  fmt::print("| scheme | weight error | output error, float activations | output error, W4A4 |\n|---|---:|---:|---:|\n");
+  const QuantizedWeight plain = quantize_weight_mx(l.w.data(), l.out, l.in, QDtype::MxFp4);
+  const Errors e = errors(l, plain);
+  fmt::print("| W4A4_MXFP4 (minmax) | {:.5f} | {:.5f} | {:.5f} |\n", e.weight, e.output,
+             w4a4_output_error(l, plain, [](float* x, int64_t r, int64_t c) { fake_quant_mx(x, r, c, QDtype::MxFp4); }));
+  for (int64_t d : {int64_t{32}, int64_t{128}, int64_t{512}, int64_t{1024}}) {
+    const QuantizedWeight qw = quantize_weight_mxfp4_dualscale(l.w.data(), l.out, l.in, d);
+    const Errors ed = errors(l, qw);
+    fmt::print("| W4A4_MXFP4_DUALSCALE, dual_block_size {} | {:.5f} | {:.5f} | {:.5f} |\n", d, ed.weight, ed.output,
+               w4a4_output_error(l, qw, [d](float* x, int64_t r, int64_t c) { fake_quant_mxfp4_dualscale(x, r, c, d); }));
+  }
+  return 0;
+}
+
 int speed(bool gptq) {
   const int64_t n = 4096, tokens = 128 * 512;
   std::mt19937 rng(2);
@@ -158,8 +198,9 @@ int speed(bool gptq) {
 int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "";
   if (what == "quality") return lwq::quality();
+  if (what == "mx") return lwq::mx_quality();
   if (what == "speed") return lwq::speed(true);
   if (what == "speed_ssz") return lwq::speed(false);
-  fmt::print(stderr, "usage: schemes_bench quality|speed|speed_ssz\n");
+  fmt::print(stderr, "usage: schemes_bench quality|mx|speed|speed_ssz\n");
   return 2;
 }

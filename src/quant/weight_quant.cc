@@ -163,7 +163,12 @@ float dequantized_value(const QuantizedWeight& qw, int64_t o, int64_t i) {
     case WeightCode::Int: return dequantize_int(c, qw.scale[k], qw.offset[k]);
     case WeightCode::Fp8E4M3:
     case WeightCode::MxFp8: return f8e4m3_to_f32(static_cast<uint8_t>(c)) * qw.scale[k];
-    case WeightCode::MxFp4: return fp4_e2m1_value(static_cast<uint8_t>(c)) * qw.scale[k];
+    case WeightCode::MxFp4: {
+      const float v = fp4_e2m1_value(static_cast<uint8_t>(c)) * qw.scale[k];
+      if (qw.dual_scale.empty()) return v;
+      // Inner dequantization first, then the dual scale (msModelSlim's order, both float32).
+      return v * qw.dual_scale[static_cast<size_t>(o * qw.dual_groups() + i / qw.dual_block_size)];
+    }
   }
   return 0.0f;
 }
@@ -203,6 +208,8 @@ void append_rows(QuantizedWeight& whole, const QuantizedWeight& part) {
   whole.q.insert(whole.q.end(), part.q.begin(), part.q.end());
   whole.scale.insert(whole.scale.end(), part.scale.begin(), part.scale.end());
   whole.offset.insert(whole.offset.end(), part.offset.begin(), part.offset.end());
+  whole.dual_block_size = part.dual_block_size;
+  whole.dual_scale.insert(whole.dual_scale.end(), part.dual_scale.begin(), part.dual_scale.end());
 }
 
 }  // namespace lwq

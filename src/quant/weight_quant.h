@@ -30,7 +30,14 @@ struct QuantizedWeight {
   int64_t group_size = 0;  // 0: one group per row (per channel); MX: 32 (last block zero-padded)
   WeightCode code = WeightCode::Int;
 
+  // W4A4_MXFP4_DUALSCALE (MxFp4 codes only): a float32 scale per row and
+  // dual block of dual_block_size inputs (the last one zero-padded), applied
+  // after the inner 2^e: value = e2m1(q)·2^e·dual_scale. Empty otherwise.
+  std::vector<float> dual_scale;
+  int64_t dual_block_size = 0;
+
   int64_t groups() const { return group_size > 0 ? (in + group_size - 1) / group_size : 1; }
+  int64_t dual_groups() const { return dual_block_size > 0 ? (in + dual_block_size - 1) / dual_block_size : 0; }
   // Parameter index of element (o, i).
   int64_t param_index(int64_t o, int64_t i) const { return o * groups() + (group_size > 0 ? i / group_size : 0); }
 };

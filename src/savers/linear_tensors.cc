@@ -63,6 +63,12 @@ void mx_tensors(const QuantizedLinear& q, std::vector<DescribedTensor>& out) {
   Tensor scale(DType::U8, {w.out, w.groups()});
   for (size_t k = 0; k < w.scale.size(); ++k) scale.bytes[k] = mx_biased_exponent(w.scale[k]);
   out.push_back({p + ".weight_scale", std::move(scale), q.type});
+  if (q.type == "W4A4_MXFP4_DUALSCALE") {
+    // msModelSlim writes the observer's keepdim result unsqueezed: [out, ceil(in/dual_block_size), 1].
+    if (w.dual_scale.size() != static_cast<size_t>(w.out * w.dual_groups()) || w.dual_scale.empty())
+      fail("{}: W4A4_MXFP4_DUALSCALE weight without its dual scales", p);
+    out.push_back({p + ".weight_dual_scale", tensor_f32({w.out, w.dual_groups(), 1}, w.dual_scale), q.type});
+  }
 }
 
 }  // namespace
@@ -91,12 +97,15 @@ std::vector<DescribedTensor> linear_tensors(const QuantizedLinear& q, const DeqS
     int64_t cols = 0;
     std::vector<float> scale_bias = w4a8_scale_bias(w, p, cols);
     tensors.push_back({p + ".scale_bias", tensor_f32({out, cols}, scale_bias), t});
-  } else if (t == "W8A8_MXFP8" || t == "W4A8_MXFP" || t == "W4A4_MXFP4") {
+  } else if (t == "W8A8_MXFP8" || t == "W4A8_MXFP" || t == "W4A4_MXFP4" || t == "W4A4_MXFP4_DUALSCALE") {
     mx_tensors(q, tensors);
   } else {
     fail("cannot save {} as type '{}'", p, t);
   }
-  if (!q.bias.empty()) tensors.push_back({p + ".bias", tensor_f32({out}, q.bias), "FLOAT"});
+  // msModelSlim's ascendv1 saver tags a dual-scale Linear's bias with the Linear's type, not FLOAT (spec §3.4
+  // quirk); its mindie saver tags it FLOAT, and MindieSaver retags it.
+  const std::string bias_tag = t == "W4A4_MXFP4_DUALSCALE" ? t : "FLOAT";
+  if (!q.bias.empty()) tensors.push_back({p + ".bias", tensor_f32({out}, q.bias), bias_tag});
   return tensors;
 }
 

@@ -26,8 +26,9 @@ struct DescribedTensor {
 // §3.5), mindie is always float32 (§3.10).
 using DeqScaleEncoder = std::function<Tensor(const std::vector<float>& deq_scale)>;
 
-// The Linear's tensors in msModelSlim's write order, its float bias (float32,
-// "FLOAT") last; valid while `q` lives. Throws for a type no saver knows.
+// The Linear's tensors in msModelSlim's ascendv1 write order, its float bias
+// (float32, "FLOAT"; "W4A4_MXFP4_DUALSCALE" for that type, spec §3.4) last;
+// valid while `q` lives. Throws for a type no saver knows.
 std::vector<DescribedTensor> linear_tensors(const QuantizedLinear& q, const DeqScaleEncoder& deq_scale);
 
 }  // namespace lwq

@@ -34,16 +34,20 @@ void MindieSaver::save_float(const std::string& name, const Tensor& t) { add(nam
 
 void MindieSaver::save_linear(const QuantizedLinear& q) {
   // MX types carry 32-element blocks, not groups in the description's sense.
-  const bool per_group = q.weight.groups() > 1 && q.type != "W8A8_MXFP8" && q.type != "W4A4_MXFP4";
+  const bool per_group = q.weight.groups() > 1 && q.weight.code == WeightCode::Int;
   if (!mindie_format_accepts(q.type, per_group))
-    fail("mindie_format_saver cannot save {} as {}{} (it writes FLOAT, W8A8, per-channel W8A8_DYNAMIC, W8A8_MXFP8 "
-         "and W4A4_MXFP4); use ascendv1_saver instead", q.name, q.type, per_group ? " per group" : "");
+    fail("mindie_format_saver cannot save {} as {}{} (it writes FLOAT, W8A8, per-channel W8A8_DYNAMIC, W8A8_MXFP8, "
+         "W4A4_MXFP4 and W4A4_MXFP4_DUALSCALE); use ascendv1_saver instead", q.name, q.type,
+         per_group ? " per group" : "");
   // deq_scale is always float32 in this format (spec §3.10). MindIE-SD requires the float32 bias of every
   // quantized Linear that has one (multimodal.md B.4): linear_tensors writes it.
   for (auto& t : linear_tensors(q, [](const std::vector<float>& deq) {
          return tensor_f32({static_cast<int64_t>(deq.size())}, deq);
-       }))
+       })) {
+    // Every bias is FLOAT here, the dual-scale one included (msModelSlim's mindie saver; ascendv1 tags it).
+    if (t.name == q.name + ".bias") t.type = "FLOAT";
     add(t);
+  }
   last_quantized_type_ = q.type;
 }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "io/checkpoint.h"
+#include "quant/fp_formats.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -84,6 +85,32 @@ TEST(MindieSaver, W8A8HasFloatDeqScaleAndShardsKeepTheirNames) {
   Checkpoint w = Checkpoint::open(t.path / "out/quant_model_weight.safetensors.index.json");
   EXPECT_EQ(w.info("blocks.1.cross_attn.o.deq_scale").dtype, DType::F32);
   EXPECT_EQ(w.info("blocks.1.cross_attn.o.quant_bias").dtype, DType::I32);
+}
+
+// W4A4_MXFP4_DUALSCALE (the reference's qwen-image-edit practice saves it this
+// way): weight, weight_scale, weight_dual_scale tagged with the type, the bias
+// FLOAT (msModelSlim's ascendv1 saver tags it with the type instead).
+TEST(MindieSaver, DualScaleTensorsAndFloatBias) {
+  Tmp t;
+  MindieSaver s(t.path / "out", 0);
+  std::vector<float> w(4 * 64);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((static_cast<int>(i) * 7) % 11 - 5) * 0.1f;
+  QuantizedLinear q;
+  q.name = "blocks.0.ffn.0";
+  q.type = "W4A4_MXFP4_DUALSCALE";
+  q.weight = quantize_weight_mxfp4_dualscale(w.data(), 4, 64, 512);
+  q.bias.assign(4, 0.5f);
+  s.save_linear(q);
+  s.finish(t.path / "model");
+  Checkpoint c = Checkpoint::open(t.path / "out/quant_model_weight_w4a4_mxfp4_dualscale.safetensors");
+  EXPECT_EQ(c.info("blocks.0.ffn.0.weight").shape, (Shape{4, 32}));
+  EXPECT_EQ(c.info("blocks.0.ffn.0.weight_scale").shape, (Shape{4, 2}));
+  EXPECT_EQ(c.info("blocks.0.ffn.0.weight_dual_scale").shape, (Shape{4, 1, 1}));
+  std::ifstream f(t.path / "out/quant_model_description_w4a4_mxfp4_dualscale.json");
+  const nlohmann::json d = nlohmann::json::parse(f);
+  EXPECT_EQ(d["blocks.0.ffn.0.weight_dual_scale"], "W4A4_MXFP4_DUALSCALE");
+  EXPECT_EQ(d["blocks.0.ffn.0.bias"], "FLOAT");
+  EXPECT_EQ(d["model_quant_type"], "W4A4_MXFP4_DUALSCALE");
 }
 
 TEST(MindieSaver, RefusesTypesTheFormatCannotHold) {

@@ -47,6 +47,9 @@ check w4a8_mxfp_ceil_x      W4A8_MXFP         0.4   --config_path "$cfg/w4a8_mxf
 check w4a4_mxfp4_ceil_x     W4A4_MXFP4        1.0   --config_path "$cfg/w4a4_mxfp4_ceil_x.yaml"
 check w4a4_mxfp4_ceil_x_search W4A4_MXFP4     1.0   --config_path "$cfg/w4a4_mxfp4_ceil_x_search.yaml"
 check w4a4_mxfp4_fouroversix W4A4_MXFP4       1.0   --config_path "$cfg/w4a4_mxfp4_fouroversix.yaml"
+check w4a4_mxfp4_dualscale  W4A4_MXFP4_DUALSCALE 1.0 --config_path "$cfg/w4a4_mxfp4_dualscale.yaml"
+check w4a4_mxfp4_dualscale_32 W4A4_MXFP4_DUALSCALE 1.0 --config_path "$cfg/w4a4_mxfp4_dualscale_32.yaml"
+check w8a8_mix_mean         W8A8_MIX          0.05  --config_path "$cfg/w8a8_mix_mean.yaml"
 check practice_w4a8         W8A8_DYNAMIC      0.05  --quant_type w4a8
 check practice_w8a8_mxfp8   W8A8_MXFP8        0.05  --quant_type w8a8_mxfp8
 
@@ -68,5 +71,18 @@ bad fos_down.yaml '        act: {dtype: mxfp4, scope: per_block, symmetric: true
         weight: {dtype: mxfp4, scope: per_block, symmetric: true, method: fouroversix}'
 expect_error "down_proj: fouroversix quantizes whole MX blocks of 32 inputs, but in_features 172" \
   "$LWQ" quant --model_path "$model" --save_path "$TMP/o4" --config_path "$TMP/fos_down.yaml"
+bad dual_down.yaml '        act: {dtype: mxfp4, scope: dual_scale, symmetric: true, method: dualscale, ext: {dual_block_size: 64}}
+        weight: {dtype: mxfp4, scope: dual_scale, symmetric: true, method: dualscale, ext: {dual_block_size: 64}}'
+expect_error "down_proj: dual_block_size 64 neither covers nor divides in_features 172" \
+  "$LWQ" quant --model_path "$model" --save_path "$TMP/o5" --config_path "$TMP/dual_down.yaml"
+bad dual_mismatch.yaml '        act: {dtype: mxfp4, scope: dual_scale, symmetric: true, method: dualscale, ext: {dual_block_size: 256}}
+        weight: {dtype: mxfp4, scope: dual_scale, symmetric: true, method: dualscale, ext: {dual_block_size: 512}}'
+expect_error "act ext.dual_block_size 256 differs from weight ext.dual_block_size 512" \
+  "$LWQ" quant --model_path "$model" --save_path "$TMP/o6" --config_path "$TMP/dual_mismatch.yaml"
+bad mix_median.yaml '        act: {dtype: int8, scope: pd_mix, symmetric: false, method: minmax, ext: {aggregation_type: median}}
+        weight: {dtype: int8, scope: per_channel, symmetric: true, method: minmax}'
+expect_error 'act ext.aggregation_type must be "max" or "mean"' \
+  "$LWQ" quant --model_path "$model" --save_path "$TMP/o7" --config_path "$TMP/mix_median.yaml"
+[ ! -e "$TMP/o5" ] && [ ! -e "$TMP/o6" ] && [ ! -e "$TMP/o7" ] || fail "a refused dual-scale / pd_mix run left an output folder"
 [ ! -e "$TMP/o4" ] && [ ! -e "$TMP/o1" ] && [ ! -e "$TMP/o2" ] && [ ! -e "$TMP/o3" ] || fail "a refused run left an output folder"
 echo "schemes: ok"

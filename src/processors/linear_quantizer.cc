@@ -126,7 +126,7 @@ bool LinearQuantizer::quantizes_stored_directly() const {
 void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const StoredWeight* stored) {
   const QConfig& w = config_.weight;
   const int bits = weight_bits(w.dtype);
-  if (stored && quantizes_stored_directly()) {
+  if (stored && quantizes_stored_directly() && w.scope != QScope::PerGroup) {
     weight_ = with_context(name_, [&] {
       return quantize_weight_per_channel_minmax_stored(stored->dtype, stored->data, out_, in_, bits, w.symmetric);
     });
@@ -134,6 +134,11 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
     return;
   }
   const bool whole_matrix = w.method == "ssz" || w.method == "gptq";
+  // Per-group int weights are registered for GPTQ only (spec §1.6.1; the config check refuses the others):
+  // the row-wise paths below are per channel, so nothing else may arrive here.
+  if (w.scope == QScope::PerGroup && w.method != "gptq")
+    fail("{}: per-group weights by method '{}' are not implemented (only gptq is registered per group)", name_,
+         w.method);
   if (whole_matrix) {
     float_weight_.resize(static_cast<size_t>(out_ * in_));
     weight_rows(0, out_, float_weight_.data());

@@ -107,6 +107,7 @@ struct GoldenInputs {
     in.context_len = static_cast<int64_t>(context.size()) / dim;
     in.frames = grid.data<int64_t>()[0], in.height = grid.data<int64_t>()[1], in.width = grid.data<int64_t>()[2];
     in.valid_tokens = static_cast<int64_t>(x.size()) / dim;
+    if (ref.contains("seq_len")) in.valid_tokens = ref.read("seq_len").data<int64_t>()[0];  // padded rows follow
   }
 };
 
@@ -120,9 +121,10 @@ double block_chain_error(const std::string& golden, const std::string& weights, 
   Checkpoint ref = Checkpoint::open(dir / "reference.safetensors");
   GoldenInputs g(ref, cfg.dim);
   g.in.ffn_rows = ffn_rows;
+  const int64_t rows = static_cast<int64_t>(g.x.size()) / cfg.dim;
   double worst = 0.0;
   for (int n = 0; n < 2; ++n) {
-    wan_block_forward(cfg, load_wan_block(ckpt, cfg, n), g.x.data(), g.in.valid_tokens, g.in);
+    wan_block_forward(cfg, load_wan_block(ckpt, cfg, n), g.x.data(), rows, g.in);
     worst = std::max(worst, test::max_rel_err(g.x, to_f32(ref.read("block" + std::to_string(n) + "_out"))));
   }
   return worst;
@@ -140,6 +142,24 @@ TEST(WanBlock, MatchesDiffusers) {
   GoldenInputs g(ref, cfg.dim);
   g.in.frames = 1, g.in.height = 1, g.in.width = 1;  // only token 0 "rotated" (by angle 0)
   wan_block_forward(cfg, load_wan_block(ckpt, cfg, 0), g.x.data(), g.in.valid_tokens, g.in);
+  EXPECT_GT(test::max_rel_err(g.x, to_f32(ref.read("block0_out"))), 1e-3);
+}
+
+// The same blocks against the original Wan2.1 code (wan/modules/model.py,
+// tools/make_wan_original_goldens.py): original names and config.json, 18
+// patch tokens padded to seq_len 20 (padding rows computed, masked as keys).
+TEST(WanBlock, MatchesOriginalWanCode) {
+  const auto dir = test::golden_dir("wan_tiny_original");
+  EXPECT_EQ(load_wan_config(dir).layout, WanLayout::Original);
+  EXPECT_LT(block_chain_error("wan_tiny_original", "diffusion_pytorch_model.safetensors"), 1e-5);
+  // The key mask matters: attending to the padding rows is far off.
+  Checkpoint ref = Checkpoint::open(dir / "reference.safetensors");
+  WanConfig cfg = load_wan_config(dir);
+  GoldenInputs g(ref, cfg.dim);
+  ASSERT_EQ(g.in.valid_tokens, 18);
+  g.in.valid_tokens = 20;
+  Checkpoint ckpt = Checkpoint::open(dir / "diffusion_pytorch_model.safetensors");
+  wan_block_forward(cfg, load_wan_block(ckpt, cfg, 0), g.x.data(), 20, g.in);
   EXPECT_GT(test::max_rel_err(g.x, to_f32(ref.read("block0_out"))), 1e-3);
 }
 

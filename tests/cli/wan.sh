@@ -32,6 +32,12 @@ cmp "$TMP/builtin/quant_model_weight_w8a8_dynamic.safetensors" \
 expect_error "tools/capture_wan_inputs.py" "$LWQ" quant --model_path "$M" --save_path "$TMP/x" --quant_type w8a8
 expect_error "no built-in Wan2.1 practice for --quant_type w8a16" "$LWQ" quant --model_path "$M" \
   --save_path "$TMP/x" --quant_type w8a16
+expect_error "--calib_memory_limit takes a positive size such as 8GiB" "$LWQ" quant --model_path "$M" \
+  --save_path "$TMP/x" --quant_type w8a8_dynamic --calib_memory_limit 12parsecs
+expect_error "--calib_memory_limit takes a positive size" "$LWQ" quant --model_path "$M" --save_path "$TMP/x" \
+  --quant_type w8a8_dynamic --calib_memory_limit 0
+"$LWQ" quant --model_path "$M" --save_path "$TMP/limit" --quant_type w8a8_dynamic --calib_memory_limit 1.5GiB \
+  2>"$TMP/log" || { cat "$TMP/log" >&2; fail "--calib_memory_limit 1.5GiB refused"; }
 # A Wan model type on a language model, and the reverse.
 expect_error "names a Wan2.1 model" "$LWQ" quant --model_path "$ROOT/examples/stories260K" --save_path "$TMP/x" \
   --model_type Wan2.1 --config_path "$P"

@@ -38,6 +38,8 @@ expect_error "--calib_memory_limit takes a positive size" "$LWQ" quant --model_p
   --quant_type w8a8_dynamic --calib_memory_limit 0
 "$LWQ" quant --model_path "$M" --save_path "$TMP/limit" --quant_type w8a8_dynamic --calib_memory_limit 1.5GiB \
   2>"$TMP/log" || { cat "$TMP/log" >&2; fail "--calib_memory_limit 1.5GiB refused"; }
+"$LWQ" inspect --model "$TMP/pipe" >"$TMP/inspect" || fail "inspect failed on a Wan pipeline"
+grep -q "^model_type: wan2.1" "$TMP/inspect" && grep -q "^layers: 2" "$TMP/inspect" || fail "inspect: $(cat "$TMP/inspect")"
 # A Wan model type on a language model, and the reverse.
 expect_error "names a Wan2.1 model" "$LWQ" quant --model_path "$ROOT/examples/stories260K" --save_path "$TMP/x" \
   --model_type Wan2.1 --config_path "$P"

@@ -108,7 +108,9 @@ CommandRunner add_quant_command(CLI::App& app) {
   app.add_option("--model_path", o->model_path, "Hugging Face model folder (config.json + safetensors)")->required();
   app.add_option("--save_path", o->save_path,
                  "Output folder; built under a temporary name and renamed when complete")->required();
-  auto* config = app.add_option("--config_path", o->config_path, "modelslim_v1 YAML practice file")
+  auto* config = app.add_option("--config_path", o->config_path,
+                                "msModelSlim YAML practice (apiversion modelslim_v1, multimodal_sd_modelslim_v1 or "
+                                "multimodal_vlm_modelslim_v1)")
                      ->check(CLI::ExistingFile);
   auto* qtype = app.add_option("--quant_type", o->quant_type,
                                "Built-in practice from configs/: w8a8 (static, calibrated), w8a8_dynamic, w8a16, "

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ops/attention_kernels.h"
+#include "ops/gemm.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -53,30 +54,50 @@ void causal_attention(const float* q, const float* k, const float* v, const Atte
   }
 }
 
+// Non-causal attention as two GEMMs per head and block of queries (S = Q·Kᵀ,
+// O = softmax(S)·V), never the whole [rows, keys] score matrix: a video DiT
+// attends over tens of thousands of keys, where the row-at-a-time kernel of
+// causal_attention reaches a few GFLOP/s and oneDNN's GEMM tens.
 void full_attention(const float* q, const float* k, const float* v, const FullAttentionDims& d, float scale, float* out) {
   if (d.heads <= 0 || d.head_dim <= 0 || d.rows < 0 || d.keys <= 0)
     fail("attention: {} queries over {} keys with {} heads of {} (need keys, heads and head_dim > 0)", d.rows, d.keys,
          d.heads, d.head_dim);
-  const int64_t hd = d.head_dim, width = d.heads * hd;
+  const int64_t hd = d.head_dim, width = d.heads * hd, keys = d.keys, rows = d.rows;
   const int64_t qs = d.q_stride > 0 ? d.q_stride : width, kvs = d.kv_stride > 0 ? d.kv_stride : width;
-  // Keys transposed per head ([head][dim][key], padded row stride), as in causal_attention.
-  const int64_t kts = (d.keys + 15) / 16 * 16 + 16;
-  std::vector<float> kt(static_cast<size_t>(width * kts));
-#pragma omp parallel for collapse(2) if (d.keys * width > (1 << 15))
+  if (rows == 0) return;
+  // Each head's keys and values contiguous ([head][key][dim]), for the GEMMs.
+  std::vector<float> kh(static_cast<size_t>(d.heads * keys * hd)), vh(kh.size());
+#pragma omp parallel for collapse(2) if (keys * width > (1 << 15))
   for (int64_t h = 0; h < d.heads; ++h)
-    for (int64_t j = 0; j < d.keys; ++j)
-      for (int64_t e = 0; e < hd; ++e) kt[static_cast<size_t>((h * hd + e) * kts + j)] = k[j * kvs + h * hd + e];
-  const int64_t work = d.heads * d.rows;
-#pragma omp parallel if (work * d.keys * hd > (1 << 16))
+    for (int64_t j = 0; j < keys; ++j)
+      for (int64_t e = 0; e < hd; ++e) {
+        kh[static_cast<size_t>((h * keys + j) * hd + e)] = k[j * kvs + h * hd + e];
+        vh[static_cast<size_t>((h * keys + j) * hd + e)] = v[j * kvs + h * hd + e];
+      }
+  // Query blocks small enough that a block's scores stay near the cache (64 × keys floats).
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (rows + kBlock - 1) / kBlock;
+#pragma omp parallel if (d.heads * rows * keys * hd > (1 << 16))
   {
-    std::vector<float> scores(static_cast<size_t>(d.keys));
-#pragma omp for schedule(static)
-    for (int64_t w = 0; w < work; ++w) {
-      const int64_t h = w / d.rows, i = w % d.rows;
-      float* s = scores.data();
-      kernels::attention_scores(q + i * qs + h * hd, kt.data() + h * hd * kts, kts, hd, d.keys, scale, s);
-      const float sum = kernels::softmax_unnormalized(s, d.keys);
-      kernels::attention_weighted_sum(s, d.keys, v + h * hd, kvs, hd, 1.0f / sum, out + i * width + h * hd);
+    std::vector<float> qb(static_cast<size_t>(kBlock * hd)), sb(static_cast<size_t>(kBlock * keys)),
+        ob(static_cast<size_t>(kBlock * hd));
+    std::vector<float> inv(kBlock);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t w = 0; w < d.heads * blocks; ++w) {
+      const int64_t h = w / blocks, r0 = (w % blocks) * kBlock, n = std::min(kBlock, rows - r0);
+      for (int64_t i = 0; i < n; ++i)
+        std::copy_n(q + (r0 + i) * qs + h * hd, hd, qb.data() + i * hd);
+      // Inside the parallel region each product runs on this thread alone (ops/gemm.h).
+      matmul_nt(qb.data(), n, hd, kh.data() + h * keys * hd, keys, sb.data());
+      for (int64_t i = 0; i < n; ++i) {
+        float* s = sb.data() + i * keys;
+        for (int64_t j = 0; j < keys; ++j) s[j] *= scale;
+        inv[static_cast<size_t>(i)] = 1.0f / kernels::softmax_unnormalized(s, keys);
+      }
+      matmul_nn(sb.data(), n, keys, vh.data() + h * keys * hd, hd, ob.data());
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t e = 0; e < hd; ++e)
+          out[(r0 + i) * width + h * hd + e] = ob[static_cast<size_t>(i * hd + e)] * inv[static_cast<size_t>(i)];
     }
   }
 }

@@ -161,6 +161,12 @@ void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& 
   exec->run(name, x, rows, in, weight, bias, out, y);
 }
 
+void BiasedLinears::operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,
+                               std::vector<float>& y) const {
+  y.resize(static_cast<size_t>(rows * out));
+  run_linear(w, exec, name, x, rows, in, w.get(name + ".bias").data(), out, y.data());
+}
+
 void LinearExecutor::run(const std::string&, const float* x, int64_t rows, int64_t in, const float* weight,
                          const float* bias, int64_t out, float* y) {
   matmul_nt(x, rows, in, weight, out, y, bias);

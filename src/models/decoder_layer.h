@@ -87,6 +87,15 @@ class LinearExecutor;
 void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,
                 int64_t in, const float* bias, int64_t out, float* y);
 
+// Linear `name` of a unit whose Linears all carry a bias (DiT blocks, vision
+// towers): y = x·Wᵀ + b through run_linear, y resized to [rows, out].
+struct BiasedLinears {
+  const LayerWeights& w;
+  LinearExecutor* exec;
+  void operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,
+                  std::vector<float>& y) const;
+};
+
 // Called for every Linear of the layer in execution order. The default
 // executes y = x·Wᵀ + b in f32. The quantization runner overrides it to
 // observe inputs and run fake-quantized weights/activations; the evaluator

@@ -107,16 +107,6 @@ int deepstack_slot(const Qwen3VlVisionConfig& c, int64_t block) {
 
 // ---- forward pieces ----
 
-// Linear `name` (relative to model.visual) through the executor, or plain f32.
-struct Linears {
-  const LayerWeights& w;
-  LinearExecutor* exec;
-  void operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,
-                  std::vector<float>& y) const {
-    y.resize(static_cast<size_t>(rows * out));
-    run_linear(w, exec, name, x, rows, in, w.get(name + ".bias").data(), out, y.data());
-  }
-};
 
 float activate(const std::string& act, float x) {
   if (act == "gelu_pytorch_tanh" || act == "gelu_new") return gelu_tanh(x);
@@ -214,7 +204,7 @@ RopeTable vision_rope_table(const Qwen3VlVisionConfig& c, std::span<const ImageG
 
 // One block: x = x + proj(attn(LN1 x)); x = x + fc2(act(fc1(LN2 x))).
 void vision_block(const Qwen3VlVisionConfig& c, const LayerWeights& w, int64_t n, const RopeTable& rope,
-                  std::span<const ImageGrid> grids, const Linears& linear, float* x, int64_t S) {
+                  std::span<const ImageGrid> grids, const BiasedLinears& linear, float* x, int64_t S) {
   const int64_t D = c.hidden_size, hd = c.head_dim(), H = c.num_heads;
   const std::string p = fmt::format("blocks.{}.", n);
   std::vector<float> y(static_cast<size_t>(S * D)), qkv, a(static_cast<size_t>(S * D)), o;
@@ -246,7 +236,7 @@ void vision_block(const Qwen3VlVisionConfig& c, const LayerWeights& w, int64_t n
 // before the grouping (main merger) or per group after it (deepstack), then
 // fc2(GELU_erf(fc1(·))).
 std::vector<float> patch_merger(const Qwen3VlVisionConfig& c, const LayerWeights& w, const std::string& name,
-                                bool postshuffle_norm, const Linears& linear, const float* x, int64_t S) {
+                                bool postshuffle_norm, const BiasedLinears& linear, const float* x, int64_t S) {
   const int64_t D = c.hidden_size, MD = c.merged_dim(), rows = S / c.merge_unit();
   std::vector<float> y(static_cast<size_t>(S * D)), h, out;
   const float* nw = w.get(name + ".norm.weight").data();
@@ -400,7 +390,7 @@ Qwen3VlVisionOutputs qwen3_vl_vision_forward(const Qwen3VlVisionConfig& c, const
                                              std::span<const ImageGrid> grids, LinearExecutor* exec) {
   check_qwen3_vl_vision_inputs(c, pixel_values, rows, cols, grids);
   const int64_t S = rows, D = c.hidden_size;
-  Linears linear{w, exec};
+  BiasedLinears linear{w, exec};
   // Patch embedding: the Conv3d with kernel = stride is a product with its
   // weight flattened to [Hv, C·Tp·P·P] (the same (C, Tp, P, P) order).
   std::vector<float> x(static_cast<size_t>(S * D)), scratch;

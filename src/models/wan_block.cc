@@ -50,15 +50,6 @@ void full_attention(const float* q, int64_t rows, const float* k, const float* v
                       out);
 }
 
-struct Linears {
-  const LayerWeights& w;
-  LinearExecutor* exec;
-  void operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,
-                  std::vector<float>& y) const {
-    y.resize(static_cast<size_t>(rows * out));
-    run_linear(w, exec, name, x, rows, in, w.get(name + ".bias").data(), out, y.data());
-  }
-};
 
 }  // namespace
 
@@ -90,7 +81,7 @@ void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, in
   if (cfg.image_cross_attn() && in.context_len <= cfg.text_len)
     fail("Wan {} block: the context has {} rows; expected image tokens followed by text_len = {} text tokens",
          cfg.model_type, in.context_len, cfg.text_len);
-  Linears linear{w, exec};
+  BiasedLinears linear{w, exec};
   // m[i] = modulation[i] + e0[i]: shift, scale, gate (attention), shift, scale, gate (FFN).
   std::vector<float> m(static_cast<size_t>(6 * D));
   const std::vector<float>& mod = w.get("modulation");

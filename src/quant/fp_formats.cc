@@ -208,6 +208,33 @@ void fake_quant_mx(float* x, int64_t rows, int64_t cols, QDtype dtype) {
   }
 }
 
+namespace {
+
+// Quantizes the rows of an MX weight in parallel: `row(o, exps)` writes row o's
+// codes and its blocks' shared exponents; the scales become 2^exp. A row that
+// throws (a non-finite value) is reported once, the first such row by index.
+template <typename Row>
+void mx_rows_parallel(QuantizedWeight& qw, const Row& row) {
+  const int64_t blocks = qw.groups();
+  int64_t bad_row = -1;
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < qw.out; ++o) {
+    std::vector<int> exps(static_cast<size_t>(blocks));
+    try {
+      row(o, exps.data());
+    } catch (const Error&) {
+#pragma omp critical
+      if (bad_row < 0 || o < bad_row) bad_row = o;
+      continue;
+    }
+    for (int64_t b = 0; b < blocks; ++b)
+      qw.scale[static_cast<size_t>(o * blocks + b)] = static_cast<float>(std::ldexp(1.0, exps[static_cast<size_t>(b)]));
+  }
+  if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
+}
+
+}  // namespace
+
 QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDtype dtype,
                                    const MxWeightMethod& method) {
   if (out <= 0 || in <= 0) fail("weight quantization: invalid shape [{}, {}]", out, in);
@@ -225,22 +252,9 @@ QuantizedWeight quantize_weight_mx(const float* w, int64_t out, int64_t in, QDty
   qw.q.resize(static_cast<size_t>(out * in));
   qw.scale.resize(static_cast<size_t>(out * blocks));
   qw.offset.assign(qw.scale.size(), 0.0f);
-  int64_t bad_row = -1;
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < out; ++o) {
-    std::vector<int> exps(static_cast<size_t>(blocks));
-    try {
-      mx_quantize_row_with(w + o * in, in, dtype, method, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in,
-                           exps.data());
-    } catch (const Error&) {
-#pragma omp critical
-      if (bad_row < 0 || o < bad_row) bad_row = o;
-      continue;
-    }
-    for (int64_t b = 0; b < blocks; ++b)
-      qw.scale[static_cast<size_t>(o * blocks + b)] = static_cast<float>(std::ldexp(1.0, exps[static_cast<size_t>(b)]));
-  }
-  if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
+  mx_rows_parallel(qw, [&](int64_t o, int* exps) {
+    mx_quantize_row_with(w + o * in, in, dtype, method, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in, exps);
+  });
   return qw;
 }
 
@@ -311,24 +325,11 @@ QuantizedWeight quantize_weight_mxfp4_dualscale(const float* w, int64_t out, int
   qw.scale.resize(static_cast<size_t>(out * blocks));
   qw.offset.assign(qw.scale.size(), 0.0f);
   qw.dual_scale.resize(static_cast<size_t>(out * duals));
-  int64_t bad_row = -1;
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < out; ++o) {
+  mx_rows_parallel(qw, [&](int64_t o, int* exps) {
     std::vector<float> scaled(static_cast<size_t>(in));
-    std::vector<int> exps(static_cast<size_t>(blocks));
-    try {
-      dual_scale_row(w + o * in, in, dual_block_size, scaled.data(), qw.dual_scale.data() + o * duals);
-      mx_quantize_row(scaled.data(), in, QDtype::MxFp4, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in,
-                      exps.data());
-    } catch (const Error&) {
-#pragma omp critical
-      if (bad_row < 0 || o < bad_row) bad_row = o;
-      continue;
-    }
-    for (int64_t b = 0; b < blocks; ++b)
-      qw.scale[static_cast<size_t>(o * blocks + b)] = static_cast<float>(std::ldexp(1.0, exps[static_cast<size_t>(b)]));
-  }
-  if (bad_row >= 0) fail("weight quantization: non-finite value in output row {}", bad_row);
+    dual_scale_row(w + o * in, in, dual_block_size, scaled.data(), qw.dual_scale.data() + o * duals);
+    mx_quantize_row(scaled.data(), in, QDtype::MxFp4, reinterpret_cast<uint8_t*>(qw.q.data()) + o * in, exps);
+  });
   return qw;
 }
 

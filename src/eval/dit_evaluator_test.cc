@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "models/wan_test_util.h"
+
 #include <cstdlib>
 #include <map>
 #include <stdexcept>
@@ -41,21 +43,7 @@ void quantize(const fs::path& model, const fs::path& save, const std::string& ar
 
 // Block 0's captured inputs in the capture format (models/wan_model.h): the
 // golden's and the same rows scaled by 1.5.
-fs::path captured_inputs(const fs::path& file) {
-  Checkpoint ref = Checkpoint::open(golden() / "reference.safetensors");
-  SafetensorsWriter w(file);
-  for (int i = 0; i < 2; ++i) {
-    const std::string p = std::to_string(i) + ".";
-    std::vector<float> x = to_f32(ref.read("block0_in"));
-    for (float& v : x) v *= i == 0 ? 1.0f : 1.5f;
-    w.add(p + "x", tensor_f32(ref.info("block0_in").shape, x));
-    w.add(p + "e0", ref.read("temb"));
-    w.add(p + "context", ref.read("context"));
-    w.add(p + "grid", ref.read("grid"));
-  }
-  w.finish();
-  return file;
-}
+fs::path captured_inputs(const fs::path& file) { return test::write_wan_captured_inputs(golden(), file); }
 
 // The model, captured inputs and quantized folders, made once for all tests.
 class Shared {

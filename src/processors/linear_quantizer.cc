@@ -59,9 +59,7 @@ LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& con
                                  const float* bias, int64_t out_features, int64_t in_features)
     : name_(std::move(full_name)), config_(config), type_(export_type_of(config)), out_(out_features),
       in_(in_features) {
-  check_shape();
-  if (bias) bias_.assign(bias, bias + out_);
-  if (config_.act.method == "histogram") histogram_ = std::make_unique<HistogramObserver>();
+  prepare(bias);
   quantize_weight(weight_rows);
 }
 
@@ -69,9 +67,7 @@ LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& con
                                  const float* bias, int64_t out_features, int64_t in_features)
     : name_(std::move(full_name)), config_(config), type_(export_type_of(config)), out_(out_features),
       in_(in_features) {
-  check_shape();
-  if (bias) bias_.assign(bias, bias + out_);
-  if (config_.act.method == "histogram") histogram_ = std::make_unique<HistogramObserver>();
+  prepare(bias);
   const size_t elem = dtype_size(weight.dtype);
   auto rows = [weight, elem, this](int64_t begin, int64_t end, float* dst) {
     convert_to_f32(weight.dtype, static_cast<const uint8_t*>(weight.data) + static_cast<size_t>(begin * in_) * elem,
@@ -81,6 +77,13 @@ LinearQuantizer::LinearQuantizer(std::string full_name, const LinearQConfig& con
 }
 
 LinearQuantizer::~LinearQuantizer() = default;
+
+// What both constructors do before quantizing the weight.
+void LinearQuantizer::prepare(const float* bias) {
+  check_shape();
+  if (bias) bias_.assign(bias, bias + out_);
+  if (config_.act.method == "histogram") histogram_ = std::make_unique<HistogramObserver>();
+}
 
 int weight_bits(QDtype d) { return d == QDtype::Int4 || d == QDtype::MxFp4 ? 4 : 8; }
 

@@ -96,6 +96,7 @@ class LinearQuantizer {
 
  private:
   void check_shape() const;
+  void prepare(const float* bias);
   void quantize_weight(const WeightRows& weight_rows, const StoredWeight* stored = nullptr);
   bool quantizes_stored_directly() const;
   void fake_quant_activation(std::vector<float>& x, bool observe);

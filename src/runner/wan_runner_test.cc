@@ -16,6 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
 #include "models/wan.h"
+#include "models/wan_test_util.h"
 #include "runner/quant_runner.h"
 #include "runner/runner_test_util.h"
 #include "util/error.h"
@@ -96,20 +97,7 @@ fs::path original_i2v_model(const fs::path& to) {
 // Block 0's captured inputs: the golden's (sample 0) and a second sample with
 // the rows scaled, in the layout tools/capture_wan_inputs.py writes.
 fs::path captured_inputs(const fs::path& file, const fs::path& golden = wan_golden()) {
-  Checkpoint ref = Checkpoint::open(golden / "reference.safetensors");
-  SafetensorsWriter w(file);
-  for (int i = 0; i < 2; ++i) {
-    const std::string p = std::to_string(i) + ".";
-    std::vector<float> x = to_f32(ref.read("block0_in"));
-    if (i == 1)
-      for (float& v : x) v *= 1.5f;
-    w.add(p + "x", tensor_f32(ref.info("block0_in").shape, x));
-    w.add(p + "e0", ref.read("temb"));
-    w.add(p + "context", ref.read("context"));
-    w.add(p + "grid", ref.read("grid"));
-  }
-  w.finish();
-  return file;
+  return test::write_wan_captured_inputs(golden, file);
 }
 
 std::vector<std::string> keys(const nlohmann::ordered_json& j) {

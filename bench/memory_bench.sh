@@ -10,7 +10,7 @@
 #   env: RUNNERS="layer_wise model_wise" SCHEMES="w8a16 w8a8" CALIB_SAMPLES=8
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work="${1:-/tmp/lwquant-bench}"
+work="${1:-build/lwquant-bench}"
 shift || true
 [ "${1:-}" = "--" ] && shift
 runners="${RUNNERS:-layer_wise model_wise}"

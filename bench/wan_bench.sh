@@ -10,7 +10,7 @@
 #   e.g. bench/wan_bench.sh /data/wan-bench -- --layers 4   (fewer blocks: same peak, less disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work="${1:-${TMPDIR:-/tmp}/lwquant-wan-bench}"
+work="${1:-build/lwquant-wan-bench}"
 shift || true
 [ "${1:-}" = "--" ] && shift
 bin=build/lwquant

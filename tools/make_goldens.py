@@ -5,11 +5,11 @@ Optional tool: never run by the build or the tests. The C++ forward pass is test
 
 How to run (needs network access to PyPI once, several GB for torch):
 
-    python3 -m venv /tmp/venv-goldens
-    /tmp/venv-goldens/bin/pip install torch transformers safetensors
-    /tmp/venv-goldens/bin/python tools/make_goldens.py            # writes tests/data/goldens/<case>/
-    /tmp/venv-goldens/bin/python tools/make_goldens.py --out DIR  # somewhere else
-    /tmp/venv-goldens/bin/python tools/make_goldens.py --only qwen3 mistral
+    python3 -m venv .venv-goldens
+    .venv-goldens/bin/pip install torch transformers safetensors
+    .venv-goldens/bin/python tools/make_goldens.py            # writes tests/data/goldens/<case>/
+    .venv-goldens/bin/python tools/make_goldens.py --out DIR  # somewhere else
+    .venv-goldens/bin/python tools/make_goldens.py --only qwen3 mistral
 
 Each case folder gets what `save_pretrained` writes (config.json, generation_config.json, *.safetensors and
 maybe model.safetensors.index.json) and reference.safetensors with:

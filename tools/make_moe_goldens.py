@@ -20,8 +20,8 @@ is the one named above whatever the transformers version. The logits come from H
 renormalisation, per-expert SwiGLU) must agree to < 1e-5 relative. A self-check also verifies that the routing
 matters: recomputing with every token sent to expert 0 moves the logits by > 1e-2.
 
-    python3 -m venv /tmp/venv-goldens && /tmp/venv-goldens/bin/pip install torch "transformers==4.57.*" safetensors
-    /tmp/venv-goldens/bin/python tools/make_moe_goldens.py [--out DIR] [--only qwen3_moe mixtral]
+    python3 -m venv .venv-goldens && .venv-goldens/bin/pip install torch "transformers==4.57.*" safetensors
+    .venv-goldens/bin/python tools/make_moe_goldens.py [--out DIR] [--only qwen3_moe mixtral]
 """
 
 import argparse

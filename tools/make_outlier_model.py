@@ -6,7 +6,7 @@ q/k/v and gate/up), and x50 on rows 5, 99 of every up_proj (/50 on those columns
 is unchanged, so the float perplexity is the original's and every difference after quantization is quantization
 error. The same transform as src/runner/smoothing_runner_test.cc and src/processors/outlier_quality_test.cc.
 
-Usage: tools/make_outlier_model.py examples/stories260K /tmp/stories260K-outliers   (pure Python, no numpy)
+Usage: tools/make_outlier_model.py examples/stories260K build/stories260K-outliers   (pure Python, no numpy)
 """
 import array
 import json

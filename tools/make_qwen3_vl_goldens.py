@@ -27,8 +27,8 @@ patch 16, merge 2, temporal 2, mean = std = 0.5, min/max pixels 32^2 / 8192: `<n
 `<name>.grid_thw` I64 [3], plus `<name>.resized` U8 [h, w, 3] (convert_to_rgb + PIL BICUBIC resize) to localise a
 mismatch.
 
-    python3 -m venv /tmp/venv-vl && /tmp/venv-vl/bin/pip install torch transformers==4.57.* safetensors pillow
-    /tmp/venv-vl/bin/python tools/make_qwen3_vl_goldens.py
+    python3 -m venv .venv-goldens && .venv-goldens/bin/pip install torch transformers==4.57.* safetensors pillow
+    .venv-goldens/bin/python tools/make_qwen3_vl_goldens.py
 """
 
 import json

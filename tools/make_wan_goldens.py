@@ -10,8 +10,8 @@ projected text context) and what each block returns. `reference.safetensors` hol
     block0_out [18, 48], block1_out [18, 48]
 all float32. Weights are N(0, 0.1²) (norm weights 1 + N(0, 0.1²)) so every path matters; f32 on CPU.
 
-    /tmp/venv-goldens/bin/pip install torch "diffusers<0.36" "huggingface-hub<1.0" safetensors
-    /tmp/venv-goldens/bin/python tools/make_wan_goldens.py
+    .venv-goldens/bin/pip install torch "diffusers<0.36" "huggingface-hub<1.0" safetensors
+    .venv-goldens/bin/python tools/make_wan_goldens.py
 """
 
 import json

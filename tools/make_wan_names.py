@@ -9,8 +9,8 @@ shape (no missing, no unexpected). It writes `<case>.json`: the config (both spe
 [original name, diffusers name, shape] triples, which src/models/wan_test.cc compares with wan_block_desc(),
 wan_outer_tensors() and wan_checkpoint_name().
 
-    /tmp/venv-goldens/bin/pip install torch "diffusers<0.36" "huggingface-hub<1.0"
-    /tmp/venv-goldens/bin/python tools/make_wan_names.py
+    .venv-goldens/bin/pip install torch "diffusers<0.36" "huggingface-hub<1.0"
+    .venv-goldens/bin/python tools/make_wan_names.py
 """
 
 import json

@@ -11,9 +11,9 @@ at timestep 937 with a 5-token text context. Hooks record what block 0 receives 
 all float32. The repository's `flash_attention` needs CUDA and computes in bfloat16; it is replaced by float32
 scaled-dot-product attention with the same key mask (`k_lens`), which is the function it approximates.
 
-    git clone https://github.com/Wan-Video/Wan2.1 /tmp/wan21     # or any checkout holding wan/modules/model.py
-    /tmp/venv-goldens/bin/pip install torch "diffusers<0.36" safetensors easydict
-    /tmp/venv-goldens/bin/python tools/make_wan_original_goldens.py --wan-repo /tmp/wan21
+    git clone https://github.com/Wan-Video/Wan2.1 ../wan21     # or any checkout holding wan/modules/model.py
+    .venv-goldens/bin/pip install torch "diffusers<0.36" safetensors easydict
+    .venv-goldens/bin/python tools/make_wan_original_goldens.py --wan-repo ../wan21
 """
 
 import argparse

@@ -351,7 +351,7 @@ spec:
           ext: {aggregation_type: mean, step: 50, ratio: 0.5, flag: yes, list: [1, "2"], none: ~}
   save:
     - type: ascendv1_saver
-      save_directory: /tmp/x
+      save_directory: out/x
       ext: {anything: 1}
   dataset: boolq.jsonl
   dataset: calib_zh_en.jsonl

@@ -27,12 +27,26 @@ patch 16, merge 2, temporal 2, mean = std = 0.5, min/max pixels 32^2 / 8192: `<n
 `<name>.grid_thw` I64 [3], plus `<name>.resized` U8 [h, w, 3] (convert_to_rgb + PIL BICUBIC resize) to localise a
 mismatch.
 
+The text side, in `text_reference.safetensors` (`--text-only` adds these to the committed model without redrawing
+it): the folder gets a tiny `tokenizer.json` (the Qwen3 tokenizer's normaliser, pre-tokeniser and decoder over a
+247-symbol byte-level vocabulary (newline and printable ASCII first), no merges, Qwen's special tokens at ids 247-253) and a `preprocessor_config.json`
+(patch 16, temporal 2, merge 2, mean = std = 0.5, min/max pixels 32^2 / 8192). Two image+text samples are built as
+msModelSlim builds them (multimodal.md A.3.3: the chat template with add_generation_prompt, default text "Describe
+this image in detail.", one image each: images/smooth.jpg and images/noise_rgba.png), with `<|image_pad|>` expanded
+to t*h*w/4 tokens; for each, `s<i>.input_ids` I64 [S], `s<i>.position_ids` I64 [3, S] (HF get_rope_index),
+`s<i>.pixel_values`, `s<i>.grid_thw`, `s<i>.layer0_in` F32 [S, 64] (embeddings with the image rows scattered in),
+`s<i>.layer<k>_out` F32 [S, 64] (text layer k's output, deepstack added after layers 0 and 1, as HF's text model) and
+`s<i>.logits` F32 [S, 256]; and a text-only sample `t0.input_ids` I64 [24] / `t0.logits` F32 [24, 256] (plain
+positions: what `lwquant eval` scores on plain text).
+
     python3 -m venv .venv-goldens && .venv-goldens/bin/pip install torch transformers==4.57.* safetensors pillow
-    .venv-goldens/bin/python tools/make_qwen3_vl_goldens.py
+    .venv-goldens/bin/python tools/make_qwen3_vl_goldens.py            # everything (redraws the model)
+    .venv-goldens/bin/python tools/make_qwen3_vl_goldens.py --text-only
 """
 
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -121,7 +135,108 @@ def preprocess_goldens(gen_np):
     return {k: list(v.shape) for k, v in out.items()}
 
 
+SPECIALS = {"<|endoftext|>": 247, "<|vision_start|>": 248, "<|vision_end|>": 249, "<|image_pad|>": 250,
+            "<|video_pad|>": 251, "<|im_start|>": 252, "<|im_end|>": 253}
+QWEN3_TOKENIZER = os.path.join(os.path.dirname(OUT), "..", "..", "..", "..", "shared", "tokenizers", "qwen3",
+                               "tokenizer.json")
+
+
+def write_tiny_tokenizer():
+    """The Qwen3 tokenizer's pipeline over a vocabulary small enough for the tiny model (ASCII only)."""
+    from tokenizers import Tokenizer
+    with open(QWEN3_TOKENIZER) as f:
+        t = json.load(f)
+    byte_to_char = {}
+    n = 0
+    for b in list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
+            list(range(ord("\xae"), 256)):
+        byte_to_char[b] = chr(b)
+    for b in range(256):
+        if b not in byte_to_char:
+            byte_to_char[b] = chr(256 + n)
+            n += 1
+    # Newline and printable ASCII first, then other bytes up to id 246: the special tokens must follow the model's
+    # vocabulary contiguously (the tokenizers library renumbers added tokens past it).
+    first = [10] + list(range(32, 127))
+    symbols = [byte_to_char[b] for b in first + [b for b in range(256) if b not in first]][:247]
+    t["model"]["vocab"] = {c: i for i, c in enumerate(symbols)}
+    t["model"]["merges"] = []
+    t["added_tokens"] = [dict(id=i, content=c, single_word=False, lstrip=False, rstrip=False, normalized=False,
+                              special=True) for c, i in SPECIALS.items()]
+    text = json.dumps(t, ensure_ascii=False)
+    tok = Tokenizer.from_str(text)
+    assert tok.encode("<|image_pad|>").ids == [250]
+    assert tok.encode("Describe this image in detail.\n").ids[:3] == [t["model"]["vocab"]["D"], t["model"]["vocab"]["e"],
+                                                                      t["model"]["vocab"]["s"]]
+    with open(os.path.join(OUT, "tokenizer.json"), "w") as f:
+        f.write(text)
+    with open(os.path.join(OUT, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "Qwen2VLImageProcessor", "patch_size": 16, "temporal_patch_size": 2,
+                   "merge_size": 2, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
+                   "size": {"shortest_edge": 32 * 32, "longest_edge": 8192}}, f, indent=1)
+    return tok
+
+
+def text_goldens():
+    """Image+text and text-only forwards of the committed tiny model (multimodal.md A.2, A.3.3, C.1)."""
+    from transformers.masking_utils import create_causal_mask
+    torch.set_num_threads(1)
+    tok = write_tiny_tokenizer()
+    model = Qwen3VLMoeForConditionalGeneration.from_pretrained(OUT, dtype=torch.float32).eval()
+    model.config._attn_implementation = "eager"
+    model.config.text_config._attn_implementation = "eager"
+    model.model.visual.config._attn_implementation = "eager"
+    proc = Qwen2VLImageProcessor(patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=[0.5] * 3,
+                                 image_std=[0.5] * 3)
+    ref = {}
+    for i, name in enumerate(("smooth.jpg", "noise_rgba.png")):
+        image = Image.open(os.path.join(OUT, "images", name))
+        px = proc(images=[image], size={"shortest_edge": 32 * 32, "longest_edge": 8192}, return_tensors="pt")
+        pv, grid = px["pixel_values"].float(), px["image_grid_thw"]
+        n = int(grid.prod()) // 4
+        text = ("<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * n +
+                "<|vision_end|>Describe this image in detail.<|im_end|>\n<|im_start|>assistant\n")
+        ids = torch.tensor([tok.encode(text).ids])
+        attn = torch.ones_like(ids)
+        pos, _ = model.model.get_rope_index(input_ids=ids, image_grid_thw=grid, attention_mask=attn)
+        with torch.no_grad():
+            h = model.model.language_model.embed_tokens(ids)
+            embeds, deep = model.model.visual(pv, grid_thw=grid)
+            vpos = ids == 250
+            h = h.masked_scatter(vpos.unsqueeze(-1).expand_as(h), embeds)
+            p = f"s{i}."
+            ref.update({p + "input_ids": ids[0], p + "position_ids": pos[:, 0], p + "pixel_values": pv,
+                        p + "grid_thw": grid[0].to(torch.int64), p + "layer0_in": h[0].clone()})
+            S = ids.shape[1]
+            am = create_causal_mask(config=model.config.text_config, input_embeds=h, attention_mask=attn,
+                                    cache_position=torch.arange(S), past_key_values=None, position_ids=pos[0])
+            pe = model.model.language_model.rotary_emb(h, pos)
+            for k, layer in enumerate(model.model.language_model.layers):
+                h = layer(h, attention_mask=am, position_ids=pos[0], cache_position=torch.arange(S),
+                          position_embeddings=pe, past_key_values=None, use_cache=False)
+                if isinstance(h, tuple):
+                    h = h[0]
+                if k < len(deep):
+                    h = h.clone()
+                    h[vpos] += deep[k]
+                ref[p + f"layer{k}_out"] = h[0].clone()
+            logits = model.lm_head(model.model.language_model.norm(h))
+            full = model(input_ids=ids, attention_mask=attn, pixel_values=pv, image_grid_thw=grid).logits
+            assert torch.allclose(full, logits, atol=1e-5), (full - logits).abs().max()
+            ref[p + "logits"] = logits[0]
+    ids = torch.from_numpy(np.random.default_rng(11).integers(0, 247, (1, 24))).to(torch.int64)
+    with torch.no_grad():
+        ref["t0.input_ids"] = ids[0]
+        ref["t0.logits"] = model(input_ids=ids).logits[0]
+    ref = {k: v.contiguous() for k, v in ref.items()}
+    save_file(ref, os.path.join(OUT, "text_reference.safetensors"))
+    return {k: list(v.shape) for k, v in ref.items()}
+
+
 def main():
+    if "--text-only" in sys.argv:
+        print(json.dumps(text_goldens(), indent=1))
+        return
     torch.manual_seed(3)
     torch.set_num_threads(1)
     cfg = tiny_config()
@@ -158,7 +273,8 @@ def main():
         ref[f"deepstack_{i}"] = d.contiguous()
     save_file(ref, os.path.join(OUT, "reference.safetensors"))
     pre = preprocess_goldens(np.random.default_rng(23))
-    summary = {"torch": torch.__version__, "transformers": transformers.__version__, "preprocess": pre,
+    text = text_goldens()
+    summary = {"text": text, "torch": torch.__version__, "transformers": transformers.__version__, "preprocess": pre,
                "shapes": {k: list(v.shape) for k, v in ref.items()},
                "max_abs": {k: float(v.abs().max()) for k, v in ref.items() if v.is_floating_point()}}
     with open(os.path.join(OUT, "generation_summary.json"), "w") as f:

@@ -47,6 +47,13 @@ void check_model_type(const std::string& model_type, const std::string& kind, co
   if (!says_wan && kind == "wan")
     fail("--model_type {} does not name a Wan model but {} holds a Wan2.1 DiT (use --model_type Wan2.1)", model_type,
          dir.string());
+  const bool says_vl = lower.find("-vl") != std::string::npos || lower.find("_vl") != std::string::npos;
+  if (says_vl && kind != "vlm")
+    fail("--model_type {} names a vision-language model but {} holds a {} (config.json)", model_type, dir.string(),
+         kind == "wan" ? "Wan2.1 DiT" : "language model");
+  if (!says_vl && kind == "vlm")
+    fail("--model_type {} does not name a vision-language model but {} holds a Qwen3-VL-MoE (use e.g. --model_type "
+         "Qwen3-VL-30B-A3B)", model_type, dir.string());
 }
 
 // The service's keys lwquant validates but does not act on (it never runs the
@@ -101,7 +108,8 @@ CommandRunner add_quant_command(CLI::App& app) {
     std::string moe_calibration = "all";
     std::string calib_memory_limit;
     std::vector<std::string> tags;
-    bool overwrite = false, no_prefetch = false, no_report = false, full_report = false, allow_float_copy = false;
+    bool overwrite = false, no_prefetch = false, no_report = false, full_report = false, allow_float_copy = false,
+         allow_text_only_calib = false;
     int max_calib_samples = 0;
   };
   auto o = std::make_shared<Options>();
@@ -133,6 +141,8 @@ CommandRunner add_quant_command(CLI::App& app) {
                "(a folder lwquant did not write, or the model folder itself, is never replaced)");
   app.add_flag("--allow_float_copy", o->allow_float_copy,
                "Accept a configuration that quantizes no Linear (the output is then an all-FLOAT copy)");
+  app.add_flag("--allow_text_only_calib", o->allow_text_only_calib,
+               "Vision-language models: accept calibration entries without an image (msModelSlim refuses them)");
   app.add_option("--max_calib_samples", o->max_calib_samples, "Use at most N calibration prompts (0 = all)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--no_prefetch", o->no_prefetch, "Do not read layer k+1 while layer k computes (lower peak memory)");
@@ -181,6 +191,9 @@ CommandRunner add_quant_command(CLI::App& app) {
     if (job.config.apiversion == "multimodal_sd_modelslim_v1" && kind != "wan")
       fail("{}: apiversion multimodal_sd_modelslim_v1 is for diffusion transformers (Wan2.1), but {} holds a "
            "language model", yaml.string(), model_dir.string());
+    if (job.config.apiversion == "multimodal_vlm_modelslim_v1" && kind != "vlm")
+      fail("{}: apiversion multimodal_vlm_modelslim_v1 is for vision-language models (Qwen3-VL-MoE), but {} holds a "
+           "{}", yaml.string(), model_dir.string(), kind == "wan" ? "Wan2.1 DiT" : "language model");
     report_multimodal_sd_keys(job.config);
     job.calib_data = o->calib_data;
     job.builtin_calib_dir = data_dir() / "calib";
@@ -190,10 +203,12 @@ CommandRunner add_quant_command(CLI::App& app) {
     job.full_report = o->full_report;
     job.max_calib_samples = o->max_calib_samples;
     job.allow_float_copy = o->allow_float_copy;
+    job.allow_text_only_calib = o->allow_text_only_calib;
     if (!o->calib_memory_limit.empty()) job.calib_memory_limit = parse_memory_size(o->calib_memory_limit);
     job.moe_calibration = o->moe_calibration == "routed" ? MoeCalibration::Routed : MoeCalibration::AllExperts;
     std::string model_type = o->model_type;
-    if (model_type.empty()) model_type = kind == "wan" ? "Wan2.1" : load_model_config(model_dir).model_type;
+    if (model_type.empty())
+      model_type = kind == "wan" ? "Wan2.1" : kind == "vlm" ? "qwen3_vl_moe" : load_model_config(model_dir).model_type;
     spdlog::info("quantization: model_type {} | model_path {} | save_path {} | config {} | runner {}", model_type,
                  o->model_path, o->save_path, yaml.string(), to_string(job.config.runner));
     if (job.config.runner == RunnerType::DpLayerWise)

@@ -76,6 +76,27 @@ Architecture mixtral() {
   return a;
 }
 
+// The text decoder of Qwen3-VL-MoE (multimodal.md A.1–A.2): Qwen3-MoE layers
+// under model.language_model, experts fused input-major, top-k always
+// renormalised (HF ignores norm_topk_prob), interleaved mRoPE, no sliding
+// window. Its smoothing subgraphs are the Qwen3 ones; on MoE layers only the
+// attention ones exist, as the reference adapter declares (A.4.4).
+Architecture qwen3_vl_moe_text() {
+  Architecture a = qwen3_moe();
+  a.family = "qwen3_vl_moe_text";
+  a.layer_prefix = "model.language_model.layers";
+  a.embed_tokens = "model.language_model.embed_tokens.weight";
+  a.final_norm = "model.language_model.norm.weight";
+  a.sliding = SlidingRule::None;
+  a.default_max_position_embeddings = 128000;
+  a.moe->default_num_experts = 60;
+  a.moe->default_experts_per_token = 4;
+  a.moe->norm_topk_prob_key = "";
+  a.moe->fused = FusedExperts::InMajor;
+  a.mrope = true;
+  return a;
+}
+
 const std::vector<Architecture>& registry() {
   static const std::vector<Architecture> archs = [] {
     std::vector<Architecture> v;
@@ -92,6 +113,7 @@ const std::vector<Architecture>& registry() {
     v.back().default_max_position_embeddings = 32768;
     v.push_back(qwen3_moe());
     v.push_back(mixtral());
+    v.push_back(qwen3_vl_moe_text());
     return v;
   }();
   return archs;

@@ -111,6 +111,7 @@ struct Architecture {
   SlidingRule sliding = SlidingRule::None;
   int64_t default_max_position_embeddings = 2048;
   std::optional<MoeTemplate> moe;  // mixture-of-experts families
+  bool mrope = false;              // Qwen3-VL's multimodal rope (rope_scaling.mrope_section)
 };
 
 // nullptr when the family is unknown.

@@ -213,7 +213,8 @@ void layer_norm_rows(const LayerWeights& w, const std::string& norm, const float
 
 // The attention half of a layer on one sequence: hidden += o_proj(attention(...)).
 void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, const LinearRunner& linear,
-                     float* hidden, int64_t seq, const int32_t* positions, LayerKVCache* cache) {
+                     float* hidden, int64_t seq, const int32_t* positions, const int32_t* mrope,
+                     LayerKVCache* cache) {
   const Architecture& arch = architecture_for(cfg);
   const LayerRoles& r = arch.roles;
   const int64_t H = cfg.hidden_size, hd = cfg.head_dim;
@@ -236,7 +237,11 @@ void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, c
     rms_norm(q.data(), w.get(r.q_norm + ".weight").data(), seq * cfg.num_attention_heads, hd, eps, q.data());
     rms_norm(k.data(), w.get(r.k_norm + ".weight").data(), seq * cfg.num_key_value_heads, hd, eps, k.data());
   }
-  const RopeTable rope = rope_table(rope_frequencies(cfg.rope, hd, int64_t{max_pos} + 1), positions, seq);
+  const RopeFrequencies freqs = rope_frequencies(cfg.rope, hd, int64_t{max_pos} + 1);
+  // A multimodal-rope model on text alone has equal axes: plain rope.
+  const RopeTable rope = mrope && !cfg.rope.mrope_section.empty()
+                             ? mrope_table(freqs, cfg.rope.mrope_section, mrope, seq)
+                             : rope_table(freqs, positions, seq);
   apply_rope(q.data(), seq, cfg.q_dim(), cfg.num_attention_heads, hd, rope);
   apply_rope(k.data(), seq, cfg.kv_dim(), cfg.num_key_value_heads, hd, rope);
 
@@ -400,7 +405,7 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std
   LinearExecutor plain;
   LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
   for (const auto& s : seqs)
-    if (s.seq > 0) attention_block(cfg, w, layer, linear, s.hidden, s.seq, s.positions, cache);
+    if (s.seq > 0) attention_block(cfg, w, layer, linear, s.hidden, s.seq, s.positions, s.mrope, cache);
   if (desc.num_experts > 0) {
     moe_block(cfg, w, desc, linear, seqs, exec, stream, tokens_per_expert);
     return;

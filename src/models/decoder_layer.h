@@ -127,6 +127,8 @@ struct SequenceRef {
   int64_t seq;
   const int32_t* positions;
   int sample = -1;  // the calibration sample (UnitModel::calibration_inputs) it is, when the model needs to know
+  // A multimodal-rope model's (t, h, w) positions, [3, seq]; nullptr: `positions` on every axis.
+  const int32_t* mrope = nullptr;
 };
 
 // hidden [seq, hidden_size] is replaced by the layer's output (the residual

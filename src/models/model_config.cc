@@ -115,6 +115,15 @@ RopeParams parse_rope(const Keys& top, int64_t max_pos) {
   p.theta = r.opt_num("rope_theta", p.theta);
   std::string type = r.opt_string("rope_type", r.opt_string("type", "default"));
   p.type = parse_rope_type(type, r.where());
+  if (const Json* section = r.get("mrope_section")) {
+    if (!section->is_array() || section->size() != 3)
+      fail("{}: 'mrope_section' must list 3 integers (t, h, w), got {}", r.where(), section->dump());
+    for (const auto& v : *section) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0)
+        fail("{}: 'mrope_section' must list 3 non-negative integers, got {}", r.where(), section->dump());
+      p.mrope_section.push_back(v.get<int64_t>());
+    }
+  }
   if (p.type == RopeType::Default) return p;
   // transformers 5 semantics: yarn's factor is taken as written (4.x replaced
   // it by max_position_embeddings / original_max_position_embeddings).
@@ -222,10 +231,28 @@ bool ModelConfig::is_moe_layer(int layer) const {
   return (layer + 1) % moe.sparse_step == 0;
 }
 
+// A vision-language checkpoint's text decoder is described by its
+// `text_config` (Qwen3-VL-MoE, multimodal.md A.1.2); the weight dtype and the
+// tying of the head are top-level keys there.
+bool take_text_config(Json& root, const std::string& where) {
+  if (!root.contains("model_type") || root["model_type"] != "qwen3_vl_moe") return false;
+  if (!root.contains("text_config") || !root["text_config"].is_object())
+    fail("{}: a qwen3_vl_moe config.json needs a 'text_config' object", where);
+  Json text = root["text_config"];
+  if (!text.contains("model_type")) text["model_type"] = "qwen3_vl_moe_text";
+  if (text["model_type"] != "qwen3_vl_moe_text")
+    fail("{}: text_config.model_type is {}, expected \"qwen3_vl_moe_text\"", where, text["model_type"].dump());
+  for (const char* key : {"dtype", "torch_dtype"})
+    if (root.contains(key) && !text.contains("dtype") && !text.contains("torch_dtype")) text[key] = root[key];
+  text["tie_word_embeddings"] = root.contains("tie_word_embeddings") ? root["tie_word_embeddings"] : Json(false);
+  root = std::move(text);
+  return true;
+}
+
 ModelConfig parse_model_config(const std::string& text, const fs::path& where_path) {
-  const std::string where = where_path.string();
-  Json root = parse_json_strict(text, where);
-  if (!root.is_object()) fail("{}: expected a JSON object", where);
+  Json root = parse_json_strict(text, where_path.string());
+  if (!root.is_object()) fail("{}: expected a JSON object", where_path.string());
+  const std::string where = where_path.string() + (take_text_config(root, where_path.string()) ? ": text_config" : "");
   Keys k(root, where);
   ModelConfig c;
   c.source = where_path;
@@ -256,6 +283,15 @@ ModelConfig parse_model_config(const std::string& text, const fs::path& where_pa
   if (!(c.rms_norm_eps >= 0)) fail("{}: key 'rms_norm_eps' must be non-negative, got {}", where, c.rms_norm_eps);
   c.max_position_embeddings = k.opt_int("max_position_embeddings", arch->default_max_position_embeddings);
   c.rope = parse_rope(k, c.max_position_embeddings);
+  if (arch->mrope) {
+    // HF Qwen3VLMoeTextRotaryEmbedding: mrope_section defaults to [24, 20, 20].
+    if (c.rope.mrope_section.empty()) c.rope.mrope_section = {24, 20, 20};
+    const int64_t sum = c.rope.mrope_section[0] + c.rope.mrope_section[1] + c.rope.mrope_section[2];
+    if (sum != c.head_dim / 2)
+      fail("{}: rope_scaling.mrope_section sums to {}, but head_dim / 2 is {}", where, sum, c.head_dim / 2);
+  } else if (!c.rope.mrope_section.empty()) {
+    fail("{}: rope_scaling.mrope_section is given, but model_type \"{}\" has no multimodal rope", where, c.model_type);
+  }
 
   c.attention_bias = k.opt_bool("attention_bias", false);
   c.mlp_bias = k.opt_bool("mlp_bias", false);

@@ -8,6 +8,7 @@
 #include "data/tokenizer.h"
 #include "io/checkpoint.h"
 #include "models/causal_lm.h"
+#include "models/qwen3_vl_moe_model.h"
 #include "models/wan.h"
 #include "models/wan_model.h"
 #include "util/error.h"
@@ -134,6 +135,7 @@ std::filesystem::path resolve_model_folder(const std::filesystem::path& path) {
 std::string model_kind(const std::filesystem::path& model_dir) {
   const std::filesystem::path config = model_dir / "config.json";
   if (std::filesystem::exists(config) && is_wan_config(read_text_file(config))) return "wan";
+  if (std::filesystem::exists(config) && is_qwen3_vl_moe_config(read_text_file(config))) return "vlm";
   return load_model_config(model_dir).moe.num_experts > 0 ? "moe" : "llm";
 }
 
@@ -141,6 +143,8 @@ std::unique_ptr<UnitModel> open_unit_model(const std::filesystem::path& model_di
   const std::filesystem::path config = model_dir / "config.json";
   if (std::filesystem::exists(config) && is_wan_config(read_text_file(config)))
     return open_wan_model(load_wan_config(model_dir), ckpt);
+  if (std::filesystem::exists(config) && is_qwen3_vl_moe_config(read_text_file(config)))
+    return open_qwen3_vl_moe_model(model_dir, ckpt);
   return std::make_unique<DecoderLM>(load_model_config(model_dir), ckpt);
 }
 

@@ -35,6 +35,10 @@ struct CalibrationSource {
   std::filesystem::path file;  // the dataset (prompts) or captured inputs, resolved
   std::filesystem::path model_dir;
   int max_samples = 0;         // 0 = all
+  // Vision-language models: the prompt of entries without text
+  // (spec.default_text), and whether text-only entries are allowed.
+  std::string default_text = "Describe this image in detail.";
+  bool allow_text_only = false;
 };
 
 class UnitModel {

@@ -129,6 +129,29 @@ RopeTable rope_table(const RopeFrequencies& f, const int32_t* positions, int64_t
   return t;
 }
 
+RopeTable mrope_table(const RopeFrequencies& f, const std::vector<int64_t>& section, const int32_t* positions,
+                      int64_t rows) {
+  RopeTable t;
+  t.rows = rows;
+  t.half = static_cast<int64_t>(f.inv_freq.size());
+  if (section.size() != 3) fail("mrope: mrope_section must hold 3 values (t, h, w), got {}", section.size());
+  std::vector<int> axis(static_cast<size_t>(t.half), 0);
+  for (int64_t j = 0; j < t.half; ++j) {
+    if (j % 3 == 1 && j < 3 * section[1]) axis[static_cast<size_t>(j)] = 1;
+    if (j % 3 == 2 && j < 3 * section[2]) axis[static_cast<size_t>(j)] = 2;
+  }
+  t.cos.resize(static_cast<size_t>(rows * t.half));
+  t.sin.resize(t.cos.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < t.half; ++j) {
+      const float pos = static_cast<float>(positions[axis[static_cast<size_t>(j)] * rows + r]);
+      const float angle = pos * f.inv_freq[static_cast<size_t>(j)];
+      t.cos[static_cast<size_t>(r * t.half + j)] = static_cast<float>(std::cos(static_cast<double>(angle))) * f.attention_scale;
+      t.sin[static_cast<size_t>(r * t.half + j)] = static_cast<float>(std::sin(static_cast<double>(angle))) * f.attention_scale;
+    }
+  return t;
+}
+
 void apply_rope(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& t) {
   const int64_t half = head_dim / 2;
   if (half != t.half || rows > t.rows) fail("rope: table [{}, {}] does not fit {} rows of head_dim {}", t.rows, t.half, rows, head_dim);

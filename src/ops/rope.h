@@ -32,6 +32,9 @@ struct RopeParams {
   bool truncate = true;
   // The model's max_position_embeddings (dynamic NTK, yarn default).
   int64_t max_position_embeddings = 0;
+  // Qwen3-VL's multimodal rope (rope_scaling.mrope_section, [t, h, w] pairs
+  // summing to head_dim / 2); empty: plain rope.
+  std::vector<int64_t> mrope_section;
 };
 
 struct RopeFrequencies {
@@ -48,6 +51,14 @@ struct RopeTable {
   std::vector<float> cos, sin;
 };
 RopeTable rope_table(const RopeFrequencies& f, const int32_t* positions, int64_t rows);
+
+// Qwen3-VL's interleaved multimodal rope (HF apply_interleaved_mrope,
+// multimodal.md A.2.3): frequency j takes its angle from the h positions when
+// j ≡ 1 (mod 3) and j < 3·section[1], from the w positions when j ≡ 2 (mod 3)
+// and j < 3·section[2], else from the t positions. `positions` is [3, rows]
+// (t, h, w). Equal axes give rope_table's plain rope.
+RopeTable mrope_table(const RopeFrequencies& f, const std::vector<int64_t>& section, const int32_t* positions,
+                      int64_t rows);
 
 // Rotates every head of x [rows, row_stride] (heads of head_dim = 2·half
 // values side by side from the row start) in place.

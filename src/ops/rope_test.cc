@@ -102,5 +102,30 @@ TEST(ApplyRope, RotatesEachHalfPairAndScales) {
   }
 }
 
+// multimodal.md A.2.3 with mrope_section [4, 2, 2] (head_dim 16): h overwrites
+// j = 1, 4 and w j = 2, 5 (j < 3·2); j = 0, 3, 6 and 7 keep the t angle.
+TEST(Mrope, InterleavesTheAxesAsQwen3VlDoes) {
+  RopeFrequencies f;
+  f.inv_freq.assign(8, 1.0f);
+  const int32_t pos[3] = {1, 2, 3};  // one row: t, h, w
+  RopeTable t = mrope_table(f, {4, 2, 2}, pos, 1);
+  const float expected[8] = {1, 2, 3, 1, 2, 3, 1, 1};
+  for (int j = 0; j < 8; ++j) EXPECT_FLOAT_EQ(t.cos[j], static_cast<float>(std::cos(expected[j]))) << j;
+  EXPECT_THROW(mrope_table(f, {4, 4}, pos, 1), Error);
+}
+
+TEST(Mrope, EqualAxesGivePlainRope) {
+  RopeParams p;
+  p.theta = 5e6;
+  RopeFrequencies f = rope_frequencies(p, 16, 40);
+  std::vector<int32_t> pos;
+  for (int a = 0; a < 3; ++a)
+    for (int r = 0; r < 40; ++r) pos.push_back(r);
+  RopeTable m = mrope_table(f, {4, 2, 2}, pos.data(), 40);
+  RopeTable plain = rope_table(f, pos.data(), 40);
+  EXPECT_EQ(m.cos, plain.cos);
+  EXPECT_EQ(m.sin, plain.sin);
+}
+
 }  // namespace
 }  // namespace lwq

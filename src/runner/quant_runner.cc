@@ -308,7 +308,8 @@ class LayerWiseQuantizer {
   // stream's peak — inputs, outputs and report references of one unit —
   // exceeds --calib_memory_limit).
   void load_calibration(const fs::path& file) {
-    samples_ = model_->calibration_inputs({file, job_.model_path, job_.max_calib_samples});
+    samples_ = model_->calibration_inputs({file, job_.model_path, job_.max_calib_samples, job_.config.default_text,
+                                           job_.allow_text_only_calib});
     uint64_t bytes = 0, reported = 0;
     for (size_t i = 0; i < samples_.size(); ++i) {
       bytes += samples_[i].hidden.size() * sizeof(float);

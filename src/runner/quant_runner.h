@@ -39,6 +39,7 @@ struct QuantJob {
   // A configuration that quantizes no Linear is an error unless this is set
   // (then the output is an all-FLOAT copy in the ascendV1 layout).
   bool allow_float_copy = false;
+  bool allow_text_only_calib = false;  // vision-language models: text-only calibration entries allowed
   MoeCalibration moe_calibration = MoeCalibration::AllExperts;
   // Bytes the calibration stream's hidden states may hold in memory (0: a
   // quarter of physical memory); beyond it they spill to a temporary file

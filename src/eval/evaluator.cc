@@ -18,6 +18,7 @@
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
 #include "models/perplexity.h"
+#include "models/qwen3_vl_vision.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -219,6 +220,17 @@ void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, 
       if (lin.expert >= 0) allowed.insert(prefix + ".weight");  // per-expert export names of fused experts
       if (type == "FLOAT") continue;
       for (const auto& suffix : QuantizedFolder::parameter_suffixes(type)) allowed.insert(prefix + suffix);
+    }
+  }
+  // A vision-language model's tower is not scored on text, but its quantized
+  // Linears are the model's own.
+  if (is_qwen3_vl_config(read_text_file(float_dir / "config.json"))) {
+    const LayerDesc vision = qwen3_vl_vision_desc(load_qwen3_vl_vision_config(float_dir));
+    for (const auto& lin : vision.linears) {
+      const std::string prefix = vision.prefix + "." + lin.name;
+      const std::string type = q.linear_type(prefix);
+      if (type != "FLOAT")
+        for (const auto& suffix : QuantizedFolder::parameter_suffixes(type)) allowed.insert(prefix + suffix);
     }
   }
   for (const auto& name : q.tensor_names())

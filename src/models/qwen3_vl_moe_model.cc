@@ -98,7 +98,9 @@ class Qwen3VlMoeModel : public UnitModel {
         vision_(load_qwen3_vl_vision_config(dir)),
         tokens_(token_ids(dir)),
         ckpt_(ckpt),
-        arch_(architecture_for(text_)) {}
+        arch_(architecture_for(text_)) {
+    check_qwen3_vl_vision_tensors(ckpt_, vision_);  // the tower is read first: a bad one fails before any work
+  }
 
   std::string model_type() const override { return "qwen3_vl_moe"; }
   DType dtype() const override { return text_.dtype; }

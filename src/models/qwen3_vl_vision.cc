@@ -345,12 +345,8 @@ LayerDesc qwen3_vl_vision_desc(const Qwen3VlVisionConfig& c) {
   return d;
 }
 
-LayerWeights load_qwen3_vl_vision(const Checkpoint& ckpt, const Qwen3VlVisionConfig& cfg) {
+void check_qwen3_vl_vision_tensors(const Checkpoint& ckpt, const Qwen3VlVisionConfig& cfg) {
   const LayerDesc d = qwen3_vl_vision_desc(cfg);
-  std::set<std::string> linear_weights;
-  for (const auto& lin : d.linears) linear_weights.insert(lin.name + ".weight");
-  LayerWeights w;
-  w.layer = 0;
   for (const auto& t : d.tensors) {
     const std::string full = d.prefix + "." + t.name;
     if (!ckpt.contains(full)) fail("tensor '{}' is missing from checkpoint {}", full, ckpt.path().string());
@@ -358,8 +354,18 @@ LayerWeights load_qwen3_vl_vision(const Checkpoint& ckpt, const Qwen3VlVisionCon
     if (info.shape != t.shape)
       fail("tensor '{}' has shape {} but {} (vision_config) implies {}", full, shape_str(info.shape),
            cfg.source.string(), shape_str(t.shape));
-    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w);
   }
+}
+
+LayerWeights load_qwen3_vl_vision(const Checkpoint& ckpt, const Qwen3VlVisionConfig& cfg) {
+  check_qwen3_vl_vision_tensors(ckpt, cfg);
+  const LayerDesc d = qwen3_vl_vision_desc(cfg);
+  std::set<std::string> linear_weights;
+  for (const auto& lin : d.linears) linear_weights.insert(lin.name + ".weight");
+  LayerWeights w;
+  w.layer = 0;
+  for (const auto& t : d.tensors)
+    read_unit_tensor(ckpt, d.prefix + "." + t.name, t.name, linear_weights.count(t.name) != 0, w);
   return w;
 }
 

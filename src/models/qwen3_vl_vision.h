@@ -62,6 +62,8 @@ LayerDesc qwen3_vl_vision_desc(const Qwen3VlVisionConfig& cfg);
 // (against config.json, naming both) and finiteness; 16-bit Linear weights
 // stay in their stored dtype (LayerWeights::stored), the rest become f32.
 LayerWeights load_qwen3_vl_vision(const Checkpoint& ckpt, const Qwen3VlVisionConfig& cfg);
+// Presence and shapes only (no read): for a check before any work.
+void check_qwen3_vl_vision_tensors(const Checkpoint& ckpt, const Qwen3VlVisionConfig& cfg);
 
 // One image (t = 1) or video (t frames / temporal_patch_size) of the batch,
 // in patches: HF's image_grid_thw row.

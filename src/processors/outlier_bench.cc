@@ -11,7 +11,7 @@
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
 #include "ops/threads.h"
-#include "processors/quarot.h"
+#include "models/quarot.h"
 #include "processors/smoothing.h"
 
 namespace {

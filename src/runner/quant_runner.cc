@@ -651,7 +651,7 @@ class LayerWiseQuantizer {
         continue;
       }
       saver.note_float_linear();
-      saver.save_float(full, expert_weight(weights, lin->name + ".weight", *lin));
+      saver.save_float(full + ".weight", expert_weight(weights, lin->name + ".weight", *lin));
     }
     if (!float_only) save_expert_quantized(desc, e, quantizers, saver, report);
   }
@@ -777,7 +777,7 @@ class LayerWiseQuantizer {
           continue;
         }
         saver.note_float_linear();
-        saver.save_float(desc.prefix + "." + lin->name, expert_weight(r.weights, lin->name + ".weight", *lin));
+        saver.save_float(desc.prefix + "." + lin->name + ".weight", expert_weight(r.weights, lin->name + ".weight", *lin));
       }
     }
   }

@@ -15,8 +15,8 @@
 #include "models/architecture.h"
 #include "io/checkpoint.h"
 #include "models/causal_lm.h"
-#include "models/unit_model.h"
 #include "models/quarot.h"
+#include "models/unit_model.h"
 #include "processors/smoothing.h"
 #include "tensor/dtype.h"
 

@@ -240,12 +240,13 @@ void erase_expert(LayerWeights& layer, const LayerDesc& desc, int expert) {
 }
 
 ExpertStream::ExpertStream(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, LayerWeights& weights,
-                           bool prefetch)
+                           bool prefetch, ExpertTransform transform)
     : ckpt_(ckpt),
       cfg_(cfg),
       layer_(layer),
       weights_(weights),
       prefetch_(prefetch),
+      transform_(std::move(transform)),
       storage_(expert_storage(ckpt, cfg, layer)),
       desc_(layer_desc(cfg, layer)) {
   for (const LinearDesc* l : desc_.expert_linears(0))
@@ -261,11 +262,12 @@ void ExpertStream::wait_pending() {
   next_expert_ = -1;
 }
 
-bool ExpertStream::mappable() const { return expert_mappable(cfg_, layer_, storage_); }
+bool ExpertStream::mappable() const { return !transform_ && expert_mappable(cfg_, layer_, storage_); }
 
 void ExpertStream::check_finite(int expert) const { read_expert(ckpt_, cfg_, layer_, expert, storage_); }
 
 ExpertView ExpertStream::take_view(int expert, bool check) {
+  if (transform_) fail("layer {}: experts that are transformed as they are read cannot be mapped", layer_);
   ExpertView v;
   if (next_view_.valid() && next_expert_ == expert) v = next_view_.get();
   else {
@@ -284,9 +286,14 @@ ExpertView ExpertStream::take_view(int expert, bool check) {
   return v;
 }
 
+LayerWeights ExpertStream::read(int expert) const {
+  LayerWeights w = read_expert(ckpt_, cfg_, layer_, expert, storage_);
+  if (transform_) transform_(expert, w);
+  return w;
+}
+
 std::future<LayerWeights> ExpertStream::start(int expert) {
-  return std::async(std::launch::async,
-                    [this, expert] { return read_expert(ckpt_, cfg_, layer_, expert, storage_); });
+  return std::async(std::launch::async, [this, expert] { return read(expert); });
 }
 
 void ExpertStream::acquire(int expert) { insert_expert(weights_, take(expert)); }
@@ -296,7 +303,7 @@ LayerWeights ExpertStream::take(int expert) {
   if (next_.valid() && next_expert_ == expert) w = next_.get();
   else {
     wait_pending();
-    w = read_expert(ckpt_, cfg_, layer_, expert, storage_);
+    w = read(expert);
   }
   next_expert_ = -1;
   if (prefetch_ && expert + 1 < desc_.num_experts) {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <string>
@@ -81,13 +82,19 @@ ExpertLinears split_fused_expert(const Tensor& gate_up, const Tensor& down, Fuse
 void insert_expert(LayerWeights& layer, LayerWeights&& expert);
 void erase_expert(LayerWeights& layer, const LayerDesc& desc, int expert);
 
+// What a model does to each expert as it is read (QuaRot's rotation), on
+// the reading thread: a prefetched expert arrives transformed.
+using ExpertTransform = std::function<void(int expert, LayerWeights& weights)>;
+
 // Hands a layer's experts to the forward one at a time: acquire(e) puts
 // expert e's weights into the layer (reading e+1 in the background while e
 // is used, when prefetch is on), release(e) drops them again. With a layer
 // that already holds every expert (CausalLM, eval) use nullptr instead.
+// Every expert handed out has been through `transform` when one is given.
 class ExpertStream {
  public:
-  ExpertStream(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, LayerWeights& weights, bool prefetch);
+  ExpertStream(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, LayerWeights& weights, bool prefetch,
+               ExpertTransform transform = {});
   ~ExpertStream();
   ExpertStream(const ExpertStream&) = delete;
   ExpertStream& operator=(const ExpertStream&) = delete;
@@ -98,7 +105,8 @@ class ExpertStream {
   // on another thread); reads e+1 in the background like acquire().
   LayerWeights take(int expert);
   // The same as mapped views (map_expert), prefetching e+1's mapping; only
-  // when mappable() (else take()).
+  // when mappable() (else take()): never with a transform, as a view holds
+  // the checkpoint's bytes.
   bool mappable() const;
   ExpertView take_view(int expert, bool check_finite = true);
   // Throws read_expert's error (naming the tensor, file and element) when a
@@ -109,6 +117,7 @@ class ExpertStream {
 
  private:
   std::future<LayerWeights> start(int expert);
+  LayerWeights read(int expert) const;  // read_expert, then the transform
   void wait_pending();
 
   const Checkpoint& ckpt_;
@@ -116,6 +125,7 @@ class ExpertStream {
   int layer_;
   LayerWeights& weights_;
   bool prefetch_;
+  ExpertTransform transform_;
   ExpertStorage storage_;
   LayerDesc desc_;
   std::future<LayerWeights> next_;

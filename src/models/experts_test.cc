@@ -246,6 +246,27 @@ TEST(Experts, StreamedLayerEqualsTheResidentOne) {
   EXPECT_EQ(lean.bytes(), load_layer_weights(ckpt, c, 2, false).bytes());  // every expert released again
 }
 
+TEST(Experts, TransformedStreamHandsOutTransformedExpertsOnly) {
+  // QuaRot rotates each expert as it is read, prefetched ones included; such
+  // a stream never hands out mapped checkpoint bytes.
+  const fs::path dir = test::golden_dir("qwen3_moe");
+  const ModelConfig c = load_model_config(dir);
+  Checkpoint ckpt = Checkpoint::open(dir);
+  LayerWeights lean = load_layer_weights(ckpt, c, 0, /*with_experts=*/false);
+  std::vector<int> seen;  // written by one reader at a time: take() waits for the pending one
+  {
+    ExpertStream stream(ckpt, c, 0, lean, /*prefetch=*/true, [&seen](int e, LayerWeights& w) {
+      seen.push_back(e);
+      w.mutable_f32("mlp.experts." + std::to_string(e) + ".down_proj.weight")[0] = 100.0f + static_cast<float>(e);
+    });
+    EXPECT_FALSE(stream.mappable());
+    EXPECT_NE(error_of([&] { stream.take_view(0); }).find("cannot be mapped"), std::string::npos);
+    for (int e = 0; e < 3; ++e)
+      EXPECT_EQ(stream.take(e).get("mlp.experts." + std::to_string(e) + ".down_proj.weight")[0], 100.0f + e);
+  }  // waits for the prefetch of expert 3
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3}));
+}
+
 TEST(Experts, BadCheckpointsAreNamed) {
   test::ScratchDir dir;
   const fs::path golden = test::golden_dir("qwen3_moe");

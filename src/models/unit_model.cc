@@ -8,6 +8,7 @@
 #include "data/tokenizer.h"
 #include "io/checkpoint.h"
 #include "models/causal_lm.h"
+#include "models/quarot.h"
 #include "models/qwen3_vl_moe_model.h"
 #include "models/wan.h"
 #include "models/wan_model.h"
@@ -30,14 +31,17 @@ class DecoderLM : public UnitModel {
   const ModelConfig* lm_config() const override { return &cfg_; }
   int num_units() const override { return cfg_.num_hidden_layers; }
   LayerDesc unit(int k) const override { return layer_desc(cfg_, k); }
+  void set_quarot(const QuarotPlan* plan) override { quarot_ = plan; }
   LayerWeights load(int k) const override {
-    return load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false, map_linears_);
+    LayerWeights w = load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false, map_linears_);
+    if (quarot_) quarot_rotate_layer(cfg_, arch_, *quarot_, w);
+    return w;
   }
   void map_linear_weights(bool on) override { map_linears_ = on; }
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const override {
     if (!cfg_.is_moe_layer(k)) return nullptr;
-    return std::make_unique<ExpertStream>(ckpt_, cfg_, k, weights, prefetch);
+    return std::make_unique<ExpertStream>(ckpt_, cfg_, k, weights, prefetch, expert_rotation(k));
   }
 
   void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,
@@ -72,10 +76,25 @@ class DecoderLM : public UnitModel {
   std::string router(int k) const override { return cfg_.is_moe_layer(k) ? arch_.moe->router : ""; }
 
  private:
+  // Layer k's experts rotated as they stream by (none without quarot). They
+  // need the post-attention norm as the checkpoint stores it: the loaded
+  // layer's copy is ones once fused into the router, and smoothing leaves
+  // that norm alone on MoE layers (its only smoothed subgraphs there are
+  // attention's).
+  ExpertTransform expert_rotation(int k) const {
+    if (!quarot_) return {};
+    const std::string norm = layer_desc(cfg_, k).prefix + "." + arch_.roles.post_attention_norm + ".weight";
+    auto g = std::make_shared<const std::vector<float>>(to_f32(ckpt_.read(norm)));
+    return [plan = quarot_, moe = &*arch_.moe, g](int e, LayerWeights& w) {
+      quarot_rotate_expert(*moe, e, *plan, *g, w);
+    };
+  }
+
   ModelConfig cfg_;
   const Checkpoint& ckpt_;
   const Architecture& arch_;
   bool map_linears_ = false;
+  const QuarotPlan* quarot_ = nullptr;
 };
 
 bool is_blank(const std::string& text) { return text.find_first_not_of(" \t\r\n") == std::string::npos; }
@@ -125,6 +144,10 @@ std::vector<UnitInput> DecoderLM::calibration_inputs(const CalibrationSource& so
 }
 
 }  // namespace
+
+void UnitModel::set_quarot(const QuarotPlan* plan) {
+  if (plan) fail("quarot is not supported on model_type '{}' (decoder-only language models only)", model_type());
+}
 
 std::filesystem::path resolve_model_folder(const std::filesystem::path& path) {
   if (std::filesystem::exists(path / "model_index.json") && std::filesystem::exists(path / "transformer" / "config.json"))

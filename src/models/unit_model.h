@@ -23,6 +23,7 @@
 namespace lwq {
 
 class Checkpoint;
+struct QuarotPlan;
 
 // One calibration sample as the first unit sees it.
 struct UnitInput {
@@ -61,6 +62,13 @@ class UnitModel {
   virtual LayerDesc unit(int k) const = 0;
   // Unit k's resident tensors (checked: presence, dtype, shape, finiteness).
   virtual LayerWeights load(int k) const = 0;
+  // Offline QuaRot (models/quarot.h; the plan outlives the model's use): from
+  // now on load(k) returns unit k rotated and part_stream(k, …) yields rotated
+  // parts, so a streamed unit is rotated part by part as it is read. The
+  // model decides what its units' rotation is; the tensors outside the units
+  // (embeddings, head) and the calibration rows are the caller's. nullptr:
+  // unrotated. A model that cannot be rotated refuses (the default).
+  virtual void set_quarot(const QuarotPlan* plan);
   // Whether load() may map Linear weights instead of reading them
   // (LayerWeights::mapped): for runs that only read each weight once
   // (data-free quantization). A family may ignore it.

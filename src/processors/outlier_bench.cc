@@ -10,8 +10,8 @@
 #include "models/architecture.h"
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
+#include "models/quarot.h"
 #include "ops/threads.h"
-#include "processors/quarot.h"
 #include "processors/smoothing.h"
 
 namespace {

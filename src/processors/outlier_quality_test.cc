@@ -21,7 +21,7 @@
 #include "data/tokenizer.h"
 #include "models/architecture.h"
 #include "models/causal_lm.h"
-#include "processors/quarot.h"
+#include "models/quarot.h"
 #include "processors/smoothing.h"
 #include "tensor/dtype.h"
 

@@ -1,12 +1,14 @@
 // The layer_wise runner on mixture-of-experts models: the tiny Qwen3-MoE
 // golden (per-expert and fused layouts, a dense mlp_only layer) and the
-// upcycled stories260K-mixtral, with msModelSlim-style mixed practices.
+// upcycled stories260K-mixtral, with msModelSlim-style mixed practices, with
+// and without offline quarot (router and streamed experts rotated).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <set>
 
 #include "eval/evaluator.h"
@@ -103,6 +105,40 @@ spec:
 )";
 }
 
+// Attention and the dense layer's MLP static W8A8, routed experts
+// W8A8_DYNAMIC, the router FLOAT (configs/moe/w8a8.yaml's split), after
+// quarot with the block size of msModelSlim's MoE practices when asked.
+std::string moe_w8a8_practice(bool quarot) {
+  return std::string("apiversion: modelslim_v1\n") + kQconfigs + "spec:\n  process:\n" +
+         (quarot ? "    - {type: quarot, block_size: 32}\n" : "") + R"(    - {type: linear_quant, qconfig: *static, include: ["*"], exclude: ["*.gate", "*experts*"]}
+    - {type: linear_quant, qconfig: *dynamic, include: ["*experts*"]}
+  save:
+    - {type: ascendv1_saver, part_file_size: 0}
+  dataset: calib_zh_en.jsonl
+)";
+}
+
+// Only the rotation (every tensor written FLOAT).
+std::string quarot_only_practice(int64_t block_size) {
+  return "apiversion: modelslim_v1\nspec:\n  process:\n    - {type: quarot, block_size: " + std::to_string(block_size) +
+         "}\n  save:\n    - {type: ascendv1_saver, part_file_size: 0}\n  dataset: calib_zh_en.jsonl\n";
+}
+
+fs::path eval_text() {
+  fs::path t = repo() / "../shared/data/tinystories-sample/tinystories_sample.txt";
+  return fs::exists(t) ? t : stories() / "README.md";
+}
+
+EvalResult eval_moe(const fs::path& model, const fs::path& out) {
+  EvalOptions eo;
+  eo.float_dir = model;
+  eo.quantized_dir = out;
+  eo.text = eval_text();
+  eo.ctx = 64;
+  eo.max_tokens = 512;
+  return evaluate(eo);
+}
+
 float input_scale(const Checkpoint& w, const std::string& linear) {
   Tensor t = w.read(linear + ".input_scale");
   return t.data<float>()[0];
@@ -176,6 +212,86 @@ TEST(MoeRunner, FusedCheckpointGivesTheSameOutputAsPerExpert) {
   for (const auto& e : fs::directory_iterator(tmp / "df_a"))
     if (e.path().extension() == ".safetensors" || e.path().extension() == ".json")
       EXPECT_TRUE(read_text_file(e.path()) == read_text_file(tmp / "df_b" / e.path().filename())) << e.path();
+}
+
+// quarot alone (every tensor FLOAT): eval's quantized model is the float one.
+// Per-expert and fused f32 goldens (untied and tied), the upcycled mixtral
+// (tied); the bf16 mixtral golden holds to bf16 rounding of the rotated weights.
+TEST(MoeRunner, QuarotAloneKeepsTheFunction) {
+  TempDir tmp;
+  std::vector<std::pair<fs::path, double>> models = {
+      {with_tokenizer(golden("qwen3_moe"), tmp / "qwen3_moe"), 1e-4},
+      {with_tokenizer(golden("qwen3_moe_fused"), tmp / "qwen3_moe_fused"), 1e-4},
+      {with_tokenizer(golden("mixtral"), tmp / "mixtral"), 1e-2}};
+  const fs::path upcycled = repo() / "../shared/models/stories260K-mixtral";
+  if (fs::exists(upcycled)) models.emplace_back(upcycled, 1e-4);
+  for (const auto& [model, bound] : models)
+    for (int64_t block : {-1, 32}) {
+      const fs::path out = tmp / (model.filename().string() + "_out" + std::to_string(block));
+      QuantJob job = make_job_yaml(model, out, quarot_only_practice(block), 3);
+      job.allow_float_copy = true;
+      run_quantization(job);
+      EvalResult r = eval_moe(model, out);
+      EXPECT_LT(std::abs(r.delta_ppl()) / r.ppl_float, bound) << model.filename() << " block " << block;
+      EXPECT_GT(r.top1_agreement, bound < 1e-3 ? 0.999 : 0.97) << model.filename() << " block " << block;
+      EXPECT_TRUE(fs::exists(out / "optional/quarot.safetensors"));
+    }
+}
+
+// quarot (block 32) → static W8A8 attention, W8A8_DYNAMIC experts: written,
+// scored by eval with the deployed arithmetic, and close to the same practice
+// without quarot (these tiny models have no outliers for it to remove).
+TEST(MoeRunner, QuarotThenW8A8StaticAttentionAndDynamicExperts) {
+  TempDir tmp;
+  std::vector<fs::path> models = {with_tokenizer(golden("qwen3_moe"), tmp / "qwen3_moe")};
+  const fs::path upcycled = repo() / "../shared/models/stories260K-mixtral";
+  if (fs::exists(upcycled)) models.push_back(upcycled);
+  for (const fs::path& model : models) {
+    const fs::path plain = tmp / (model.filename().string() + "_plain");
+    const fs::path rotated = tmp / (model.filename().string() + "_quarot");
+    run_quantization(make_job_yaml(model, plain, moe_w8a8_practice(false), 6));
+    run_quantization(make_job_yaml(model, rotated, moe_w8a8_practice(true), 6));
+    auto d = read_json(rotated / "quant_model_description.json");
+    EXPECT_EQ(d["model_quant_type"], "W8A8");
+    const std::string p = "model.layers.0.";
+    const bool mixtral = model.filename() != "qwen3_moe";
+    const std::string experts = p + (mixtral ? "block_sparse_moe.experts.1.w2" : "mlp.experts.1.down_proj");
+    EXPECT_EQ(d[p + "self_attn.o_proj.weight"], "W8A8");
+    EXPECT_EQ(d[p + (mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight")], "FLOAT");
+    EXPECT_EQ(d[experts + ".weight"], "W8A8_DYNAMIC");
+    EXPECT_TRUE(d["optional"].contains("quarot"));
+    EvalResult a = eval_moe(model, plain), b = eval_moe(model, rotated);
+    std::cout << model.filename() << " W8A8 + dynamic experts: Δppl " << 100 * a.delta_ppl() / a.ppl_float
+              << " %, KL " << a.kl << "; with quarot: Δppl " << 100 * b.delta_ppl() / b.ppl_float << " %, KL " << b.kl
+              << ", top-1 " << b.top1_agreement << "\n";
+    RecordProperty(model.filename().string() + "_kl_plain", std::to_string(a.kl));
+    RecordProperty(model.filename().string() + "_kl_quarot", std::to_string(b.kl));
+    EXPECT_LT(std::abs(b.delta_ppl()) / b.ppl_float, 0.05);
+    EXPECT_LT(b.kl, 3 * a.kl + 0.01);
+    EXPECT_GT(b.top1_agreement, 0.8);
+  }
+}
+
+TEST(MoeRunner, FusedCheckpointGivesTheSameOutputAsPerExpertWithQuarot) {
+  TempDir tmp;
+  const fs::path a = with_tokenizer(golden("qwen3_moe"), tmp / "per_expert");
+  const fs::path b = fused_copy(golden("qwen3_moe"), tmp / "fused");
+  // Calibrated (experts rotated as each forward streams them) and data-free
+  // (rotated experts quantized from their f32 copies, never from the mapped file).
+  const std::string data_free = std::string("apiversion: modelslim_v1\n") + kQconfigs + R"(spec:
+  process:
+    - {type: quarot}
+    - {type: linear_quant, qconfig: *w8a16, include: ["*"], exclude: ["*.gate"]}
+  save:
+    - {type: ascendv1_saver, part_file_size: 0}
+)";
+  for (const auto& [name, yaml] : {std::pair{"calibrated", moe_w8a8_practice(true)}, {"data_free", data_free}}) {
+    const fs::path out_a = tmp / (std::string(name) + "_a"), out_b = tmp / (std::string(name) + "_b");
+    run_quantization(make_job_yaml(a, out_a, yaml, 3));
+    run_quantization(make_job_yaml(b, out_b, yaml, 3));
+    SCOPED_TRACE(name);
+    expect_same_folder(out_a, out_b);
+  }
 }
 
 // One short prompt: few tokens, so top-2 routing leaves experts cold.
@@ -344,14 +460,18 @@ TEST(MoeRunner, NonFiniteExpertWeightIsRefusedNamingIt) {
 
 // kill -9 in the middle of the run (after layer 2's experts and attention are
 // written but before its commit), then the same command: byte-identical to
-// an uninterrupted run, the half-written layer discarded.
-TEST(MoeRunner, ResumesAfterAKillInAMoeLayer) {
+// an uninterrupted run, the half-written layer discarded. With quarot the
+// resumed run rotates layers 2 and 3 and their streamed experts afresh, and
+// the calibration states committed with layer 1 are already rotated.
+void expect_resume_after_a_kill_in_a_moe_layer(bool quarot) {
   TempDir tmp;
   const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
+  std::ofstream(tmp / "quarot.yaml") << moe_w8a8_practice(/*quarot=*/true);
+  const std::string how = quarot ? "--config_path " + (tmp / "quarot.yaml").string() : "--quant_type w8a8";
   auto run = [&](const fs::path& save, const std::string& kill_at) {
     const std::string cmd = (kill_at.empty() ? std::string() : "LWQUANT_TEST_KILL_AT=" + kill_at + " ") + LWQ_BINARY +
-                            " quant --model_path " + model.string() + " --save_path " + save.string() +
-                            " --quant_type w8a8 --max_calib_samples 3 >" + (tmp / "log").string() + " 2>&1";
+                            " quant --model_path " + model.string() + " --save_path " + save.string() + " " + how +
+                            " --max_calib_samples 3 >" + (tmp / "log").string() + " 2>&1";
     return std::system(cmd.c_str());
   };
   ASSERT_EQ(run(tmp / "clean", ""), 0) << read_text_file(tmp / "log");
@@ -364,6 +484,10 @@ TEST(MoeRunner, ResumesAfterAKillInAMoeLayer) {
       << read_text_file(tmp / "log");
   expect_same_folder(tmp / "clean", tmp / "resumed");
 }
+
+TEST(MoeRunner, ResumesAfterAKillInAMoeLayer) { expect_resume_after_a_kill_in_a_moe_layer(false); }
+
+TEST(MoeRunner, ResumesAfterAKillInAMoeLayerWithQuarot) { expect_resume_after_a_kill_in_a_moe_layer(true); }
 
 }  // namespace
 }  // namespace lwq

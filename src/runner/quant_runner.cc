@@ -28,9 +28,9 @@
 #include "models/experts.h"
 #include "models/unit_model.h"
 #include "models/model_config.h"
+#include "models/quarot.h"
 #include "io/safetensors_writer.h"
 #include "processors/linear_quantizer.h"
-#include "processors/quarot.h"
 #include "processors/smoothing.h"
 #include "quant/w8a8_export.h"
 #include "runner/calibration_store.h"
@@ -195,13 +195,13 @@ class LayerWiseQuantizer {
     std::vector<LayerWeights> preloaded;
     if (model_wise) {
       spdlog::info("model_wise runner: loading all {} layers first", n);
-      for (int k = first; k < n; ++k) preloaded.push_back(load_rotated(k));
+      for (int k = first; k < n; ++k) preloaded.push_back(model_->load(k));
     }
     LayerProgress progress(n - first);
     std::future<LayerWeights> next;
     // Routed experts are not part of the loaded layer: they are streamed
     // through one at a time (models/experts.h).
-    auto load = [this](int k) { return load_rotated(k); };
+    auto load = [this](int k) { return model_->load(k); };
     model_->map_linear_weights(samples_.empty());  // data-free: weights are quantized from the mapped file
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
@@ -267,7 +267,8 @@ class LayerWiseQuantizer {
 
  private:
   // quarot (at most one, before every linear_quant: config load checks the
-  // order) is applied as each layer is loaded; smoothing units run in
+  // order) is applied by the model as it loads each unit and streams its
+  // experts (UnitModel::set_quarot); smoothing units run in
   // process_layer. Checked here, before any work.
   void setup_outlier_processors() {
     for (const auto& unit : units_) {
@@ -281,11 +282,9 @@ class LayerWiseQuantizer {
       const Architecture& arch = *family;
       if (p.type == "quarot") {
         if (quarot_) fail("{}: a second quarot processor (the model is rotated once)", where);
-        if (arch.moe)
-          fail("{}: quarot on the mixture-of-experts family '{}' is not supported by lwquant yet (the routed experts "
-               "and the router would need rotating as they stream)", where, arch.family);
         quarot_settings_ = quarot_settings_from(p);
         quarot_ = make_quarot_plan(lm(), quarot_settings_, where);
+        model_->set_quarot(&*quarot_);  // its units (and streamed experts) arrive rotated
         continue;
       }
       smooth_settings_from(p);  // throws for bad settings
@@ -294,12 +293,6 @@ class LayerWiseQuantizer {
         spdlog::info("{}: subgraph type '{}' is not declared by the family '{}'; nothing of that type is smoothed",
                      where, t, arch.family);
     }
-  }
-
-  LayerWeights load_rotated(int k) {
-    LayerWeights w = model_->load(k);
-    if (quarot_) quarot_rotate_layer(lm(), architecture_for(lm()), *quarot_, w);
-    return w;
   }
 
   // Calibration inputs; with quarot they live in the rotated residual stream.
@@ -659,7 +652,7 @@ class LayerWiseQuantizer {
         continue;
       }
       saver.note_float_linear();
-      saver.save_float(full, expert_weight(weights, lin->name + ".weight", *lin));
+      saver.save_float(full + ".weight", expert_weight(weights, lin->name + ".weight", *lin));
     }
     if (!float_only) save_expert_quantized(desc, e, quantizers, saver, report);
   }
@@ -683,13 +676,17 @@ class LayerWiseQuantizer {
   }
 
   // An expert's float weight in the checkpoint's dtype, taken out of the layer.
+  // An f32 one is stored f32, or was rotated (quarot moves every expert
+  // weight to f32): that one is rounded to the model's dtype, as rotated
+  // layer tensors are.
   Tensor expert_weight(LayerWeights& weights, const std::string& name, const LinearDesc& lin) {
     if (auto it = weights.stored.find(name); it != weights.stored.end()) {
       Tensor t = std::move(it->second);
       weights.stored.erase(it);
       return t;
     }
-    Tensor t = tensor_f32({lin.out_features, lin.in_features}, weights.get(name));
+    const Shape shape{lin.out_features, lin.in_features};
+    Tensor t = quarot_ ? tensor_from_f32(model_->dtype(), shape, weights.get(name)) : tensor_f32(shape, weights.get(name));
     weights.tensors.erase(name);
     return t;
   }
@@ -781,7 +778,7 @@ class LayerWiseQuantizer {
           continue;
         }
         saver.note_float_linear();
-        saver.save_float(desc.prefix + "." + lin->name, expert_weight(r.weights, lin->name + ".weight", *lin));
+        saver.save_float(desc.prefix + "." + lin->name + ".weight", expert_weight(r.weights, lin->name + ".weight", *lin));
       }
     }
   }

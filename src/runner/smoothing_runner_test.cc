@@ -12,7 +12,7 @@
 //    stories260K with injected outlier channels (function-preserving, so the
 //    float perplexities are equal and the difference is quantization error);
 //  * the processor list of msModelSlim's qwen3_vl_moe_w8a8.yaml runs unchanged on a dense model;
-//  * MoE layers (mixtral) still quantize with smoothing before them; quarot on MoE is refused.
+//  * MoE layers (mixtral) still quantize with smoothing before them, and after quarot.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -342,15 +342,16 @@ TEST(SmoothingRunner, MoeLayersQuantizeAfterSmoothing) {
       include: ["*experts*"]
 )");
   EXPECT_LT(std::abs(rel_dppl(eval(model, tmp / "only"))), 0.05);
-  // quarot is refused on MoE families before any work.
-  try {
-    quantize(model, tmp / "rot", std::string("    - type: quarot\n") + kW8A8Static);
-    ADD_FAILURE() << "quarot on mixtral was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("spec.process[0]"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("mixture-of-experts"), std::string::npos) << e.what();
-  }
-  EXPECT_FALSE(fs::exists(tmp / "rot"));
+  // quarot → iter_smooth → W8A8 (the MoE practices' list): the smoothing
+  // forward streams the rotated experts; without quantization it keeps the function.
+  quantize(model, tmp / "rot", "    - type: quarot\n      block_size: 32\n    - type: iter_smooth\n", true);
+  EXPECT_LT(std::abs(rel_dppl(eval(model, tmp / "rot"))), 1e-4);
+  quantize(model, tmp / "rotq", std::string("    - type: quarot\n      block_size: 32\n    - type: iter_smooth\n") +
+                                    kW8A8Static + "      exclude: [\"*.gate\"]\n");
+  auto rotated = read_json(tmp / "rotq" / "quant_model_description.json");
+  EXPECT_EQ(rotated["model.layers.0.block_sparse_moe.experts.0.w1.weight"], "W8A8");
+  EXPECT_EQ(rotated["model.layers.0.block_sparse_moe.gate.weight"], "FLOAT");
+  EXPECT_LT(std::abs(rel_dppl(eval(model, tmp / "rotq"))), 0.05);
 }
 
 }  // namespace

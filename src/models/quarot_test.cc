@@ -1,4 +1,4 @@
-#include "processors/quarot.h"
+#include "models/quarot.h"
 
 #include <gtest/gtest.h>
 

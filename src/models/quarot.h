@@ -9,6 +9,8 @@
 //            q,k,v,gate,up → W·R                      (input side)
 //            o, down       → Rᵀ·W, bias → Rᵀ·b        (output side, they write the stream)
 //            v → o         → v rows Uᵀ per head, o columns U per head (U: head_dim Hadamard)
+//   MoE layer: post-attention g → fused into the router and every expert's gate/up; g := 1
+//            router, expert gate/up → W·R;  expert down → Rᵀ·W  (multimodal.md A.4.5)
 //   final norm g          → fused into lm_head; g := 1;  lm_head → L·R
 // The float model's logits are unchanged (up to f32 rounding).
 //
@@ -21,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -103,8 +106,22 @@ QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, con
 
 // Rotates one layer in place (norms fused first). 16-bit `stored` tensors that
 // change are moved to f32 `tensors` (rounding them back would break the exact
-// equivalence; the saver decides the written dtype).
+// equivalence; the saver decides the written dtype). On a mixture-of-experts
+// layer the router takes the dense MLP's place, and the routed experts the
+// layer holds are rotated too (whole-layer users); a layer-wise reader
+// streams them instead and rotates each with quarot_rotate_expert, given the
+// post-attention norm as the checkpoint stores it (w's copy is ones by then).
 void quarot_rotate_layer(const ModelConfig& cfg, const Architecture& arch, const QuarotPlan& plan, LayerWeights& w);
+
+// One routed expert: the post-attention norm `norm` [hidden] fused into gate
+// and up ([I, hidden], W[:, c] *= g[c]), which are then right-rotated (W·R);
+// down ([hidden, I]) is left-rotated (Rᵀ·W).
+void quarot_rotate_expert(const QuarotPlan& plan, std::span<const float> norm, std::vector<float>& gate,
+                          std::vector<float>& up, std::vector<float>& down);
+// The same on expert `expert`'s weights inside `w` (named as layer_desc names
+// them, the family's MoeTemplate); 16-bit ones move to f32 like the layer's.
+void quarot_rotate_expert(const MoeTemplate& moe, int expert, const QuarotPlan& plan, std::span<const float> norm,
+                          LayerWeights& w);
 
 // Rows of a [rows, hidden] matrix ← row·R: the embedding table, and any
 // hidden states made from the unrotated table (calibration inputs).

@@ -1,4 +1,4 @@
-#include "processors/quarot.h"
+#include "models/quarot.h"
 
 #include <algorithm>
 #include <cmath>
@@ -271,46 +271,102 @@ QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, con
 
 namespace {
 
-void scale_columns(std::vector<float>& wt, const std::vector<float>& g) {
+void scale_columns(std::vector<float>& wt, std::span<const float> g) {
   const size_t in = g.size();
   for (size_t i = 0; i < wt.size(); ++i) wt[i] *= g[i % in];
+}
+
+void check_norm(const QuarotPlan& plan, std::span<const float> norm) {
+  if (static_cast<int64_t>(norm.size()) != plan.hidden.size())
+    fail("quarot: norm of {} elements does not match hidden_size {}", norm.size(), plan.hidden.size());
+}
+
+// W[rows, H] ← W·R: a Linear that reads the residual stream.
+void rotate_reader(const QuarotPlan& plan, std::vector<float>& w) {
+  const int64_t H = plan.hidden.size();
+  plan.hidden.right(w.data(), static_cast<int64_t>(w.size()) / H, H);
+}
+
+// W[H, cols] ← Rᵀ·W: a Linear that writes the residual stream.
+void rotate_writer(const QuarotPlan& plan, std::vector<float>& w) {
+  const int64_t H = plan.hidden.size();
+  plan.hidden.left(w.data(), H, static_cast<int64_t>(w.size()) / H);
+}
+
+// The Linears that read the post-attention norm's output: the dense MLP's
+// gate/up, or on a MoE layer the router (the experts are rotated apart).
+std::vector<std::string> post_norm_readers(const ModelConfig& cfg, const Architecture& arch, const LayerWeights& w) {
+  if (arch.moe && cfg.is_moe_layer(w.layer)) return {arch.moe->router};
+  return {arch.roles.gate, arch.roles.up};
+}
+
+// The MoE layer's experts that `w` holds (none when they are streamed).
+std::vector<int> held_experts(const ModelConfig& cfg, const Architecture& arch, const LayerWeights& w) {
+  std::vector<int> held;
+  if (!arch.moe || !cfg.is_moe_layer(w.layer)) return held;
+  for (int64_t e = 0; e < cfg.moe.num_experts; ++e)
+    if (w.contains(expert_linear_name(*arch.moe, e, arch.moe->gate) + ".weight")) held.push_back(static_cast<int>(e));
+  return held;
 }
 
 }  // namespace
 
 void quarot_rotate_layer(const ModelConfig& cfg, const Architecture& arch, const QuarotPlan& plan, LayerWeights& w) {
   const LayerRoles& r = arch.roles;
-  const int64_t H = cfg.hidden_size;
+  const bool moe = arch.moe && cfg.is_moe_layer(w.layer);
+  const std::vector<std::string> post_readers = post_norm_readers(cfg, arch, w);
+  // Held experts need g as it was before the fusion sets it to ones.
+  const std::vector<int> experts = held_experts(cfg, arch, w);
+  const std::vector<float> post_norm = experts.empty() ? std::vector<float>() : w.get(r.post_attention_norm + ".weight");
   auto rows_of = [&](const std::string& name, int64_t cols) {
     return static_cast<int64_t>(w.mutable_f32(name + ".weight").size()) / cols;
   };
   // 1. Norms into the Linears that read them.
-  auto fuse = [&](const std::string& norm, std::initializer_list<const std::string*> linears) {
+  auto fuse = [&](const std::string& norm, const std::vector<std::string>& linears) {
     std::vector<float>& g = w.mutable_f32(norm + ".weight");
     if (w.contains(norm + ".bias")) fail("quarot: norm '{}' has a bias; only plain RMSNorm can be fused", norm);
-    for (const std::string* l : linears) scale_columns(w.mutable_f32(*l + ".weight"), g);
+    for (const std::string& l : linears) scale_columns(w.mutable_f32(l + ".weight"), g);
     std::fill(g.begin(), g.end(), 1.0f);
   };
-  fuse(r.input_norm, {&r.q, &r.k, &r.v});
-  fuse(r.post_attention_norm, {&r.gate, &r.up});
+  fuse(r.input_norm, {r.q, r.k, r.v});
+  fuse(r.post_attention_norm, post_readers);
   // 2. Readers of the residual stream: input side.
-  for (const std::string* l : {&r.q, &r.k, &r.v, &r.gate, &r.up}) {
-    auto& wt = w.mutable_f32(*l + ".weight");
-    plan.hidden.right(wt.data(), static_cast<int64_t>(wt.size()) / H, H);
-  }
+  for (const std::string& l : {r.q, r.k, r.v}) rotate_reader(plan, w.mutable_f32(l + ".weight"));
+  for (const std::string& l : post_readers) rotate_reader(plan, w.mutable_f32(l + ".weight"));
   // 3. Writers of the residual stream: output side (and their biases).
-  for (const std::string* l : {&r.o, &r.down}) {
-    auto& wt = w.mutable_f32(*l + ".weight");
-    plan.hidden.left(wt.data(), H, static_cast<int64_t>(wt.size()) / H);
-    if (w.contains(*l + ".bias")) plan.hidden.left(w.mutable_f32(*l + ".bias").data(), H, 1);
+  std::vector<std::string> writers = {r.o};
+  if (!moe) writers.push_back(r.down);
+  for (const std::string& l : writers) {
+    rotate_writer(plan, w.mutable_f32(l + ".weight"));
+    if (w.contains(l + ".bias")) plan.hidden.left(w.mutable_f32(l + ".bias").data(), plan.hidden.size(), 1);
   }
   // 4. Per-head rotation between v_proj's output and o_proj's input.
-  const int64_t kv_dim = cfg.kv_dim(), q_dim = cfg.q_dim();
+  const int64_t H = cfg.hidden_size, kv_dim = cfg.kv_dim(), q_dim = cfg.q_dim();
   auto& v = w.mutable_f32(r.v + ".weight");
   plan.head.left(v.data(), kv_dim, H);
   if (w.contains(r.v + ".bias")) plan.head.left(w.mutable_f32(r.v + ".bias").data(), kv_dim, 1);
   auto& o = w.mutable_f32(r.o + ".weight");
   plan.head.right(o.data(), rows_of(r.o, q_dim), q_dim);
+  // 5. Routed experts held with the layer.
+  for (int e : experts) quarot_rotate_expert(*arch.moe, e, plan, post_norm, w);
+}
+
+void quarot_rotate_expert(const QuarotPlan& plan, std::span<const float> norm, std::vector<float>& gate,
+                          std::vector<float>& up, std::vector<float>& down) {
+  check_norm(plan, norm);
+  for (std::vector<float>* reader : {&gate, &up}) {
+    scale_columns(*reader, norm);
+    rotate_reader(plan, *reader);
+  }
+  rotate_writer(plan, down);
+}
+
+void quarot_rotate_expert(const MoeTemplate& moe, int expert, const QuarotPlan& plan, std::span<const float> norm,
+                          LayerWeights& w) {
+  auto weight = [&](const std::string& which) -> std::vector<float>& {
+    return w.mutable_f32(expert_linear_name(moe, expert, which) + ".weight");
+  };
+  quarot_rotate_expert(plan, norm, weight(moe.gate), weight(moe.up), weight(moe.down));
 }
 
 void quarot_rotate_rows(const QuarotPlan& plan, float* x, int64_t rows) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "io/checkpoint.h"
 #include "ops/gemm.h"
 #include "util/error.h"
 
@@ -394,6 +395,15 @@ QuarotExport quarot_export(const ModelConfig& cfg, const QuarotPlan& plan, const
   std::copy(d.begin(), d.end(), e.global_rotation.data<float>());
   e.description_optional["quarot"]["rotation_map"]["global_rotation"] = QuarotExport::kFile;
   return e;
+}
+
+ExpertTransform quarot_expert_transform(const Checkpoint& ckpt, const ModelConfig& cfg, int layer,
+                                        const QuarotPlan* plan) {
+  if (!plan) return {};
+  const Architecture& arch = architecture_for(cfg);
+  const std::string norm = layer_desc(cfg, layer).prefix + "." + arch.roles.post_attention_norm + ".weight";
+  auto g = std::make_shared<const std::vector<float>>(to_f32(ckpt.read(norm)));
+  return [plan, moe = &*arch.moe, g](int e, LayerWeights& w) { quarot_rotate_expert(*moe, e, *plan, *g, w); };
 }
 
 }  // namespace lwq

@@ -30,6 +30,7 @@
 #include "config/quant_config.h"
 #include "models/architecture.h"
 #include "models/decoder_layer.h"
+#include "models/experts.h"
 #include "models/model_config.h"
 #include "tensor/tensor.h"
 
@@ -122,6 +123,13 @@ void quarot_rotate_expert(const QuarotPlan& plan, std::span<const float> norm, s
 // them, the family's MoeTemplate); 16-bit ones move to f32 like the layer's.
 void quarot_rotate_expert(const MoeTemplate& moe, int expert, const QuarotPlan& plan, std::span<const float> norm,
                           LayerWeights& w);
+// The ExpertStream transform that rotates decoder layer `layer`'s experts as
+// they stream by ({} without a plan). It reads the post-attention norm as the
+// checkpoint stores it: the loaded layer's copy is ones once fused into the
+// router, and smoothing leaves that norm alone on MoE layers (its only
+// smoothed subgraphs there are attention's).
+ExpertTransform quarot_expert_transform(const Checkpoint& ckpt, const ModelConfig& cfg, int layer,
+                                        const QuarotPlan* plan);
 
 // Rows of a [rows, hidden] matrix ← row·R: the embedding table, and any
 // hidden states made from the unrotated table (calibration inputs).

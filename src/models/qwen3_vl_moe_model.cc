@@ -13,6 +13,7 @@
 #include "io/checkpoint.h"
 #include "io/json_strict.h"
 #include "models/causal_lm.h"
+#include "models/quarot.h"
 #include "models/qwen3_vl_vision.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -110,9 +111,20 @@ class Qwen3VlMoeModel : public UnitModel {
 
   LayerDesc unit(int k) const override { return k == 0 ? qwen3_vl_vision_desc(vision_) : layer_desc(text_, k - 1); }
 
+  // QuaRot as the reference adapter maps it (multimodal.md A.4.5): the text
+  // layers as any decoder layer (experts as they stream), and the tower's
+  // outputs into the rotated residual stream: merger and deepstack mergers'
+  // linear_fc2 rotated on their output side. The tower's blocks are not rotated.
+  void set_quarot(const QuarotPlan* plan) override { quarot_ = plan; }
+
   LayerWeights load(int k) const override {
-    LayerWeights w = k == 0 ? load_qwen3_vl_vision(ckpt_, vision_)
-                            : load_layer_weights(ckpt_, text_, k - 1, /*with_experts=*/false, map_linears_);
+    if (k == 0) {
+      LayerWeights w = load_qwen3_vl_vision(ckpt_, vision_);
+      if (quarot_) rotate_vision_outputs(w);
+      return w;
+    }
+    LayerWeights w = load_layer_weights(ckpt_, text_, k - 1, /*with_experts=*/false, map_linears_);
+    if (quarot_) quarot_rotate_layer(text_, arch_, *quarot_, w);
     w.layer = k;  // the runner knows units, not text layers
     return w;
   }
@@ -120,7 +132,8 @@ class Qwen3VlMoeModel : public UnitModel {
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const override {
     if (k == 0 || !text_.is_moe_layer(k - 1)) return nullptr;
-    return std::make_unique<ExpertStream>(ckpt_, text_, k - 1, weights, prefetch);
+    return std::make_unique<ExpertStream>(ckpt_, text_, k - 1, weights, prefetch,
+                                          quarot_expert_transform(ckpt_, text_, k - 1, quarot_));
   }
 
   void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,
@@ -169,6 +182,18 @@ class Qwen3VlMoeModel : public UnitModel {
   }
 
  private:
+  void rotate_vision_outputs(LayerWeights& w) const {
+    std::vector<std::string> writers = {"merger.linear_fc2"};
+    for (size_t i = 0; i < vision_.deepstack_visual_indexes.size(); ++i)
+      writers.push_back("deepstack_merger_list." + std::to_string(i) + ".linear_fc2");
+    const int64_t H = text_.hidden_size;
+    for (const auto& name : writers) {
+      std::vector<float>& weight = w.mutable_f32(name + ".weight");
+      quarot_->hidden.left(weight.data(), H, static_cast<int64_t>(weight.size()) / H);
+      quarot_->hidden.left(w.mutable_f32(name + ".bias").data(), H, 1);
+    }
+  }
+
   const VlSample& sample(const SequenceRef& s) const {
     if (s.sample < 0 || static_cast<size_t>(s.sample) >= samples_.size())
       fail("Qwen3-VL-MoE: sequence of calibration sample {} has no image/text inputs", s.sample);
@@ -216,6 +241,7 @@ class Qwen3VlMoeModel : public UnitModel {
   const Checkpoint& ckpt_;
   const Architecture& arch_;
   bool map_linears_ = false;
+  const QuarotPlan* quarot_ = nullptr;
   std::vector<VlSample> samples_;
 };
 

@@ -17,6 +17,7 @@
 #include "models/causal_lm.h"
 #include "models/experts.h"
 #include "models/models_test_util.h"
+#include "models/quarot.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -90,6 +91,37 @@ TEST(Qwen3VlMoe, UnitsMatchTransformersOnImageAndText) {
     // Every deepstack block was consumed.
     for (int64_t i = S * H; i < samples[s].seq() * H; ++i) ASSERT_EQ(hidden[static_cast<size_t>(i)], 0.0f);
     EXPECT_LT(test::max_rel_err(head.logits(cfg, hidden.data(), S), to_f32(ref.read(p + "logits"))), 2e-5);
+  }
+}
+
+// QuaRot alone (block 32, the practice's) keeps the function: calibration
+// rows rotated as the runner rotates them, the tower's merger outputs and the
+// text layers (experts as they stream) rotated by the model, the head fused.
+TEST(Qwen3VlMoe, QuarotKeepsTheLogits) {
+  test::ScratchDir tmp;
+  const Checkpoint ckpt = Checkpoint::open(kDir / "model.safetensors");
+  const Checkpoint ref = Checkpoint::open(kDir / "text_reference.safetensors");
+  std::unique_ptr<UnitModel> model = open_unit_model(kDir, ckpt);
+  const ModelConfig& cfg = *model->lm_config();
+  QuarotSettings settings;
+  settings.block_size = 32;
+  const QuarotPlan plan = make_quarot_plan(cfg, settings);
+  model->set_quarot(&plan);
+  std::vector<UnitInput> samples = model->calibration_inputs({write_index(tmp.path), kDir, 0});
+  OutputHead head = OutputHead::load(ckpt, cfg);
+  quarot_rotate_head(plan, head.norm_weight, head.lm_head);
+  for (int s = 0; s < 2; ++s) {
+    std::vector<float> hidden = samples[s].hidden;
+    quarot_rotate_rows(plan, hidden.data(), samples[s].seq());
+    SequenceRef seq{hidden.data(), samples[s].seq(), samples[s].positions.data(), s};
+    for (int k = 0; k < model->num_units(); ++k) {
+      LayerWeights w = model->load(k);
+      std::unique_ptr<ExpertStream> parts = model->part_stream(k, w, false);
+      model->forward(k, w, {&seq, 1}, nullptr, parts.get(), nullptr);
+    }
+    const int64_t S = static_cast<int64_t>(ids_of(ref, "s" + std::to_string(s) + ".input_ids").size());
+    EXPECT_LT(test::max_rel_err(head.logits(cfg, hidden.data(), S), to_f32(ref.read("s" + std::to_string(s) + ".logits"))),
+              2e-5);
   }
 }
 

@@ -41,7 +41,8 @@ class DecoderLM : public UnitModel {
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const override {
     if (!cfg_.is_moe_layer(k)) return nullptr;
-    return std::make_unique<ExpertStream>(ckpt_, cfg_, k, weights, prefetch, expert_rotation(k));
+    return std::make_unique<ExpertStream>(ckpt_, cfg_, k, weights, prefetch,
+                                          quarot_expert_transform(ckpt_, cfg_, k, quarot_));
   }
 
   void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,
@@ -76,20 +77,6 @@ class DecoderLM : public UnitModel {
   std::string router(int k) const override { return cfg_.is_moe_layer(k) ? arch_.moe->router : ""; }
 
  private:
-  // Layer k's experts rotated as they stream by (none without quarot). They
-  // need the post-attention norm as the checkpoint stores it: the loaded
-  // layer's copy is ones once fused into the router, and smoothing leaves
-  // that norm alone on MoE layers (its only smoothed subgraphs there are
-  // attention's).
-  ExpertTransform expert_rotation(int k) const {
-    if (!quarot_) return {};
-    const std::string norm = layer_desc(cfg_, k).prefix + "." + arch_.roles.post_attention_norm + ".weight";
-    auto g = std::make_shared<const std::vector<float>>(to_f32(ckpt_.read(norm)));
-    return [plan = quarot_, moe = &*arch_.moe, g](int e, LayerWeights& w) {
-      quarot_rotate_expert(*moe, e, *plan, *g, w);
-    };
-  }
-
   ModelConfig cfg_;
   const Checkpoint& ckpt_;
   const Architecture& arch_;

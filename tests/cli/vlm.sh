@@ -1,10 +1,10 @@
 # `quant` and `eval` on a Qwen3-VL-MoE from the command line (the tiny random model of the goldens): the
-# reference practice with --model_type Qwen3-VL-30B-A3B, the built-in practices, the names vLLM-Ascend loads
+# reference practice unchanged with --model_type Qwen3-VL-30B-A3B / 235B-A22B, the built-in practices, the names vLLM-Ascend loads
 # (vision Linears all described, per-expert experts, router FLOAT), text eval, and bad inputs.
 source "$(dirname "$0")/lib.bash"
 M="$ROOT/tests/data/goldens/qwen3_vl_moe_tiny"
 P="$ROOT/tests/data/configs/qwen3_vl_moe_w8a8.yaml"
-sed '/type: "quarot"/,/block_size: 32/d' "$P" >"$TMP/practice.yaml"  # quarot on MoE: not yet
+cp "$P" "$TMP/practice.yaml"  # unchanged: quarot, iter_smooth, W8A8 static, W8A8_DYNAMIC experts
 for T in Qwen3-VL-30B-A3B Qwen3-VL-235B-A22B; do
   "$LWQ" quant --model_path "$M" --save_path "$TMP/out_$T" --model_type "$T" --config_path "$TMP/practice.yaml" \
     2>"$TMP/log" || { cat "$TMP/log" >&2; fail "reference Qwen3-VL-MoE practice failed with --model_type $T"; }
@@ -21,6 +21,8 @@ grep -q '"model.language_model.layers.0.mlp.gate.weight": "FLOAT"' "$D" || fail 
 grep -q '"model.language_model.layers.0.self_attn.o_proj.weight": "W8A8"' "$D" || fail "o_proj not W8A8"
 ! grep -q 'gate_up_proj' "$D" || fail "a fused expert tensor was written"
 [ -f "$O/Qwen3-VL-30B-A3B_best_practice.yaml" ] || fail "no best-practice yaml"
+[ -f "$O/optional/quarot.safetensors" ] || fail "quarot's optional/quarot.safetensors was not written"
+grep -q '"global_rotation": "optional/quarot.safetensors"' "$D" || fail "no quarot entry in the description"
 "$LWQ" eval --model "$M" --quantized "$O" --text "$ROOT/tests/data/text/tinystories_sample.txt" --max-tokens 200 \
   >"$TMP/eval" 2>"$TMP/log" || { cat "$TMP/log" >&2; fail "eval of the Qwen3-VL-MoE output failed"; }
 grep -q "^top1_agreement: 0\.[6-9]" "$TMP/eval" || fail "eval: $(cat "$TMP/eval")"

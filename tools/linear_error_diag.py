@@ -8,6 +8,7 @@ on both sets. Optionally also runs a reference (canonical, Frantar et al.) GPTQ 
 calibration Hessian, as a cross-check of src/quant/gptq.cc.
 
 usage: linear_error_diag.py MODEL CALIB.jsonl TEXT FOLDER... [--n 32] [--ref-gptq BITS] [--layers 0,5]
+       [--positions 0 | 0-3] [--cache FILE]   (run with .venv-goldens/bin/python)
 """
 import argparse, json, os, glob
 import torch

@@ -5,6 +5,8 @@
 // (diffusion_pytorch_model-*.safetensors + index, WanModel config.json),
 // shaped by lwquant's own Wan descriptor: --hidden is dim, --intermediate
 // ffn_dim, --heads num_heads, --layers num_layers.
+// --qwen3-vl-moe writes a Qwen3-VL-MoE (Qwen3-VL-235B-A22B's vision tower and
+// text shapes by default; --layers text layers, experts fused input-major).
 // Tensors are generated and written one at a time, so this needs little RAM.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include <fstream>
 
 #include "io/safetensors_writer.h"
+#include "models/qwen3_vl_vision.h"
 #include "models/wan.h"
 #include "tensor/tensor.h"
 
@@ -78,6 +81,68 @@ int write_wan(const std::string& out, int64_t dim, int64_t ffn, int64_t heads, i
   return 0;
 }
 
+// Qwen3-VL-235B-A22B-shaped (multimodal.md A.1): the real vision tower (depth
+// 27, 1152 wide, deepstack after blocks 8/16/24, mergers to the text width)
+// and MoE text layers with fused input-major experts; the Qwen3 tokenizer.
+int write_qwen3_vl_moe(const std::string& out, int64_t hidden, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                       int64_t layers, int64_t experts, int64_t top_k, int64_t moe_intermediate, int64_t shard_mb,
+                       const std::string& tokenizer_dir) {
+  const int64_t vocab = 151936;
+  std::ofstream(fs::path(out) / "config.json") << fmt::format(
+      R"({{"architectures": ["Qwen3VLMoeForConditionalGeneration"], "model_type": "qwen3_vl_moe", "dtype": "bfloat16",
+ "image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652, "vision_end_token_id": 151653,
+ "tie_word_embeddings": false,
+ "text_config": {{"model_type": "qwen3_vl_moe_text", "vocab_size": {}, "hidden_size": {}, "intermediate_size": 12288,
+  "num_hidden_layers": {}, "num_attention_heads": {}, "num_key_value_heads": {}, "head_dim": {}, "rms_norm_eps": 1e-06,
+  "rope_theta": 5000000.0, "max_position_embeddings": 262144, "attention_bias": false, "hidden_act": "silu",
+  "rope_scaling": {{"rope_type": "default", "mrope_section": [24, 20, 20], "mrope_interleaved": true}},
+  "num_experts": {}, "num_experts_per_tok": {}, "moe_intermediate_size": {}, "decoder_sparse_step": 1,
+  "mlp_only_layers": [], "norm_topk_prob": true}},
+ "vision_config": {{"model_type": "qwen3_vl_moe", "depth": 27, "hidden_size": 1152, "intermediate_size": 4304,
+  "num_heads": 16, "in_channels": 3, "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
+  "out_hidden_size": {}, "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24],
+  "hidden_act": "gelu_pytorch_tanh"}}}}
+)", vocab, hidden, layers, heads, kv_heads, head_dim, experts, top_k, moe_intermediate, hidden);
+  ShardedWriterOptions opts;
+  opts.stem = "model";
+  opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
+  ShardedSafetensorsWriter writer(out, opts);
+  uint64_t seed = 1;
+  const float w_scale = 0.04f;
+  auto add = [&](const std::string& name, const Shape& shape) {
+    if (shape.size() == 1 && name.find("norm") != std::string::npos && name.ends_with(".weight"))
+      return writer.add(name, ones_bf16(shape[0]));
+    writer.add(name, random_bf16(shape, shape.size() >= 2 ? w_scale : 0.01f, seed++));
+  };
+  const LayerDesc vision = qwen3_vl_vision_desc(load_qwen3_vl_vision_config(out));
+  for (const auto& t : vision.tensors) add(vision.prefix + "." + t.name, t.shape);
+  add("model.language_model.embed_tokens.weight", {vocab, hidden});
+  const int64_t I = moe_intermediate;
+  for (int64_t k = 0; k < layers; ++k) {
+    const std::string p = fmt::format("model.language_model.layers.{}.", k);
+    add(p + "self_attn.q_proj.weight", {heads * head_dim, hidden});
+    add(p + "self_attn.k_proj.weight", {kv_heads * head_dim, hidden});
+    add(p + "self_attn.v_proj.weight", {kv_heads * head_dim, hidden});
+    add(p + "self_attn.o_proj.weight", {hidden, heads * head_dim});
+    add(p + "self_attn.q_norm.weight", {head_dim});
+    add(p + "self_attn.k_norm.weight", {head_dim});
+    writer.add(p + "mlp.gate.weight", random_bf16({experts, hidden}, 0.5f, seed++));
+    add(p + "mlp.experts.gate_up_proj", {experts, hidden, 2 * I});
+    add(p + "mlp.experts.down_proj", {experts, I, hidden});
+    add(p + "input_layernorm.weight", {hidden});
+    add(p + "post_attention_layernorm.weight", {hidden});
+    fmt::print(stderr, "\rlayer {}/{}", k + 1, layers);
+  }
+  add("model.language_model.norm.weight", {hidden});
+  add("lm_head.weight", {vocab, hidden});
+  auto map = writer.finish();
+  fmt::print(stderr, "\n");
+  fs::copy_file(fs::path(tokenizer_dir) / "tokenizer.json", fs::path(out) / "tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  fmt::print("wrote {} tensors to {}\n", map.size(), out);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,7 +167,17 @@ int main(int argc, char** argv) {
   app.add_flag("--fused", fused, "Experts as fused 3-D tensors [E, 2I, H] / [E, H, I] (transformers 5 layout)");
   bool wan = false;
   app.add_flag("--wan", wan, "A Wan2.1 DiT (original layout): --hidden = dim, --intermediate = ffn_dim");
+  bool vl = false;
+  app.add_flag("--qwen3-vl-moe", vl,
+               "A Qwen3-VL-MoE (the 235B-A22B vision tower; text --hidden, --heads, --kv-heads, --head-dim, "
+               "--experts, --experts-per-tok, --moe-intermediate, --layers; --tokenizer-dir must hold the Qwen3 "
+               "tokenizer.json)");
   CLI11_PARSE(app, argc, argv);
+  if (vl) {
+    fs::create_directories(out);
+    return write_qwen3_vl_moe(out, hidden, heads, kv_heads, head_dim_opt > 0 ? head_dim_opt : hidden / heads, layers,
+                              experts, experts_per_tok, moe_intermediate, shard_mb, tokenizer_dir);
+  }
   if (wan) {
     fs::create_directories(out);
     return write_wan(out, hidden, intermediate, heads, layers, shard_mb);

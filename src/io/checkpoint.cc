@@ -157,6 +157,11 @@ Tensor Checkpoint::read_slice(std::string_view name, int64_t index) const {
   return files_[e.file].read_slice(files_[e.file].tensors()[e.tensor], index);
 }
 
+void Checkpoint::read_rows(std::string_view name, int64_t begin, int64_t count, void* dst) const {
+  const Entry& e = entry(name);
+  files_[e.file].read_rows(files_[e.file].tensors()[e.tensor], begin, count, dst);
+}
+
 MappedBytes Checkpoint::map_range(std::string_view name, uint64_t byte_offset, uint64_t n, bool populate) const {
   const Entry& e = entry(name);
   return files_[e.file].map_range(files_[e.file].tensors()[e.tensor], byte_offset, n, populate);

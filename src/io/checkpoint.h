@@ -31,6 +31,8 @@ class Checkpoint {
   void read_into(std::string_view name, void* dst) const;
   // Element `index` along the first dimension of tensor `name`.
   Tensor read_slice(std::string_view name, int64_t index) const;
+  // Rows [begin, begin + count) along the first dimension, into `dst`.
+  void read_rows(std::string_view name, int64_t begin, int64_t count, void* dst) const;
   // Bytes [byte_offset, byte_offset + n) of tensor `name`, mapped (SafetensorsFile::map_range).
   MappedBytes map_range(std::string_view name, uint64_t byte_offset, uint64_t n, bool populate) const;
   uint64_t total_bytes() const;

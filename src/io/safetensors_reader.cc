@@ -311,6 +311,16 @@ Tensor SafetensorsFile::read_slice(const TensorInfo& info, int64_t index) const 
   return t;
 }
 
+void SafetensorsFile::read_rows(const TensorInfo& info, int64_t begin, int64_t count, void* dst) const {
+  if (!handle_) fail("safetensors file {} is not open", path_.string());
+  if (info.shape.empty() || begin < 0 || count < 0 || begin > info.shape[0] - count)
+    fail("{}: rows {}..{} of tensor '{}' (shape {}) do not exist", path_.string(), begin, begin + count, info.name,
+         shape_str(info.shape));
+  const uint64_t row = info.shape[0] > 0 ? info.nbytes / static_cast<uint64_t>(info.shape[0]) : 0;
+  read_at(dst, row * static_cast<uint64_t>(count), info.offset + static_cast<uint64_t>(begin) * row,
+          fmt::format("{} (tensor '{}', rows {}..{})", path_.string(), info.name, begin, begin + count));
+}
+
 MappedBytes SafetensorsFile::map_range(const TensorInfo& info, uint64_t byte_offset, uint64_t n, bool populate) const {
   if (!handle_) fail("safetensors file {} is not open", path_.string());
   if (byte_offset > info.nbytes || n > info.nbytes - byte_offset)

@@ -59,6 +59,8 @@ class SafetensorsFile {
   // Element `index` along the first dimension (shape = info.shape[1:]): one
   // expert of a fused [E, ...] tensor, without reading the others.
   Tensor read_slice(const TensorInfo& info, int64_t index) const;
+  // Rows [begin, begin + count) along the first dimension, into `dst`.
+  void read_rows(const TensorInfo& info, int64_t begin, int64_t count, void* dst) const;
   // Bytes [byte_offset, byte_offset + n) of the tensor's data, mapped rather
   // than copied (io/mapped_bytes.h); throws when the range is outside it.
   MappedBytes map_range(const TensorInfo& info, uint64_t byte_offset, uint64_t n, bool populate) const;

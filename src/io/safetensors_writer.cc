@@ -238,18 +238,44 @@ void SafetensorsWriter::add(const std::string& name, const Tensor& t) {
   add(name, t.dtype, t.shape, t.bytes.data());
 }
 
-void SafetensorsWriter::add(const std::string& name, DType dtype, const Shape& shape, const void* data) {
+void SafetensorsWriter::check_new_tensor(const std::string& name, const Shape& shape) const {
   // Bad arguments are the caller's bug, not a broken file: the writer stays usable.
-  if (state_ == State::Open) {
-    if (name.empty() || name == "__metadata__")
-      fail("{}: invalid tensor name '{}'", final_path_.string(), name);
-    if (names_.count(name)) fail("{}: tensor '{}' added twice", final_path_.string(), name);
-    for (int64_t d : shape)
-      if (d < 0) fail("{}: tensor '{}' has negative shape {}", final_path_.string(), name, shape_str(shape));
-  }
+  if (state_ != State::Open) return;
+  if (name.empty() || name == "__metadata__") fail("{}: invalid tensor name '{}'", final_path_.string(), name);
+  if (names_.count(name)) fail("{}: tensor '{}' added twice", final_path_.string(), name);
+  for (int64_t d : shape)
+    if (d < 0) fail("{}: tensor '{}' has negative shape {}", final_path_.string(), name, shape_str(shape));
+}
+
+void SafetensorsWriter::add(const std::string& name, DType dtype, const Shape& shape, const void* data) {
+  check_new_tensor(name, shape);
   guarded([&] {
     const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
     pwrite_all(fd_, data, nbytes, 8 + reserve_ + data_bytes_, final_path_.string());
+    entries_.push_back({name, dtype, shape, data_bytes_, data_bytes_ + nbytes});
+    names_.insert(name);
+    data_bytes_ += nbytes;
+  });
+}
+
+void SafetensorsWriter::add_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source,
+                                 uint64_t block_bytes) {
+  check_new_tensor(name, shape);
+  const int64_t rows = shape.empty() ? 1 : shape[0];
+  const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
+  const uint64_t row_bytes = rows > 0 ? nbytes / static_cast<uint64_t>(rows) : 0;
+  const int64_t block = std::max<int64_t>(1, static_cast<int64_t>(block_bytes / std::max<uint64_t>(row_bytes, 1)));
+  std::vector<uint8_t> buffer(static_cast<size_t>(std::min(block, rows) * row_bytes));
+  // A source that throws leaves the tensor unlisted (its bytes are overwritten by the next one).
+  for (int64_t r = 0; r < rows; r += block) {
+    const int64_t n = std::min(block, rows - r);
+    source(r, n, buffer.data());
+    guarded([&] {
+      pwrite_all(fd_, buffer.data(), static_cast<uint64_t>(n) * row_bytes,
+                 8 + reserve_ + data_bytes_ + static_cast<uint64_t>(r) * row_bytes, final_path_.string());
+    });
+  }
+  guarded([&] {
     entries_.push_back({name, dtype, shape, data_bytes_, data_bytes_ + nbytes});
     names_.insert(name);
     data_bytes_ += nbytes;
@@ -359,6 +385,16 @@ void ShardedSafetensorsWriter::add(const std::string& name, const Tensor& t) {
 }
 
 void ShardedSafetensorsWriter::add(const std::string& name, DType dtype, const Shape& shape, const void* data) {
+  add_rows(name, dtype, shape, {}, data);
+}
+
+void ShardedSafetensorsWriter::add_rows(const std::string& name, DType dtype, const Shape& shape,
+                                        const RowSource& source) {
+  add_rows(name, dtype, shape, source, nullptr);
+}
+
+void ShardedSafetensorsWriter::add_rows(const std::string& name, DType dtype, const Shape& shape,
+                                        const RowSource& source, const void* data) {
   if (finished_) fail("{}: sharded writer already finished", dir_.string());
   if (names_.count(name)) fail("{}: tensor '{}' added twice", dir_.string(), name);
   const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
@@ -375,7 +411,8 @@ void ShardedSafetensorsWriter::add(const std::string& name, DType dtype, const S
                                                    SafetensorsWriterOptions{options_.header_reserve, {}});
     if (keep_files_) current_->keep_file();
   }
-  current_->add(name, dtype, shape, data);
+  if (source) current_->add_rows(name, dtype, shape, source);
+  else current_->add(name, dtype, shape, data);
   names_.insert(name);
   weight_map_.emplace_back(name, shards_closed_ + 1);
   total_bytes_ += nbytes;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -36,6 +37,11 @@ struct SafetensorsWriterState {
   std::vector<WrittenTensor> tensors;
 };
 
+// Produces rows [row0, row0 + rows) of a tensor being written, into `dst`
+// (rows × the row's bytes): tensors too big to hold whole are written a block
+// of rows at a time.
+using RowSource = std::function<void(int64_t row0, int64_t rows, void* dst)>;
+
 struct SafetensorsWriterOptions {
   // Bytes kept free for the header before the first tensor (rounded up to a
   // multiple of 8 so the data area is 8-byte aligned). A header that does not
@@ -57,6 +63,9 @@ class SafetensorsWriter {
   void add(const std::string& name, const Tensor& t);
   // `data` holds numel(shape) × dtype_size(dtype) bytes.
   void add(const std::string& name, DType dtype, const Shape& shape, const void* data);
+  // The tensor's rows from `source`, a block of about `block_bytes` at a time.
+  void add_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source,
+                uint64_t block_bytes = uint64_t{16} << 20);
   uint64_t data_bytes() const { return data_bytes_; }
   size_t count() const { return entries_.size(); }
   const std::filesystem::path& path() const { return final_path_; }
@@ -83,6 +92,7 @@ class SafetensorsWriter {
   SafetensorsWriter(ReopenTag, std::filesystem::path final_path, SafetensorsWriterOptions options);
   template <typename Body>
   void guarded(Body&& body);
+  void check_new_tensor(const std::string& name, const Shape& shape) const;
   std::string header_json() const;
   void rewrite_with_header(const std::string& header);
   void discard() noexcept;
@@ -119,6 +129,7 @@ class ShardedSafetensorsWriter {
   void add(const std::string& name, const Tensor& t);
   // `data` holds numel(shape) × dtype_size(dtype) bytes.
   void add(const std::string& name, DType dtype, const Shape& shape, const void* data);
+  void add_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source);
   size_t count() const { return weight_map_.size(); }
   uint64_t total_bytes() const { return total_bytes_; }
   // Closes the last shard, renames "<stem>-{i:05d}-of-00000.safetensors" to
@@ -139,6 +150,8 @@ class ShardedSafetensorsWriter {
   void keep_files() { keep_files_ = true; if (current_) current_->keep_file(); }
 
  private:
+  // From `source` when it is set, else from `data`.
+  void add_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source, const void* data);
   std::string shard_name(size_t index, size_t count) const;  // 1-based index
   void close_shard();
   void cleanup() noexcept;

@@ -6,6 +6,7 @@
 
 #include "io/io_test_util.h"
 #include "io/safetensors_reader.h"
+#include "util/file_util.h"
 
 namespace lwq {
 namespace {
@@ -93,6 +94,38 @@ TEST_F(Writer, RawPointerOverload) {
   }
   Tensor t = SafetensorsFile::open(dir / "p.safetensors").read("v");
   EXPECT_EQ(t.data<int32_t>()[1], -8);
+}
+
+// A tensor written a block of rows at a time (blocks of 3 rows here, the
+// last one short) gives the same file as the whole tensor, and row reads
+// give back any block.
+TEST_F(Writer, RowsFromASourceMatchTheWholeTensor) {
+  const Tensor t = random_tensor(DType::BF16, {10, 7}, 5);
+  const Tensor small = random_tensor(DType::F32, {2}, 6);
+  const size_t row = 7 * 2;
+  {
+    SafetensorsWriter w(dir / "whole.safetensors");
+    w.add("a", small);
+    w.add("t", t);
+    w.finish();
+  }
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  {
+    SafetensorsWriter w(dir / "rows.safetensors");
+    w.add("a", small);
+    w.add_rows("t", DType::BF16, {10, 7}, [&](int64_t row0, int64_t n, void* dst) {
+      calls.emplace_back(row0, n);
+      std::memcpy(dst, t.bytes.data() + row0 * row, n * row);
+    }, 3 * row);
+    w.finish();
+  }
+  EXPECT_EQ(calls, (std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {3, 3}, {6, 3}, {9, 1}}));
+  EXPECT_EQ(read_text_file(dir / "rows.safetensors"), read_text_file(dir / "whole.safetensors"));
+  std::vector<uint8_t> back(4 * row);
+  const SafetensorsFile f = SafetensorsFile::open(dir / "rows.safetensors");
+  f.read_rows(f.info("t"), 5, 4, back.data());
+  EXPECT_EQ(0, std::memcmp(back.data(), t.bytes.data() + 5 * row, back.size()));
+  expect_error([&] { f.read_rows(f.info("t"), 8, 3, back.data()); }, {"rows 8..11 of tensor 't'"});
 }
 
 TEST_F(Writer, LargeDataKeepsThePaddedReservedHeader) {

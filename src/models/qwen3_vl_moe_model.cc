@@ -181,7 +181,16 @@ class Qwen3VlMoeModel : public UnitModel {
     return k > 0 && text_.is_moe_layer(k - 1) ? arch_.moe->router : "";
   }
 
+  DType outer_dtype(const std::string& name) const override { return ckpt_.info(stored_outer(name)).dtype; }
+  void read_outer_rows(const std::string& name, int64_t row0, int64_t rows, void* dst) const override {
+    read_checkpoint_rows(ckpt_, stored_outer(name), row0, rows, dst);
+  }
+
  private:
+  std::string stored_outer(const std::string& name) const {
+    return name == arch_.lm_head && text_.tie_word_embeddings && !ckpt_.contains(name) ? arch_.embed_tokens : name;
+  }
+
   void rotate_vision_outputs(LayerWeights& w) const {
     std::vector<std::string> writers = {"merger.linear_fc2"};
     for (size_t i = 0; i < vision_.deepstack_visual_indexes.size(); ++i)
@@ -256,7 +265,6 @@ std::vector<UnitInput> Qwen3VlMoeModel::calibration_inputs(const CalibrationSour
       fail("calibration set {}: entry {} has no image; Qwen3-VL-MoE calibrates on image + text samples as "
            "msModelSlim does (pass --allow_text_only_calib to use text-only entries too)", source.file.string(), i);
   const Tokenizer tokenizer = Tokenizer::load(source.model_dir);
-  const EmbeddingTable table = EmbeddingTable::load(ckpt_, text_);
   const QwenVlImageSettings settings = image_settings(source.model_dir, vision_);
   const int64_t H = text_.hidden_size, merge = vision_.merge_unit();
   samples_.clear();
@@ -282,7 +290,7 @@ std::vector<UnitInput> Qwen3VlMoeModel::calibration_inputs(const CalibrationSour
     const int64_t rows = v.tokens + deepstack_levels() * n;
     in.positions.assign(v.mrope.begin(), v.mrope.begin() + v.tokens);
     in.positions.resize(static_cast<size_t>(rows), 0);
-    in.hidden = table.lookup(ids);
+    in.hidden = embed_token_rows(ckpt_, text_, ids);
     in.hidden.resize(static_cast<size_t>(rows * H), 0.0f);
     total += v.tokens;
     samples_.push_back(std::move(v));

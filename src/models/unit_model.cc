@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <set>
 
 #include "data/calib_dataset.h"
@@ -76,7 +77,17 @@ class DecoderLM : public UnitModel {
 
   std::string router(int k) const override { return cfg_.is_moe_layer(k) ? arch_.moe->router : ""; }
 
+  DType outer_dtype(const std::string& name) const override { return ckpt_.info(stored_outer(name)).dtype; }
+  void read_outer_rows(const std::string& name, int64_t row0, int64_t rows, void* dst) const override {
+    read_checkpoint_rows(ckpt_, stored_outer(name), row0, rows, dst);
+  }
+
  private:
+  // A tied head is the embedding.
+  std::string stored_outer(const std::string& name) const {
+    return name == arch_.lm_head && cfg_.tie_word_embeddings && !ckpt_.contains(name) ? arch_.embed_tokens : name;
+  }
+
   ModelConfig cfg_;
   const Checkpoint& ckpt_;
   const Architecture& arch_;
@@ -96,7 +107,6 @@ std::vector<UnitInput> DecoderLM::calibration_inputs(const CalibrationSource& so
   if (source.max_samples > 0 && prompts.size() > static_cast<size_t>(source.max_samples))
     prompts.resize(static_cast<size_t>(source.max_samples));
   Tokenizer tokenizer = Tokenizer::load(source.model_dir);
-  EmbeddingTable table = EmbeddingTable::load(ckpt_, cfg_);
   std::vector<UnitInput> samples;
   int64_t tokens = 0;
   std::vector<size_t> truncated;
@@ -117,7 +127,7 @@ std::vector<UnitInput> DecoderLM::calibration_inputs(const CalibrationSource& so
     UnitInput s;
     s.positions.resize(ids.size());
     for (size_t p = 0; p < ids.size(); ++p) s.positions[p] = static_cast<int32_t>(p);
-    s.hidden = table.lookup(ids);
+    s.hidden = embed_token_rows(ckpt_, cfg_, ids);
     tokens += s.seq();
     samples.push_back(std::move(s));
   }
@@ -131,6 +141,48 @@ std::vector<UnitInput> DecoderLM::calibration_inputs(const CalibrationSource& so
 }
 
 }  // namespace
+
+void UnitModel::read_outer_rows(const std::string& name, int64_t row0, int64_t rows, void* dst) const {
+  const Tensor t = read_outer_tensor(name);
+  const int64_t total = t.shape.empty() ? 1 : t.shape[0];
+  if (row0 < 0 || rows < 0 || row0 > total - rows)
+    fail("rows {}..{} of tensor '{}' (shape {}) do not exist", row0, row0 + rows, name, shape_str(t.shape));
+  const size_t row_bytes = total > 0 ? t.nbytes() / static_cast<size_t>(total) : 0;
+  std::memcpy(dst, t.bytes.data() + static_cast<size_t>(row0) * row_bytes, static_cast<size_t>(rows) * row_bytes);
+}
+
+void read_checkpoint_rows(const Checkpoint& ckpt, const std::string& name, int64_t row0, int64_t rows, void* dst) {
+  ckpt.read_rows(name, row0, rows, dst);
+  const TensorInfo& info = ckpt.info(name);
+  const int64_t per_row = info.shape.empty() ? 1 : shape_numel(info.shape) / std::max<int64_t>(info.shape[0], 1);
+  Tensor view;
+  view.dtype = info.dtype;
+  view.shape = {rows * per_row};
+  view.bytes.assign(static_cast<const uint8_t*>(dst),
+                    static_cast<const uint8_t*>(dst) + static_cast<size_t>(rows * per_row) * dtype_size(info.dtype));
+  if (int64_t bad = first_non_finite(view); bad >= 0)
+    fail("tensor '{}' in {} holds a non-finite value at row {}, column {}", name, ckpt.file_of(name).string(),
+         row0 + bad / per_row, bad % per_row);
+}
+
+std::vector<float> embed_token_rows(const Checkpoint& ckpt, const ModelConfig& cfg, std::span<const int32_t> ids) {
+  const std::string& name = architecture_for(cfg).embed_tokens;
+  if (!ckpt.contains(name)) fail("tensor '{}' is missing from checkpoint {}", name, ckpt.path().string());
+  const TensorInfo& info = ckpt.info(name);
+  check_tensor_shape(cfg, name, info.shape, {cfg.vocab_size, cfg.hidden_size});
+  if (!is_float(info.dtype))
+    fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", name, dtype_name(info.dtype));
+  const int64_t H = cfg.hidden_size;
+  std::vector<float> out(ids.size() * static_cast<size_t>(H));
+  std::vector<uint8_t> row(static_cast<size_t>(H) * dtype_size(info.dtype));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= cfg.vocab_size)
+      fail("token id {} at index {} is outside the vocabulary [0, {})", ids[i], i, cfg.vocab_size);
+    read_checkpoint_rows(ckpt, name, ids[i], 1, row.data());
+    convert_to_f32(info.dtype, row.data(), out.data() + i * static_cast<size_t>(H), static_cast<size_t>(H));
+  }
+  return out;
+}
 
 void UnitModel::set_quarot(const QuarotPlan* plan) {
   if (plan) fail("quarot is not supported on model_type '{}' (decoder-only language models only)", model_type());

@@ -90,12 +90,26 @@ class UnitModel {
   // and their content as the output stores them (a tied head: the embedding).
   virtual std::vector<TensorDesc> outer_tensors() const = 0;
   virtual Tensor read_outer_tensor(const std::string& name) const = 0;
+  // The same a block of rows at a time (rows along the first dimension, in
+  // the stored dtype): an embedding or head of a large vocabulary is never
+  // held whole. The defaults read the whole tensor.
+  virtual DType outer_dtype(const std::string& name) const { return read_outer_tensor(name).dtype; }
+  virtual void read_outer_rows(const std::string& name, int64_t row0, int64_t rows, void* dst) const;
   // The checkpoint's name of an output tensor name (a diffusers Wan
   // checkpoint stores the original Wan names under others).
   virtual std::string checkpoint_name(const std::string& name) const { return name; }
   // The MoE router of unit k, or "" (its input range feeds the cold-expert rule).
   virtual std::string router(int k) const = 0;
 };
+
+// Rows [row0, row0 + rows) of checkpoint tensor `name` into dst (its stored
+// dtype), checked to be finite (the error names the tensor and the file).
+void read_checkpoint_rows(const Checkpoint& ckpt, const std::string& name, int64_t row0, int64_t rows, void* dst);
+
+// The embedding rows of `ids` as f32 [ids, hidden], read from the checkpoint
+// row by row (a large vocabulary's table is never loaded whole); the table's
+// shape and dtype checked against the config.
+std::vector<float> embed_token_rows(const Checkpoint& ckpt, const ModelConfig& cfg, std::span<const int32_t> ids);
 
 // The folder holding a model's config.json and weights: `path` itself, or
 // the transformer/ folder of a diffusers pipeline (model_index.json beside it).

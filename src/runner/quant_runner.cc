@@ -905,41 +905,52 @@ class LayerWiseQuantizer {
     }
   }
 
+  // Embedding, final norm and head, a block of rows at a time: a large
+  // vocabulary's table (Qwen3: 151 936 × 4 096) is never held whole.
   void save_non_layer_tensors(Saver& saver) {
-    if (quarot_) return save_rotated_non_layer_tensors(saver);
-    for (const auto& t : model_->outer_tensors()) saver.save_float(t.name, model_->read_outer_tensor(t.name));
+    for (const auto& t : model_->outer_tensors()) {
+      const DType dtype = model_->outer_dtype(t.name);
+      RowSource rows = [&](int64_t row0, int64_t n, void* dst) { model_->read_outer_rows(t.name, row0, n, dst); };
+      if (quarot_) rows = rotated_rows(t.name, dtype, t.shape);
+      saver.save_float_rows(t.name, dtype, t.shape, rows);
+    }
   }
 
-  // quarot: embedding rows ← E·R; the final norm fused into lm_head, which is
-  // rotated (a tied model's head starts from the unrotated embedding and is
-  // written as its own tensor). Written in the checkpoint's dtype.
-  void save_rotated_non_layer_tensors(Saver& saver) {
-    const ModelConfig& cfg = lm();
-    const Architecture& arch = architecture_for(cfg);
-    auto read_f32 = [this](const std::string& name) {
-      Tensor t = ckpt_.read(name);
-      check_finite(t, name, ckpt_.file_of(name).string());
-      return std::pair<std::vector<float>, TensorInfo>(to_f32(t), ckpt_.info(name));
+  // quarot: embedding rows ← E·R; the final norm fused into lm_head (and then
+  // ones), whose rows are rotated too (a tied model's head starts from the
+  // unrotated embedding and is written as its own tensor). Written in the
+  // stored dtype.
+  RowSource rotated_rows(const std::string& name, DType dtype, const Shape& shape) {
+    const Architecture& arch = architecture_for(lm());
+    const int64_t H = lm().hidden_size;
+    auto f32_rows = [this, name, dtype, H](int64_t row0, int64_t n) {
+      Tensor raw(dtype, {n, H});
+      model_->read_outer_rows(name, row0, n, raw.bytes.data());
+      return to_f32(raw);
     };
-    auto [embed, embed_info] = read_f32(arch.embed_tokens);
-    auto [norm, norm_info] = read_f32(arch.final_norm);
-    std::vector<float> head;
-    DType head_dtype = embed_info.dtype;
-    if (ckpt_.contains(arch.lm_head)) {
-      auto [h, info] = read_f32(arch.lm_head);
-      head = std::move(h);
-      head_dtype = info.dtype;
-    } else {
-      head = embed;  // tied: the unrotated embedding
-    }
-    quarot_rotate_head(*quarot_, norm, head);
-    quarot_rotate_rows(*quarot_, embed.data(), static_cast<int64_t>(embed.size()) / cfg.hidden_size);
-    for (const auto& t : non_layer_tensors(cfg, ckpt_)) {
-      if (t.name == arch.embed_tokens) saver.save_float(t.name, tensor_from_f32(embed_info.dtype, t.shape, embed));
-      else if (t.name == arch.final_norm) saver.save_float(t.name, tensor_from_f32(norm_info.dtype, t.shape, norm));
-      else if (t.name == arch.lm_head) saver.save_float(t.name, tensor_from_f32(head_dtype, t.shape, head));
-      else fail("quarot: the model has a non-layer tensor '{}' lwquant does not know how to rotate", t.name);
-    }
+    if (name == arch.embed_tokens)
+      return [this, f32_rows, dtype, H](int64_t row0, int64_t n, void* dst) {
+        std::vector<float> rows = f32_rows(row0, n);
+        quarot_rotate_rows(*quarot_, rows.data(), n);
+        convert_from_f32(rows.data(), dtype, dst, static_cast<size_t>(n * H));
+      };
+    if (name == arch.final_norm)
+      return [dtype](int64_t, int64_t n, void* dst) {
+        const std::vector<float> ones(static_cast<size_t>(n), 1.0f);
+        convert_from_f32(ones.data(), dtype, dst, static_cast<size_t>(n));
+      };
+    Tensor norm(model_->outer_dtype(arch.final_norm), {H});
+    model_->read_outer_rows(arch.final_norm, 0, H, norm.bytes.data());
+    const std::vector<float> g = to_f32(norm);
+    if (name == arch.lm_head)
+      return [this, f32_rows, g, dtype, H](int64_t row0, int64_t n, void* dst) {
+        std::vector<float> rows = f32_rows(row0, n);
+        std::vector<float> norm_copy = g;  // quarot_rotate_head sets it to ones
+        quarot_rotate_head(*quarot_, norm_copy, rows);
+        convert_from_f32(rows.data(), dtype, dst, static_cast<size_t>(n * H));
+      };
+    fail("quarot: the model has a non-layer tensor '{}' lwquant does not know how to rotate (shape {})", name,
+         shape_str(shape));
   }
 
   // Tensors no descriptor claims (e.g. rotary inv_freq buffers) are not

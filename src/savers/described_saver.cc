@@ -28,6 +28,14 @@ void DescribedSaver::add(const std::string& name, const Tensor& t, const std::st
   summary_.bytes += t.nbytes();
 }
 
+void DescribedSaver::save_float_rows(const std::string& name, DType dtype, const Shape& shape,
+                                     const RowSource& source) {
+  writer_->add_rows(name, dtype, shape, source);
+  description_.emplace_back(name, "FLOAT");
+  summary_.tensors += 1;
+  summary_.bytes += static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
+}
+
 void DescribedSaver::add(const DescribedTensor& t) {
   const Tensor& shape_of = t.tensor;
   const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape_of.shape)) * dtype_size(shape_of.dtype);

@@ -18,6 +18,9 @@ class FanOutSaver : public Saver {
   void save_float(const std::string& name, const Tensor& t) override {
     for (auto& s : savers_) s->save_float(name, t);
   }
+  void save_float_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source) override {
+    for (auto& s : savers_) s->save_float_rows(name, dtype, shape, source);  // the rows are produced again for each
+  }
   void save_linear(const QuantizedLinear& q) override {
     for (auto& s : savers_) s->save_linear(q);
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors_writer.h"
 #include "savers/quantized_linear.h"
 #include "tensor/tensor.h"
 
@@ -32,6 +33,9 @@ class Saver {
   virtual ~Saver() = default;
 
   virtual void save_float(const std::string& name, const Tensor& t) = 0;
+  // The same for a tensor too big to hold whole (embeddings, heads): its
+  // rows come from `source` a block at a time.
+  virtual void save_float_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source) = 0;
   virtual void save_linear(const QuantizedLinear& q) = 0;
   // A Linear left in float (its parameters go through save_float).
   virtual void note_float_linear() = 0;

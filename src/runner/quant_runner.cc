@@ -477,6 +477,23 @@ class LayerWiseQuantizer {
                                              lin.out_features, lin.in_features);
   }
 
+  // Without the quality report, a quantized Linear's float weight is read
+  // again only by a smoothing unit later in the list (its quantizer keeps
+  // what it needs: codes, or GPTQ's own copy), so it is dropped as soon as the
+  // quantizer exists: a large unit (a 1.1 GiB vision tower) then never holds
+  // its float weights and int8 codes side by side.
+  bool float_weight_unused_after(size_t u) const {
+    if (job_.report) return false;
+    for (size_t v = u + 1; v < units_.size(); ++v)
+      if (units_[v].outlier) return false;
+    return true;
+  }
+  static void drop_float_weight(LayerWeights& weights, const std::string& linear) {
+    weights.stored.erase(linear + ".weight");
+    weights.tensors.erase(linear + ".weight");
+    weights.mapped.erase(linear + ".weight");
+  }
+
   // The processor unit that owns Linear `full` (first match) and its config, or {-1, nullptr}.
   std::pair<int, const ProcessorConfig*> owner_of(const std::string& full) {
     for (size_t u = 0; u < units_.size(); ++u)
@@ -518,6 +535,7 @@ class LayerWiseQuantizer {
         exec.quantizers[lin.name] = q.get();
         exec.observing.insert(lin.name);
         quantizers[lin.name] = std::move(q);
+        if (float_weight_unused_after(u)) drop_float_weight(weights, lin.name);
       }
       if (unit.needs_data) {
         ExpertPass pass{static_cast<int>(u), static_cast<int>(u) == last_data_unit_, {}, {}, 0.0f, 0.0f, false};

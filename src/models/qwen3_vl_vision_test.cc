@@ -43,14 +43,7 @@ struct Golden {
   }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // Records every Linear call (name, dims) and computes it in f32.
 struct RecordingExecutor : LinearExecutor {

@@ -19,14 +19,6 @@ namespace {
 
 using namespace testing_util;
 
-void expect_error(const std::function<void()>& body, std::initializer_list<std::string> parts) {
-  try {
-    body();
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
 
 std::string digest_of_folder(const fs::path& dir) {
   std::string all;

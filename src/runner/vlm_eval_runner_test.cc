@@ -20,14 +20,6 @@ namespace {
 
 using namespace testing_util;
 
-void expect_error(const std::function<void()>& body, std::initializer_list<std::string> parts) {
-  try {
-    body();
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
 
 fs::path tiny() { return repo() / "tests/data/goldens/qwen3_vl_moe_tiny"; }
 

@@ -179,6 +179,7 @@ class LayerWiseQuantizer {
     check_something_is_quantized();
     OutputFolder folder(job_.save_path, job_.overwrite);
     warn_unknown_tensors();
+    check_outer_tensors_are_finite();
 
     bool needs_data = false;
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
@@ -969,6 +970,20 @@ class LayerWiseQuantizer {
       };
     fail("quarot: the model has a non-layer tensor '{}' lwquant does not know how to rotate (shape {})", name,
          shape_str(shape));
+  }
+
+  // The embedding, final norm and head are written last, a block of rows at a
+  // time; a damaged one is found now, before any layer's work, by one pass of
+  // the same block reads (each checks its rows).
+  void check_outer_tensors_are_finite() const {
+    for (const auto& t : model_->outer_tensors()) {
+      const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+      const int64_t row_bytes =
+          rows > 0 ? shape_numel(t.shape) * static_cast<int64_t>(dtype_size(model_->outer_dtype(t.name))) / rows : 0;
+      const int64_t block = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(row_bytes, 1));
+      std::vector<uint8_t> scratch(static_cast<size_t>(std::min(block, rows) * row_bytes));
+      for (int64_t r = 0; r < rows; r += block) model_->read_outer_rows(t.name, r, std::min(block, rows - r), scratch.data());
+    }
   }
 
   // Tensors no descriptor claims (e.g. rotary inv_freq buffers) are not

@@ -54,6 +54,7 @@ Architecture qwen3_moe() {
   m.experts = "mlp.experts";
   m.gate = "gate_proj", m.up = "up_proj", m.down = "down_proj";
   m.fused = FusedExperts::OutMajor;
+  m.smooth_expert_up_down = true;
   a.moe = m;
   return a;
 }
@@ -93,6 +94,7 @@ Architecture qwen3_vl_moe_text() {
   a.moe->default_experts_per_token = 4;
   a.moe->norm_topk_prob_key = "";
   a.moe->fused = FusedExperts::InMajor;
+  a.moe->smooth_expert_up_down = false;  // the reference adapter declares none (multimodal.md A.4.4)
   a.mrope = true;
   return a;
 }

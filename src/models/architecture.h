@@ -89,6 +89,9 @@ struct MoeTemplate {
   std::string gate, up, down;           // per-expert Linears: "gate_proj", "up_proj", "down_proj" / "w1", "w3", "w2"
   FusedExperts fused = FusedExperts::None;
   std::string fused_gate_up = "gate_up_proj", fused_down = "down_proj";  // under `experts`, no ".weight"
+  // Whether smoothing's `up-down` type also smooths each routed expert's
+  // up → down (msModelSlim's Qwen3-MoE adapter declares it; spec §8).
+  bool smooth_expert_up_down = false;
 };
 
 // Module names the forward pass uses for each role of a Llama-style layer.

@@ -239,6 +239,15 @@ void erase_expert(LayerWeights& layer, const LayerDesc& desc, int expert) {
   }
 }
 
+ExpertTransform then(ExpertTransform first, ExpertTransform second) {
+  if (!first) return second;
+  if (!second) return first;
+  return [first = std::move(first), second = std::move(second)](int e, LayerWeights& w) {
+    first(e, w);
+    second(e, w);
+  };
+}
+
 ExpertStream::ExpertStream(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, LayerWeights& weights,
                            bool prefetch, ExpertTransform transform)
     : ckpt_(ckpt),

@@ -85,6 +85,8 @@ void erase_expert(LayerWeights& layer, const LayerDesc& desc, int expert);
 // What a model does to each expert as it is read (QuaRot's rotation), on
 // the reading thread: a prefetched expert arrives transformed.
 using ExpertTransform = std::function<void(int expert, LayerWeights& weights)>;
+// `first` then `second` (either may be empty).
+ExpertTransform then(ExpertTransform first, ExpertTransform second);
 
 // Hands a layer's experts to the forward one at a time: acquire(e) puts
 // expert e's weights into the layer (reading e+1 in the background while e

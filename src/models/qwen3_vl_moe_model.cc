@@ -121,10 +121,11 @@ class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
   }
   void map_linear_weights(bool on) override { map_linears_ = on; }
 
-  std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const override {
+  std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch,
+                                            ExpertTransform after) const override {
     if (k == 0 || !text_.is_moe_layer(k - 1)) return nullptr;
     return std::make_unique<ExpertStream>(ckpt_, text_, k - 1, weights, prefetch,
-                                          quarot_expert_transform(ckpt_, text_, k - 1, quarot_));
+                                          then(quarot_expert_transform(ckpt_, text_, k - 1, quarot_), std::move(after)));
   }
 
   void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,

@@ -40,10 +40,11 @@ class DecoderLM : public UnitModel {
   }
   void map_linear_weights(bool on) override { map_linears_ = on; }
 
-  std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const override {
+  std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch,
+                                            ExpertTransform after) const override {
     if (!cfg_.is_moe_layer(k)) return nullptr;
     return std::make_unique<ExpertStream>(ckpt_, cfg_, k, weights, prefetch,
-                                          quarot_expert_transform(ckpt_, cfg_, k, quarot_));
+                                          then(quarot_expert_transform(ckpt_, cfg_, k, quarot_), std::move(after)));
   }
 
   void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,

@@ -75,7 +75,10 @@ class UnitModel {
   virtual void map_linear_weights(bool) {}
   // The parts of unit k read one at a time while it runs (routed experts),
   // or nullptr when the unit has none.
-  virtual std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch) const = 0;
+  // `after` runs on each part after the model's own transforms (rotation):
+  // the runner's per-expert smoothing.
+  virtual std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch,
+                                                    ExpertTransform after = {}) const = 0;
   // Every calibration sequence through unit k, in place. `parts` as returned
   // by part_stream (or nullptr when the unit holds everything).
   virtual void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,

@@ -37,7 +37,9 @@ class WanModel : public UnitModel {
   LayerDesc unit(int k) const override { return wan_block_desc(cfg_, k); }
   LayerWeights load(int k) const override { return load_wan_block(ckpt_, cfg_, k, map_linears_); }
   void map_linear_weights(bool on) override { map_linears_ = on; }
-  std::unique_ptr<ExpertStream> part_stream(int, LayerWeights&, bool) const override { return nullptr; }
+  std::unique_ptr<ExpertStream> part_stream(int, LayerWeights&, bool, ExpertTransform) const override {
+    return nullptr;
+  }
 
   void forward(int k, const LayerWeights& weights, std::span<const SequenceRef> seqs, LinearExecutor* exec,
                ExpertStream*, std::vector<int64_t>*) const override {

@@ -238,6 +238,41 @@ TEST(MoeRunner, QuarotAloneKeepsTheFunction) {
     }
 }
 
+// iter_smooth alone (and after quarot) on Qwen3-MoE smooths every routed
+// expert's up → down as the experts stream (spec §8), attention's subgraphs
+// as before: the float function is kept, and the experts' weights did change.
+TEST(MoeRunner, ExpertUpDownSmoothingKeepsTheFunction) {
+  TempDir tmp;
+  const std::string smooth = "    - {type: iter_smooth, alpha: 0.9, enable_subgraph_type: [up-down, ov, norm-linear]}\n";
+  auto practice = [&](bool quarot) {
+    return "apiversion: modelslim_v1\nspec:\n  process:\n" +
+           std::string(quarot ? "    - {type: quarot, block_size: 32}\n" : "") + smooth +
+           "  save:\n    - {type: ascendv1_saver, part_file_size: 0}\n  dataset: calib_zh_en.jsonl\n";
+  };
+  for (const char* name : {"qwen3_moe", "qwen3_moe_fused"}) {
+    const fs::path model = with_tokenizer(golden(name), tmp / name);
+    for (bool quarot : {false, true}) {
+      const fs::path out = tmp / (std::string(name) + (quarot ? "_quarot" : "_plain"));
+      QuantJob job = make_job_yaml(model, out, practice(quarot), 3);
+      job.allow_float_copy = true;
+      run_quantization(job);
+      EvalResult r = eval_moe(model, out);
+      EXPECT_LT(std::abs(r.delta_ppl()) / r.ppl_float, 1e-4) << name << (quarot ? " quarot" : "");
+      EXPECT_GT(r.top1_agreement, 0.999) << name;
+      if (quarot || std::string(name) != "qwen3_moe") continue;  // the fused checkpoint has no per-expert tensors
+      // Expert 1's up rows were divided by the scales its down columns were multiplied by.
+      const Checkpoint in = Checkpoint::open(golden("qwen3_moe"));
+      const Checkpoint q = Checkpoint::open(out);
+      for (const char* lin : {"up_proj", "down_proj"}) {
+        const std::string t = std::string("model.layers.2.mlp.experts.1.") + lin + ".weight";
+        EXPECT_NE(to_f32(q.read(t)), to_f32(in.read(t))) << t << " was not smoothed";
+      }
+      const std::string gate = "model.layers.2.mlp.experts.1.gate_proj.weight";
+      EXPECT_EQ(to_f32(q.read(gate)), to_f32(in.read(gate))) << gate << " changed";
+    }
+  }
+}
+
 // quarot (block 32) → static W8A8 attention, W8A8_DYNAMIC experts: written,
 // scored by eval with the deployed arithmetic, and close to the same practice
 // without quarot (these tiny models have no outliers for it to remove).

@@ -30,6 +30,7 @@
 #include "models/model_config.h"
 #include "models/quarot.h"
 #include "io/safetensors_writer.h"
+#include "processors/expert_smoothing.h"
 #include "processors/linear_quantizer.h"
 #include "processors/smoothing.h"
 #include "quant/w8a8_export.h"
@@ -347,11 +348,20 @@ class LayerWiseQuantizer {
   // any later processor builds its quantizers). Returns the forward's outputs.
   HiddenSet smooth_layer(int k, const LayerDesc& desc, const ProcessorConfig& p, LayerWeights& weights) {
     const Architecture arch = layer_smoothing_arch(architecture_for(lm()), desc);
-    LayerSmoother smoother(smooth_settings_from(p), lm(), arch, desc.prefix);
+    const SmoothSettings settings = smooth_settings_from(p);
+    LayerSmoother smoother(settings, lm(), arch, desc.prefix);
     // Spec §4.3: every Linear runs in float on the layer's current weights while
-    // the inputs of the Linears the smoother watches are recorded.
-    ObservingExecutor exec(smoother.observer(), &weights);
+    // the inputs of the Linears the smoother watches are recorded. Routed
+    // experts get their scales as they finish, applied as they are read again.
+    const MoeTemplate no_experts;
+    ExpertUpDownSmoother experts(settings, desc.num_experts > 0 && arch.moe ? *arch.moe : no_experts, desc);
+    ExpertObservingExecutor exec(smoother.observer(), weights, experts);
     HiddenSet outputs = forward_all(k, weights, &exec, nullptr);
+    if (experts.smoothed() > 0) {
+      expert_transforms_ = then(expert_transforms_, experts.transform());
+      spdlog::debug("{}: {} smoothed the up → down of {} of {} experts", desc.prefix, p.type, experts.smoothed(),
+                    desc.num_experts);
+    }
     if (smoother.subgraphs().empty()) return outputs;
     SmoothResult r = smoother.apply(weights);
     for (auto& name : r.added_tensors) added_tensors_.insert(std::move(name));
@@ -506,6 +516,7 @@ class LayerWiseQuantizer {
   void process_layer(int k, LayerWeights& weights, Saver& saver, const std::function<void()>& forwards_done) {
     LayerDesc desc = model_->unit(k);
     LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}};
+    expert_transforms_ = {};
     if (samples_.empty()) {
       save_layer_data_free(desc, weights, saver, report);
       reports_.push_back(std::move(report));
@@ -772,7 +783,7 @@ class LayerWiseQuantizer {
     for (int e = 0; e < desc.num_experts; ++e)
       for (const LinearDesc* lin : desc.expert_linears(e))
         owners[static_cast<size_t>(e)].emplace_back(lin, owner_of(desc.prefix + "." + lin->name).second);
-    std::unique_ptr<ExpertStream> stream = model_->part_stream(weights.layer, weights, job_.prefetch);
+    std::unique_ptr<ExpertStream> stream = model_->part_stream(weights.layer, weights, job_.prefetch, expert_transforms_);
     bool mapped = stream->mappable();
     for (const auto& lin : desc.linears) mapped = mapped && (lin.expert < 0 || !lin.has_bias);
     auto prepare = [&](int e) {
@@ -825,7 +836,7 @@ class LayerWiseQuantizer {
         refs.push_back({outputs[j].data(), samples_[i].seq(), samples_[i].positions.data(), static_cast<int>(i)});
       }
       std::vector<int64_t> counts;
-      std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch);
+      std::unique_ptr<ExpertStream> stream = model_->part_stream(k, weights, job_.prefetch, expert_transforms_);
       with_context(fmt::format("layer {} on the calibration samples", k), [&] {
         model_->forward(k, weights, refs, exec, stream.get(), expert_tokens ? &counts : nullptr);
       });
@@ -1088,6 +1099,7 @@ class LayerWiseQuantizer {
   std::optional<QuarotPlan> quarot_;
   QuarotSettings quarot_settings_;
   std::set<std::string> added_tensors_;  // this layer's tensors created by smoothing (relative names)
+  ExpertTransform expert_transforms_;    // this layer's per-expert smoothing, applied to every later read of an expert
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/decoder_layer.h"
+#include "ops/gemm.h"
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
 
@@ -125,6 +126,37 @@ TEST(Bf16Compute, F32IsUntouched) {
   EXPECT_EQ(seen, x);
   run_linear(lw, nullptr, "proj", x.data(), kRows, kIn, b.data(), kOut, plain.data());
   for (size_t i = 0; i < plain.size(); ++i) EXPECT_NEAR(plain[i], y32[i], 1e-5f * (1 + std::fabs(y32[i])));
+}
+
+// The bf16×bf16→f32 kernel (oneDNN's where the CPU has AVX512-BF16) equals
+// the f32 product of the same bf16 values up to summation order, and a float
+// Linear of a bf16 forward (linear_from_layer with bf16 inputs) takes it.
+TEST(Bf16Compute, Bf16GemmEqualsF32GemmUpToSummationOrder) {
+  std::vector<float> w, b;
+  LayerWeights lw = bf16_layer(w, b);
+  for (int64_t rows : {int64_t{1}, kRows, int64_t{300}}) {  // 300 rows: a threaded product
+    std::mt19937 rng(static_cast<unsigned>(rows));
+    std::normal_distribution<float> n(0.0f, 3.0f);
+    std::vector<float> x(rows * kIn);
+    std::vector<uint16_t> xb(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = round_to_bf16(n(rng));
+      xb[i] = f32_to_bf16(x[i]);
+    }
+    std::vector<float> y32(rows * kOut), y16(rows * kOut), yl(rows * kOut);
+    matmul_nt(x.data(), rows, kIn, w.data(), kOut, y32.data(), b.data());
+    matmul_nt_bf16(xb.data(), rows, kIn, lw.stored.at("proj.weight").data<uint16_t>(), kOut, y16.data(), b.data());
+    linear_from_layer(lw, "proj.weight", x.data(), rows, kIn, b.data(), kOut, yl.data(), /*bf16_inputs=*/true);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < kOut; ++o) {
+        double abs_sum = std::fabs(b[o]);
+        for (int64_t i = 0; i < kIn; ++i) abs_sum += std::fabs(double(w[o * kIn + i]) * x[r * kIn + i]);
+        const size_t at = static_cast<size_t>(r * kOut + o);
+        ASSERT_NEAR(y16[at], y32[at], 2e-6 * abs_sum) << rows << ": " << r << "," << o;
+        ASSERT_EQ(yl[at], y16[at]);
+      }
+  }
+  RecordProperty("native_bf16_gemm", has_native_bf16_gemm() ? "yes" : "no");
 }
 
 }  // namespace

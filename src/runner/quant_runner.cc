@@ -97,8 +97,9 @@ class CalibrationExecutor : public LinearExecutor {
       router_seen = true;
     }
     auto it = quantizers.find(name);
+    const bool bf16 = compute_dtype() == ComputeDType::BF16;
     if (it == quantizers.end()) {
-      linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y);
+      linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y, bf16);
       return;
     }
     it->second->forward(x, rows, y);
@@ -118,7 +119,7 @@ class CalibrationExecutor : public LinearExecutor {
       ys = gathered_y.data();
     }
     std::vector<float> ref(static_cast<size_t>(m * out));
-    linear_from_layer(weights_, name + ".weight", xs, m, in, bias, out, ref.data());
+    linear_from_layer(weights_, name + ".weight", xs, m, in, bias, out, ref.data(), bf16);
     OutputErrorStats& stats = it->second->error_stats();
     stats.add(ref.data(), ys, ref.size());
     stats.rows += m;

@@ -46,9 +46,16 @@ def main():
         raise SystemExit(f"the folders quantize different Linears ({len(a)} vs {len(b)} input_scale tensors)")
     rel = {k: abs(b[k] - a[k]) / a[k] for k in a}
     worst = max(rel, key=rel.get)
-    out = {"linears": len(rel), "changed": sum(1 for v in rel.values() if v > 0),
+    changed = [v for v in rel.values() if v > 0]
+    out = {"linears": len(rel), "changed": len(changed),
            "median_rel_change": statistics.median(rel.values()), "mean_rel_change": statistics.fmean(rel.values()),
+           "median_rel_change_of_changed": statistics.median(changed) if changed else 0.0,
            "max_rel_change": rel[worst], "max_at": worst, "max_a": a[worst], "max_b": b[worst]}
+    by_kind = {}
+    for k, v in rel.items():
+        by_kind.setdefault(k.rsplit(".", 1)[-1], []).append(v)
+    out["by_linear"] = {k: {"median": statistics.median(v), "max": max(v), "changed": sum(1 for x in v if x > 0),
+                            "of": len(v)} for k, v in sorted(by_kind.items())}
     if "--json" in sys.argv:
         print(json.dumps(out, indent=2))
     else:

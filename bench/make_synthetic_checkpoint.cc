@@ -42,6 +42,13 @@ Tensor random_bf16(Shape shape, float scale, uint64_t seed) {
   return t;
 }
 
+ShardedWriterOptions shard_options(const std::string& stem, int64_t shard_mb) {
+  ShardedWriterOptions opts;
+  opts.stem = stem;
+  opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
+  return opts;
+}
+
 Tensor ones_bf16(int64_t n) {
   Tensor t(DType::BF16, {n});
   for (int64_t i = 0; i < n; ++i) t.data<uint16_t>()[i] = f32_to_bf16(1.0f);
@@ -53,10 +60,7 @@ Tensor ones_bf16(int64_t n) {
 int write_wan(const std::string& out, int64_t dim, int64_t ffn, int64_t heads, int64_t layers, int64_t shard_mb) {
   WanConfig c;
   c.dim = dim, c.ffn_dim = ffn, c.num_heads = heads, c.num_layers = layers;
-  ShardedWriterOptions opts;
-  opts.stem = "diffusion_pytorch_model";
-  opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
-  ShardedSafetensorsWriter writer(out, opts);
+  ShardedSafetensorsWriter writer(out, shard_options("diffusion_pytorch_model", shard_mb));
   uint64_t seed = 1;
   auto add = [&](const std::string& name, const Shape& shape) {
     const bool norm = name.find("norm") != std::string::npos && shape.size() == 1 && name.ends_with(".weight");
@@ -103,10 +107,7 @@ int write_qwen3_vl_moe(const std::string& out, int64_t hidden, int64_t heads, in
   "out_hidden_size": {}, "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24],
   "hidden_act": "gelu_pytorch_tanh"}}}}
 )", vocab, hidden, layers, heads, kv_heads, head_dim, experts, top_k, moe_intermediate, hidden);
-  ShardedWriterOptions opts;
-  opts.stem = "model";
-  opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
-  ShardedSafetensorsWriter writer(out, opts);
+  ShardedSafetensorsWriter writer(out, shard_options("model", shard_mb));
   uint64_t seed = 1;
   const float w_scale = 0.04f;
   auto add = [&](const std::string& name, const Shape& shape) {
@@ -186,10 +187,7 @@ int main(int argc, char** argv) {
   fs::create_directories(out);
   const int64_t head_dim = head_dim_opt > 0 ? head_dim_opt : hidden / heads;
   const bool moe = experts > 0;
-  ShardedWriterOptions opts;
-  opts.stem = "model";
-  opts.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
-  ShardedSafetensorsWriter writer(out, opts);
+  ShardedSafetensorsWriter writer(out, shard_options("model", shard_mb));
   uint64_t seed = 1;
   const float w_scale = 0.04f;
   writer.add("model.embed_tokens.weight", random_bf16({vocab, hidden}, 1.0f, seed++));

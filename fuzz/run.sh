@@ -10,7 +10,7 @@
 #   fuzz/run.sh --list                     the targets
 #
 # Targets: safetensors model_config service_config tokenizer tokenizer_encode
-# calib_dataset quantized_folder (fuzz/<target>_fuzz.cc).
+# calib_dataset vlm_dataset image quantized_folder (fuzz/<target>_fuzz.cc).
 #
 # Each target's growing corpus is build-fuzz/corpus/<target> (kept between
 # runs; the committed seeds in fuzz/corpus/<target> are read as well), its
@@ -29,7 +29,8 @@ set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-all_targets=(safetensors model_config service_config tokenizer tokenizer_encode calib_dataset quantized_folder)
+all_targets=(safetensors model_config service_config tokenizer tokenizer_encode calib_dataset vlm_dataset image
+             quantized_folder)
 seconds=60
 keep_going=0
 smoke=0

@@ -36,7 +36,8 @@ int run_cli(int argc, char** argv) {
   };
   add("quant", "Quantize a Hugging Face checkpoint layer by layer (msModelSlim-compatible flags)",
       add_quant_command);
-  add("eval", "Score a quantized folder against its float model (ascendV1 LLM or mindie_format DiT; deployed arithmetic)",
+  add("eval", "Score a quantized folder against its float model (ascendV1 LLM on text, Qwen3-VL-MoE on image + text, or "
+      "mindie_format DiT; deployed arithmetic)",
       add_eval_command);
   add("inspect", "Sizes of a checkpoint: largest layer and tensor (what layer-wise memory depends on)",
       add_inspect_command);

@@ -27,6 +27,18 @@ File open_file(const fs::path& file) {
   return f;
 }
 
+// Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS × 2, where it
+// raises instead of warning): a header claiming more is refused before any
+// pixel buffer is allocated.
+constexpr uint64_t kMaxImagePixels = 2 * uint64_t{89478485};
+
+bool too_many_pixels(uint64_t width, uint64_t height) { return width * height > kMaxImagePixels; }
+
+[[noreturn]] void fail_too_large(const fs::path& file, uint64_t width, uint64_t height) {
+  fail("image {}: {}x{} pixels exceed the limit of {} (Pillow's decompression-bomb limit)", file.string(), width,
+       height, kMaxImagePixels);
+}
+
 // ---- JPEG ----
 
 struct JpegError {
@@ -64,6 +76,11 @@ RgbImage read_jpeg(const fs::path& file) {
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, f.get());
   jpeg_read_header(&cinfo, TRUE);
+  if (too_many_pixels(cinfo.image_width, cinfo.image_height)) {
+    const uint64_t w = cinfo.image_width, h = cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    fail_too_large(file, w, h);
+  }
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
     fail("image {}: CMYK JPEG is not supported", file.string());
@@ -99,7 +116,10 @@ RgbImage read_png(const fs::path& file) {
   PngState state;
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, png_error_fn, [](png_structp, png_const_charp) {});
   png_infop info = png ? png_create_info_struct(png) : nullptr;
-  if (!info) fail("image {}: out of memory for the PNG decoder", file.string());
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    fail("image {}: out of memory for the PNG decoder", file.string());
+  }
   RgbImage img;
   std::vector<uint8_t> rgba;
   std::vector<png_bytep> rows;
@@ -109,6 +129,11 @@ RgbImage read_png(const fs::path& file) {
   }
   png_init_io(png, f.get());
   png_read_info(png, info);
+  if (too_many_pixels(png_get_image_width(png, info), png_get_image_height(png, info))) {
+    const uint64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    png_destroy_read_struct(&png, &info, nullptr);
+    fail_too_large(file, w, h);
+  }
   // To 8-bit RGB or RGBA without gamma handling (PIL ignores gAMA too).
   png_set_strip_16(png);
   png_set_packing(png);

@@ -1,5 +1,6 @@
 #include "eval/evaluator.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,7 +19,9 @@
 #include "models/decoder_layer.h"
 #include "models/model_config.h"
 #include "models/perplexity.h"
+#include "models/qwen3_vl_moe_model.h"
 #include "models/qwen3_vl_vision.h"
+#include "models/unit_model.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -89,6 +92,35 @@ void check_routed_experts(const QuantizedFolder& q, const LayerDesc& desc) {
   }
 }
 
+// One unit (decoder layer, vision tower) against its float descriptor:
+// quantized Linears' shapes, bias presence and parameter values (no weights
+// read), and FLOAT tensors' tags and shapes. Returns the quantized Linears'
+// parameters by relative name.
+std::map<std::string, DeployedLinear> check_unit(const QuantizedFolder& q, const LayerDesc& desc) {
+  std::set<std::string> quantized_params;
+  std::map<std::string, DeployedLinear> params;
+  for (const auto& lin : desc.linears) {
+    const std::string prefix = desc.prefix + "." + lin.name;
+    if (q.linear_type(prefix) == "FLOAT") continue;
+    // The Linear's [out, in], which packed int4 / FP4 weights store in half the bytes along one dimension.
+    DeployedLinear d = q.load_linear(prefix, /*with_weight=*/false);
+    if (d.out != lin.out_features || d.in != lin.in_features)
+      fail("tensor '{}.weight' is {} in the quantized folder ({} Linear [{}, {}]) but [{}, {}] in the float model",
+           prefix, shape_str(q.info(prefix + ".weight").shape), d.type, d.out, d.in, lin.out_features,
+           lin.in_features);
+    const bool has_bias = q.contains(prefix + ".bias");
+    if (lin.has_bias && !has_bias)  // asymmetric smoothing may give a Linear a bias it had not
+      fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
+           lin.has_bias ? "a" : "no", has_bias ? "one" : "none");
+    params.emplace(lin.name, std::move(d));
+    quantized_params.insert(lin.name + ".weight");
+    if (lin.has_bias) quantized_params.insert(lin.name + ".bias");
+  }
+  for (const auto& t : desc.tensors)
+    if (!quantized_params.count(t.name)) check_float_tensor(q, desc.prefix + "." + t.name, t.shape);
+  return params;
+}
+
 // Everything the float model fixes, checked before any layer is computed:
 // quantized Linears' shapes, bias presence and parameter values (no weights
 // read), FLOAT tensors' tags and shapes, and fused groups (q/k/v, gate/up:
@@ -99,27 +131,7 @@ void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt,
   for (const auto& t : non_layer_tensors(cfg, ckpt)) check_float_tensor(q, t.name, t.shape);
   for (int k = 0; k < cfg.num_hidden_layers; ++k) {
     LayerDesc desc = layer_desc(cfg, k);
-    std::set<std::string> quantized_params;
-    std::map<std::string, DeployedLinear> params;
-    for (const auto& lin : desc.linears) {
-      const std::string prefix = desc.prefix + "." + lin.name;
-      if (q.linear_type(prefix) == "FLOAT") continue;
-      // The Linear's [out, in], which packed int4 / FP4 weights store in half the bytes along one dimension.
-      DeployedLinear d = q.load_linear(prefix, /*with_weight=*/false);
-      if (d.out != lin.out_features || d.in != lin.in_features)
-        fail("tensor '{}.weight' is {} in the quantized folder ({} Linear [{}, {}]) but [{}, {}] in the float model",
-             prefix, shape_str(q.info(prefix + ".weight").shape), d.type, d.out, d.in, lin.out_features,
-             lin.in_features);
-      const bool has_bias = q.contains(prefix + ".bias");
-      if (lin.has_bias && !has_bias)  // asymmetric smoothing may give a Linear a bias it had not
-        fail("Linear '{}' has {} bias in the float model but {} in the quantized folder", prefix,
-             lin.has_bias ? "a" : "no", has_bias ? "one" : "none");
-      params.emplace(lin.name, std::move(d));
-      quantized_params.insert(lin.name + ".weight");
-      if (lin.has_bias) quantized_params.insert(lin.name + ".bias");
-    }
-    for (const auto& t : desc.tensors)
-      if (!quantized_params.count(t.name)) check_float_tensor(q, desc.prefix + "." + t.name, t.shape);
+    std::map<std::string, DeployedLinear> params = check_unit(q, desc);
     check_routed_experts(q, desc);
     for (const auto& group : arch.fused_groups) {
       if (desc.num_experts > 0 && std::any_of(group.begin(), group.end(), [&](const std::string& m) {
@@ -148,12 +160,11 @@ void check_against_float_model(const QuantizedFolder& q, const Checkpoint& ckpt,
   }
 }
 
-// Layer k of the quantized model: FLOAT tensors as f32, quantized Linears as
-// DeployedLinears whose shapes must match the float model's.
-LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& cfg, int k, DeployedExecutor& exec) {
-  LayerDesc desc = layer_desc(cfg, k);
+// A unit of the quantized model (decoder layer, vision tower): FLOAT tensors
+// as f32, quantized Linears as DeployedLinears whose shapes must match the
+// float model's.
+LayerWeights load_quantized_unit(const QuantizedFolder& q, const LayerDesc& desc, DeployedExecutor& exec) {
   LayerWeights w;
-  w.layer = k;
   exec.linears.clear();
   std::map<std::string, const LinearDesc*> quantized_params;
   for (const auto& lin : desc.linears) {
@@ -192,6 +203,12 @@ LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& c
     if (lin.expert >= 0 && !quantized_params.count(lin.name + ".weight"))
       w.tensors[lin.name + ".weight"] =
           read_float_tensor(q, desc.prefix + "." + lin.name + ".weight", {lin.out_features, lin.in_features});
+  return w;
+}
+
+LayerWeights load_quantized_layer(const QuantizedFolder& q, const ModelConfig& cfg, int k, DeployedExecutor& exec) {
+  LayerWeights w = load_quantized_unit(q, layer_desc(cfg, k), exec);
+  w.layer = k;
   return w;
 }
 
@@ -246,7 +263,7 @@ struct Stream {
 
 struct WindowScores {
   double nll_float = 0, nll_quant = 0, kl = 0;
-  int64_t agree = 0, scored = 0;
+  int64_t agree = 0, scored = 0, nll_scored = 0;
 };
 
 // log-softmax of one row in double.
@@ -260,15 +277,20 @@ std::vector<double> log_softmax(const float* row, int64_t vocab) {
   return out;
 }
 
-void score_window(const std::vector<float>& lf, const std::vector<float>& lq, std::span<const int32_t> window,
-                  int64_t vocab, WindowScores& s) {
-  for (size_t t = 0; t + 1 < window.size(); ++t) {
+// Rows t of the logits, each scored for KL and top-1, and for NLL when
+// targets[t] >= 0.
+void score_rows(const std::vector<float>& lf, const std::vector<float>& lq, std::span<const int32_t> targets,
+                int64_t vocab, WindowScores& s) {
+  for (size_t t = 0; t < targets.size(); ++t) {
     const float* rf = lf.data() + t * static_cast<size_t>(vocab);
     const float* rq = lq.data() + t * static_cast<size_t>(vocab);
     auto pf = log_softmax(rf, vocab), pq = log_softmax(rq, vocab);
-    auto target = static_cast<size_t>(window[t + 1]);
-    s.nll_float -= pf[target];
-    s.nll_quant -= pq[target];
+    if (targets[t] >= 0) {
+      auto target = static_cast<size_t>(targets[t]);
+      s.nll_float -= pf[target];
+      s.nll_quant -= pq[target];
+      s.nll_scored += 1;
+    }
     double kl = 0;
     for (int64_t i = 0; i < vocab; ++i) kl += std::exp(pf[static_cast<size_t>(i)]) * (pf[static_cast<size_t>(i)] - pq[static_cast<size_t>(i)]);
     s.kl += std::max(kl, 0.0);
@@ -277,9 +299,135 @@ void score_window(const std::vector<float>& lf, const std::vector<float>& lq, st
   }
 }
 
+// The quantized model's final norm and head, from the folder alone.
+OutputHead quantized_head(const QuantizedFolder& quant, const ModelConfig& cfg, const OutputHead& fhead) {
+  const Architecture& arch = architecture_for(cfg);
+  OutputHead qhead;
+  qhead.vocab = fhead.vocab;
+  qhead.hidden = fhead.hidden;
+  qhead.norm_weight = read_float_tensor(quant, arch.final_norm, {cfg.hidden_size});
+  // Tied models: engines tie the head to embed_tokens (ascend_loaders.md §2), whatever lm_head.weight holds.
+  // A rotated tied model is written untied (quarot): its own lm_head is then the head.
+  const bool untied = quant.config().contains("tie_word_embeddings") && quant.config().at("tie_word_embeddings") == false;
+  qhead.lm_head = read_float_tensor(quant, cfg.tie_word_embeddings && !untied ? arch.embed_tokens : arch.lm_head,
+                                    {cfg.vocab_size, cfg.hidden_size});
+  return qhead;
+}
+
+EvalResult result_of(const WindowScores& s, const QuantizedFolder& quant) {
+  EvalResult r;
+  r.tokens = s.scored;
+  r.nll_tokens = s.nll_scored;
+  r.nll_float = s.nll_scored > 0 ? s.nll_float / static_cast<double>(s.nll_scored) : 0.0;
+  r.nll_quantized = s.nll_scored > 0 ? s.nll_quant / static_cast<double>(s.nll_scored) : 0.0;
+  r.ppl_float = std::exp(r.nll_float);
+  r.ppl_quantized = std::exp(r.nll_quantized);
+  r.kl = s.scored > 0 ? s.kl / static_cast<double>(s.scored) : 0.0;
+  r.top1_agreement = s.scored > 0 ? static_cast<double>(s.agree) / static_cast<double>(s.scored) : 0.0;
+  r.model_quant_type = quant.model_quant_type();
+  return r;
+}
+
+std::string seconds_since(std::chrono::steady_clock::time_point start) {
+  return fmt::format("{:.1f}s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+std::string model_type_of(const Json& config) {
+  return config.is_object() && config.contains("model_type") && config.at("model_type").is_string()
+             ? config.at("model_type").get<std::string>()
+             : "absent";
+}
+
+// Image + text mode: the float checkpoint's chain and the folder's, unit by
+// unit (tower, then text layers), from the same samples.
+EvalResult evaluate_images(const EvalOptions& o) {
+  const std::string config_text = read_text_file(o.float_dir / "config.json");
+  if (!is_qwen3_vl_moe_config(config_text))
+    fail("--images scores Qwen3-VL-MoE models on image + text samples, but {} has model_type {} (score a language "
+         "model with --text)",
+         (o.float_dir / "config.json").string(), model_type_of(parse_json_strict(config_text, o.float_dir.string())));
+  ModelConfig cfg = load_model_config(o.float_dir);
+  Checkpoint ckpt = Checkpoint::open(o.float_dir);
+  std::unique_ptr<Qwen3VlMoeUnitModel> model = open_qwen3_vl_moe(o.float_dir, ckpt);  // checks the tower
+  QuantizedFolder quant = QuantizedFolder::open(o.quantized_dir);
+  if (model_type_of(quant.config()) != "qwen3_vl_moe")
+    fail("{} is not a Qwen3-VL-MoE output: its config.json has model_type {} but the float model {} is qwen3_vl_moe",
+         o.quantized_dir.string(), model_type_of(quant.config()), o.float_dir.string());
+  check_config_matches(quant, cfg);
+  check_no_foreign_tensors(quant, ckpt, cfg, o.quantized_dir, o.float_dir);
+  check_against_float_model(quant, ckpt, cfg);
+  check_unit(quant, model->unit(0));
+
+  CalibrationSource source{o.images, o.float_dir, o.max_samples, o.default_text, /*allow_text_only=*/true};
+  std::vector<UnitInput> fstream = model->calibration_inputs(source);
+  const std::vector<Qwen3VlSample>& samples = model->samples();
+  for (size_t i = 0; i < samples.size(); ++i)
+    if (samples[i].pixels.rows == 0)
+      fail("{}: entry {} has no image; `eval --images` scores image + text samples (score text with --text)",
+           o.images.string(), i);
+  // The quantized chain starts from the folder's own embedding rows (rotated under QuaRot).
+  std::vector<UnitInput> qstream = fstream;
+  const std::string& embed_name = architecture_for(cfg).embed_tokens;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    std::vector<float> rows = embed_token_rows(quant.checkpoint(), cfg, samples[i].ids);
+    if (!std::all_of(rows.begin(), rows.end(), [](float v) { return std::isfinite(v); }))
+      fail("tensor '{}' in {} holds a non-finite value in a row sample {} looks up", embed_name,
+           o.quantized_dir.string(), i);
+    std::copy(rows.begin(), rows.end(), qstream[i].hidden.begin());
+  }
+  auto refs = [](std::vector<UnitInput>& stream) {
+    std::vector<SequenceRef> r;
+    for (size_t i = 0; i < stream.size(); ++i)
+      r.push_back({stream[i].hidden.data(), stream[i].seq(), stream[i].positions.data(), static_cast<int>(i)});
+    return r;
+  };
+  const std::vector<SequenceRef> fref = refs(fstream), qref = refs(qstream);
+  int64_t total = 0;
+  for (const auto& v : samples) total += v.tokens();
+  spdlog::info("eval: {} image + text samples, {} tokens; quantized type {}", samples.size(), total,
+               quant.model_quant_type());
+
+  // One unit of each chain resident at a time: the float one, then the quantized one.
+  const auto start = std::chrono::steady_clock::now();
+  DeployedExecutor exec;
+  for (int k = 0; k < model->num_units(); ++k) {
+    {
+      const LayerWeights w = k == 0 ? model->load(0) : load_layer_weights(ckpt, cfg, k - 1);
+      model->forward(k, w, fref, nullptr, nullptr, nullptr);
+    }
+    {
+      const LayerWeights w =
+          k == 0 ? load_quantized_unit(quant, model->unit(0), exec) : load_quantized_layer(quant, cfg, k - 1, exec);
+      model->forward(k, w, qref, &exec, nullptr, nullptr);
+    }
+    spdlog::info("eval: {} {}/{} | {}", k == 0 ? "vision tower" : "text layer", k == 0 ? 1 : k,
+                 k == 0 ? 1 : cfg.num_hidden_layers, seconds_since(start));
+  }
+
+  const OutputHead fhead = OutputHead::load(ckpt, cfg);
+  const OutputHead qhead = quantized_head(quant, cfg, fhead);
+  WindowScores s;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const Qwen3VlSample& v = samples[i];
+    // The S token rows (the deepstack rows after them are zero by now).
+    std::vector<float> lf = fhead.logits(cfg, fstream[i].hidden.data(), v.tokens());
+    std::vector<float> lq = qhead.logits(cfg, qstream[i].hidden.data(), v.tokens());
+    std::vector<bool> image(v.ids.size(), false);
+    for (int64_t row : v.image_rows) image[static_cast<size_t>(row)] = true;
+    std::vector<int32_t> targets(v.ids.size(), -1);  // the last row's next token is the answer's: no NLL
+    for (size_t t = 0; t + 1 < v.ids.size(); ++t)
+      if (!image[t + 1]) targets[t] = v.ids[t + 1];
+    score_rows(lf, lq, targets, fhead.vocab, s);
+  }
+  EvalResult scored = result_of(s, quant);
+  scored.samples = scored.images = static_cast<int>(samples.size());
+  return scored;
+}
+
 }  // namespace
 
 EvalResult evaluate(const EvalOptions& o) {
+  if (!o.images.empty()) return evaluate_images(o);
   ModelConfig cfg = load_model_config(o.float_dir);
   Checkpoint ckpt = Checkpoint::open(o.float_dir);
   QuantizedFolder quant = QuantizedFolder::open(o.quantized_dir);
@@ -329,33 +477,17 @@ EvalResult evaluate(const EvalOptions& o) {
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
-  const Architecture& arch = architecture_for(cfg);
-  OutputHead fhead = OutputHead::load(ckpt, cfg);
-  OutputHead qhead;
-  qhead.vocab = fhead.vocab;
-  qhead.hidden = fhead.hidden;
-  qhead.norm_weight = read_float_tensor(quant, arch.final_norm, {cfg.hidden_size});
-  // Tied models: engines tie the head to embed_tokens (ascend_loaders.md §2), whatever lm_head.weight holds.
-  // A rotated tied model is written untied (quarot): its own lm_head is then the head.
-  const bool untied = quant.config().contains("tie_word_embeddings") && quant.config().at("tie_word_embeddings") == false;
-  qhead.lm_head = read_float_tensor(quant, cfg.tie_word_embeddings && !untied ? arch.embed_tokens : arch.lm_head,
-                             {cfg.vocab_size, cfg.hidden_size});
+  const OutputHead fhead = OutputHead::load(ckpt, cfg);
+  const OutputHead qhead = quantized_head(quant, cfg, fhead);
   WindowScores s;
   for (size_t i = 0; i < windows.size(); ++i) {
     auto [b, e] = windows[i];
     auto rows = static_cast<int64_t>(e - b);
     std::vector<float> lf = fhead.logits(cfg, fstream.hidden[i].data(), rows);
     std::vector<float> lq = qhead.logits(cfg, qstream.hidden[i].data(), rows);
-    score_window(lf, lq, {tokens.data() + b, e - b}, fhead.vocab, s);
+    score_rows(lf, lq, {tokens.data() + b + 1, e - b - 1}, fhead.vocab, s);
   }
-  EvalResult r;
-  r.tokens = s.scored;
-  r.ppl_float = std::exp(s.nll_float / static_cast<double>(s.scored));
-  r.ppl_quantized = std::exp(s.nll_quant / static_cast<double>(s.scored));
-  r.kl = s.kl / static_cast<double>(s.scored);
-  r.top1_agreement = static_cast<double>(s.agree) / static_cast<double>(s.scored);
-  r.model_quant_type = quant.model_quant_type();
-  return r;
+  return result_of(s, quant);
 }
 
 }  // namespace lwq

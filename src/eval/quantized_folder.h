@@ -90,6 +90,8 @@ class QuantizedFolder {
   std::vector<std::string> tensor_names() const { return ckpt_.tensor_names(); }
   const TensorInfo& info(const std::string& tensor) const { return ckpt_.info(tensor); }
   Tensor read(const std::string& tensor) const { return ckpt_.read(tensor); }
+  // The folder's tensors as a checkpoint (row reads of a large FLOAT table).
+  const Checkpoint& checkpoint() const { return ckpt_; }
 
   // Every suffix a Linear of `type` may store besides its float `.bias`
   // (required ones first); empty for FLOAT and unknown types.

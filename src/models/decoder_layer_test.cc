@@ -34,14 +34,7 @@ void copy_golden(const std::string& name, const fs::path& dst,
   w.finish();
 }
 
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 std::string replace(std::string s, const std::string& from, const std::string& to) {
   auto at = s.find(from);

@@ -7,8 +7,11 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "util/error.h"
 
 namespace lwq::test {
 
@@ -33,6 +36,16 @@ struct ScratchDir {
     std::filesystem::remove_all(path, ec);
   }
 };
+
+// The message of the lwq::Error `body` throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // max |a − b| / max |b| over the whole tensor.
 inline double max_rel_err(const std::vector<float>& a, const std::vector<float>& b) {

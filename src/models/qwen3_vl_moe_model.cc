@@ -24,15 +24,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// What one calibration sample keeps besides its rows: the tower's inputs and
-// where its outputs go.
-struct VlSample {
-  int64_t tokens = 0;                 // S: the chat's tokens, image pads expanded
-  std::vector<int32_t> mrope;         // [3, S] (t, h, w) positions
-  std::vector<int64_t> image_rows;    // the image-pad tokens, in order
-  QwenVlPixels pixels;                // rows == 0: a text-only sample
-};
-
 int64_t json_int(const Json& j, const char* key, int64_t def, const std::string& where) {
   if (!j.contains(key) || j[key].is_null()) return def;
   if (!j[key].is_number_integer() || j[key].get<int64_t>() < 1)
@@ -91,7 +82,7 @@ QwenVlTokenIds token_ids(const fs::path& dir) {
   return t;
 }
 
-class Qwen3VlMoeModel : public UnitModel {
+class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
  public:
   Qwen3VlMoeModel(const fs::path& dir, const Checkpoint& ckpt)
       : dir_(dir),
@@ -144,9 +135,9 @@ class Qwen3VlMoeModel : public UnitModel {
     }
     std::vector<SequenceRef> text_rows;
     for (const SequenceRef& s : seqs) {
-      const VlSample& v = sample(s);
+      const Qwen3VlSample& v = sample(s);
       SequenceRef t = s;
-      t.seq = v.tokens;
+      t.seq = v.tokens();
       t.mrope = v.mrope.data();
       text_rows.push_back(t);
     }
@@ -166,6 +157,8 @@ class Qwen3VlMoeModel : public UnitModel {
   }
 
   std::vector<UnitInput> calibration_inputs(const CalibrationSource& source) override;
+  const std::vector<Qwen3VlSample>& samples() const override { return samples_; }
+  int64_t deepstack_levels() const override { return static_cast<int64_t>(vision_.deepstack_visual_indexes.size()); }
 
   std::vector<TensorDesc> outer_tensors() const override { return non_layer_tensors(text_, ckpt_); }
 
@@ -203,18 +196,16 @@ class Qwen3VlMoeModel : public UnitModel {
     }
   }
 
-  const VlSample& sample(const SequenceRef& s) const {
+  const Qwen3VlSample& sample(const SequenceRef& s) const {
     if (s.sample < 0 || static_cast<size_t>(s.sample) >= samples_.size())
       fail("Qwen3-VL-MoE: sequence of calibration sample {} has no image/text inputs", s.sample);
     return samples_[static_cast<size_t>(s.sample)];
   }
 
-  int64_t deepstack_levels() const { return static_cast<int64_t>(vision_.deepstack_visual_indexes.size()); }
-
   // The tower on the sample's image; its embeddings replace the image-pad
   // rows, its deepstack features fill the rows after the tokens.
   void vision_forward(const LayerWeights& w, const SequenceRef& s, LinearExecutor* exec) const {
-    const VlSample& v = sample(s);
+    const Qwen3VlSample& v = sample(s);
     if (v.pixels.rows == 0) return;
     const ImageGrid grid{v.pixels.grid_t, v.pixels.grid_h, v.pixels.grid_w};
     Qwen3VlVisionOutputs out =
@@ -225,17 +216,17 @@ class Qwen3VlMoeModel : public UnitModel {
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(out.embeds.data() + i * H, H, s.hidden + v.image_rows[static_cast<size_t>(i)] * H);
     for (size_t l = 0; l < out.deepstack.size(); ++l)
-      std::copy_n(out.deepstack[l].data(), n * H, s.hidden + (v.tokens + static_cast<int64_t>(l) * n) * H);
+      std::copy_n(out.deepstack[l].data(), n * H, s.hidden + (v.tokens() + static_cast<int64_t>(l) * n) * H);
   }
 
   // After text layer `level`: the level's deepstack block into the image rows
   // (HF Qwen3VLMoeTextModel), then zeroed, so that it adds nothing to later
   // comparisons of the rows.
   void add_deepstack(const SequenceRef& s, size_t level) const {
-    const VlSample& v = sample(s);
+    const Qwen3VlSample& v = sample(s);
     const auto n = static_cast<int64_t>(v.image_rows.size());
     const int64_t H = text_.hidden_size;
-    float* block = s.hidden + (v.tokens + static_cast<int64_t>(level) * n) * H;
+    float* block = s.hidden + (v.tokens() + static_cast<int64_t>(level) * n) * H;
     for (int64_t i = 0; i < n; ++i) {
       float* row = s.hidden + v.image_rows[static_cast<size_t>(i)] * H;
       for (int64_t c = 0; c < H; ++c) row[c] += block[i * H + c];
@@ -251,7 +242,7 @@ class Qwen3VlMoeModel : public UnitModel {
   const Architecture& arch_;
   bool map_linears_ = false;
   const QuarotPlan* quarot_ = nullptr;
-  std::vector<VlSample> samples_;
+  std::vector<Qwen3VlSample> samples_;
 };
 
 // Each entry as msModelSlim's adapter builds it (multimodal.md A.3.3): one
@@ -273,26 +264,24 @@ std::vector<UnitInput> Qwen3VlMoeModel::calibration_inputs(const CalibrationSour
   for (size_t i = 0; i < entries.size(); ++i) {
     const VlmCalibEntry& e = entries[i];
     const std::string where = fmt::format("calibration entry {} of {}", i, source.file.string());
-    VlSample v;
+    Qwen3VlSample v;
     if (!e.image.empty()) {
       v.pixels = qwen_vl_pixels(read_image(e.image), settings);
       ++images;
     }
     const int64_t n = v.pixels.rows / merge;
-    const std::vector<int32_t> ids =
-        qwen_vl_token_ids(tokenizer, qwen_vl_chat_text(e.text, n > 0), n, tokens_, where);
-    v.tokens = static_cast<int64_t>(ids.size());
-    v.mrope = qwen_vl_rope_positions(ids, tokens_, v.pixels.grid_t, v.pixels.grid_h, v.pixels.grid_w,
+    v.ids = qwen_vl_token_ids(tokenizer, qwen_vl_chat_text(e.text, n > 0), n, tokens_, where);
+    v.mrope = qwen_vl_rope_positions(v.ids, tokens_, v.pixels.grid_t, v.pixels.grid_h, v.pixels.grid_w,
                                      vision_.spatial_merge_size);
-    for (int64_t t = 0; t < v.tokens; ++t)
-      if (ids[static_cast<size_t>(t)] == tokens_.image) v.image_rows.push_back(t);
+    for (int64_t t = 0; t < v.tokens(); ++t)
+      if (v.ids[static_cast<size_t>(t)] == tokens_.image) v.image_rows.push_back(t);
     UnitInput in;
-    const int64_t rows = v.tokens + deepstack_levels() * n;
-    in.positions.assign(v.mrope.begin(), v.mrope.begin() + v.tokens);
+    const int64_t rows = v.tokens() + deepstack_levels() * n;
+    in.positions.assign(v.mrope.begin(), v.mrope.begin() + v.tokens());
     in.positions.resize(static_cast<size_t>(rows), 0);
-    in.hidden = embed_token_rows(ckpt_, text_, ids);
+    in.hidden = embed_token_rows(ckpt_, text_, v.ids);
     in.hidden.resize(static_cast<size_t>(rows * H), 0.0f);
-    total += v.tokens;
+    total += v.tokens();
     samples_.push_back(std::move(v));
     inputs.push_back(std::move(in));
   }
@@ -312,8 +301,12 @@ bool is_qwen3_vl_moe_config(const std::string& json_text) {
   }
 }
 
-std::unique_ptr<UnitModel> open_qwen3_vl_moe_model(const fs::path& model_dir, const Checkpoint& ckpt) {
+std::unique_ptr<Qwen3VlMoeUnitModel> open_qwen3_vl_moe(const fs::path& model_dir, const Checkpoint& ckpt) {
   return std::make_unique<Qwen3VlMoeModel>(model_dir, ckpt);
+}
+
+std::unique_ptr<UnitModel> open_qwen3_vl_moe_model(const fs::path& model_dir, const Checkpoint& ckpt) {
+  return open_qwen3_vl_moe(model_dir, ckpt);
 }
 
 }  // namespace lwq

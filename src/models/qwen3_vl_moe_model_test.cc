@@ -36,14 +36,7 @@ std::vector<float> rows_of(const std::vector<float>& hidden, int64_t rows, int64
   return {hidden.begin(), hidden.begin() + rows * width};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // An index of the two golden images with no text (each takes the default text).
 std::filesystem::path write_index(const std::filesystem::path& dir) {

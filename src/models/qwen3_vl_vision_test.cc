@@ -6,6 +6,7 @@
 #include "models/qwen3_vl_vision.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 #include <nlohmann/json.hpp>
 
 #include <map>
@@ -42,14 +43,7 @@ struct Golden {
   }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // Records every Linear call (name, dims) and computes it in f32.
 struct RecordingExecutor : LinearExecutor {
@@ -304,6 +298,26 @@ TEST(Qwen3VlPreprocess, BadImagesAreNamed) {
     EXPECT_NE(e.find(cut.filename().string()), std::string::npos) << e;
     EXPECT_NE(e.find("does not decode"), std::string::npos) << e;
   }
+  // A PNG header claiming 20000 × 20000 pixels is refused before any pixel is allocated.
+  auto be32 = [](std::string& s, uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) s += static_cast<char>((v >> shift) & 0xff);
+  };
+  auto chunk = [&](std::string& png, const std::string& type_and_data) {
+    be32(png, static_cast<uint32_t>(type_and_data.size() - 4));
+    png += type_and_data;
+    be32(png, static_cast<uint32_t>(
+                  crc32(0, reinterpret_cast<const Bytef*>(type_and_data.data()), static_cast<uInt>(type_and_data.size()))));
+  };
+  std::string ihdr = "IHDR";
+  be32(ihdr, 20000), be32(ihdr, 20000);
+  ihdr += std::string("\x08\x02\x00\x00\x00", 5);
+  std::string png = "\x89PNG\r\n\x1a\n";
+  chunk(png, ihdr);
+  chunk(png, "IDAT");
+  chunk(png, "IEND");
+  const auto bomb = dir.path / "bomb.png";
+  write_text_file_atomic(bomb, png);
+  EXPECT_NE(error_of([&] { read_image(bomb); }).find("bomb.png: 20000x20000 pixels exceed the limit"), std::string::npos);
 }
 
 }  // namespace

@@ -152,17 +152,13 @@ void UnitModel::read_outer_rows(const std::string& name, int64_t row0, int64_t r
 }
 
 void read_checkpoint_rows(const Checkpoint& ckpt, const std::string& name, int64_t row0, int64_t rows, void* dst) {
-  ckpt.read_rows(name, row0, rows, dst);
   const TensorInfo& info = ckpt.info(name);
-  const int64_t per_row = info.shape.empty() ? 1 : shape_numel(info.shape) / std::max<int64_t>(info.shape[0], 1);
-  Tensor view;
-  view.dtype = info.dtype;
-  view.shape = {rows * per_row};
-  view.bytes.assign(static_cast<const uint8_t*>(dst),
-                    static_cast<const uint8_t*>(dst) + static_cast<size_t>(rows * per_row) * dtype_size(info.dtype));
-  if (int64_t bad = first_non_finite(view); bad >= 0)
-    fail("tensor '{}' in {} holds a non-finite value at row {}, column {}", name, ckpt.file_of(name).string(),
-         row0 + bad / per_row, bad % per_row);
+  Shape shape = info.shape;
+  if (!shape.empty()) shape[0] = rows;
+  Tensor block(info.dtype, shape);
+  ckpt.read_rows(name, row0, rows, block.bytes.data());
+  check_finite(block, name, ckpt.file_of(name).string(), row0);
+  std::memcpy(dst, block.bytes.data(), block.nbytes());
 }
 
 std::vector<float> embed_token_rows(const Checkpoint& ckpt, const ModelConfig& cfg, std::span<const int32_t> ids) {

@@ -181,6 +181,7 @@ class LayerWiseQuantizer {
     check_something_is_quantized();
     OutputFolder folder(job_.save_path, job_.overwrite);
     warn_unknown_tensors();
+    check_outer_tensors_are_finite();
 
     bool needs_data = false;
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
@@ -504,6 +505,23 @@ class LayerWiseQuantizer {
                                              lin.out_features, lin.in_features);
   }
 
+  // Without the quality report, a quantized Linear's float weight is read
+  // again only by a smoothing unit later in the list (its quantizer keeps
+  // what it needs: codes, or GPTQ's own copy), so it is dropped as soon as the
+  // quantizer exists: a large unit (a 1.1 GiB vision tower) then never holds
+  // its float weights and int8 codes side by side.
+  bool float_weight_unused_after(size_t u) const {
+    if (job_.report) return false;
+    for (size_t v = u + 1; v < units_.size(); ++v)
+      if (units_[v].outlier) return false;
+    return true;
+  }
+  static void drop_float_weight(LayerWeights& weights, const std::string& linear) {
+    weights.stored.erase(linear + ".weight");
+    weights.tensors.erase(linear + ".weight");
+    weights.mapped.erase(linear + ".weight");
+  }
+
   // The processor unit that owns Linear `full` (first match) and its config, or {-1, nullptr}.
   std::pair<int, const ProcessorConfig*> owner_of(const std::string& full) {
     for (size_t u = 0; u < units_.size(); ++u)
@@ -546,6 +564,7 @@ class LayerWiseQuantizer {
         exec.quantizers[lin.name] = q.get();
         exec.observing.insert(lin.name);
         quantizers[lin.name] = std::move(q);
+        if (float_weight_unused_after(u)) drop_float_weight(weights, lin.name);
       }
       if (unit.needs_data) {
         ExpertPass pass{static_cast<int>(u), static_cast<int>(u) == last_data_unit_, {}, {}, 0.0f, 0.0f, false};
@@ -983,6 +1002,20 @@ class LayerWiseQuantizer {
       };
     fail("quarot: the model has a non-layer tensor '{}' lwquant does not know how to rotate (shape {})", name,
          shape_str(shape));
+  }
+
+  // The embedding, final norm and head are written last, a block of rows at a
+  // time; a damaged one is found now, before any layer's work, by one pass of
+  // the same block reads (each checks its rows).
+  void check_outer_tensors_are_finite() const {
+    for (const auto& t : model_->outer_tensors()) {
+      const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+      const int64_t row_bytes =
+          rows > 0 ? shape_numel(t.shape) * static_cast<int64_t>(dtype_size(model_->outer_dtype(t.name))) / rows : 0;
+      const int64_t block = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(row_bytes, 1));
+      std::vector<uint8_t> scratch(static_cast<size_t>(std::min(block, rows) * row_bytes));
+      for (int64_t r = 0; r < rows; r += block) model_->read_outer_rows(t.name, r, std::min(block, rows - r), scratch.data());
+    }
   }
 
   // Tensors no descriptor claims (e.g. rotary inv_freq buffers) are not

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <set>
 #include <string>
@@ -13,6 +14,7 @@
 #include "config/quant_config.h"
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
+#include "util/error.h"
 #include "runner/quant_runner.h"
 #include "util/file_util.h"
 
@@ -102,6 +104,16 @@ inline void expect_same_folder(const fs::path& a, const fs::path& b) {
       continue;
     }
     EXPECT_TRUE(read_text_file(a / n) == read_text_file(b / n)) << n << " differs";
+  }
+}
+
+// Expects `body` to throw lwq::Error whose message holds every one of `parts`.
+inline void expect_error(const std::function<void()>& body, std::initializer_list<std::string> parts) {
+  try {
+    body();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
   }
 }
 

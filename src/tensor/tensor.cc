@@ -75,11 +75,13 @@ int64_t first_non_finite(std::span<const float> values) {
                                            static_cast<int64_t>(values.size()), 0x7F800000u);
 }
 
-void check_finite(const Tensor& t, const std::string& name, const std::string& file) {
+void check_finite(const Tensor& t, const std::string& name, const std::string& file, int64_t first_row) {
   int64_t i = first_non_finite(t);
   if (i < 0) return;
-  std::string where = fmt::format("element {}", i);
-  if (t.shape.size() == 2 && t.shape[1] > 0) where += fmt::format(" (row {}, column {})", i / t.shape[1], i % t.shape[1]);
+  const int64_t row_size = t.shape.empty() || t.shape[0] == 0 ? 1 : t.numel() / t.shape[0];
+  std::string where = fmt::format("element {}", i + first_row * row_size);
+  if (t.shape.size() == 2 && t.shape[1] > 0)
+    where += fmt::format(" (row {}, column {})", first_row + i / t.shape[1], i % t.shape[1]);
   // The kind of value, read from the bits: a mantissa of zero is an infinity.
   bool is_inf = false;
   switch (t.dtype) {

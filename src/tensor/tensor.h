@@ -50,7 +50,9 @@ int64_t first_non_finite(DType dtype, const void* data, int64_t n);
 // Throws "tensor '<name>' in <file> holds NaN at element i (row r, column c)"
 // when first_non_finite() finds one: weights are checked when read, so a
 // broken checkpoint never turns into plausible-looking scales.
-void check_finite(const Tensor& t, const std::string& name, const std::string& file);
+// `t` may be rows [first_row, ...) of the named tensor (a block read on its
+// own): the message then counts elements and rows of the whole tensor.
+void check_finite(const Tensor& t, const std::string& name, const std::string& file, int64_t first_row = 0);
 
 // A float32 copy of any float tensor's values.
 std::vector<float> to_f32(const Tensor& t);

@@ -26,6 +26,29 @@ grep -q '"global_rotation": "optional/quarot.safetensors"' "$D" || fail "no quar
 "$LWQ" eval --model "$M" --quantized "$O" --text "$ROOT/tests/data/text/tinystories_sample.txt" --max-tokens 200 \
   >"$TMP/eval" 2>"$TMP/log" || { cat "$TMP/log" >&2; fail "eval of the Qwen3-VL-MoE output failed"; }
 grep -q "^top1_agreement: 0\.[6-9]" "$TMP/eval" || fail "eval: $(cat "$TMP/eval")"
+# Image + text eval: the golden's two images through both chains (tower and text layers deployed), the
+# quantized one built from the folder alone (QuaRot-rotated embedding, tower outputs and head).
+"$LWQ" eval --model "$M" --quantized "$O" --images "$M/images" >"$TMP/eval" 2>"$TMP/log" \
+  || { cat "$TMP/log" >&2; fail "image eval of the Qwen3-VL-MoE output failed"; }
+grep -q "^samples: 2 (2 with an image)" "$TMP/eval" || fail "image eval: $(cat "$TMP/eval")"
+grep -q "^top1_agreement: \(0\.[6-9]\|1\.0\)" "$TMP/eval" || fail "image eval top-1: $(cat "$TMP/eval")"
+grep -q "^kl: 0\.0[0-4]" "$TMP/eval" || fail "image eval KL: $(cat "$TMP/eval")"
+"$LWQ" eval --model "$M" --quantized "$O" --images "$M/images" --max_calib_samples 1 --json >"$TMP/eval" \
+  2>"$TMP/log" || { cat "$TMP/log" >&2; fail "image eval --json failed"; }
+grep -q '"mode":"images".*"samples":1' "$TMP/eval" || fail "image eval json: $(cat "$TMP/eval")"
+# Bad inputs of image eval: a missing image, a text-only set, another model's folder, flags of another mode.
+printf '{"image": "nowhere.jpg"}\n' >"$TMP/missing_eval.jsonl"
+expect_error "nowhere.jpg does not exist" "$LWQ" eval --model "$M" --quantized "$O" --images "$TMP/missing_eval.jsonl"
+printf '{"text": "no image here"}\n' >"$TMP/text_eval.jsonl"
+expect_error "entry 0 has no image" "$LWQ" eval --model "$M" --quantized "$O" --images "$TMP/text_eval.jsonl"
+"$LWQ" quant --model_path "$ROOT/examples/stories260K" --save_path "$TMP/stories" --quant_type w8a16 2>"$TMP/log" \
+  || { cat "$TMP/log" >&2; fail "stories260K w8a16 failed"; }
+expect_error "is not a Qwen3-VL-MoE output" "$LWQ" eval --model "$M" --quantized "$TMP/stories" --images "$M/images"
+expect_error "--images scores Qwen3-VL-MoE models" "$LWQ" eval --model "$ROOT/examples/stories260K" \
+  --quantized "$TMP/stories" --images "$M/images"
+expect_error "--text and --images select two eval modes" "$LWQ" eval --model "$M" --quantized "$O" --images "$M/images" \
+  --text "$ROOT/tests/data/text/tinystories_sample.txt"
+expect_error "--ctx applies to --text" "$LWQ" eval --model "$M" --quantized "$O" --images "$M/images" --ctx 16
 # The built-in practice (data-free W8A8_DYNAMIC) and a folder of images as --calib_data.
 "$LWQ" quant --model_path "$M" --save_path "$TMP/dyn" --quant_type w8a8_dynamic 2>"$TMP/log" \
   || { cat "$TMP/log" >&2; fail "--quant_type w8a8_dynamic failed"; }

@@ -136,7 +136,13 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
 }
 
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
-                       const float* bias, int64_t out, float* y) {
+                       const float* bias, int64_t out, float* y, bool bf16_inputs) {
+  if (auto it = w.stored.find(weight); bf16_inputs && it != w.stored.end() && it->second.dtype == DType::BF16) {
+    std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
+    for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+    matmul_nt_bf16(xb.data(), rows, in, it->second.data<uint16_t>(), out, y, bias);
+    return;
+  }
   if (auto it = w.tensors.find(weight); it != w.tensors.end()) {
     matmul_nt(x, rows, in, it->second.data(), out, y, bias);
     return;
@@ -158,7 +164,18 @@ void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& 
   }
   std::vector<float> scratch;
   const float* weight = exec->needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
-  exec->run(name, x, rows, in, weight, bias, out, y);
+  if (exec->compute_dtype() == ComputeDType::F32) {
+    exec->run(name, x, rows, in, weight, bias, out, y);
+    return;
+  }
+  // bfloat16 inputs against the weight as held (a bfloat16 checkpoint's
+  // stored weight converts exactly), float32 accumulation: the exact
+  // bf16×bf16 products summed in f32, which is what a bf16×bf16→f32 kernel
+  // computes up to summation order. The output is a bf16 model's.
+  std::vector<float> xb(x, x + rows * in);
+  round_to_bf16(xb.data(), xb.size());
+  exec->run(name, xb.data(), rows, in, weight, bias, out, y);
+  round_to_bf16(y, static_cast<size_t>(rows * out));
 }
 
 void BiasedLinears::operator()(const std::string& name, const float* x, int64_t rows, int64_t in, int64_t out,

@@ -75,13 +75,18 @@ void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std
                       LayerWeights& w, bool map_linear = false);
 
 // y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit weight is
-// converted a block of rows at a time, never as a whole f32 copy.
+// converted a block of rows at a time, never as a whole f32 copy. With
+// `bf16_inputs` (x holds bfloat16 values: bf16 compute) a stored bfloat16
+// weight is used as it is, on matmul_nt_bf16 (f32 accumulation).
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
-                       const float* bias, int64_t out, float* y);
+                       const float* bias, int64_t out, float* y, bool bf16_inputs = false);
 
 // y[rows, out] = Linear `name` of `w` on x[rows, in] (+ bias when non-null):
 // through `exec` when given (the float weight materialised only if it asks
 // for it), else in f32 from the layer, a block of weight rows at a time.
+// With exec->compute_dtype() BF16, x is rounded to bfloat16 before exec sees
+// it (observers, fake quantization and the product all get the rounded
+// rows) and y is rounded to bfloat16 after.
 // Every family's forward runs its Linears through this.
 class LinearExecutor;
 void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,
@@ -109,6 +114,14 @@ class LinearExecutor {
   // nullptr): a 16-bit weight is then not converted to f32 for the call.
   virtual bool needs_float_weight(const std::string& linear_name) const { return true; }
 
+  // BF16 (quant --compute_dtype bf16, bfloat16 checkpoints): run_linear hands
+  // run() the input rounded to bfloat16 and rounds its output to bfloat16, as
+  // a bfloat16 model's Linear sees and produces them; run() accumulates in
+  // float32 as always. The one place the calibration forward's dtype lives
+  // besides the unit stream (docs/design.md, "Compute dtype").
+  ComputeDType compute_dtype() const { return compute_dtype_; }
+  void set_compute_dtype(ComputeDType d) { compute_dtype_ = d; }
+
   // Mixture-of-experts layers. Whether expert e runs on every token rather
   // than only on those routed to it: the reference's dense-all-experts
   // calibration (spec §4.8), so static activation observers of every expert
@@ -117,6 +130,9 @@ class LinearExecutor {
   // Around expert e's Linears, while its weights are in the layer.
   virtual void expert_begin(int expert) {}
   virtual void expert_end(int expert) {}
+
+ private:
+  ComputeDType compute_dtype_ = ComputeDType::F32;
 };
 
 class ExpertStream;

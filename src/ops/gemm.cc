@@ -2,10 +2,13 @@
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
+#include "tensor/dtype.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -81,6 +84,51 @@ void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn
     fill(begin, n, w.data());
     matmul_nt_strided(x, rows, in, w.data(), n, y + begin, out, bias ? bias + begin : nullptr);
   }
+}
+
+bool has_native_bf16_gemm() {
+  // The ISA oneDNN will dispatch to (it honours ONEDNN_MAX_CPU_ISA); below
+  // AVX512-BF16 its bf16 matmul may fall back to a reference kernel.
+  static const bool native = [] {
+    const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+    const unsigned bf16 = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_bf16);
+    return (isa & bf16) == bf16;
+  }();
+  return native;
+}
+
+void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t* w, int64_t out, float* y,
+                    const float* bias) {
+  const dnnl_dim_t m = checked_dim(rows, "rows"), k = checked_dim(in, "in"), n = checked_dim(out, "out");
+  if (m == 0 || n == 0) return;
+  if (k == 0 || !has_native_bf16_gemm()) {
+    std::vector<float> xf(static_cast<size_t>(rows * in)), wf(static_cast<size_t>(out * in));
+    convert_to_f32(DType::BF16, x, xf.data(), xf.size());
+    convert_to_f32(DType::BF16, w, wf.data(), wf.size());
+    matmul_nt(xf.data(), rows, in, wf.data(), out, y, bias);
+    return;
+  }
+  using dnnl::memory;
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  // src [m, k] row-major, weights w[n, k] read as [k, n] (strides 1, k), dst [m, n].
+  const memory::desc src({m, k}, memory::data_type::bf16, memory::dims{k, 1});
+  const memory::desc wei({k, n}, memory::data_type::bf16, memory::dims{1, k});
+  const memory::desc dst({m, n}, memory::data_type::f32, memory::dims{n, 1});
+  const memory::desc bia = bias ? memory::desc({1, n}, memory::data_type::f32, memory::dims{n, 1}) : memory::desc();
+  maybe_serial(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k), [&] {
+    try {
+      // Primitives are cached by oneDNN (same shapes reuse the JIT kernel).
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, bia, dst), engine);
+      dnnl::stream stream(engine);
+      memory ms(src, engine, const_cast<uint16_t*>(x)), mw(wei, engine, const_cast<uint16_t*>(w)), md(dst, engine, y);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
+      if (bias) args.emplace(DNNL_ARG_BIAS, memory(bia, engine, const_cast<float*>(bias)));
+      dnnl::matmul(pd).execute(stream, args);
+      stream.wait();
+    } catch (const dnnl::error& e) {
+      fail("matmul_nt_bf16: oneDNN {}x{}x{} failed: {} (status {})", m, n, k, e.what(), static_cast<int>(e.status));
+    }
+  });
 }
 
 void matmul_nn(const float* a, int64_t m_, int64_t k_, const float* b, int64_t n_, float* y) {

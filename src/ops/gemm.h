@@ -27,6 +27,16 @@ using WeightRowsFn = std::function<void(int64_t begin, int64_t count, float* dst
 void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn& fill, int64_t out, float* y,
                     const float* bias = nullptr);
 
+// y[rows, out] = x·wᵀ (+ bias) with x and w in bfloat16 (raw bits) and the
+// products accumulated and written in f32: oneDNN's bf16 matmul where the CPU
+// has AVX512-BF16 (or AMX), else x and w converted to f32 for matmul_nt —
+// the same exact bf16×bf16 products summed in f32, so the two differ only
+// in summation order.
+void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t* w, int64_t out, float* y,
+                    const float* bias = nullptr);
+// Whether matmul_nt_bf16 runs on a native bf16 kernel here.
+bool has_native_bf16_gemm();
+
 // y[m, n] = a[m, k] · b[k, n] (all row-major).
 void matmul_nn(const float* a, int64_t m, int64_t k, const float* b, int64_t n, float* y);
 

@@ -86,6 +86,32 @@ void BM_GemmSquareOpenBlas(benchmark::State& state) {
 }
 BENCHMARK(BM_GemmSquareOpenBlas)->Arg(512)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// bf16 × bf16 → f32 (matmul_nt_bf16: oneDNN's AVX512-BF16 kernel where the
+// CPU has one), on SmolLM2-135M's Linear shapes over 2048 tokens (hidden 576,
+// intermediate 1536) and a square; the f32 counterpart is BM_GemmF32Smol.
+void run_gemm_bf16(benchmark::State& state, int64_t rows, int64_t in, int64_t out) {
+  lwq::set_compute_threads(0);
+  std::vector<uint16_t> x(static_cast<size_t>(rows * in), 0x3f00), w(static_cast<size_t>(out * in), 0x3e80);
+  std::vector<float> y(static_cast<size_t>(rows * out));
+  const CpuRate rate;
+  for (auto _ : state) {
+    lwq::matmul_nt_bf16(x.data(), rows, in, w.data(), out, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double flops = 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out);
+  state.counters["FLOP"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  rate.report(state, "FLOP_per_cpu_s", flops);
+  state.SetLabel(lwq::has_native_bf16_gemm() ? "onednn-bf16" : "f32-conversion");
+}
+void BM_GemmBf16Smol(benchmark::State& state) { run_gemm_bf16(state, state.range(0), state.range(1), state.range(2)); }
+void BM_GemmF32Smol(benchmark::State& state) { run_gemm(state, state.range(0), state.range(1), state.range(2)); }
+BENCHMARK(BM_GemmBf16Smol)
+    ->Args({2048, 576, 576})->Args({2048, 576, 1536})->Args({2048, 1536, 576})->Args({2048, 2048, 2048})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GemmF32Smol)
+    ->Args({2048, 576, 576})->Args({2048, 576, 1536})->Args({2048, 1536, 576})->Args({2048, 2048, 2048})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // Exact int8 GEMM (matmul_nt_s8), by kernel: 0 auto, 1 oneDNN VNNI, 2 portable.
 void BM_GemmS8Square(benchmark::State& state) {
   lwq::set_compute_threads(0);

@@ -84,7 +84,9 @@ class ObservingExecutor : public LinearExecutor {
   void run(const std::string& linear_name, const float* x, int64_t rows, int64_t in, const float* weight,
            const float* bias, int64_t out, float* y) override {
     obs_.observe(linear_name, x, rows, in);
-    if (layer_) linear_from_layer(*layer_, linear_name + ".weight", x, rows, in, bias, out, y);
+    if (layer_)
+      linear_from_layer(*layer_, linear_name + ".weight", x, rows, in, bias, out, y,
+                        compute_dtype() == ComputeDType::BF16);
     else LinearExecutor::run(linear_name, x, rows, in, weight, bias, out, y);
   }
 

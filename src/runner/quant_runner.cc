@@ -98,8 +98,9 @@ class CalibrationExecutor : public LinearExecutor {
       router_seen = true;
     }
     auto it = quantizers.find(name);
+    const bool bf16 = compute_dtype() == ComputeDType::BF16;
     if (it == quantizers.end()) {
-      linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y);
+      linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y, bf16);
       return;
     }
     it->second->forward(x, rows, y);
@@ -119,7 +120,7 @@ class CalibrationExecutor : public LinearExecutor {
       ys = gathered_y.data();
     }
     std::vector<float> ref(static_cast<size_t>(m * out));
-    linear_from_layer(weights_, name + ".weight", xs, m, in, bias, out, ref.data());
+    linear_from_layer(weights_, name + ".weight", xs, m, in, bias, out, ref.data(), bf16);
     OutputErrorStats& stats = it->second->error_stats();
     stats.add(ref.data(), ys, ref.size());
     stats.rows += m;
@@ -169,6 +170,7 @@ class LayerWiseQuantizer {
         store_(job.calib_memory_limit > 0 ? job.calib_memory_limit : default_calib_memory_limit(),
                fs::absolute(job.save_path).parent_path()) {
     if (units_.empty()) spdlog::warn("spec.process is empty: every tensor is saved unquantized (FLOAT)");
+    check_compute_dtype();
     for (size_t u = 0; u < units_.size(); ++u)
       if (units_[u].needs_data && !units_[u].outlier) last_data_unit_ = static_cast<int>(u);
     setup_outlier_processors();
@@ -186,10 +188,14 @@ class LayerWiseQuantizer {
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
     const fs::path calib_file = needs_data ? calibration_file(job_) : fs::path();
     if (needs_data) load_calibration(calib_file);
-    else spdlog::info("data-free configuration: no calibration forward is run");
+    else spdlog::info("data-free configuration: no calibration forward is run{}",
+                      bf16_compute() ? " (--compute_dtype bf16 changes nothing here: the output is the f32 run's)" : "");
 
-    const nlohmann::json identity = run_identity(
+    nlohmann::json identity = run_identity(
         {&job_.config, job_.model_path, calib_file, job_.max_calib_samples, job_.report, job_.full_report});
+    // Only a bf16 run names its compute dtype, so that work folders of f32
+    // runs (and of versions before the option) keep resuming.
+    if (bf16_compute() && needs_data) identity["compute_dtype"] = "bf16";
     std::unique_ptr<Saver> saver = make_output_saver(folder);
     const int first = resume_or_start_fresh(folder, identity, saver);
 
@@ -268,6 +274,25 @@ class LayerWiseQuantizer {
   }
 
  private:
+  bool bf16_compute() const { return job_.compute_dtype == ComputeDType::BF16; }
+
+  // --compute_dtype bf16 reproduces a bfloat16 model's arithmetic; on a
+  // checkpoint of another dtype there is no such model to be faithful to
+  // (an f16 one's reference computes in f16, whose weights bf16 cannot hold).
+  void check_compute_dtype() const {
+    if (!bf16_compute() || model_->dtype() == DType::BF16) return;
+    fail("--compute_dtype bf16 needs a bfloat16 checkpoint, but {} is {}: bf16 compute rounds the calibration "
+         "forward's Linear inputs, outputs and hidden states to bfloat16 as a bf16 model computes them, which an "
+         "{} model does not; use --compute_dtype f32 (the default)",
+         job_.model_path.string(), dtype_name(model_->dtype()), dtype_name(model_->dtype()));
+  }
+
+  // bf16 compute: the unit stream holds what a bfloat16 model's residual
+  // stream holds between units.
+  void round_stream(std::span<float> h) const {
+    if (bf16_compute()) round_to_bf16(h.data(), h.size());
+  }
+
   // quarot (at most one, before every linear_quant: config load checks the
   // order) is applied by the model as it loads each unit and streams its
   // experts (UnitModel::set_quarot); smoothing units run in
@@ -317,6 +342,7 @@ class LayerWiseQuantizer {
       std::copy(samples_[i].hidden.begin(), samples_[i].hidden.end(), h.begin());
       std::vector<float>().swap(samples_[i].hidden);
       if (quarot_) quarot_rotate_rows(*quarot_, h.data(), samples_[i].seq());
+      round_stream(h);  // a rotated bf16 embedding table holds these rows rounded
       hidden_.evict(i);
     }
   }
@@ -356,6 +382,7 @@ class LayerWiseQuantizer {
     const MoeTemplate no_experts;
     ExpertUpDownSmoother experts(settings, desc.num_experts > 0 && arch.moe ? *arch.moe : no_experts, desc);
     ExpertObservingExecutor exec(smoother.observer(), weights, experts);
+    exec.set_compute_dtype(job_.compute_dtype);
     HiddenSet outputs = forward_all(k, weights, &exec, nullptr);
     if (experts.smoothed() > 0) {
       expert_transforms_ = then(expert_transforms_, experts.transform());
@@ -524,6 +551,7 @@ class LayerWiseQuantizer {
     }
     std::map<std::string, std::unique_ptr<LinearQuantizer>> quantizers;
     CalibrationExecutor exec(weights);
+    exec.set_compute_dtype(job_.compute_dtype);
     exec.measure = job_.report;
     exec.row_stride = job_.full_report ? 1 : kReportStride;
     HiddenSet outputs;
@@ -845,6 +873,7 @@ class LayerWiseQuantizer {
         for (size_t e = 0; e < counts.size(); ++e) (*expert_tokens)[e] += counts[e];
       }
       for (size_t j = begin; j < end; ++j) {
+        round_stream(outputs[j]);
         if (int64_t bad = first_non_finite(std::span<const float>(outputs[j])); bad >= 0)
           fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel "
                "{} (an overflow in the model's float arithmetic, or damaged weights)", k, which[j],
@@ -864,7 +893,10 @@ class LayerWiseQuantizer {
     std::vector<size_t> picked;
     for (size_t s = 0; s < samples_.size(); s += report_stride()) picked.push_back(s);
     // A MoE layer's float reference streams the experts it routes to once more.
-    HiddenSet reference = forward_samples(k, weights, nullptr, picked, nullptr);
+    // Under bf16 compute the reference computes in bf16 too (no quantizers).
+    CalibrationExecutor plain(weights);
+    plain.set_compute_dtype(job_.compute_dtype);
+    HiddenSet reference = forward_samples(k, weights, bf16_compute() ? &plain : nullptr, picked, nullptr);
     OutputErrorStats stats;
     for (size_t i = 0; i < picked.size(); ++i) {
       stats.add(reference[i].data(), quantized[picked[i]].data(), reference[i].size());
@@ -1062,6 +1094,7 @@ class LayerWiseQuantizer {
                                   {"calibration_samples", samples_.size()},
                                   {"measured", !samples_.empty() && job_.report},
                                   {"sampled", !samples_.empty() && job_.report && !job_.full_report},
+                                  {"compute_dtype", bf16_compute() && !samples_.empty() ? "bf16" : "f32"},
                                   {"layers", reports_json()}};
     write_text_file_atomic(dir / "quant_report.json", doc.dump(2));
     log_worst_layers();

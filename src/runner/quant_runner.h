@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/quant_config.h"
+#include "tensor/dtype.h"
 
 namespace lwq {
 
@@ -45,6 +46,10 @@ struct QuantJob {
   // quarter of physical memory); beyond it they spill to a temporary file
   // beside save_path (runner/calibration_store.h).
   uint64_t calib_memory_limit = 0;
+  // The calibration forward's arithmetic (--compute_dtype): F32, or BF16 for
+  // bfloat16 checkpoints only (Linear inputs and outputs and the unit stream
+  // rounded to bfloat16, float32 accumulation; docs/design.md "Compute dtype").
+  ComputeDType compute_dtype = ComputeDType::F32;
 };
 
 struct QuantOutcome {

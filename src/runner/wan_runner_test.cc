@@ -5,6 +5,8 @@
 // B.3.4 lists it, static W8A8 from captured block inputs, resume, and bad
 // inputs that leave no output.
 #include <gtest/gtest.h>
+
+#include <map>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -226,6 +228,29 @@ TEST(WanRunner, Bf16CheckpointKeepsItsFloatTensorsInBf16) {
   EXPECT_EQ(q.info("blocks.1.ffn.2.weight").dtype, DType::BF16);
   EXPECT_EQ(q.info("blocks.1.ffn.0.bias").dtype, DType::F32);
   EXPECT_EQ(q.info("blocks.1.ffn.0.weight").dtype, DType::I8);
+}
+
+// --compute_dtype bf16 on a bf16 DiT (docs/design.md "Compute dtype"): the
+// blocks' Linears and the stream between blocks in bf16; the static scales
+// stay within bf16 rounding's reach of the f32 run's, and some move.
+TEST(WanRunner, Bf16ComputeCalibratesABf16Dit) {
+  TempDir tmp;
+  const fs::path model = original_model(tmp / "model", DType::BF16);
+  const std::string calib = captured_inputs(tmp / "captured.safetensors").string();
+  std::map<std::string, float> scales[2];
+  for (int bf16 = 0; bf16 < 2; ++bf16) {
+    const fs::path out = tmp / (bf16 ? "bf16" : "f32");
+    QuantJob job = make_job(model, out, (repo() / "configs/wan/w8a8.yaml").string());
+    job.calib_data = calib;
+    if (bf16) job.compute_dtype = ComputeDType::BF16;
+    run_quantization(job);
+    Checkpoint q = Checkpoint::open(out / "quant_model_weight_w8a8.safetensors");
+    for (const auto& n : q.tensor_names())
+      if (n.ends_with(".input_scale")) scales[bf16][n] = to_f32(q.read(n))[0];
+  }
+  ASSERT_FALSE(scales[0].empty());
+  ASSERT_EQ(scales[0].size(), scales[1].size());
+  for (const auto& [n, s] : scales[0]) EXPECT_NEAR(scales[1][n], s, 0.03 * s) << n;
 }
 
 // Beyond the reference: static W8A8 calibrated on captured block-0 inputs. The

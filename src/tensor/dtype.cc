@@ -166,6 +166,11 @@ void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
   }
 }
 
+void round_to_bf16(float* x, size_t n) {
+  // Branch-free on finite values so that it vectorises; NaN stays NaN.
+  for (size_t i = 0; i < n; ++i) x[i] = round_to_bf16(x[i]);
+}
+
 void convert_from_f32(const float* src, DType dst_type, void* dst, size_t n) {
   switch (dst_type) {
     case DType::F32: if (n) std::memcpy(dst, src, n * 4); return;

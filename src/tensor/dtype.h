@@ -40,6 +40,17 @@ inline uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>((bits + rounding) >> 16);
 }
 
+// x rounded to the nearest bfloat16 (even on ties), as a float32.
+inline float round_to_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+// Every element of x[0, n) rounded to bfloat16 in place.
+void round_to_bf16(float* x, size_t n);
+
+// The arithmetic of a calibration forward (`quant --compute_dtype`): F32
+// everywhere, or BF16 — a bfloat16 model's Linear inputs, outputs and
+// residual stream rounded to bfloat16, products accumulated in float32
+// (docs/design.md, "Compute dtype").
+enum class ComputeDType : uint8_t { F32, BF16 };
+
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);          // round to nearest even, saturating to inf
 float f8e4m3_to_f32(uint8_t v);        // float8_e4m3fn: no inf, 0x7f/0xff are NaN

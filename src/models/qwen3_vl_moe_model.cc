@@ -85,8 +85,7 @@ QwenVlTokenIds token_ids(const fs::path& dir) {
 class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
  public:
   Qwen3VlMoeModel(const fs::path& dir, const Checkpoint& ckpt)
-      : dir_(dir),
-        text_(load_model_config(dir)),
+      : text_(load_model_config(dir)),
         vision_(load_qwen3_vl_vision_config(dir)),
         tokens_(token_ids(dir)),
         ckpt_(ckpt),
@@ -164,10 +163,9 @@ class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
   std::vector<TensorDesc> outer_tensors() const override { return non_layer_tensors(text_, ckpt_); }
 
   Tensor read_outer_tensor(const std::string& name) const override {
-    if (!ckpt_.contains(name) && name == arch_.lm_head && text_.tie_word_embeddings)
-      return read_outer_tensor(arch_.embed_tokens);
-    Tensor t = ckpt_.read(name);
-    check_finite(t, name, ckpt_.file_of(name).string());
+    const std::string stored = stored_outer_name(ckpt_, text_, name);
+    Tensor t = ckpt_.read(stored);
+    check_finite(t, stored, ckpt_.file_of(stored).string());
     return t;
   }
 
@@ -175,15 +173,14 @@ class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
     return k > 0 && text_.is_moe_layer(k - 1) ? arch_.moe->router : "";
   }
 
-  DType outer_dtype(const std::string& name) const override { return ckpt_.info(stored_outer(name)).dtype; }
+  DType outer_dtype(const std::string& name) const override {
+    return ckpt_.info(stored_outer_name(ckpt_, text_, name)).dtype;
+  }
   void read_outer_rows(const std::string& name, int64_t row0, int64_t rows, void* dst) const override {
-    read_checkpoint_rows(ckpt_, stored_outer(name), row0, rows, dst);
+    read_checkpoint_rows(ckpt_, stored_outer_name(ckpt_, text_, name), row0, rows, dst);
   }
 
  private:
-  std::string stored_outer(const std::string& name) const {
-    return name == arch_.lm_head && text_.tie_word_embeddings && !ckpt_.contains(name) ? arch_.embed_tokens : name;
-  }
 
   void rotate_vision_outputs(LayerWeights& w) const {
     std::vector<std::string> writers = {"merger.linear_fc2"};
@@ -235,7 +232,6 @@ class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
     std::fill_n(block, n * H, 0.0f);
   }
 
-  fs::path dir_;
   ModelConfig text_;
   Qwen3VlVisionConfig vision_;
   QwenVlTokenIds tokens_;

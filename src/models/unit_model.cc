@@ -65,29 +65,25 @@ class DecoderLM : public UnitModel {
 
   std::vector<TensorDesc> outer_tensors() const override { return non_layer_tensors(cfg_, ckpt_); }
 
+  // A tied head is written as lm_head.weight too: serving engines look it up (spec §10 fact 16).
   Tensor read_outer_tensor(const std::string& name) const override {
-    if (ckpt_.contains(name)) {
-      Tensor t = ckpt_.read(name);
-      check_finite(t, name, ckpt_.file_of(name).string());
-      return t;
-    }
-    // Tied head: serving engines look lm_head.weight up (spec §10 fact 16).
-    if (name == arch_.lm_head && cfg_.tie_word_embeddings) return read_outer_tensor(arch_.embed_tokens);
-    fail("tensor '{}' not found in checkpoint {}", name, ckpt_.path().string());
+    const std::string stored = stored_outer_name(ckpt_, cfg_, name);
+    if (!ckpt_.contains(stored)) fail("tensor '{}' not found in checkpoint {}", name, ckpt_.path().string());
+    Tensor t = ckpt_.read(stored);
+    check_finite(t, stored, ckpt_.file_of(stored).string());
+    return t;
   }
 
   std::string router(int k) const override { return cfg_.is_moe_layer(k) ? arch_.moe->router : ""; }
 
-  DType outer_dtype(const std::string& name) const override { return ckpt_.info(stored_outer(name)).dtype; }
+  DType outer_dtype(const std::string& name) const override {
+    return ckpt_.info(stored_outer_name(ckpt_, cfg_, name)).dtype;
+  }
   void read_outer_rows(const std::string& name, int64_t row0, int64_t rows, void* dst) const override {
-    read_checkpoint_rows(ckpt_, stored_outer(name), row0, rows, dst);
+    read_checkpoint_rows(ckpt_, stored_outer_name(ckpt_, cfg_, name), row0, rows, dst);
   }
 
  private:
-  // A tied head is the embedding.
-  std::string stored_outer(const std::string& name) const {
-    return name == arch_.lm_head && cfg_.tie_word_embeddings && !ckpt_.contains(name) ? arch_.embed_tokens : name;
-  }
 
   ModelConfig cfg_;
   const Checkpoint& ckpt_;
@@ -150,6 +146,11 @@ void UnitModel::read_outer_rows(const std::string& name, int64_t row0, int64_t r
     fail("rows {}..{} of tensor '{}' (shape {}) do not exist", row0, row0 + rows, name, shape_str(t.shape));
   const size_t row_bytes = total > 0 ? t.nbytes() / static_cast<size_t>(total) : 0;
   std::memcpy(dst, t.bytes.data() + static_cast<size_t>(row0) * row_bytes, static_cast<size_t>(rows) * row_bytes);
+}
+
+std::string stored_outer_name(const Checkpoint& ckpt, const ModelConfig& cfg, const std::string& name) {
+  const Architecture& arch = architecture_for(cfg);
+  return name == arch.lm_head && cfg.tie_word_embeddings && !ckpt.contains(name) ? arch.embed_tokens : name;
 }
 
 void read_checkpoint_rows(const Checkpoint& ckpt, const std::string& name, int64_t row0, int64_t rows, void* dst) {

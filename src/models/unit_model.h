@@ -105,6 +105,10 @@ class UnitModel {
   virtual std::string router(int k) const = 0;
 };
 
+// The checkpoint tensor behind a decoder LLM's outer tensor `name`: itself,
+// or for a tied head (no lm_head.weight stored) the embedding.
+std::string stored_outer_name(const Checkpoint& ckpt, const ModelConfig& cfg, const std::string& name);
+
 // Rows [row0, row0 + rows) of checkpoint tensor `name` into dst (its stored
 // dtype), checked to be finite (the error names the tensor and the file).
 void read_checkpoint_rows(const Checkpoint& ckpt, const std::string& name, int64_t row0, int64_t rows, void* dst);

@@ -29,15 +29,13 @@ ExpertUpDownSmoother::ExpertUpDownSmoother(const SmoothSettings& settings, const
     const std::string up = expert_linear_name(moe, e, moe.up), down = expert_linear_name(moe, e, moe.down);
     if (is_selected(s_.include, s_.exclude, desc.prefix + "." + up) &&
         is_selected(s_.include, s_.exclude, desc.prefix + "." + down))
-      watched_[e] = {up, down};
+      watched_[e] = {up, down}, downs_.insert(down);
   }
 }
 
 void ExpertUpDownSmoother::observe(const std::string& linear, const float* x, int64_t rows, int64_t in) {
   if (rows <= 0) return;
-  bool watched = false;
-  for (const auto& [e, names] : watched_) watched = watched || names.second == linear;
-  if (!watched) return;
+  if (!downs_.count(linear)) return;
   ChannelStats& st = stats_[linear];
   if (st.max.empty()) {
     st.max.assign(static_cast<size_t>(in), -INFINITY);

@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,7 @@ class ExpertUpDownSmoother {
  private:
   SmoothSettings s_;
   std::map<int, std::pair<std::string, std::string>> watched_;  // expert → (up, down) relative names
+  std::set<std::string> downs_;                                  // the watched down_proj names
   std::map<std::string, ChannelStats> stats_;                    // by down_proj name
   std::shared_ptr<std::map<int, std::vector<float>>> scales_ = std::make_shared<std::map<int, std::vector<float>>>();
 };

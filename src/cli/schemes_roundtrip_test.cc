@@ -284,6 +284,53 @@ TEST(SchemesW8A8Mix, MeanAggregationAveragesEachCallsRange) {
   EXPECT_EQ(mean.observed_range(), (std::pair<float, float>{-2.0f, 5.0f}));
 }
 
+// Several calibration samples in one call (the batched layer forward) are
+// observed and fake-quantized sample by sample, in order: the outputs and the
+// exported parameters equal those of one call per sample, for the running
+// range, the mean of per-call ranges, the histogram and gptq.
+TEST(SchemesBatchedSamples, OneCallOfSeveralSamplesEqualsOneCallEach) {
+  const std::string name = "model.layers.0.mlp.up_proj";
+  const Data d = make_data(31);
+  const QConfig w8 = qc(QDtype::Int8, QScope::PerChannel, true, "minmax");
+  const std::vector<LinearQConfig> configs = {
+      {qc(QDtype::Int8, QScope::PerTensor, false, "minmax"), w8},
+      {qc(QDtype::Int8, QScope::PerTensor, false, "minmax", {{"aggregation_type", "mean"}}), w8},
+      {qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}}), w8},
+      {qc(QDtype::Int8, QScope::PerTensor, false, "histogram"), w8},
+      {qc(QDtype::Int8, QScope::PerToken, true, "minmax"), qc(QDtype::Int8, QScope::PerChannel, true, "gptq")},
+  };
+  const std::vector<int64_t> samples = {5, 1, 9, 3};  // rows of d.x, in order
+  int64_t total = 0;
+  for (int64_t n : samples) total += n;
+  ASSERT_LE(total, d.rows);
+  for (size_t c = 0; c < configs.size(); ++c) {
+    SCOPED_TRACE(c);
+    LinearQuantizer batched(name, configs[c], d.w.data(), d.bias.data(), d.out, d.in);
+    LinearQuantizer single(name, configs[c], d.w.data(), d.bias.data(), d.out, d.in);
+    std::vector<float> yb(static_cast<size_t>(total * d.out)), ys(yb.size());
+    batched.forward(d.x.data(), samples, yb.data());
+    int64_t at = 0;
+    for (int64_t n : samples) {
+      single.forward(d.x.data() + at * d.in, n, ys.data() + at * d.out);
+      at += n;
+    }
+    EXPECT_LT(rel_l2(yb, ys), 1e-6);
+    batched.freeze();
+    single.freeze();
+    const QuantizedLinear qb = batched.export_linear(DType::F32), qs = single.export_linear(DType::F32);
+    EXPECT_EQ(qb.input_scale, qs.input_scale);
+    EXPECT_EQ(qb.input_offset, qs.input_offset);
+    EXPECT_EQ(qb.weight.q, qs.weight.q);
+    EXPECT_EQ(qb.weight.scale, qs.weight.scale);
+    if (c == 1) {  // the mean of per-call ranges: one call over all rows would be another figure
+      LinearQuantizer whole(name, configs[c], d.w.data(), d.bias.data(), d.out, d.in);
+      whole.forward(d.x.data(), total, yb.data());
+      whole.freeze();
+      EXPECT_NE(whole.export_linear(DType::F32).input_scale, qb.input_scale);
+    }
+  }
+}
+
 // A dual-scale folder holds weight_dual_scale F32 [out, dual blocks, 1] and,
 // as msModelSlim's ascendv1 saver writes it, a bias tagged with the Linear's
 // type; the reader refuses a dual-block count that hides the block size.

@@ -1,6 +1,7 @@
 #include "models/decoder_layer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <set>
@@ -158,6 +159,13 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
 
 void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,
                 int64_t in, const float* bias, int64_t out, float* y) {
+  run_linear_samples(w, exec, name, x, {&rows, 1}, in, bias, out, y);
+}
+
+void run_linear_samples(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x,
+                        std::span<const int64_t> samples, int64_t in, const float* bias, int64_t out, float* y) {
+  int64_t rows = 0;
+  for (int64_t n : samples) rows += n;
   if (!exec) {
     linear_from_layer(w, name + ".weight", x, rows, in, bias, out, y);
     return;
@@ -165,7 +173,7 @@ void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& 
   std::vector<float> scratch;
   const float* weight = exec->needs_float_weight(name) ? w.f32(name + ".weight", scratch) : nullptr;
   if (exec->compute_dtype() == ComputeDType::F32) {
-    exec->run(name, x, rows, in, weight, bias, out, y);
+    exec->run_samples(name, x, samples, in, weight, bias, out, y);
     return;
   }
   // bfloat16 inputs against the weight as held (a bfloat16 checkpoint's
@@ -174,7 +182,7 @@ void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& 
   // computes up to summation order. The output is a bf16 model's.
   std::vector<float> xb(x, x + rows * in);
   round_to_bf16(xb.data(), xb.size());
-  exec->run(name, xb.data(), rows, in, weight, bias, out, y);
+  exec->run_samples(name, xb.data(), samples, in, weight, bias, out, y);
   round_to_bf16(y, static_cast<size_t>(rows * out));
 }
 
@@ -189,6 +197,13 @@ void LinearExecutor::run(const std::string&, const float* x, int64_t rows, int64
   matmul_nt(x, rows, in, weight, out, y, bias);
 }
 
+void LinearExecutor::run_samples(const std::string& name, const float* x, std::span<const int64_t> samples,
+                                 int64_t in, const float* weight, const float* bias, int64_t out, float* y) {
+  int64_t rows = 0;
+  for (int64_t n : samples) rows += n;
+  run(name, x, rows, in, weight, bias, out, y);
+}
+
 namespace {
 
 struct LinearRunner {
@@ -198,21 +213,55 @@ struct LinearRunner {
   const LayerDesc& desc;
   bool custom;  // exec is the caller's, not the plain f32 one
 
-  // y[rows, out] = linear `name`(x[rows, in]).
-  void operator()(const std::string& name, const float* x, int64_t rows, std::vector<float>& y) const {
+  // y[rows, out] = linear `name`(x[rows, in]), x holding the rows of the
+  // given samples one after another.
+  void operator()(const std::string& name, const float* x, std::span<const int64_t> samples,
+                  std::vector<float>& y) const {
     auto it = std::find_if(desc.linears.begin(), desc.linears.end(), [&](const LinearDesc& l) { return l.name == name; });
     if (it == desc.linears.end()) fail("layer {}: the architecture has no linear '{}'", w.layer, name);
+    int64_t rows = 0;
+    for (int64_t n : samples) rows += n;
     y.resize(static_cast<size_t>(rows * it->out_features));
     // A Linear the outlier smoothing gave a bias (asymmetric shift) has one
     // although its descriptor declares none.
     const float* bias = it->has_bias || w.tensors.count(name + ".bias") ? w.get(name + ".bias").data() : nullptr;
-    run_linear(w, custom ? &exec : nullptr, name, x, rows, it->in_features, bias, it->out_features, y.data());
+    run_linear_samples(w, custom ? &exec : nullptr, name, x, samples, it->in_features, bias, it->out_features,
+                       y.data());
+  }
+  void operator()(const std::string& name, const float* x, int64_t rows, std::vector<float>& y) const {
+    (*this)(name, x, std::span<const int64_t>(&rows, 1), y);
   }
 };
 
-}  // namespace
+// A batch of sequences holds at most this many bytes of activations and,
+// beyond one sequence, this many rows: the Linears of a layer run over as many
+// whole calibration samples as fit as one GEMM — the weight is read (and,
+// fake-quantized, dequantized) once per batch instead of once per sample, and
+// 2048 rows already amortise that — while attention runs per sample.
+constexpr int64_t kBatchRows = 1024;
+std::atomic<int64_t> batch_activation_bytes{int64_t{64} << 20};
 
-namespace {
+// Consecutive non-empty sequences, split where the rows (each `row_bytes` of
+// activations) would pass batch_activation_bytes or kBatchRows.
+struct SequenceBatch {
+  std::vector<const SequenceRef*> seqs;
+  std::vector<int64_t> rows;  // seqs[i]->seq
+  int64_t total = 0;
+};
+
+std::vector<SequenceBatch> batch_sequences(std::span<const SequenceRef> seqs, int64_t row_bytes) {
+  const int64_t max_rows =
+      std::clamp<int64_t>(batch_activation_bytes.load() / std::max<int64_t>(row_bytes, 1), 1, kBatchRows);
+  std::vector<SequenceBatch> batches;
+  for (const auto& s : seqs) {
+    if (s.seq <= 0) continue;
+    if (batches.empty() || (batches.back().total > 0 && batches.back().total + s.seq > max_rows)) batches.emplace_back();
+    batches.back().seqs.push_back(&s);
+    batches.back().rows.push_back(s.seq);
+    batches.back().total += s.seq;
+  }
+  return batches;
+}
 
 // RMSNorm of `norm` ("input_layernorm") over rows of x, plus "<norm>.bias"
 // when the layer holds one: smoothing replaces a norm by weight/s with the
@@ -228,78 +277,111 @@ void layer_norm_rows(const LayerWeights& w, const std::string& norm, const float
     for (int64_t c = 0; c < dim; ++c) y[r * dim + c] += b->second[static_cast<size_t>(c)];
 }
 
-// The attention half of a layer on one sequence: hidden += o_proj(attention(...)).
-void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, const LinearRunner& linear,
-                     float* hidden, int64_t seq, const int32_t* positions, const int32_t* mrope,
-                     LayerKVCache* cache) {
-  const Architecture& arch = architecture_for(cfg);
-  const LayerRoles& r = arch.roles;
-  const int64_t H = cfg.hidden_size, hd = cfg.head_dim;
-  const float eps = static_cast<float>(cfg.rms_norm_eps);
+// x [batch.total, H] = `norm` of every sequence's hidden rows, one after another.
+std::vector<float> batch_norm_rows(const ModelConfig& cfg, const LayerWeights& w, const std::string& norm,
+                                   const SequenceBatch& batch) {
+  const int64_t H = cfg.hidden_size;
+  std::vector<float> x(static_cast<size_t>(batch.total * H));
+  int64_t at = 0;
+  for (const SequenceRef* s : batch.seqs) {
+    layer_norm_rows(w, norm, s->hidden, s->seq, H, static_cast<float>(cfg.rms_norm_eps), x.data() + at * H);
+    at += s->seq;
+  }
+  return x;
+}
 
+// Every sequence's hidden rows += its rows of y [batch.total, H].
+void add_to_sequences(const SequenceBatch& batch, const float* y, int64_t H) {
+  int64_t at = 0;
+  for (const SequenceRef* s : batch.seqs) {
+    add_inplace(s->hidden, y + at * H, s->seq * H);
+    at += s->seq;
+  }
+}
+
+// Rope and causal attention of one sequence, q/k/v its rows; out [seq, q_dim].
+void sequence_attention(const ModelConfig& cfg, int layer, const SequenceRef& s, float* q, float* k, const float* v,
+                        LayerKVCache* cache, float* out) {
+  const int64_t hd = cfg.head_dim, seq = s.seq;
   int32_t max_pos = 0;
   for (int64_t i = 0; i < seq; ++i) {
-    if (positions[i] < 0) fail("layer {}: position {} of token {} is negative", layer, positions[i], i);
-    max_pos = std::max(max_pos, positions[i]);
-  }
-  std::vector<float> x(static_cast<size_t>(seq * H));
-  layer_norm_rows(w, r.input_norm, hidden, seq, H, eps, x.data());
-  std::vector<float> q, k, v;
-  linear(r.q, x.data(), seq, q);
-  linear(r.k, x.data(), seq, k);
-  linear(r.v, x.data(), seq, v);
-  x = {};
-  if (!r.q_norm.empty()) {
-    // Qwen3: RMSNorm over each head's vector, before the rope.
-    rms_norm(q.data(), w.get(r.q_norm + ".weight").data(), seq * cfg.num_attention_heads, hd, eps, q.data());
-    rms_norm(k.data(), w.get(r.k_norm + ".weight").data(), seq * cfg.num_key_value_heads, hd, eps, k.data());
+    if (s.positions[i] < 0) fail("layer {}: position {} of token {} is negative", layer, s.positions[i], i);
+    max_pos = std::max(max_pos, s.positions[i]);
   }
   const RopeFrequencies freqs = rope_frequencies(cfg.rope, hd, int64_t{max_pos} + 1);
   // A multimodal-rope model on text alone has equal axes: plain rope.
-  const RopeTable rope = mrope && !cfg.rope.mrope_section.empty()
-                             ? mrope_table(freqs, cfg.rope.mrope_section, mrope, seq)
-                             : rope_table(freqs, positions, seq);
-  apply_rope(q.data(), seq, cfg.q_dim(), cfg.num_attention_heads, hd, rope);
-  apply_rope(k.data(), seq, cfg.kv_dim(), cfg.num_key_value_heads, hd, rope);
+  const RopeTable rope = s.mrope && !cfg.rope.mrope_section.empty()
+                             ? mrope_table(freqs, cfg.rope.mrope_section, s.mrope, seq)
+                             : rope_table(freqs, s.positions, seq);
+  apply_rope(q, seq, cfg.q_dim(), cfg.num_attention_heads, hd, rope);
+  apply_rope(k, seq, cfg.kv_dim(), cfg.num_key_value_heads, hd, rope);
 
-  std::vector<float> attn(static_cast<size_t>(seq * cfg.q_dim()));
   AttentionDims dims{seq, cfg.num_attention_heads, cfg.num_key_value_heads, hd, cfg.sliding_window(layer)};
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  if (cache) {
-    if (static_cast<int64_t>(cache->k.size()) != cache->tokens * cfg.kv_dim() || cache->v.size() != cache->k.size())
-      fail("layer {}: KV cache holds {} keys / {} values for {} tokens of kv_dim {}", layer, cache->k.size(),
-           cache->v.size(), cache->tokens, cfg.kv_dim());
-    dims.past = cache->tokens;
-    cache->k.insert(cache->k.end(), k.begin(), k.end());
-    cache->v.insert(cache->v.end(), v.begin(), v.end());
-    cache->tokens += seq;
-    causal_attention(q.data(), cache->k.data(), cache->v.data(), dims, scale, attn.data());
-  } else {
-    causal_attention(q.data(), k.data(), v.data(), dims, scale, attn.data());
+  if (!cache) {
+    causal_attention(q, k, v, dims, scale, out);
+    return;
+  }
+  if (static_cast<int64_t>(cache->k.size()) != cache->tokens * cfg.kv_dim() || cache->v.size() != cache->k.size())
+    fail("layer {}: KV cache holds {} keys / {} values for {} tokens of kv_dim {}", layer, cache->k.size(),
+         cache->v.size(), cache->tokens, cfg.kv_dim());
+  dims.past = cache->tokens;
+  cache->k.insert(cache->k.end(), k, k + seq * cfg.kv_dim());
+  cache->v.insert(cache->v.end(), v, v + seq * cfg.kv_dim());
+  cache->tokens += seq;
+  causal_attention(q, cache->k.data(), cache->v.data(), dims, scale, out);
+}
+
+// The attention half of a layer on a batch of sequences, each attending only
+// to itself: hidden += o_proj(attention(...)). q/k/v/o run over the batch.
+void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, const LinearRunner& linear,
+                     const SequenceBatch& batch, LayerKVCache* cache) {
+  const LayerRoles& r = architecture_for(cfg).roles;
+  const int64_t H = cfg.hidden_size, hd = cfg.head_dim, qd = cfg.q_dim(), kvd = cfg.kv_dim();
+  const float eps = static_cast<float>(cfg.rms_norm_eps);
+  if (cache && batch.seqs.size() != 1) fail("layer {}: a KV cache serves one sequence", layer);
+
+  std::vector<float> x = batch_norm_rows(cfg, w, r.input_norm, batch);
+  std::vector<float> q, k, v;
+  linear(r.q, x.data(), batch.rows, q);
+  linear(r.k, x.data(), batch.rows, k);
+  linear(r.v, x.data(), batch.rows, v);
+  x = {};
+  if (!r.q_norm.empty()) {
+    // Qwen3: RMSNorm over each head's vector, before the rope.
+    rms_norm(q.data(), w.get(r.q_norm + ".weight").data(), batch.total * cfg.num_attention_heads, hd, eps, q.data());
+    rms_norm(k.data(), w.get(r.k_norm + ".weight").data(), batch.total * cfg.num_key_value_heads, hd, eps, k.data());
+  }
+  std::vector<float> attn(static_cast<size_t>(batch.total * qd));
+  int64_t at = 0;
+  for (const SequenceRef* s : batch.seqs) {
+    sequence_attention(cfg, layer, *s, q.data() + at * qd, k.data() + at * kvd, v.data() + at * kvd, cache,
+                       attn.data() + at * qd);
+    at += s->seq;
   }
   q = {};
   k = {};
   v = {};
   std::vector<float> y;
-  linear(r.o, attn.data(), seq, y);
+  linear(r.o, attn.data(), batch.rows, y);
   attn = {};
-  add_inplace(hidden, y.data(), seq * H);
+  add_to_sequences(batch, y.data(), H);
 }
 
-// hidden += down(silu(gate(x)) ⊙ up(x)) with x = post-attention-norm(hidden).
-void dense_mlp_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner& linear, float* hidden,
-                     int64_t seq) {
+// hidden += down(silu(gate(x)) ⊙ up(x)) with x = post-attention-norm(hidden),
+// over the batch's rows.
+void dense_mlp_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner& linear,
+                     const SequenceBatch& batch) {
   const LayerRoles& r = architecture_for(cfg).roles;
-  const int64_t H = cfg.hidden_size;
-  std::vector<float> x(static_cast<size_t>(seq * H));
-  layer_norm_rows(w, r.post_attention_norm, hidden, seq, H, static_cast<float>(cfg.rms_norm_eps), x.data());
+  std::vector<float> x = batch_norm_rows(cfg, w, r.post_attention_norm, batch);
   std::vector<float> gate, up, y;
-  linear(r.gate, x.data(), seq, gate);
-  linear(r.up, x.data(), seq, up);
+  linear(r.gate, x.data(), batch.rows, gate);
+  linear(r.up, x.data(), batch.rows, up);
+  x = {};
   silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());
   up = {};
-  linear(r.down, gate.data(), seq, y);
-  add_inplace(hidden, y.data(), seq * H);
+  linear(r.down, gate.data(), batch.rows, y);
+  add_to_sequences(batch, y.data(), cfg.hidden_size);
 }
 
 // The top-k experts of every token and their mixing weights: softmax of the
@@ -345,38 +427,44 @@ Routes route_tokens(const ModelConfig& cfg, const std::vector<float>& logits, in
 
 // The sparse MLP over every sequence at once, expert by expert, so that a
 // streamed layer reads each expert once: hidden_s += Σ_e R[t, e]·expert_e(x).
-void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LayerDesc& desc, const LinearRunner& linear,
+// Each expert's Linears run over the tokens of as many whole sequences as fit
+// the activation bound at once.
+void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner& linear,
                std::span<const SequenceRef> seqs, LinearExecutor* exec, ExpertStream* stream,
                std::vector<int64_t>* tokens_per_expert) {
   const Architecture& a = architecture_for(cfg);
   const MoeTemplate& m = *a.moe;
   const int64_t H = cfg.hidden_size, E = cfg.moe.num_experts;
-  const float eps = static_cast<float>(cfg.rms_norm_eps);
-  std::vector<std::vector<float>> xs(seqs.size()), outs(seqs.size());
-  std::vector<Routes> routes(seqs.size());
-  // tokens of sequence s routed to expert e, with their weights
-  std::vector<std::vector<std::vector<std::pair<int64_t, float>>>> routed(
-      static_cast<size_t>(E), std::vector<std::vector<std::pair<int64_t, float>>>(seqs.size()));
-  for (size_t s = 0; s < seqs.size(); ++s) {
-    const int64_t T = seqs[s].seq;
-    xs[s].resize(static_cast<size_t>(T * H));
-    layer_norm_rows(w, a.roles.post_attention_norm, seqs[s].hidden, T, H, eps, xs[s].data());
-    std::vector<float> logits;
-    linear(m.router, xs[s].data(), T, logits);
-    routes[s] = route_tokens(cfg, logits, T);
-    outs[s].assign(static_cast<size_t>(T * H), 0.0f);
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t j = 0; j < routes[s].k; ++j) {
-        const size_t i = static_cast<size_t>(t * routes[s].k + j);
-        routed[static_cast<size_t>(routes[s].expert[i])][s].emplace_back(t, routes[s].weight[i]);
-      }
-  }
+  SequenceBatch all;  // every non-empty sequence; row t of x is token t of them all
+  for (const auto& s : seqs)
+    if (s.seq > 0) {
+      all.seqs.push_back(&s);
+      all.rows.push_back(s.seq);
+      all.total += s.seq;
+    }
   if (tokens_per_expert) tokens_per_expert->assign(static_cast<size_t>(E), 0);
+  if (all.total == 0) return;
+  const std::vector<float> x = batch_norm_rows(cfg, w, a.roles.post_attention_norm, all);
+  std::vector<float> logits;
+  linear(m.router, x.data(), all.rows, logits);
+  const Routes routes = route_tokens(cfg, logits, all.total);
+  logits = {};
+  // the rows routed to expert e, ascending, with their weights
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));
+  for (int64_t t = 0; t < all.total; ++t)
+    for (int64_t j = 0; j < routes.k; ++j) {
+      const size_t i = static_cast<size_t>(t * routes.k + j);
+      routed[static_cast<size_t>(routes.expert[i])].emplace_back(t, routes.weight[i]);
+    }
+  const int64_t expert_row_bytes = static_cast<int64_t>(sizeof(float)) * (2 * H + 2 * cfg.moe.expert_intermediate);
+  const std::vector<SequenceBatch> chunks = batch_sequences(seqs, expert_row_bytes);
+
+  std::vector<float> out(static_cast<size_t>(all.total * H), 0.0f);
   std::vector<float> gathered, gate, up, y;
+  std::vector<int64_t> samples;
   for (int64_t e = 0; e < E; ++e) {
     const auto& mine = routed[static_cast<size_t>(e)];
-    int64_t count = 0;
-    for (const auto& r : mine) count += static_cast<int64_t>(r.size());
+    const auto count = static_cast<int64_t>(mine.size());
     if (tokens_per_expert) (*tokens_per_expert)[static_cast<size_t>(e)] = count;
     const int ei = static_cast<int>(e);
     // Without hooks, an expert that no token chose is not even read.
@@ -386,33 +474,49 @@ void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LayerDesc& d
     const bool all_tokens = exec && exec->expert_sees_all_tokens(ei);
     const std::string gname = expert_linear_name(m, e, m.gate), uname = expert_linear_name(m, e, m.up),
                       dname = expert_linear_name(m, e, m.down);
-    for (size_t s = 0; s < seqs.size(); ++s) {
-      const auto& toks = mine[s];
-      const int64_t rows = all_tokens ? seqs[s].seq : static_cast<int64_t>(toks.size());
-      if (rows == 0) continue;
-      const float* x = xs[s].data();
-      if (!all_tokens) {
-        gathered.resize(static_cast<size_t>(rows * H));
-        for (size_t i = 0; i < toks.size(); ++i)
-          std::copy_n(xs[s].data() + toks[i].first * H, H, gathered.data() + static_cast<int64_t>(i) * H);
-        x = gathered.data();
+    size_t next = 0;  // first of `mine` not yet mixed in
+    int64_t chunk_start = 0;
+    for (const SequenceBatch& chunk : chunks) {
+      const size_t first = next;
+      const float* xin = x.data() + chunk_start * H;
+      if (all_tokens) {
+        samples = chunk.rows;
+        while (next < mine.size() && mine[next].first < chunk_start + chunk.total) ++next;
+      } else {
+        // this chunk's routed rows, counted per sequence
+        samples.clear();
+        int64_t seq_end = chunk_start;
+        for (int64_t rows : chunk.rows) {
+          seq_end += rows;
+          int64_t n = 0;
+          for (; next < mine.size() && mine[next].first < seq_end; ++next) ++n;
+          if (n > 0) samples.push_back(n);
+        }
+        gathered.resize((next - first) * static_cast<size_t>(H));
+        for (size_t i = first; i < next; ++i)
+          std::copy_n(x.data() + mine[i].first * H, H, gathered.data() + (i - first) * static_cast<size_t>(H));
+        xin = gathered.data();
       }
-      linear(gname, x, rows, gate);
-      linear(uname, x, rows, up);
-      silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());
-      linear(dname, gate.data(), rows, y);
-      float* out = outs[s].data();
-      for (size_t i = 0; i < toks.size(); ++i) {
-        const int64_t t = toks[i].first, row = all_tokens ? t : static_cast<int64_t>(i);
-        const float wt = toks[i].second;
-        for (int64_t c = 0; c < H; ++c) out[t * H + c] += wt * y[static_cast<size_t>(row * H + c)];
+      if (!samples.empty()) {
+        linear(gname, xin, samples, gate);
+        linear(uname, xin, samples, up);
+        silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());
+        linear(dname, gate.data(), samples, y);
+        for (size_t i = first; i < next; ++i) {
+          const int64_t t = mine[i].first;
+          const int64_t row = all_tokens ? t - chunk_start : static_cast<int64_t>(i - first);
+          const float wt = mine[i].second;
+          float* o = out.data() + t * H;
+          const float* yr = y.data() + row * H;
+          for (int64_t c = 0; c < H; ++c) o[c] += wt * yr[c];
+        }
       }
+      chunk_start += chunk.total;
     }
     if (exec) exec->expert_end(ei);
     if (stream) stream->release(ei);
   }
-  (void)desc;
-  for (size_t s = 0; s < seqs.size(); ++s) add_inplace(seqs[s].hidden, outs[s].data(), seqs[s].seq * H);
+  add_to_sequences(all, out.data(), H);
 }
 
 void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std::span<const SequenceRef> seqs,
@@ -421,17 +525,22 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std
   const LayerDesc desc = layer_desc(cfg, layer);
   LinearExecutor plain;
   LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
-  for (const auto& s : seqs)
-    if (s.seq > 0) attention_block(cfg, w, layer, linear, s.hidden, s.seq, s.positions, s.mrope, cache);
+  const int64_t H = cfg.hidden_size, f = static_cast<int64_t>(sizeof(float));
+  // bytes of activations per row: x, q, k, v, the attention output
+  for (const auto& b : batch_sequences(seqs, f * (H + 2 * cfg.q_dim() + 2 * cfg.kv_dim())))
+    attention_block(cfg, w, layer, linear, b, cache);
   if (desc.num_experts > 0) {
-    moe_block(cfg, w, desc, linear, seqs, exec, stream, tokens_per_expert);
+    moe_block(cfg, w, linear, seqs, exec, stream, tokens_per_expert);
     return;
   }
-  for (const auto& s : seqs)
-    if (s.seq > 0) dense_mlp_block(cfg, w, linear, s.hidden, s.seq);
+  // x, gate, up, the output
+  for (const auto& b : batch_sequences(seqs, f * (2 * H + 2 * cfg.intermediate_size)))
+    dense_mlp_block(cfg, w, linear, b);
 }
 
 }  // namespace
+
+int64_t set_batch_activation_bytes(int64_t bytes) { return batch_activation_bytes.exchange(bytes); }
 
 void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, float* hidden, int64_t seq,
                            const int32_t* positions, LinearExecutor* exec) {

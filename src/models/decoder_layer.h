@@ -91,6 +91,9 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
 class LinearExecutor;
 void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,
                 int64_t in, const float* bias, int64_t out, float* y);
+// The same over several samples' rows (LinearExecutor::run_samples).
+void run_linear_samples(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x,
+                        std::span<const int64_t> samples, int64_t in, const float* bias, int64_t out, float* y);
 
 // Linear `name` of a unit whose Linears all carry a bias (DiT blocks, vision
 // towers): y = x·Wᵀ + b through run_linear, y resized to [rows, out].
@@ -110,6 +113,13 @@ class LinearExecutor {
   virtual ~LinearExecutor() = default;
   virtual void run(const std::string& linear_name /* relative, e.g. "mlp.down_proj" */, const float* x, int64_t rows,
                    int64_t in, const float* weight, const float* bias, int64_t out, float* y);
+  // The Linear over several calibration samples at once: x holds their rows
+  // one after another, samples[i] rows of the i-th (none empty). An executor
+  // whose arithmetic or statistics are per call (the quantization runner's
+  // observers: one call is one sample) overrides this; the default is one
+  // run() over all rows, which is the same for row-wise arithmetic.
+  virtual void run_samples(const std::string& linear_name, const float* x, std::span<const int64_t> samples,
+                           int64_t in, const float* weight, const float* bias, int64_t out, float* y);
   // False when run() does not read `weight` for this Linear (it is then
   // nullptr): a 16-bit weight is then not converted to f32 for the call.
   virtual bool needs_float_weight(const std::string& linear_name) const { return true; }
@@ -165,6 +175,12 @@ void decoder_layer_forward(const ModelConfig& cfg, const LayerWeights& w, int la
 void decoder_layer_forward_batch(const ModelConfig& cfg, const LayerWeights& w, int layer,
                                  std::span<const SequenceRef> seqs, LinearExecutor* exec = nullptr,
                                  ExpertStream* experts = nullptr, std::vector<int64_t>* tokens_per_expert = nullptr);
+
+// The batched forwards run a layer's Linears over as many whole sequences as
+// keep the batch within 1024 rows and its activations within this bound
+// (default 64 MiB; at least one sequence per batch), attention per sequence. Sets it and returns the old
+// one: for tests and benchmarks.
+int64_t set_batch_activation_bytes(int64_t bytes);
 
 // Keys (rope applied) and values of the tokens one layer has already seen,
 // for incremental decoding.

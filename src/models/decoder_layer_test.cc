@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
 #include "models/architecture.h"
 #include "models/causal_lm.h"
+#include "models/experts.h"
+#include "models/model_config.h"
 #include "models/models_test_util.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -225,6 +228,91 @@ TEST(DecoderLayer, GreedyEqualsFullForwardLoop) {
     expected.push_back(static_cast<int32_t>(std::max_element(last, l.end()) - last));
   }
   EXPECT_EQ(model.greedy(ids, 20), expected);
+}
+
+// Records the samples of every Linear call and runs it as the plain Linear.
+class SampleRecorder : public LinearExecutor {
+ public:
+  std::vector<std::pair<std::string, std::vector<int64_t>>> calls;
+  bool all_experts = false;
+  bool expert_sees_all_tokens(int) override { return all_experts; }
+  void run_samples(const std::string& name, const float* x, std::span<const int64_t> samples, int64_t in,
+                   const float* weight, const float* bias, int64_t out, float* y) override {
+    calls.emplace_back(name, std::vector<int64_t>(samples.begin(), samples.end()));
+    LinearExecutor::run_samples(name, x, samples, in, weight, bias, out, y);
+  }
+  std::vector<std::vector<int64_t>> samples_of(const std::string& name) const {
+    std::vector<std::vector<int64_t>> out;
+    for (const auto& [n, s] : calls)
+      if (n == name) out.push_back(s);
+    return out;
+  }
+};
+
+// The batched forward runs each Linear once over every sequence's rows (the
+// executor told which rows are which sample), attention per sequence, and
+// gives each sequence what the layer gives it alone — for dense layers (q/k
+// norms, sliding window) and MoE layers (routed and all-expert calibration),
+// with the batch bound large or forcing one sequence per batch.
+TEST(DecoderLayer, BatchedForwardEqualsOneSequenceAtATime) {
+  for (const char* name : {"qwen3", "mistral", "qwen3_moe"}) {
+    SCOPED_TRACE(name);
+    const fs::path dir = test::golden_dir(name);
+    const ModelConfig cfg = load_model_config(dir);
+    Checkpoint ckpt = Checkpoint::open(dir);
+    const int layer = cfg.num_hidden_layers - 1;
+    const LayerWeights w = load_layer_weights(ckpt, cfg, layer);
+    const bool moe = layer_desc(cfg, layer).num_experts > 0;
+    EXPECT_EQ(moe, std::string(name) == "qwen3_moe");
+    const std::vector<int64_t> lengths = {6, 1, 4};
+    std::vector<std::vector<float>> inputs;
+    std::vector<std::vector<int32_t>> positions;
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      inputs.emplace_back(static_cast<size_t>(lengths[s] * cfg.hidden_size));
+      for (size_t i = 0; i < inputs[s].size(); ++i)
+        inputs[s][i] = std::sin(0.37f * static_cast<float>(i) + static_cast<float>(s));
+      positions.emplace_back(static_cast<size_t>(lengths[s]));
+      for (int64_t i = 0; i < lengths[s]; ++i) positions[s][static_cast<size_t>(i)] = static_cast<int32_t>(i + 2 * s);
+    }
+    std::vector<std::vector<float>> alone = inputs;
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      const SequenceRef one{alone[s].data(), lengths[s], positions[s].data()};
+      decoder_layer_forward_batch(cfg, w, layer, {&one, 1});
+    }
+    const std::string first = layer_desc(cfg, layer).linears[0].name;  // q_proj
+    for (const bool one_per_batch : {false, true})
+      for (const bool all_experts : {false, true}) {
+        if (all_experts && !moe) continue;
+        SCOPED_TRACE(testing::Message() << "one per batch " << one_per_batch << ", all experts " << all_experts);
+        std::vector<std::vector<float>> batched = inputs;
+        std::vector<SequenceRef> refs;
+        for (size_t s = 0; s < lengths.size(); ++s) refs.push_back({batched[s].data(), lengths[s], positions[s].data()});
+        SampleRecorder rec;
+        rec.all_experts = all_experts;
+        const int64_t old = set_batch_activation_bytes(one_per_batch ? 1 : int64_t{64} << 20);
+        decoder_layer_forward_batch(cfg, w, layer, refs, &rec);
+        set_batch_activation_bytes(old);
+        for (size_t s = 0; s < lengths.size(); ++s) EXPECT_LT(test::max_rel_err(batched[s], alone[s]), 1e-5) << s;
+        const auto q = rec.samples_of(first);
+        if (one_per_batch) EXPECT_EQ(q, (std::vector<std::vector<int64_t>>{{6}, {1}, {4}}));
+        else EXPECT_EQ(q, (std::vector<std::vector<int64_t>>{{6, 1, 4}}));
+        if (!moe) continue;
+        const MoeTemplate& m = *architecture_for(cfg).moe;
+        const auto gate0 = rec.samples_of(expert_linear_name(m, 0, m.gate));
+        if (all_experts) {
+          if (one_per_batch) EXPECT_EQ(gate0, (std::vector<std::vector<int64_t>>{{6}, {1}, {4}}));
+          else EXPECT_EQ(gate0, (std::vector<std::vector<int64_t>>{{6, 1, 4}}));
+        } else {
+          int64_t routed = 0;
+          for (const auto& call : gate0)
+            for (int64_t n : call) {
+              EXPECT_GT(n, 0);
+              routed += n;
+            }
+          EXPECT_LE(routed, 11);
+        }
+      }
+  }
 }
 
 TEST(DecoderLayer, RejectsNegativePositions) {

@@ -199,7 +199,7 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
 
 bool LinearQuantizer::needs_data() const { return !is_data_free(config_); }
 
-void LinearQuantizer::fake_quant_activation(std::vector<float>& x, bool observe) {
+void LinearQuantizer::fake_quant_activation(std::span<float> x, bool observe) {
   const int64_t rows = static_cast<int64_t>(x.size()) / in_;
   const QConfig& a = config_.act;
   switch (a.dtype) {
@@ -287,10 +287,19 @@ void LinearQuantizer::observe_range(float lo, float hi) {
   fake_quant_activation(span, /*observe=*/true);
 }
 
-void LinearQuantizer::forward(const float* x, int64_t rows, float* y) {
+void LinearQuantizer::forward(const float* x, int64_t rows, float* y) { forward(x, {&rows, 1}, y); }
+
+void LinearQuantizer::forward(const float* x, std::span<const int64_t> samples, float* y) {
+  int64_t rows = 0;
+  for (int64_t n : samples) rows += n;
+  if (rows == 0) return;
   if (hessian_ && !frozen_) hessian_->add(x, rows);
   std::vector<float> xq(x, x + rows * in_);
-  fake_quant_activation(xq, true);
+  int64_t at = 0;
+  for (int64_t n : samples) {
+    if (n > 0) fake_quant_activation({xq.data() + at * in_, static_cast<size_t>(n * in_)}, true);
+    at += n;
+  }
   const float* bias = bias_.empty() ? nullptr : bias_.data();
   if (!weight_ready_) {  // gptq before freeze(): the float weight
     auto float_rows = [this](int64_t begin, int64_t n, float* dst) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,6 +70,11 @@ class LinearQuantizer {
   // (gptq: by the float weight until freeze()). Once frozen, uses the final
   // parameters and observes nothing.
   void forward(const float* x, int64_t rows, float* y);
+  // The same for several calibration samples' rows one after another (x holds
+  // sum(samples) rows): each sample is observed and fake-quantized as its own
+  // call, in order, exactly as forward() on it alone, and the product runs as
+  // one GEMM over all rows (the weight dequantized once, not per sample).
+  void forward(const float* x, std::span<const int64_t> samples, float* y);
   // Ends calibration: fixes the static activation parameters; gptq
   // quantizes the weight here.
   void freeze();
@@ -99,7 +105,7 @@ class LinearQuantizer {
   void prepare(const float* bias);
   void quantize_weight(const WeightRows& weight_rows, const StoredWeight* stored = nullptr);
   bool quantizes_stored_directly() const;
-  void fake_quant_activation(std::vector<float>& x, bool observe);
+  void fake_quant_activation(std::span<float> x, bool observe);
 
   std::string name_;
   LinearQConfig config_;

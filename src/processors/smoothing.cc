@@ -134,7 +134,7 @@ void SmoothObserver::observe(const std::string& linear_name, const float* x, int
         slot = st.sample_rows++;
         st.sample.resize(static_cast<size_t>(st.sample_rows * in));
       } else {
-        const auto j = static_cast<int64_t>(splitmix(rng_) % static_cast<uint64_t>(st.rows + 1));
+        const auto j = static_cast<int64_t>(splitmix(st.rng) % static_cast<uint64_t>(st.rows + 1));
         if (j < keep_rows_) slot = j;
       }
       if (slot >= 0) std::copy(p, p + in, st.sample.begin() + slot * in);

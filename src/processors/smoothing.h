@@ -54,6 +54,10 @@ struct ChannelStats {
   int64_t rows = 0;             // rows observed
   std::vector<float> sample;    // [sample_rows, in]: reservoir of observed rows (flex only)
   int64_t sample_rows = 0;
+  // The reservoir's generator, one per watched Linear with a fixed seed, so the
+  // sample depends only on this Linear's rows in order, not on how the forward
+  // interleaves its Linears (one sample at a time or a batch of them).
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
 };
 
 // Per-input-channel statistics of the Linears a smoothing processor watches
@@ -70,7 +74,6 @@ class SmoothObserver {
  private:
   std::map<std::string, ChannelStats> stats_;
   int64_t keep_rows_ = 0;
-  uint64_t rng_ = 0x9E3779B97F4A7C15ull;
 };
 
 // Observes every Linear input, then runs the Linear in f32.

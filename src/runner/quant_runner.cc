@@ -89,8 +89,16 @@ class CalibrationExecutor : public LinearExecutor {
     if (on_expert_end) on_expert_end(e);
   }
 
-  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float*, const float* bias,
+  void run(const std::string& name, const float* x, int64_t rows, int64_t in, const float* weight, const float* bias,
            int64_t out, float* y) override {
+    run_samples(name, x, {&rows, 1}, in, weight, bias, out, y);
+  }
+
+  // One call per sample for the quantizer's observers, one GEMM for all.
+  void run_samples(const std::string& name, const float* x, std::span<const int64_t> samples, int64_t in,
+                   const float*, const float* bias, int64_t out, float* y) override {
+    int64_t rows = 0;
+    for (int64_t n : samples) rows += n;
     if (!router.empty() && name == router && rows > 0) {
       auto [mn, mx] = std::minmax_element(x, x + rows * in);
       router_min = router_seen ? std::min(router_min, *mn) : *mn;
@@ -103,18 +111,25 @@ class CalibrationExecutor : public LinearExecutor {
       linear_from_layer(weights_, name + ".weight", x, rows, in, bias, out, y, bf16);
       return;
     }
-    it->second->forward(x, rows, y);
+    it->second->forward(x, samples, y);
     if (!measure || !observing.count(name)) return;
-    const int64_t m = (rows + row_stride - 1) / row_stride;
+    // Rows 0, stride, 2·stride, ... of each sample, as when samples ran one per call.
     const float* xs = x;
-    std::vector<float> gathered_x, gathered_y;
     const float* ys = y;
+    std::vector<float> gathered_x, gathered_y;
+    int64_t m = rows;
     if (row_stride > 1) {
+      m = 0;
+      for (int64_t n : samples) m += (n + row_stride - 1) / row_stride;
       gathered_x.resize(static_cast<size_t>(m * in));
       gathered_y.resize(static_cast<size_t>(m * out));
-      for (int64_t i = 0; i < m; ++i) {
-        std::copy_n(x + i * row_stride * in, in, gathered_x.data() + i * in);
-        std::copy_n(y + i * row_stride * out, out, gathered_y.data() + i * out);
+      int64_t first = 0, i = 0;
+      for (int64_t n : samples) {
+        for (int64_t r = first; r < first + n; r += row_stride, ++i) {
+          std::copy_n(x + r * in, in, gathered_x.data() + i * in);
+          std::copy_n(y + r * out, out, gathered_y.data() + i * out);
+        }
+        first += n;
       }
       xs = gathered_x.data();
       ys = gathered_y.data();

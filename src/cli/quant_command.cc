@@ -112,6 +112,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     bool overwrite = false, no_prefetch = false, no_report = false, full_report = false, allow_float_copy = false,
          allow_text_only_calib = false;
     int max_calib_samples = 0;
+    double commit_interval = -1.0;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--model_path", o->model_path, "Hugging Face model folder (config.json + safetensors)")->required();
@@ -147,6 +148,11 @@ CommandRunner add_quant_command(CLI::App& app) {
   app.add_option("--max_calib_samples", o->max_calib_samples, "Use at most N calibration prompts (0 = all)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--no_prefetch", o->no_prefetch, "Do not read layer k+1 while layer k computes (lower peak memory)");
+  app.add_option("--commit_interval", o->commit_interval,
+                 "Seconds between resume commits (fsync of the output so far; a crashed run resumes from the last "
+                 "one): a unit commits once this long has passed since the previous commit, the last unit always. "
+                 "Default: 0 (every unit) for calibrated runs, 10 for data-free runs")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--moe_calibration", o->moe_calibration,
                  "Routed experts under static activation schemes: all (default; every expert sees every calibration "
                  "token, the layer output stays top-k, as msModelSlim) or routed (only routed tokens; an expert that "
@@ -206,6 +212,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     job.builtin_calib_dir = data_dir() / "calib";
     job.overwrite = o->overwrite;
     job.prefetch = !o->no_prefetch;
+    job.commit_interval_s = o->commit_interval;
     job.report = !o->no_report;
     job.full_report = o->full_report;
     job.max_calib_samples = o->max_calib_samples;

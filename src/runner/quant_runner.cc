@@ -228,6 +228,9 @@ class LayerWiseQuantizer {
     model_->map_linear_weights(samples_.empty());  // data-free: weights are quantized from the mapped file
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
+    const double commit_interval =
+        job_.commit_interval_s >= 0 ? job_.commit_interval_s : (samples_.empty() ? kDataFreeCommitSeconds : 0.0);
+    auto last_commit = std::chrono::steady_clock::now();
     try {
       for (int k = first; k < n; ++k) {
         LayerWeights weights;
@@ -249,9 +252,13 @@ class LayerWiseQuantizer {
         kill_for_testing(k, "saved");
         weights = LayerWeights();
         ::malloc_trim(0);  // hand freed layer buffers back to the OS so RSS tracks what is live
-        commit_progress(folder, identity, *saver, k + 1);
-        committed = k + 1;
-        kill_for_testing(k, "committed");
+        const auto now = std::chrono::steady_clock::now();
+        if (k + 1 == n || std::chrono::duration<double>(now - last_commit).count() >= commit_interval) {
+          commit_progress(folder, identity, *saver, k + 1);
+          committed = k + 1;
+          last_commit = std::chrono::steady_clock::now();
+          kill_for_testing(k, "committed");
+        }
         const LayerReport& r = reports_.back();
         progress.layer_done(k - first,
                             r.relative_l2 >= 0 ? fmt::format("output rel. L2 {:.4f}", r.relative_l2) : "");

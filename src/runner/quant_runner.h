@@ -50,7 +50,15 @@ struct QuantJob {
   // bfloat16 checkpoints only (Linear inputs and outputs and the unit stream
   // rounded to bfloat16, float32 accumulation; docs/design.md "Compute dtype").
   ComputeDType compute_dtype = ComputeDType::F32;
+  // Resume commits (fsync of the open shard, calibration state, manifest)
+  // follow a unit only once this many seconds have passed since the last one;
+  // the last unit always commits. < 0: the default, every unit for calibrated
+  // runs and kDataFreeCommitSeconds for data-free ones, whose units are cheap
+  // to redo and whose per-unit fsyncs were a third of the wall time.
+  double commit_interval_s = -1.0;
 };
+
+inline constexpr double kDataFreeCommitSeconds = 10.0;
 
 struct QuantOutcome {
   std::string model_quant_type;

@@ -60,10 +60,10 @@ class Resume : public ::testing::Test {
 TempDir* Resume::dir_ = nullptr;
 
 void kill_then_resume(const fs::path& save, const std::string& type, const std::string& kill_at, const fs::path& clean,
-                      int expect_resume_layer) {
-  SCOPED_TRACE(type + " killed at " + kill_at);
+                      int expect_resume_layer, const std::string& extra = "") {
+  SCOPED_TRACE(type + " killed at " + kill_at + " " + extra);
   fs::path log = save.parent_path() / "run.log";
-  RunResult first = run_cli(save, type, kill_at, log);
+  RunResult first = run_cli(save, type, kill_at, log, extra);
   ASSERT_TRUE(first.killed) << read_text_file(log);
   EXPECT_FALSE(fs::exists(save)) << "a killed run must not leave a finished-looking folder";
   ASSERT_TRUE(fs::exists(work_folder(save) / "resume.json") || expect_resume_layer == 0);
@@ -88,6 +88,22 @@ TEST_F(Resume, KilledBeforeAndAfterCommitsFinishesByteIdentical) {
   kill_then_resume(tmp / "c", "w8a16", "4:committed", clean("w8a16"), 5);
   // Killed before anything is committed: a fresh start in the same work folder.
   kill_then_resume(tmp / "d", "w8a16", "0:saved", clean("w8a16"), 0);
+}
+
+// Data-free runs commit every kDataFreeCommitSeconds by default (and after
+// the last layer): this run takes well under that, so a kill before the last
+// layer restarts from scratch; with --commit_interval 0 every layer commits.
+TEST_F(Resume, DataFreeRunsCommitByTime) {
+  TempDir tmp;
+  kill_then_resume(tmp / "e", "w8a16", "3:saved", clean("w8a16"), 0);
+  // The hook fires only where a commit happens: never at layer 2 by default.
+  const fs::path log = tmp / "run.log";
+  EXPECT_EQ(run_cli(tmp / "f", "w8a16", "2:committed", log).exit_code, 0) << read_text_file(log);
+  expect_same_folder(tmp / "f", clean("w8a16"));
+  kill_then_resume(tmp / "g", "w8a16", "2:committed", clean("w8a16"), 3, "--commit_interval 0");
+  // A calibrated run commits every layer (Resume.KilledBeforeAndAfterCommits...) unless told otherwise.
+  EXPECT_EQ(run_cli(tmp / "h", "w8a8", "1:committed", log, "--commit_interval 3600").exit_code, 0) << read_text_file(log);
+  expect_same_folder(tmp / "h", clean("w8a8"));
 }
 
 TEST_F(Resume, KilledAtARandomLayerOfACalibratedRun) {
@@ -137,6 +153,7 @@ TEST_F(Resume, SingleFileOutputResumesAfterDiskFull) {
   TempDir tmp;
   QuantJob job = make_job(stories(), tmp / "clean", (repo() / "configs/w8a16.yaml").string());
   job.config.save = {SaverConfig{"ascendv1_saver", 0, "spec.save[0]"}};
+  job.commit_interval_s = 0;  // every layer commits (data-free runs default to every 10 s)
   run_quantization(job);
   // In-process crash stand-in: a full disk after at least one commit.
   job.save_path = tmp / "crashed";

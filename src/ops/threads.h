@@ -22,6 +22,11 @@ int compute_threads();
 // OMP_WAIT_POLICY=PASSIVE. Call it first thing in main, before any thread
 // exists; a user's own setting (e.g. OMP_WAIT_POLICY=ACTIVE) is kept. Returns
 // normally when nothing is to be done or exec is impossible.
+// The same exec sets OPENBLAS_THREAD_TIMEOUT=4 (unless the user set it or
+// GOTO_THREAD_TIMEOUT): OpenBLAS's pthreads workers otherwise spin on
+// sched_yield for 2^28 cycles after starting and after each job (GPTQ's
+// BLAS calls), which took 9-14 % of a 2-core data-free run from the threads
+// with work (perf); with 2^4 they sleep on their condition at once.
 void use_passive_openmp_waits(char** argv);
 
 }  // namespace lwq

@@ -27,9 +27,10 @@ class EnvGuard {
 // A user's own choice is kept: no exec happens (if one did, this test program
 // would start over instead of reaching the expectations).
 TEST(Threads, UserSettingsAreKept) {
-  EnvGuard policy("OMP_WAIT_POLICY"), spin("GOMP_SPINCOUNT");
+  EnvGuard policy("OMP_WAIT_POLICY"), spin("GOMP_SPINCOUNT"), blas("OPENBLAS_THREAD_TIMEOUT");
   char name[] = "ops_test";
   char* argv[] = {name, nullptr};
+  setenv("OPENBLAS_THREAD_TIMEOUT", "28", 1);
   setenv("OMP_WAIT_POLICY", "ACTIVE", 1);
   unsetenv("GOMP_SPINCOUNT");
   use_passive_openmp_waits(argv);
@@ -38,12 +39,14 @@ TEST(Threads, UserSettingsAreKept) {
   setenv("GOMP_SPINCOUNT", "1000", 1);
   use_passive_openmp_waits(argv);
   EXPECT_EQ(std::getenv("OMP_WAIT_POLICY"), nullptr);
+  EXPECT_STREQ(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "28");
 }
 
 // Run only in the child below: the re-executed program sees the policy.
 TEST(Threads, ReexecutedChildSeesPassivePolicy) {
   if (!std::getenv("LWQ_THREADS_TEST_CHILD")) GTEST_SKIP() << "runs as the child of ReexecutesWithPassivePolicy";
   EXPECT_STREQ(std::getenv("OMP_WAIT_POLICY"), "PASSIVE");
+  EXPECT_STREQ(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "4");
 }
 
 // Without a user setting the program is re-executed (same argv) with
@@ -55,6 +58,8 @@ TEST(Threads, ReexecutesWithPassivePolicy) {
   if (pid == 0) {
     unsetenv("OMP_WAIT_POLICY");
     unsetenv("GOMP_SPINCOUNT");
+    unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    unsetenv("GOTO_THREAD_TIMEOUT");
     setenv("LWQ_THREADS_TEST_CHILD", "1", 1);
     char name[] = "ops_test", filter[] = "--gtest_filter=Threads.ReexecutedChildSeesPassivePolicy";
     char* argv[] = {name, filter, nullptr};
@@ -64,7 +69,7 @@ TEST(Threads, ReexecutesWithPassivePolicy) {
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "97: exec failed; 1: the child did not see OMP_WAIT_POLICY=PASSIVE";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "97: exec failed; 1: the child did not see OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4";
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ usage: bench/compare_peers.sh WORK MODEL
 Runs, for the same model, config and calibration samples, under /usr/bin/time -v:
   calibrated W8A8 (configs/w8a8.yaml: iter_smooth alpha 0.9 + static per-tensor asymmetric int8 activations,
   per-channel symmetric int8 minmax weights):
-      lwquant (as is, and --no_report), msModelSlim (--config_path, same YAML), llm-compressor
+      lwquant (as is; --no_report; --no_report --compute_dtype bf16), msModelSlim (--config_path, same YAML), llm-compressor
       (SmoothQuantModifier 0.9 + QuantizationModifier, same scheme, sequential pipeline)
   data-free W8A16 and W8A8_DYNAMIC (configs/w8a16.yaml, configs/w8a8_dynamic.yaml):
       lwquant, msModelSlim, llm-compressor (datafree pipeline); llama-quantize Q8_0 from a BF16 GGUF
@@ -245,6 +245,10 @@ run_scheme() {
       rm -rf "$out/lwq"
       measure "$s" lwquant "lwquant --no_report$round" "$SAFET" -- "$LWQUANT" quant --model_path "$MODEL" \
         --save_path "$out/lwq" --device cpu --config_path "$WORK/cfg/$s.yaml" --overwrite --no_report
+      rm -rf "$out/lwq"   # the peers compute in the model's bf16; lwquant's default is f32
+      measure "$s" lwquant "lwquant --no_report bf16$round" "$SAFET" -- "$LWQUANT" quant --model_path "$MODEL" \
+        --save_path "$out/lwq" --device cpu --config_path "$WORK/cfg/$s.yaml" --overwrite --no_report \
+        --compute_dtype bf16
     fi
     rm -rf "$out/lwq"
   fi

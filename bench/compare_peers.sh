@@ -28,6 +28,7 @@ Environment (defaults in brackets):
                      [WORK/msmodelslim]; msModelSlim is skipped when it is absent
   CALIB_SAMPLES      the first N prompts of calib/calib_zh_en.jsonl, for every tool [8]
   THREADS            threads for every tool (OMP_NUM_THREADS, torch threads, llama-quantize nthreads) [2]
+  OMP_WAIT_POLICY    for every tool [PASSIVE, which lwquant uses anyway]
   ROUNDS             rounds of each data-free run; the table gives each round [1]
   TOOLS              subset of "lwquant msmodelslim llmcompressor llamacpp" [all four]
   SCHEMES            subset of "w8a8 w8a16 w8a8_dynamic" [all three]
@@ -62,6 +63,9 @@ SCHEMES=${SCHEMES:-w8a8 w8a16 w8a8_dynamic}
 COLD=${COLD:-0}
 SETUP_ONLY=${SETUP_ONLY:-0}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+# lwquant sets OMP_WAIT_POLICY=PASSIVE for itself; the peers get the same, or on a shared machine torch's spinning
+# OpenMP barriers bill them CPU seconds for waiting (msModelSlim's W8A8 on SmolLM2 measured 68 s and 240 s of CPU)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export PYTHONDONTWRITEBYTECODE=1
 

@@ -37,7 +37,7 @@ Environment (defaults in brackets):
   SETUP_ONLY         1: set up venvs, sources, configs and the GGUF, then stop [0]
 
 Setup (first run only; needs PyPI): WORK/venv-msms (torch, transformers 4.57.6, sentencepiece 0.2.0, msModelSlim
-`pip install` from MSMODELSLIM_SRC), WORK/venv-llmc (llmcompressor), WORK/llama.cpp (the tree bundled in PyPI's
+`pip install` from MSMODELSLIM_SRC, with the one-line CPU patch of patch_msms below), WORK/venv-llmc (llmcompressor), WORK/llama.cpp (the tree bundled in PyPI's
 llama-cpp-python sdist; llama-quantize built with cmake, GGML_NATIVE=ON, Release). The model is seen by every tool
 through WORK/model/NAME: hard links to its files, with tokenizer_config.json set to load tokenizer.json
 (PreTrainedTokenizerFast) when no tokenizer.model is there and with a pad token (msModelSlim tokenizes with
@@ -45,13 +45,14 @@ padding=True), so every tool tokenizes the calibration text the same way.
 EOF
 }
 
+case "${1:-}" in -h|--help) usage; exit 0;; esac
 [[ $# -eq 2 ]] || { usage >&2; exit 2; }
-case "$1" in -h|--help) usage; exit 0;; esac
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mkdir -p "$1" && cd "$1" && pwd)
-MODEL_IN=$(cd "$2" && pwd)
+WORK=$(realpath -m "$1")
 case "$WORK/" in "$REPO"/*) echo "WORK must be outside the repository" >&2; exit 2;; esac
+mkdir -p "$WORK"
+MODEL_IN=$(cd "$2" && pwd)
 
 LWQUANT=$(realpath "${LWQUANT:-$REPO/build/lwquant}")
 MSMODELSLIM_SRC=${MSMODELSLIM_SRC:-$WORK/msmodelslim}

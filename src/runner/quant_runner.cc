@@ -436,7 +436,19 @@ class LayerWiseQuantizer {
   struct LinearReport {
     std::string name, type;
     double relative_l2, cosine;
+    // Static activation schemes: the calibration input's range, whose width
+    // sets the one step every token is quantized with. A few Linears' ranges
+    // (massive activations) can be 100× the rest's while their relative L2
+    // stays small (the massive rows dominate it): this is the figure that finds
+    // them (docs/quality.md, SmolLM2 static W8A8).
+    std::optional<std::pair<float, float>> input_range;
   };
+  static LinearReport linear_report(LinearQuantizer& q) {
+    const OutputErrorStats& e = q.error_stats();
+    LinearReport r{q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0, std::nullopt};
+    if (q.has_observed()) r.input_range = q.observed_range();
+    return r;
+  }
   struct LayerReport {
     int layer;
     std::string prefix;
@@ -751,8 +763,7 @@ class LayerWiseQuantizer {
   // Every caller discards q next: its codes are moved out, not copied.
   void save_quantized(LinearQuantizer& q, Saver& saver, LayerReport& report) {
     saver.save_linear(q.release_linear(serving_dtype_));
-    const OutputErrorStats& e = q.error_stats();
-    report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
+    report.linears.push_back(linear_report(q));
   }
 
   // An expert's float weight in the checkpoint's dtype, taken out of the layer.
@@ -970,8 +981,7 @@ class LayerWiseQuantizer {
         }
         LinearQuantizer& q = *slot;
         saver.save_linear(q.release_linear(serving_dtype_));  // reset below
-        const OutputErrorStats& e = q.error_stats();
-        report.linears.push_back({q.name(), q.type(), e.rows ? e.relative_l2() : -1.0, e.rows ? e.cosine() : -1.0});
+        report.linears.push_back(linear_report(q));
         slot.reset();
         continue;
       }
@@ -1077,6 +1087,7 @@ class LayerWiseQuantizer {
           j["relative_l2"] = l.relative_l2;
           j["cosine"] = l.cosine;
         }
+        if (l.input_range) j["input_range"] = {l.input_range->first, l.input_range->second};
         linears.push_back(j);
       }
       nlohmann::ordered_json j = {{"layer", r.layer}, {"name", r.prefix}};
@@ -1101,9 +1112,12 @@ class LayerWiseQuantizer {
         LayerReport r{j.at("layer").get<int>(), j.at("name").get<std::string>(), {}, measured(j, "relative_l2"),
                       measured(j, "cosine"), {}};
         if (j.contains("expert_tokens")) r.expert_tokens = j.at("expert_tokens").get<std::vector<int64_t>>();
-        for (const auto& l : j.at("linears"))
+        for (const auto& l : j.at("linears")) {
           r.linears.push_back({l.at("name").get<std::string>(), l.at("type").get<std::string>(),
-                               measured(l, "relative_l2"), measured(l, "cosine")});
+                               measured(l, "relative_l2"), measured(l, "cosine"), std::nullopt});
+          if (l.contains("input_range"))
+            r.linears.back().input_range = {l.at("input_range").at(0).get<float>(), l.at("input_range").at(1).get<float>()};
+        }
         reports_.push_back(std::move(r));
       }
     } catch (const nlohmann::json::exception& e) {
@@ -1120,6 +1134,35 @@ class LayerWiseQuantizer {
                                   {"layers", reports_json()}};
     write_text_file_atomic(dir / "quant_report.json", doc.dump(2));
     log_worst_layers();
+    log_outlying_static_ranges();
+  }
+
+  // Static Linears whose calibration input range is kOutlyingRange× the
+  // median one's or more: one scale per tensor cannot serve their ordinary
+  // tokens; msModelSlim's static practices exclude such Linears by name.
+  void log_outlying_static_ranges() const {
+    constexpr float kOutlyingRange = 20.0f;
+    std::vector<std::pair<float, const std::string*>> widths;
+    for (const auto& r : reports_)
+      for (const auto& l : r.linears)
+        if (l.input_range) widths.emplace_back(l.input_range->second - l.input_range->first, &l.name);
+    if (widths.size() < 2) return;
+    std::vector<float> sorted;
+    for (const auto& w : widths) sorted.push_back(w.first);
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+    const float median = sorted[sorted.size() / 2];
+    if (!(median > 0.0f)) return;
+    std::sort(widths.begin(), widths.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<std::string> names;
+    for (const auto& [width, name] : widths) {
+      if (!(width >= kOutlyingRange * median)) break;
+      names.push_back(fmt::format("{} ({:.0f}x)", *name, width / median));
+    }
+    if (names.empty()) return;
+    spdlog::warn("{} static Linear(s) saw a calibration input range {:.0f}x or more the median Linear's ({:.3g}): "
+                 "one activation scale per tensor then quantizes their ordinary tokens coarsely; consider excluding them or "
+                 "W8A8_DYNAMIC for them (input_range in quant_report.json): {}",
+                 names.size(), kOutlyingRange, median, fmt::join(names, ", "));
   }
 
   void log_worst_layers() {

@@ -120,6 +120,17 @@ TEST(QuantRunner, W8A8StaticOnStories260K) {
     EXPECT_GT(layer["cosine"].get<double>(), 0.99);
     EXPECT_LT(layer["relative_l2"].get<double>(), 0.2);
     EXPECT_EQ(layer["linears"].size(), 7u);
+    // Each static Linear's calibration input range, the one its exported scale was made from.
+    for (const auto& lin : layer["linears"]) {
+      const std::string name = lin["name"].get<std::string>();
+      ASSERT_TRUE(lin.contains("input_range")) << name;
+      const float lo = lin["input_range"][0].get<float>(), hi = lin["input_range"][1].get<float>();
+      EXPECT_LT(lo, hi) << name;
+      const std::vector<float> scale = to_f32(out.weights.read(name + ".input_scale"));
+      ASSERT_EQ(scale.size(), 1u);
+      const float expected = (std::max(hi, 0.0f) - std::min(lo, 0.0f)) / 255.0f;
+      EXPECT_NEAR(scale[0], expected, 1e-3f * expected) << name;  // input_scale is rounded to f16 (serving dtype)
+    }
   }
 }
 
@@ -145,6 +156,9 @@ TEST(QuantRunner, W8A8DynamicIsDataFreeAndWritesPerChannelScales) {
   for (int64_t r = 0; r < 64; ++r)
     for (int64_t i = 0; i < 172; ++i)
       ASSERT_NEAR(q.data<int8_t>()[r * 172 + i] * s[r], w[r * 172 + i], 0.5f * s[r] + 1e-7f);
+  // No static activation, no input range in the report.
+  for (const auto& layer : read_json(tmp / "out" / "quant_report.json")["layers"])
+    for (const auto& lin : layer["linears"]) EXPECT_FALSE(lin.contains("input_range")) << lin["name"];
 }
 
 TEST(QuantRunner, W8A16AsymmetricSingleFileWithExclude) {

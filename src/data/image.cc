@@ -27,16 +27,11 @@ File open_file(const fs::path& file) {
   return f;
 }
 
-// Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS × 2, where it
-// raises instead of warning): a header claiming more is refused before any
-// pixel buffer is allocated.
-constexpr uint64_t kMaxImagePixels = 2 * uint64_t{89478485};
-
-bool too_many_pixels(uint64_t width, uint64_t height) { return width * height > kMaxImagePixels; }
-
-[[noreturn]] void fail_too_large(const fs::path& file, uint64_t width, uint64_t height) {
-  fail("image {}: {}x{} pixels exceed the limit of {} (Pillow's decompression-bomb limit)", file.string(), width,
-       height, kMaxImagePixels);
+// A header claiming more than the limit is refused before any pixel buffer
+// is allocated.
+[[noreturn]] void fail_too_large(const fs::path& file, uint64_t width, uint64_t height, uint64_t limit) {
+  fail("image {}: {}x{} pixels exceed the limit of {}{}", file.string(), width, height, limit,
+       limit == kPillowMaxImagePixels ? " (Pillow's decompression-bomb limit)" : "");
 }
 
 // ---- JPEG ----
@@ -60,7 +55,7 @@ void jpeg_emit_message(j_common_ptr cinfo, int level) {
   if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_error_exit(cinfo);
 }
 
-RgbImage read_jpeg(const fs::path& file) {
+RgbImage read_jpeg(const fs::path& file, uint64_t max_pixels) {
   File f = open_file(file);
   jpeg_decompress_struct cinfo{};
   JpegError err{};
@@ -76,10 +71,10 @@ RgbImage read_jpeg(const fs::path& file) {
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, f.get());
   jpeg_read_header(&cinfo, TRUE);
-  if (too_many_pixels(cinfo.image_width, cinfo.image_height)) {
+  if (uint64_t{cinfo.image_width} * cinfo.image_height > max_pixels) {
     const uint64_t w = cinfo.image_width, h = cinfo.image_height;
     jpeg_destroy_decompress(&cinfo);
-    fail_too_large(file, w, h);
+    fail_too_large(file, w, h, max_pixels);
   }
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
@@ -111,7 +106,7 @@ void png_error_fn(png_structp png, png_const_charp msg) {
   std::longjmp(s->jump, 1);
 }
 
-RgbImage read_png(const fs::path& file) {
+RgbImage read_png(const fs::path& file, uint64_t max_pixels) {
   File f = open_file(file);
   PngState state;
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, png_error_fn, [](png_structp, png_const_charp) {});
@@ -129,10 +124,10 @@ RgbImage read_png(const fs::path& file) {
   }
   png_init_io(png, f.get());
   png_read_info(png, info);
-  if (too_many_pixels(png_get_image_width(png, info), png_get_image_height(png, info))) {
+  if (uint64_t{png_get_image_width(png, info)} * png_get_image_height(png, info) > max_pixels) {
     const uint64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     png_destroy_read_struct(&png, &info, nullptr);
-    fail_too_large(file, w, h);
+    fail_too_large(file, w, h, max_pixels);
   }
   // To 8-bit RGB or RGBA without gamma handling (PIL ignores gAMA too).
   png_set_strip_16(png);
@@ -241,14 +236,14 @@ RgbImage resample_pass(const RgbImage& in, const Coeffs& c, bool horizontal, int
 
 }  // namespace
 
-RgbImage read_image(const fs::path& file) {
+RgbImage read_image(const fs::path& file, uint64_t max_pixels) {
   unsigned char sig[8] = {};
   {
     File f = open_file(file);
     if (std::fread(sig, 1, sizeof sig, f.get()) < 3) fail("image {}: too short to be a JPEG or PNG", file.string());
   }
-  if (sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) return read_jpeg(file);
-  if (png_sig_cmp(sig, 0, 8) == 0) return read_png(file);
+  if (sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) return read_jpeg(file, max_pixels);
+  if (png_sig_cmp(sig, 0, 8) == 0) return read_png(file, max_pixels);
   fail("image {}: neither a JPEG nor a PNG file (by its first bytes)", file.string());
 }
 

@@ -318,6 +318,16 @@ TEST(Qwen3VlPreprocess, BadImagesAreNamed) {
   const auto bomb = dir.path / "bomb.png";
   write_text_file_atomic(bomb, png);
   EXPECT_NE(error_of([&] { read_image(bomb); }).find("bomb.png: 20000x20000 pixels exceed the limit"), std::string::npos);
+  // A caller's own limit (the fuzz target's), for both decoders, before any pixel is decoded.
+  for (const char* name : {"chelsea.png", "rocket.jpg"}) {
+    const auto file = std::filesystem::path(LWQ_SOURCE_DIR) / "calib/calibImages" / name;
+    const RgbImage whole = read_image(file);
+    const uint64_t pixels = static_cast<uint64_t>(whole.width * whole.height);
+    EXPECT_EQ(read_image(file, pixels).pixels, whole.pixels) << name;
+    const std::string err = error_of([&] { read_image(file, pixels - 1); });
+    EXPECT_NE(err.find(fmt::format("exceed the limit of {}", pixels - 1)), std::string::npos) << err;
+    EXPECT_EQ(err.find("Pillow"), std::string::npos) << err;
+  }
 }
 
 }  // namespace

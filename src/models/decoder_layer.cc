@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <memory>
+#include <numeric>
 #include <set>
 
 #include "io/checkpoint.h"
@@ -164,8 +166,7 @@ void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& 
 
 void run_linear_samples(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x,
                         std::span<const int64_t> samples, int64_t in, const float* bias, int64_t out, float* y) {
-  int64_t rows = 0;
-  for (int64_t n : samples) rows += n;
+  const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
   if (!exec) {
     linear_from_layer(w, name + ".weight", x, rows, in, bias, out, y);
     return;
@@ -199,8 +200,7 @@ void LinearExecutor::run(const std::string&, const float* x, int64_t rows, int64
 
 void LinearExecutor::run_samples(const std::string& name, const float* x, std::span<const int64_t> samples,
                                  int64_t in, const float* weight, const float* bias, int64_t out, float* y) {
-  int64_t rows = 0;
-  for (int64_t n : samples) rows += n;
+  const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
   run(name, x, rows, in, weight, bias, out, y);
 }
 
@@ -219,8 +219,7 @@ struct LinearRunner {
                   std::vector<float>& y) const {
     auto it = std::find_if(desc.linears.begin(), desc.linears.end(), [&](const LinearDesc& l) { return l.name == name; });
     if (it == desc.linears.end()) fail("layer {}: the architecture has no linear '{}'", w.layer, name);
-    int64_t rows = 0;
-    for (int64_t n : samples) rows += n;
+    const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
     y.resize(static_cast<size_t>(rows * it->out_features));
     // A Linear the outlier smoothing gave a bias (asymmetric shift) has one
     // although its descriptor declares none.
@@ -237,21 +236,24 @@ struct LinearRunner {
 // beyond one sequence, this many rows: the Linears of a layer run over as many
 // whole calibration samples as fit as one GEMM — the weight is read (and,
 // fake-quantized, dequantized) once per batch instead of once per sample, and
-// 2048 rows already amortise that — while attention runs per sample.
+// 1024 rows already amortise that — while attention runs per sample.
 constexpr int64_t kBatchRows = 1024;
 std::atomic<int64_t> batch_activation_bytes{int64_t{64} << 20};
 
-// Consecutive non-empty sequences, split where the rows (each `row_bytes` of
-// activations) would pass batch_activation_bytes or kBatchRows.
+// The most rows a batch of `row_bytes`-per-row activations may hold.
+int64_t batch_rows(int64_t row_bytes) {
+  return std::clamp<int64_t>(batch_activation_bytes.load() / std::max<int64_t>(row_bytes, 1), 1, kBatchRows);
+}
+
+// Consecutive non-empty sequences, split where a batch would pass max_rows
+// (a longer sequence is a batch of its own).
 struct SequenceBatch {
   std::vector<const SequenceRef*> seqs;
   std::vector<int64_t> rows;  // seqs[i]->seq
   int64_t total = 0;
 };
 
-std::vector<SequenceBatch> batch_sequences(std::span<const SequenceRef> seqs, int64_t row_bytes) {
-  const int64_t max_rows =
-      std::clamp<int64_t>(batch_activation_bytes.load() / std::max<int64_t>(row_bytes, 1), 1, kBatchRows);
+std::vector<SequenceBatch> batch_sequences(std::span<const SequenceRef> seqs, int64_t max_rows) {
   std::vector<SequenceBatch> batches;
   for (const auto& s : seqs) {
     if (s.seq <= 0) continue;
@@ -435,15 +437,11 @@ void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner
   const Architecture& a = architecture_for(cfg);
   const MoeTemplate& m = *a.moe;
   const int64_t H = cfg.hidden_size, E = cfg.moe.num_experts;
-  SequenceBatch all;  // every non-empty sequence; row t of x is token t of them all
-  for (const auto& s : seqs)
-    if (s.seq > 0) {
-      all.seqs.push_back(&s);
-      all.rows.push_back(s.seq);
-      all.total += s.seq;
-    }
   if (tokens_per_expert) tokens_per_expert->assign(static_cast<size_t>(E), 0);
-  if (all.total == 0) return;
+  // every non-empty sequence; row t of x is token t of them all
+  const std::vector<SequenceBatch> whole = batch_sequences(seqs, std::numeric_limits<int64_t>::max());
+  if (whole.empty()) return;
+  const SequenceBatch& all = whole.front();
   const std::vector<float> x = batch_norm_rows(cfg, w, a.roles.post_attention_norm, all);
   std::vector<float> logits;
   linear(m.router, x.data(), all.rows, logits);
@@ -457,7 +455,7 @@ void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner
       routed[static_cast<size_t>(routes.expert[i])].emplace_back(t, routes.weight[i]);
     }
   const int64_t expert_row_bytes = static_cast<int64_t>(sizeof(float)) * (2 * H + 2 * cfg.moe.expert_intermediate);
-  const std::vector<SequenceBatch> chunks = batch_sequences(seqs, expert_row_bytes);
+  const std::vector<SequenceBatch> chunks = batch_sequences(seqs, batch_rows(expert_row_bytes));
 
   std::vector<float> out(static_cast<size_t>(all.total * H), 0.0f);
   std::vector<float> gathered, gate, up, y;
@@ -527,14 +525,14 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std
   LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
   const int64_t H = cfg.hidden_size, f = static_cast<int64_t>(sizeof(float));
   // bytes of activations per row: x, q, k, v, the attention output
-  for (const auto& b : batch_sequences(seqs, f * (H + 2 * cfg.q_dim() + 2 * cfg.kv_dim())))
+  for (const auto& b : batch_sequences(seqs, batch_rows(f * (H + 2 * cfg.q_dim() + 2 * cfg.kv_dim()))))
     attention_block(cfg, w, layer, linear, b, cache);
   if (desc.num_experts > 0) {
     moe_block(cfg, w, linear, seqs, exec, stream, tokens_per_expert);
     return;
   }
   // x, gate, up, the output
-  for (const auto& b : batch_sequences(seqs, f * (2 * H + 2 * cfg.intermediate_size)))
+  for (const auto& b : batch_sequences(seqs, batch_rows(f * (2 * H + 2 * cfg.intermediate_size))))
     dense_mlp_block(cfg, w, linear, b);
 }
 

@@ -178,8 +178,8 @@ void decoder_layer_forward_batch(const ModelConfig& cfg, const LayerWeights& w, 
 
 // The batched forwards run a layer's Linears over as many whole sequences as
 // keep the batch within 1024 rows and its activations within this bound
-// (default 64 MiB; at least one sequence per batch), attention per sequence. Sets it and returns the old
-// one: for tests and benchmarks.
+// (default 64 MiB; at least one sequence per batch), attention per
+// sequence. Sets it and returns the old one: for tests and benchmarks.
 int64_t set_batch_activation_bytes(int64_t bytes);
 
 // Keys (rope applied) and values of the tokens one layer has already seen,

@@ -28,8 +28,10 @@ ExpertUpDownSmoother::ExpertUpDownSmoother(const SmoothSettings& settings, const
   for (int e = 0; e < desc.num_experts; ++e) {
     const std::string up = expert_linear_name(moe, e, moe.up), down = expert_linear_name(moe, e, moe.down);
     if (is_selected(s_.include, s_.exclude, desc.prefix + "." + up) &&
-        is_selected(s_.include, s_.exclude, desc.prefix + "." + down))
-      watched_[e] = {up, down}, downs_.insert(down);
+        is_selected(s_.include, s_.exclude, desc.prefix + "." + down)) {
+      watched_[e] = {up, down};
+      downs_.insert(down);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #include "processors/linear_quantizer.h"
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <limits>
 
@@ -290,8 +291,7 @@ void LinearQuantizer::observe_range(float lo, float hi) {
 void LinearQuantizer::forward(const float* x, int64_t rows, float* y) { forward(x, {&rows, 1}, y); }
 
 void LinearQuantizer::forward(const float* x, std::span<const int64_t> samples, float* y) {
-  int64_t rows = 0;
-  for (int64_t n : samples) rows += n;
+  const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
   if (rows == 0) return;
   if (hessian_ && !frozen_) hessian_->add(x, rows);
   std::vector<float> xq(x, x + rows * in_);

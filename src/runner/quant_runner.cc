@@ -15,6 +15,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <span>
@@ -97,8 +98,7 @@ class CalibrationExecutor : public LinearExecutor {
   // One call per sample for the quantizer's observers, one GEMM for all.
   void run_samples(const std::string& name, const float* x, std::span<const int64_t> samples, int64_t in,
                    const float*, const float* bias, int64_t out, float* y) override {
-    int64_t rows = 0;
-    for (int64_t n : samples) rows += n;
+    const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
     if (!router.empty() && name == router && rows > 0) {
       auto [mn, mx] = std::minmax_element(x, x + rows * in);
       router_min = router_seen ? std::min(router_min, *mn) : *mn;

@@ -35,6 +35,7 @@ std::vector<float>& LayerWeights::get(const std::string& name) {
 const float* LayerWeights::f32(const std::string& name, std::vector<float>& scratch) const {
   if (auto it = tensors.find(name); it != tensors.end()) return it->second.data();
   if (auto m = mapped.find(name); m != mapped.end()) {
+    check_mapped_finite(name);
     if (m->second.dtype == DType::F32) return reinterpret_cast<const float*>(m->second.bytes->data());
     scratch.resize(static_cast<size_t>(shape_numel(m->second.shape)));
     convert_to_f32(m->second.dtype, m->second.bytes->data(), scratch.data(), scratch.size());
@@ -50,6 +51,7 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
 
 std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
   if (auto m = mapped.find(name); m != mapped.end()) {
+    check_mapped_finite(name);
     std::vector<float> v(static_cast<size_t>(shape_numel(m->second.shape)));
     convert_to_f32(m->second.dtype, m->second.bytes->data(), v.data(), v.size());
     mapped.erase(m);
@@ -69,7 +71,9 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
   if (auto m = mapped.find(name); m != mapped.end()) {
     if (static_cast<int64_t>(first + count) > shape_numel(m->second.shape))
       fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
-    convert_to_f32(m->second.dtype, m->second.bytes->data() + first * dtype_size(m->second.dtype), dst, count);
+    const uint8_t* rows = m->second.bytes->data() + first * dtype_size(m->second.dtype);
+    check_finite(m->second.dtype, rows, {end - begin, cols}, m->second.source, m->second.file, begin);
+    convert_to_f32(m->second.dtype, rows, dst, count);
     return;
   }
   if (auto it = stored.find(name); it != stored.end()) {
@@ -89,6 +93,12 @@ std::pair<DType, const void*> LayerWeights::raw(const std::string& name) const {
   return {DType::F32, get(name).data()};
 }
 
+void LayerWeights::check_mapped_finite(const std::string& name) const {
+  auto m = mapped.find(name);
+  if (m == mapped.end()) return;
+  check_finite(m->second.dtype, m->second.bytes->data(), m->second.shape, m->second.source, m->second.file);
+}
+
 size_t LayerWeights::bytes() const {
   size_t n = 0;
   for (const auto& [name, v] : tensors) n += v.size() * sizeof(float);
@@ -103,12 +113,11 @@ void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std
   if (!is_float(info.dtype))
     fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
   if (map_linear && linear_weight) {
-    LayerWeights::Mapped m{info.dtype, info.shape,
-                           std::make_shared<const MappedBytes>(ckpt.map_range(full, 0, info.nbytes, /*populate=*/true))};
-    const int64_t n = static_cast<int64_t>(info.nbytes / dtype_size(info.dtype));
-    // Not finite: read as below, for the same error.
-    if (first_non_finite(info.dtype, m.bytes->data(), n) >= 0) check_finite(ckpt.read(full), full, ckpt.file_of(full).string());
-    w.mapped.emplace(name, std::move(m));
+    // Checked finite where it is used (LayerWeights::Mapped).
+    w.mapped.emplace(name, LayerWeights::Mapped{info.dtype, info.shape,
+                                                std::make_shared<const MappedBytes>(
+                                                    ckpt.map_range(full, 0, info.nbytes, /*populate=*/true)),
+                                                full, ckpt.file_of(full).string()});
     return;
   }
   Tensor raw = ckpt.read(full);

@@ -29,10 +29,16 @@ struct LayerWeights {
   // Linear weight matrices mapped from the checkpoint instead of read
   // (load_layer_weights with map_linears: data-free runs quantize them from
   // there, so the bytes are never copied); read like `stored`.
+  // Not checked finite when mapped: a separate pass over fresh file pages
+  // cost a fifth of a data-free run's CPU. The f32 accessors below check what
+  // they convert; raw() hands out unchecked bytes, for the minmax quantizer,
+  // whose row statistics find a NaN or Inf on their pass
+  // (check_mapped_finite then gives the read error).
   struct Mapped {
     DType dtype;
     Shape shape;
     std::shared_ptr<const MappedBytes> bytes;  // shared: a copied LayerWeights reads the same mapping
+    std::string source, file;                  // checkpoint tensor name and its file, for errors
   };
   std::map<std::string, Mapped> mapped;
 
@@ -52,6 +58,9 @@ struct LayerWeights {
   // The tensor's data as held, row-major: a stored 16-bit tensor's bytes or
   // the f32 copy, with its dtype. Throws when absent.
   std::pair<DType, const void*> raw(const std::string& name) const;
+  // Throws the read error ("tensor '<name>' in <file> holds NaN at ...") if
+  // mapped tensor `name` holds a non-finite value; no-op for other tensors.
+  void check_mapped_finite(const std::string& name) const;
   // Bytes held (f32 tensors + stored tensors).
   size_t bytes() const;
 };

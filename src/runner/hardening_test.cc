@@ -50,23 +50,45 @@ TEST(Hardening, SavePathNeverTheModelItsParentOrInsideIt) {
 
 TEST(Hardening, NonFiniteWeightsAreRefusedNamingTensorAndFile) {
   TempDir tmp;
+  // Data-free runs map Linear weights and check them where they are used
+  // (the quantizer's own pass, or the FLOAT save): every path must still give
+  // the read error. Configs: configs/<name>.yaml, or a path under the repo.
+  const fs::path excluded = tmp / "w8a16_down_float.yaml";
+  {
+    std::ifstream in(repo() / "configs/w8a16.yaml");
+    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string include = "include: [\"*\"]";
+    ASSERT_NE(yaml.find(include), std::string::npos);
+    yaml.replace(yaml.find(include), include.size(), include + "\n      exclude: [\"*down_proj\"]");
+    std::ofstream(excluded) << yaml;
+  }
   struct Case {
     const char* tensor;
     float value;
-    const char* config;
+    std::string config;
   };
   for (const Case& c : {Case{"model.layers.1.post_attention_layernorm.weight", std::nanf(""), "w8a8"},
                         Case{"model.layers.3.mlp.down_proj.weight", std::nanf(""), "w8a8"},
                         Case{"model.layers.3.mlp.down_proj.weight", -std::numeric_limits<float>::infinity(), "w8a16"},
+                        Case{"model.layers.3.mlp.down_proj.weight", std::nanf(""), "w8a8_dynamic"},
+                        Case{"model.layers.3.mlp.down_proj.weight", std::nanf(""), excluded.string()},
+                        Case{"model.layers.2.self_attn.q_proj.weight", std::numeric_limits<float>::infinity(),
+                             "tests/data/configs/schemes/w8a16_ssz.yaml"},
+                        Case{"model.layers.2.self_attn.q_proj.weight", std::nanf(""),
+                             "tests/data/configs/schemes/wfp8afp8_dynamic.yaml"},
                         Case{"model.norm.weight", std::numeric_limits<float>::infinity(), "w8a16"},
                         Case{"model.embed_tokens.weight", std::nanf(""), "w8a8"}}) {
+    SCOPED_TRACE(c.tensor + std::string(" ") + c.config);
     fs::path model = tmp / "m";
     fs::remove_all(model);
     copy_model_with_tensor(stories(), model, c.tensor, [&c](Tensor t) {
       t.data<float>()[t.numel() / 2] = c.value;
       return t;
     });
-    QuantJob job = make_job(model, tmp / "out", (repo() / "configs" / (std::string(c.config) + ".yaml")).string(), 2);
+    const fs::path config = c.config.find('/') == std::string::npos ? repo() / "configs" / (c.config + ".yaml")
+                            : fs::path(c.config).is_absolute()     ? fs::path(c.config)
+                                                                   : repo() / c.config;
+    QuantJob job = make_job(model, tmp / "out", config.string(), 2);
     std::ostringstream log;
     auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
     spdlog::default_logger()->sinks().push_back(sink);

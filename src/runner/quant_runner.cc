@@ -545,8 +545,15 @@ class LayerWiseQuantizer {
     const float* bias = has_bias ? weights.get(lin.name + ".bias").data() : nullptr;
     // The weight as held (16-bit stored or f32): minmax weights quantize from it with no f32 copy.
     const auto [dtype, data] = weights.raw(lin.name + ".weight");
-    return std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
-                                             lin.out_features, lin.in_features);
+    try {
+      return std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
+                                               lin.out_features, lin.in_features);
+    } catch (const Error&) {
+      // Every weight quantizer refuses a non-finite value; a mapped weight,
+      // not checked when read, then gets the read error instead.
+      weights.check_mapped_finite(lin.name + ".weight");
+      throw;
+    }
   }
 
   // Without the quality report, a quantized Linear's float weight is read
@@ -950,6 +957,11 @@ class LayerWiseQuantizer {
     }
     const std::string stored = model_->checkpoint_name(full);
     const TensorInfo& info = ckpt_.info(stored);
+    if (weights.mapped.count(name)) {  // mapped weights are checked where used
+      Tensor t = ckpt_.read(stored);
+      check_finite(t, stored, ckpt_.file_of(stored).string());
+      return t;
+    }
     // The layer's f32 copy holds what smoothing / rotation made of the tensor;
     // an untouched 16-bit one converts back to the same bytes.
     if (auto it = weights.tensors.find(name); it != weights.tensors.end())

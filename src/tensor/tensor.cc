@@ -76,19 +76,26 @@ int64_t first_non_finite(std::span<const float> values) {
 }
 
 void check_finite(const Tensor& t, const std::string& name, const std::string& file, int64_t first_row) {
-  int64_t i = first_non_finite(t);
+  const int64_t n = std::min<int64_t>(t.numel(), static_cast<int64_t>(t.bytes.size() / std::max<size_t>(1, dtype_size(t.dtype))));
+  check_finite(t.dtype, t.bytes.data(), n == t.numel() ? t.shape : Shape{n}, name, file, first_row);
+}
+
+void check_finite(DType dtype, const void* data, const Shape& shape, const std::string& name, const std::string& file,
+                  int64_t first_row) {
+  const int64_t numel = shape_numel(shape);
+  const int64_t i = first_non_finite(dtype, data, numel);
   if (i < 0) return;
-  const int64_t row_size = t.shape.empty() || t.shape[0] == 0 ? 1 : t.numel() / t.shape[0];
+  const int64_t row_size = shape.empty() || shape[0] == 0 ? 1 : numel / shape[0];
   std::string where = fmt::format("element {}", i + first_row * row_size);
-  if (t.shape.size() == 2 && t.shape[1] > 0)
-    where += fmt::format(" (row {}, column {})", first_row + i / t.shape[1], i % t.shape[1]);
+  if (shape.size() == 2 && shape[1] > 0)
+    where += fmt::format(" (row {}, column {})", first_row + i / shape[1], i % shape[1]);
   // The kind of value, read from the bits: a mantissa of zero is an infinity.
   bool is_inf = false;
-  switch (t.dtype) {
-    case DType::F64: is_inf = std::isinf(t.data<double>()[i]); break;
-    case DType::F32: is_inf = std::isinf(t.data<float>()[i]); break;
-    case DType::F16: is_inf = (t.data<uint16_t>()[i] & 0x03FF) == 0; break;
-    case DType::BF16: is_inf = (t.data<uint16_t>()[i] & 0x007F) == 0; break;
+  switch (dtype) {
+    case DType::F64: is_inf = std::isinf(static_cast<const double*>(data)[i]); break;
+    case DType::F32: is_inf = std::isinf(static_cast<const float*>(data)[i]); break;
+    case DType::F16: is_inf = (static_cast<const uint16_t*>(data)[i] & 0x03FF) == 0; break;
+    case DType::BF16: is_inf = (static_cast<const uint16_t*>(data)[i] & 0x007F) == 0; break;
     default: break;
   }
   fail("tensor '{}' in {} holds {} at {}: the checkpoint is damaged or was saved from a diverged model; "

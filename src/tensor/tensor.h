@@ -53,6 +53,10 @@ int64_t first_non_finite(DType dtype, const void* data, int64_t n);
 // `t` may be rows [first_row, ...) of the named tensor (a block read on its
 // own): the message then counts elements and rows of the whole tensor.
 void check_finite(const Tensor& t, const std::string& name, const std::string& file, int64_t first_row = 0);
+// The same over a view: `data` holds numel(shape) values of `dtype` (rows
+// [first_row, ...) of the named tensor when first_row > 0).
+void check_finite(DType dtype, const void* data, const Shape& shape, const std::string& name, const std::string& file,
+                  int64_t first_row = 0);
 
 // A float32 copy of any float tensor's values.
 std::vector<float> to_f32(const Tensor& t);

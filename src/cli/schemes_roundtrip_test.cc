@@ -331,6 +331,67 @@ TEST(SchemesBatchedSamples, OneCallOfSeveralSamplesEqualsOneCallEach) {
   }
 }
 
+// The calibration forward of int-activation, int-weight schemes multiplies
+// the codes with the exact int8 GEMM (LinearQuantizer::integer_forward): its
+// outputs equal the dequantized f32 forward's up to f32 summation, and the
+// observed parameters are the same, before and after freeze().
+TEST(SchemesIntegerForward, EqualsTheDequantizedF32Forward) {
+  const std::string name = "model.layers.0.mlp.up_proj";
+  const Data d = make_data(31);
+  const QConfig w8 = qc(QDtype::Int8, QScope::PerChannel, true, "minmax");
+  const QConfig tok8 = qc(QDtype::Int8, QScope::PerToken, true, "minmax");
+  const std::vector<LinearQConfig> integer = {
+      {qc(QDtype::Int8, QScope::PerTensor, false, "minmax"), w8},
+      {qc(QDtype::Int8, QScope::PerTensor, true, "minmax"), w8},
+      {qc(QDtype::Int8, QScope::PerTensor, false, "histogram"), qc(QDtype::Int8, QScope::PerChannel, true, "ssz")},
+      {qc(QDtype::Int8, QScope::PdMix, false, "minmax", {{"aggregation_type", "mean"}}), w8},
+      {tok8, w8},
+      {tok8, qc(QDtype::Int4, QScope::PerChannel, true, "ssz")},
+      {qc(QDtype::Int4, QScope::PerToken, true, "minmax"), qc(QDtype::Int4, QScope::PerChannel, true, "minmax")},
+      {tok8, qc(QDtype::Int8, QScope::PerChannel, true, "gptq")},  // integer once frozen
+  };
+  const std::vector<int64_t> samples = {5, 1, 9, 3};
+  int64_t total = 0;
+  for (int64_t n : samples) total += n;
+  ASSERT_LE(total, d.rows);
+  for (size_t c = 0; c < integer.size(); ++c) {
+    SCOPED_TRACE(c);
+    LinearQuantizer fast(name, integer[c], d.w.data(), d.bias.data(), d.out, d.in);
+    LinearQuantizer f32(name, integer[c], d.w.data(), d.bias.data(), d.out, d.in);
+    f32.set_integer_forward(false);
+    const bool gptq = integer[c].weight.method == "gptq";
+    EXPECT_EQ(fast.integer_forward(), !gptq);
+    EXPECT_FALSE(f32.integer_forward());
+    std::vector<float> yi(static_cast<size_t>(total * d.out)), yf(yi.size());
+    fast.forward(d.x.data(), samples, yi.data());
+    f32.forward(d.x.data(), samples, yf.data());
+    EXPECT_LT(rel_l2(yi, yf), 1e-6);
+    EXPECT_GT(rel_l2(yi, std::vector<float>(yi.size(), 0.0f)), 0.5);  // not an empty output
+    fast.freeze();
+    f32.freeze();
+    EXPECT_TRUE(fast.integer_forward());
+    std::vector<float> zi(static_cast<size_t>((d.rows - total) * d.out)), zf(zi.size());
+    fast.forward(d.x.data() + total * d.in, d.rows - total, zi.data());
+    f32.forward(d.x.data() + total * d.in, d.rows - total, zf.data());
+    EXPECT_LT(rel_l2(zi, zf), 1e-6);
+    const QuantizedLinear qi = fast.export_linear(DType::F32), qf = f32.export_linear(DType::F32);
+    EXPECT_EQ(qi.input_scale, qf.input_scale);
+    EXPECT_EQ(qi.input_offset, qf.input_offset);
+    EXPECT_EQ(qi.weight.q, qf.weight.q);
+  }
+  // Not integer: asymmetric or per-group weights, float or fp8 activations.
+  for (const LinearQConfig& q :
+       {LinearQConfig{qc(QDtype::Int4, QScope::PerToken, true, "minmax"), qc(QDtype::Int4, QScope::PerChannel, false, "gptq")},
+        LinearQConfig{tok8, qc(QDtype::Int8, QScope::PerGroup, true, "gptq", {{"group_size", 32}})},
+        LinearQConfig{qc(QDtype::Float, QScope::PerTensor, true, "none"), w8},
+        LinearQConfig{qc(QDtype::Fp8E4M3, QScope::PerToken, true, "minmax"), qc(QDtype::Fp8E4M3, QScope::PerChannel, true, "minmax")}}) {
+    LinearQuantizer lq(name, q, d.w.data(), d.bias.data(), d.out, d.in);
+    lq.forward(d.x.data(), d.rows, std::vector<float>(static_cast<size_t>(d.rows * d.out)).data());
+    lq.freeze();
+    EXPECT_FALSE(lq.integer_forward()) << q.weight.method;
+  }
+}
+
 // A dual-scale folder holds weight_dual_scale F32 [out, dual blocks, 1] and,
 // as msModelSlim's ascendv1 saver writes it, a bias tagged with the Linear's
 // type; the reader refuses a dual-block count that hides the block size.

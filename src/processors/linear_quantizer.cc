@@ -7,10 +7,13 @@
 
 #include "config/quant_schemes.h"
 #include "ops/gemm.h"
+#include "ops/gemm_s8.h"
+#include "quant/fake_quant.h"
 #include "quant/fp_formats.h"
 #include "quant/int4_pack.h"
 #include "quant/ssz.h"
 #include "quant/qparams.h"
+#include "quant/quantize_kernels.h"
 #include "quant/w8a8_export.h"
 #include "util/error.h"
 
@@ -200,6 +203,40 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
 
 bool LinearQuantizer::needs_data() const { return !is_data_free(config_); }
 
+// Static ranges (running minmax, histogram, pd_mix's decode range) take in
+// one call's activations; dynamic and float activations observe nothing.
+void LinearQuantizer::observe_activation(std::span<const float> x) {
+  if (frozen_) return;
+  const QConfig& a = config_.act;
+  if (a.dtype != QDtype::Int8 && a.dtype != QDtype::Int4) return;
+  if (a.scope == QScope::PerToken) return;
+  if (a.scope == QScope::PdMix) {
+    // W8A8_MIX (spec §2.6 pd_mix): the running per-tensor asymmetric range
+    // gives the exported static params (decode nodes run them, as W8A8).
+    auto [mn, mx] = std::minmax_element(x.begin(), x.end());
+    update_minmax(*mn, *mx, /*symmetric=*/false);
+    return;
+  }
+  if (histogram_) {
+    // Histogram W8A8: clip search over the merged histogram after each call.
+    histogram_->update(x);
+    if (histogram_->has_stats()) {
+      QParams qp = histogram_->qparams(8, a.symmetric);
+      input_scale_ = qp.scale[0];
+      input_offset_ = qp.offset[0];
+      clip_min_ = histogram_->clip_min();
+      clip_max_ = histogram_->clip_max();
+      observed_ = true;
+    }
+    return;
+  }
+  // W8A8 static: running min/max over every call, params from the running range.
+  float lo, hi;
+  if (!x.empty() && row_min_max(x.data(), static_cast<int64_t>(x.size()), &lo, &hi)) return update_minmax(lo, hi, a.symmetric);
+  auto [mn, mx] = std::minmax_element(x.begin(), x.end());  // not finite: as before, NaN and all
+  update_minmax(*mn, *mx, a.symmetric);
+}
+
 void LinearQuantizer::fake_quant_activation(std::span<float> x, bool observe) {
   const int64_t rows = static_cast<int64_t>(x.size()) / in_;
   const QConfig& a = config_.act;
@@ -214,6 +251,7 @@ void LinearQuantizer::fake_quant_activation(std::span<float> x, bool observe) {
       return fake_quant_mx(x.data(), rows, in_, a.dtype);
     default: break;
   }
+  if (observe) observe_activation(x);
   if (a.scope == QScope::PerToken) {
     // Per-token symmetric int, as the serving kernel computes it. (msModelSlim
     // simulates one scale per call here, spec §9 quirk 2; lwquant follows the
@@ -222,43 +260,48 @@ void LinearQuantizer::fake_quant_activation(std::span<float> x, bool observe) {
     return;
   }
   if (a.scope == QScope::PdMix) {
-    // W8A8_MIX (spec §2.6 pd_mix): the running per-tensor asymmetric range
-    // gives the exported static params (decode nodes run them, as W8A8).
     // The calibration output is fake-quantized as the prefill path deploys
     // it, per-token symmetric int8 (msModelSlim: one symmetric scale per call,
     // quirk 2; lwquant follows the deployed arithmetic, as for W8A8_DYNAMIC).
-    if (observe && !frozen_) {
-      auto [mn, mx] = std::minmax_element(x.begin(), x.end());
-      update_minmax(*mn, *mx, /*symmetric=*/false);
-    }
     fake_quant_per_token(x.data(), rows, in_, 8, /*symmetric=*/true);
     return;
   }
-  if (histogram_) {
-    // Histogram W8A8: clip search over the merged histogram after each call.
-    if (observe && !frozen_) {
-      histogram_->update(x);
-      if (histogram_->has_stats()) {
-        QParams qp = histogram_->qparams(8, a.symmetric);
-        input_scale_ = qp.scale[0];
-        input_offset_ = qp.offset[0];
-        clip_min_ = histogram_->clip_min();
-        clip_max_ = histogram_->clip_max();
-        observed_ = true;
-      }
-    }
-    if (!observed_) fail("{}: static activation parameters requested before any calibration data reached it", name_);
+  if (!observed_) fail("{}: static activation parameters requested before any calibration data reached it", name_);
+  if (histogram_)
     for (float& v : x) v = std::clamp(v, clip_min_, clip_max_);
-    fake_quant_tensor(x.data(), x.size(), input_scale_, input_offset_, 8);
+  fake_quant_tensor(x.data(), x.size(), input_scale_, input_offset_, 8);
+}
+
+bool LinearQuantizer::integer_forward() const {
+  if (!integer_forward_allowed_ || !weight_ready_ || weight_.code != WeightCode::Int || weight_.group_size != 0 ||
+      weight_.bits > 8 || in_ > kMaxS8Depth)
+    return false;
+  for (float z : weight_.offset)
+    if (z != 0.0f) return false;
+  const QConfig& a = config_.act;
+  return a.dtype == QDtype::Int8 || a.dtype == QDtype::Int4;
+}
+
+// The int codes fake_quant_activation's f32 values come from, for one call
+// already observed: q[rows, in] and each row's scale and offset.
+void LinearQuantizer::activation_codes(std::span<const float> x, int8_t* q, float* row_scale,
+                                       float* row_offset) const {
+  const int64_t rows = static_cast<int64_t>(x.size()) / in_;
+  const QConfig& a = config_.act;
+  if (a.scope == QScope::PerToken || a.scope == QScope::PdMix) {
+    const int bits = a.scope == QScope::PdMix ? 8 : weight_bits(a.dtype);
+    quantize_per_token(x.data(), rows, in_, bits, /*symmetric=*/true, q, row_scale, row_offset);
     return;
   }
-  // W8A8 static: running min/max over every call, params from the running range.
-  if (observe && !frozen_) {
-    auto [mn, mx] = std::minmax_element(x.begin(), x.end());
-    update_minmax(*mn, *mx, a.symmetric);
-  }
   if (!observed_) fail("{}: static activation parameters requested before any calibration data reached it", name_);
-  fake_quant_tensor(x.data(), x.size(), input_scale_, input_offset_, 8);
+  if (histogram_) {
+    for (size_t i = 0; i < x.size(); ++i)
+      q[i] = quantize_int(std::clamp(x[i], clip_min_, clip_max_), input_scale_, input_offset_, 8);
+  } else {
+    quantize_tensor(x.data(), x.size(), input_scale_, input_offset_, 8, q);
+  }
+  std::fill(row_scale, row_scale + rows, input_scale_);
+  std::fill(row_offset, row_offset + rows, input_offset_);
 }
 
 void LinearQuantizer::update_minmax(float lo, float hi, bool symmetric) {
@@ -294,6 +337,7 @@ void LinearQuantizer::forward(const float* x, std::span<const int64_t> samples, 
   const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
   if (rows == 0) return;
   if (hessian_ && !frozen_) hessian_->add(x, rows);
+  if (integer_forward()) return forward_integer(x, samples, y);
   std::vector<float> xq(x, x + rows * in_);
   int64_t at = 0;
   for (int64_t n : samples) {
@@ -315,6 +359,46 @@ void LinearQuantizer::forward(const float* x, std::span<const int64_t> samples, 
     dequantize_weight_rows(weight_, begin, n, dst);
   };
   matmul_nt_rows(xq.data(), rows, in_, dequantized_rows, out_, y, bias);
+}
+
+// y[r, o] = sx_r · sw_o · Σ_i (qx[r, i] − zx_r) · qw[o, i] + b[o]
+//         = sx_r · sw_o · (acc[r, o] − zx_r · Σ_i qw[o, i]) + b[o],
+// acc from the exact int8 GEMM; zx_r (an integer, int_qparams) enters in int64.
+void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> samples, float* y) {
+  const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
+  std::vector<int8_t> qx(static_cast<size_t>(rows * in_));
+  std::vector<float> sx(static_cast<size_t>(rows)), zx(static_cast<size_t>(rows));
+  int64_t at = 0;
+  for (int64_t n : samples) {
+    if (n > 0) {
+      const std::span<const float> call(x + at * in_, static_cast<size_t>(n * in_));
+      observe_activation(call);
+      activation_codes(call, qx.data() + at * in_, sx.data() + at, zx.data() + at);
+    }
+    at += n;
+  }
+  if (weight_code_sums_.empty()) {
+    weight_code_sums_.resize(static_cast<size_t>(out_));
+    for (int64_t o = 0; o < out_; ++o) {
+      const int8_t* w = weight_.q.data() + o * in_;
+      weight_code_sums_[static_cast<size_t>(o)] = std::accumulate(w, w + in_, int64_t{0});
+    }
+  }
+  std::vector<int32_t> acc(static_cast<size_t>(rows * out_));
+  matmul_nt_s8(qx.data(), rows, in_, weight_.q.data(), out_, acc.data());
+  const float* sw = weight_.scale.data();
+  const float* bias = bias_.empty() ? nullptr : bias_.data();
+#pragma omp parallel for schedule(static) if (rows * out_ > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto z = static_cast<int64_t>(zx[static_cast<size_t>(r)]);
+    const float s = sx[static_cast<size_t>(r)];
+    const int32_t* a = acc.data() + r * out_;
+    float* yr = y + r * out_;
+    for (int64_t o = 0; o < out_; ++o) {
+      const int64_t v = a[o] - z * weight_code_sums_[static_cast<size_t>(o)];
+      yr[o] = static_cast<float>(v) * (s * sw[o]) + (bias ? bias[o] : 0.0f);
+    }
+  }
 }
 
 void LinearQuantizer::freeze() {

@@ -78,6 +78,15 @@ class LinearQuantizer {
   // Ends calibration: fixes the static activation parameters; gptq
   // quantizes the weight here.
   void freeze();
+  // Whether forward() multiplies int activation codes by the int weight codes
+  // with the exact int8 GEMM (ops/gemm_s8) and scales the int32 sums, instead
+  // of dequantizing both to f32: int codes of at most 8 bits on both sides,
+  // one symmetric scale per output channel, static per-tensor or per-token
+  // activations. The same products as the f32 path, summed exactly (the f32
+  // path rounds each partial sum), as the deployed kernel sums them.
+  // On by default; off for tests that compare the two.
+  bool integer_forward() const;
+  void set_integer_forward(bool on) { integer_forward_allowed_ = on; }
 
   // The export description; `serving_dtype` rounds input_scale (spec §10 fact 18).
   QuantizedLinear export_linear(DType serving_dtype) const;
@@ -106,6 +115,9 @@ class LinearQuantizer {
   void quantize_weight(const WeightRows& weight_rows, const StoredWeight* stored = nullptr);
   bool quantizes_stored_directly() const;
   void fake_quant_activation(std::span<float> x, bool observe);
+  void observe_activation(std::span<const float> x);
+  void activation_codes(std::span<const float> x, int8_t* q, float* row_scale, float* row_offset) const;
+  void forward_integer(const float* x, std::span<const int64_t> samples, float* y);
 
   std::string name_;
   LinearQConfig config_;
@@ -116,6 +128,8 @@ class LinearQuantizer {
   std::vector<float> float_weight_;  // gptq: kept until freeze()
   std::unique_ptr<HessianAccumulator> hessian_;
   std::unique_ptr<HistogramObserver> histogram_;
+  bool integer_forward_allowed_ = true;
+  std::vector<int64_t> weight_code_sums_;  // Σ_i q[o, i] per output channel: the activation offset's term
   std::vector<float> bias_;
   bool observed_ = false, frozen_ = false;
   float act_min_ = 0.0f, act_max_ = 0.0f;

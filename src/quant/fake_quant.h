@@ -23,4 +23,13 @@ QParams fake_quant_dynamic(float* x, size_t n, int bits, bool symmetric);
 // inference; calibration compatible with msModelSlim uses fake_quant_dynamic.
 void fake_quant_per_token(float* x, int64_t rows, int64_t cols, int bits, bool symmetric);
 
+// The codes behind fake_quant_per_token: q[rows, cols] and each row's scale
+// and offset, so that (q − offset) · scale is what it writes.
+void quantize_per_token(const float* x, int64_t rows, int64_t cols, int bits, bool symmetric, int8_t* q,
+                        float* scale, float* offset);
+
+// The codes behind fake_quant_tensor: q = clamp(round(x/scale + offset)),
+// for finite x (NaN: some code in range).
+void quantize_tensor(const float* x, size_t n, float scale, float offset, int bits, int8_t* q);
+
 }  // namespace lwq

@@ -20,6 +20,10 @@ struct AttentionDims {
 // q [seq, n_heads·head_dim], k and v [past + seq, n_kv_heads·head_dim] →
 // out [seq, n_heads·head_dim]; scores are scaled by `scale` (1/sqrt(head_dim)).
 // Query i (token past + i) attends to keys 0..past + i.
+// From kBlockedAttentionMinRows queries and kBlockedAttentionMinHeadDim up,
+// a block of queries runs as GEMMs (summation order differs from the
+// row-at-a-time kernels used below that).
+inline constexpr int64_t kBlockedAttentionMinRows = 64, kBlockedAttentionMinHeadDim = 16;
 void causal_attention(const float* q, const float* k, const float* v, const AttentionDims& d, float scale, float* out);
 
 // Bidirectional (non-causal) multi-head attention: every one of `rows`

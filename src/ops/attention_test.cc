@@ -85,6 +85,37 @@ TEST(Attention, CachedKeysMatchFullSequence) {
   }
 }
 
+// From kBlockedAttentionMinRows queries on, blocks of queries run as GEMMs:
+// several blocks and a partial last one, GQA, windows narrower and wider than
+// a block, head_dim at the threshold.
+TEST(Attention, BlockedGemmPath) {
+  check({.seq = 200, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64}, 11);
+  check({.seq = 130, .n_heads = 2, .n_kv_heads = 1, .head_dim = 16, .sliding_window = 70}, 12);
+  check({.seq = 64, .n_heads = 3, .n_kv_heads = 3, .head_dim = 32, .sliding_window = 1}, 13);
+  check({.seq = 97, .n_heads = 2, .n_kv_heads = 2, .head_dim = 80, .sliding_window = 20}, 14);
+}
+
+// A long cached prefix: a few queries (the row-at-a-time kernels, many keys)
+// and many (the GEMM blocks) give the rows of the whole sequence.
+TEST(Attention, CachedKeysOnBothPaths) {
+  for (int64_t window : {0, 50}) {
+    for (int64_t tail_rows : {8, 70}) {
+      const int64_t total = 100 + tail_rows;
+      AttentionDims full{.seq = total, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64, .sliding_window = window};
+      auto q = test::random_vec(total * 256, 40, 2.0f), k = test::random_vec(total * 128, 41, 2.0f),
+           v = test::random_vec(total * 128, 42);
+      std::vector<float> ref(q.size()), tail(static_cast<size_t>(tail_rows * 256));
+      causal_attention(q.data(), k.data(), v.data(), full, 0.125f, ref.data());
+      AttentionDims cached = full;
+      cached.seq = tail_rows;
+      cached.past = 100;
+      causal_attention(q.data() + 100 * 256, k.data(), v.data(), cached, 0.125f, tail.data());
+      std::vector<double> expect(ref.begin() + 100 * 256, ref.end());
+      EXPECT_LT(test::max_rel_err(tail, expect), 1e-5) << window << " " << tail_rows;
+    }
+  }
+}
+
 TEST(Attention, FirstRowCopiesFirstValue) {
   AttentionDims d{.seq = 3, .n_heads = 2, .n_kv_heads = 1, .head_dim = 2};
   std::vector<float> q(12, 1.0f), k(6, 0.5f), v = {1, 2, 3, 4, 5, 6}, out(12);

@@ -84,9 +84,17 @@ class ObservingExecutor : public LinearExecutor {
   // needs; without, from the f32 weight the forward passes.
   explicit ObservingExecutor(SmoothObserver& obs, const LayerWeights* layer = nullptr) : obs_(obs), layer_(layer) {}
   bool needs_float_weight(const std::string&) const override { return layer_ == nullptr; }
+  // Linears whose output no Linear of the unit reads, when the forward's
+  // output is thrown away (a later forward recomputes it): their inputs are
+  // observed, their product is skipped and zeros written.
+  void skip_unread_outputs(std::function<bool(const std::string&)> unused) { output_unused_ = std::move(unused); }
   void run(const std::string& linear_name, const float* x, int64_t rows, int64_t in, const float* weight,
            const float* bias, int64_t out, float* y) override {
     obs_.observe(linear_name, x, rows, in);
+    if (output_unused_ && output_unused_(linear_name)) {
+      std::fill(y, y + rows * out, 0.0f);
+      return;
+    }
     if (layer_)
       linear_from_layer(*layer_, linear_name + ".weight", x, rows, in, bias, out, y,
                         compute_dtype() == ComputeDType::BF16);
@@ -96,6 +104,7 @@ class ObservingExecutor : public LinearExecutor {
  private:
   SmoothObserver& obs_;
   const LayerWeights* layer_;
+  std::function<bool(const std::string&)> output_unused_;
 };
 
 // ---- the scale formulas (§2.8), exposed for tests ----

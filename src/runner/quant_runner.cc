@@ -945,13 +945,32 @@ class LayerWiseQuantizer {
     return outputs;
   }
 
-  // The layer's quantized output against the float layer on the same inputs:
-  // every kReportStride-th sample (at least the first) unless full_report.
-  // Whole samples, not prefixes: the first tokens of a sequence (BOS and its
+  // The samples the report's per-layer figure is measured on: every
+  // kReportStride-th sample (at least the first) unless full_report. Whole
+  // samples, not prefixes: the first tokens of a sequence (BOS and its
   // attention sink) carry errors unlike the rest and would bias the figure.
-  void measure_layer(int k, LayerWeights& weights, const HiddenSet& quantized, LayerReport& report) {
+  // With few samples those picks can be most of the tokens (4 prompts: the
+  // first alone was 45 % of them, and its float forward 40 % of a run's time):
+  // then the shortest sample stands in for them.
+  std::vector<size_t> report_reference_samples() const {
     std::vector<size_t> picked;
-    for (size_t s = 0; s < samples_.size(); s += report_stride()) picked.push_back(s);
+    int64_t picked_rows = 0, all_rows = 0;
+    for (size_t s = 0; s < samples_.size(); ++s) {
+      all_rows += samples_[s].seq();
+      if (s % report_stride() == 0) picked.push_back(s), picked_rows += samples_[s].seq();
+    }
+    if (report_stride() > 1 && picked_rows * static_cast<int64_t>(report_stride()) > all_rows) {
+      auto shortest = std::min_element(samples_.begin(), samples_.end(),
+                                       [](const CalibSample& a, const CalibSample& b) { return a.seq() < b.seq(); });
+      if (shortest->seq() < picked_rows) picked = {static_cast<size_t>(shortest - samples_.begin())};
+    }
+    return picked;
+  }
+
+  // The layer's quantized output against the float layer on the same inputs
+  // (report_reference_samples).
+  void measure_layer(int k, LayerWeights& weights, const HiddenSet& quantized, LayerReport& report) {
+    const std::vector<size_t> picked = report_reference_samples();
     // A MoE layer's float reference streams the experts it routes to once more.
     // Under bf16 compute the reference computes in bf16 too (no quantizers).
     CalibrationExecutor plain(weights);
@@ -1162,8 +1181,14 @@ class LayerWiseQuantizer {
                                   {"calibration_samples", samples_.size()},
                                   {"measured", !samples_.empty() && job_.report},
                                   {"sampled", !samples_.empty() && job_.report && !job_.full_report},
-                                  {"compute_dtype", bf16_compute() && !samples_.empty() ? "bf16" : "f32"},
-                                  {"layers", reports_json()}};
+                                  {"compute_dtype", bf16_compute() && !samples_.empty() ? "bf16" : "f32"}};
+    if (!samples_.empty()) {
+      std::vector<int64_t> tokens;
+      for (const auto& sample : samples_) tokens.push_back(sample.seq());
+      doc["sample_tokens"] = tokens;
+      if (job_.report) doc["layer_reference_samples"] = report_reference_samples();
+    }
+    doc["layers"] = reports_json();
     write_text_file_atomic(dir / "quant_report.json", doc.dump(2));
     log_worst_layers();
     log_outlying_static_ranges();

@@ -2,6 +2,7 @@
 // and its qwen2 variant, checked against the ascendV1 format (spec §3, §10).
 #include "runner/quant_runner.h"
 
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -334,6 +335,12 @@ TEST(QuantRunner, SampledReportIsCloseToTheFullOne) {
   auto sampled = read_json(tmp / "sampled" / "quant_report.json"), full = read_json(tmp / "full" / "quant_report.json");
   EXPECT_TRUE(sampled["sampled"].get<bool>());
   EXPECT_FALSE(full["sampled"].get<bool>());
+  // Sample 0 (every 16th of four) would be over 1/16 of the tokens: the shortest sample stands in.
+  const auto tokens = sampled["sample_tokens"].get<std::vector<int64_t>>();
+  ASSERT_EQ(tokens.size(), 4u);
+  const auto shortest = static_cast<size_t>(std::min_element(tokens.begin(), tokens.end()) - tokens.begin());
+  EXPECT_EQ(sampled["layer_reference_samples"].get<std::vector<size_t>>(), std::vector<size_t>{shortest});
+  EXPECT_EQ(full["layer_reference_samples"].get<std::vector<size_t>>(), (std::vector<size_t>{0, 1, 2, 3}));
   for (size_t l = 0; l < 5; ++l) {
     double a = sampled["layers"][l]["relative_l2"].get<double>(), b = full["layers"][l]["relative_l2"].get<double>();
     EXPECT_GT(a, 0.0);

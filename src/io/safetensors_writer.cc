@@ -256,19 +256,6 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, const Shape& s
     names_.insert(name);
     data_bytes_ += nbytes;
   });
-  start_writeback();
-}
-
-// Starts the disk writes of what was added since the last call, once there
-// is enough of it, without waiting for them: the fsync of a commit or of
-// finish() then waits for the tail only, instead of for every byte written
-// since the last one, so writing to disk overlaps reading and quantizing.
-void SafetensorsWriter::start_writeback() {
-  constexpr uint64_t kWritebackBytes = uint64_t{32} << 20;
-  if (state_ != State::Open || data_bytes_ - writeback_from_ < kWritebackBytes) return;
-  ::sync_file_range(fd_, static_cast<off_t>(8 + reserve_ + writeback_from_),
-                    static_cast<off_t>(data_bytes_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
-  writeback_from_ = data_bytes_;
 }
 
 void SafetensorsWriter::add_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source,
@@ -293,7 +280,6 @@ void SafetensorsWriter::add_rows(const std::string& name, DType dtype, const Sha
     names_.insert(name);
     data_bytes_ += nbytes;
   });
-  start_writeback();
 }
 
 std::string SafetensorsWriter::header_json() const {

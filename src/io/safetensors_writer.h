@@ -96,14 +96,12 @@ class SafetensorsWriter {
   std::string header_json() const;
   void rewrite_with_header(const std::string& header);
   void discard() noexcept;
-  void start_writeback();
 
   std::filesystem::path final_path_, tmp_path_;
   SafetensorsWriterOptions options_;
   uint64_t reserve_ = 0;  // header bytes reserved (multiple of 8)
   int fd_ = -1;
   uint64_t data_bytes_ = 0;
-  uint64_t writeback_from_ = 0;  // data bytes before this offset have had their writeback started
   std::vector<Entry> entries_;
   std::set<std::string> names_;
   enum class State { Open, Finished, Failed } state_ = State::Open;

@@ -14,7 +14,15 @@ set -euo pipefail
 model=$1 out=$2 rounds=$3 qtype=$4
 shift 4
 mkdir -p "$out"
-drop() { if [[ "${COLD:-0}" == 1 ]]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi; }
+# SETTLE seconds of rest before each command: on a VM the host is still
+# writing the previous command's output back after its fsync, and the next
+# command's reads compete with that (measured: whichever binary ran second
+# in a round was up to 1.8x slower on a 656 MB output).
+drop() {
+  sync
+  sleep "${SETTLE:-3}"
+  if [[ "${COLD:-0}" == 1 ]]; then echo 3 > /proc/sys/vm/drop_caches; fi
+}
 for ((r = 1; r <= rounds; r++)); do
   drop
   /usr/bin/time -f "round $r cat      wall %e user %U sys %S" cat "$model"/*.safetensors > /dev/null

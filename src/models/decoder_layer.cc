@@ -32,6 +32,58 @@ std::vector<float>& LayerWeights::get(const std::string& name) {
   return it->second;
 }
 
+namespace {
+
+// w[r, c] *= s[c] over the whole [size / s.size(), s.size()] matrix.
+void scale_columns_of(float* w, size_t size, const std::vector<float>& s) {
+  const size_t in = s.size();
+  for (size_t i = 0; i < size; ++i) w[i] *= s[i % in];
+}
+
+// Rows [first, first + rows) of a matrix with `cols` columns, at w.
+void apply_scalings(const std::vector<LayerWeights::Scaling>& ops, int64_t first, int64_t rows, int64_t cols,
+                    float* w) {
+  for (const auto& op : ops) {
+    if (op.columns) {
+      scale_columns_of(w, static_cast<size_t>(rows * cols), op.s);
+      continue;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) w[r * cols + c] /= op.s[static_cast<size_t>(first + r)];
+  }
+}
+
+}  // namespace
+
+bool LayerWeights::scaled(const std::string& name) const {
+  auto it = scalings.find(name);
+  return it != scalings.end() && !it->second.empty() && stored.count(name);
+}
+
+void LayerWeights::scale_columns(const std::string& name, const std::vector<float>& s) {
+  if (stored.count(name)) {
+    if (stored.at(name).numel() % static_cast<int64_t>(s.size()) != 0)
+      fail("layer {}: '{}' does not have {} columns", layer, name, s.size());
+    scalings[name].push_back({true, s});
+    return;
+  }
+  std::vector<float>& w = mutable_f32(name);
+  scale_columns_of(w.data(), w.size(), s);
+}
+
+void LayerWeights::divide_rows(const std::string& name, const std::vector<float>& s) {
+  if (stored.count(name)) {
+    if (stored.at(name).numel() % static_cast<int64_t>(s.size()) != 0)
+      fail("layer {}: '{}' does not have {} rows", layer, name, s.size());
+    scalings[name].push_back({false, s});
+    return;
+  }
+  std::vector<float>& w = mutable_f32(name);
+  const size_t cols = w.size() / s.size();
+  for (size_t r = 0; r < s.size(); ++r)
+    for (size_t c = 0; c < cols; ++c) w[r * cols + c] /= s[r];
+}
+
 const float* LayerWeights::f32(const std::string& name, std::vector<float>& scratch) const {
   if (auto it = tensors.find(name); it != tensors.end()) return it->second.data();
   if (auto m = mapped.find(name); m != mapped.end()) {
@@ -43,9 +95,13 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
   }
   auto it = stored.find(name);
   if (it == stored.end()) fail("layer {} has no tensor '{}'", layer, name);
-  if (it->second.dtype == DType::F32) return it->second.data<float>();
+  if (it->second.dtype == DType::F32 && !scaled(name)) return it->second.data<float>();
   scratch.resize(static_cast<size_t>(it->second.numel()));
   convert_to_f32(it->second.dtype, it->second.bytes.data(), scratch.data(), scratch.size());
+  if (scaled(name)) {
+    const int64_t cols = it->second.shape.empty() ? 1 : it->second.numel() / std::max<int64_t>(1, it->second.shape[0]);
+    apply_scalings(scalings.at(name), 0, it->second.numel() / cols, cols, scratch.data());
+  }
   return scratch.data();
 }
 
@@ -60,6 +116,11 @@ std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
   if (auto it = stored.find(name); it != stored.end()) {
     std::vector<float> v(static_cast<size_t>(it->second.numel()));
     convert_to_f32(it->second.dtype, it->second.bytes.data(), v.data(), v.size());
+    if (scaled(name)) {
+      const int64_t cols = it->second.shape.empty() ? 1 : it->second.numel() / std::max<int64_t>(1, it->second.shape[0]);
+      apply_scalings(scalings.at(name), 0, it->second.numel() / cols, cols, v.data());
+    }
+    scalings.erase(name);
     stored.erase(it);
     return tensors[name] = std::move(v);
   }
@@ -80,6 +141,7 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
     const Tensor& t = it->second;
     if (static_cast<int64_t>(first + count) > t.numel()) fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
     convert_to_f32(t.dtype, t.bytes.data() + first * dtype_size(t.dtype), dst, count);
+    if (scaled(name)) apply_scalings(scalings.at(name), begin, end - begin, cols, dst);
     return;
   }
   const std::vector<float>& v = get(name);
@@ -88,6 +150,7 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
 }
 
 std::pair<DType, const void*> LayerWeights::raw(const std::string& name) const {
+  if (scaled(name)) fail("layer {}: '{}' is smoothed; read it through rows_f32 or f32", layer, name);
   if (auto it = stored.find(name); it != stored.end()) return {it->second.dtype, it->second.bytes.data()};
   if (auto m = mapped.find(name); m != mapped.end()) return {m->second.dtype, m->second.bytes->data()};
   return {DType::F32, get(name).data()};
@@ -149,7 +212,8 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
 
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs) {
-  if (auto it = w.stored.find(weight); bf16_inputs && it != w.stored.end() && it->second.dtype == DType::BF16) {
+  if (auto it = w.stored.find(weight);
+      bf16_inputs && it != w.stored.end() && it->second.dtype == DType::BF16 && !w.scaled(weight)) {
     std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
     matmul_nt_bf16(xb.data(), rows, in, it->second.data<uint16_t>(), out, y, bias);
@@ -159,8 +223,13 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
     matmul_nt(x, rows, in, it->second.data(), out, y, bias);
     return;
   }
-  if (auto it = w.stored.find(weight); it != w.stored.end() && it->second.dtype == DType::F32) {
+  if (auto it = w.stored.find(weight); it != w.stored.end() && it->second.dtype == DType::F32 && !w.scaled(weight)) {
     matmul_nt(x, rows, in, it->second.data<float>(), out, y, bias);
+    return;
+  }
+  if (w.scaled(weight)) {  // a smoothed stored weight: this Linear alone in f32, as an f32 layer would hold it
+    std::vector<float> scratch;
+    matmul_nt(x, rows, in, w.f32(weight, scratch), out, y, bias);
     return;
   }
   matmul_nt_rows(

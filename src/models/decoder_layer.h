@@ -41,6 +41,19 @@ struct LayerWeights {
     std::string source, file;                  // checkpoint tensor name and its file, for errors
   };
   std::map<std::string, Mapped> mapped;
+  // Per-channel scalings smoothing gave a `stored` (16-bit) weight, applied in
+  // order whenever it is read as f32 (columns: w[r, c] *= s[c]; rows:
+  // w[r, c] /= s[r]), operation for operation as on an f32 copy: a smoothed
+  // layer is then never held in f32, twice its stored bytes.
+  struct Scaling {
+    bool columns;
+    std::vector<float> s;
+  };
+  std::map<std::string, std::vector<Scaling>> scalings;
+  // Smoothing's transforms: recorded on a stored weight, applied in place on an f32 one.
+  void scale_columns(const std::string& name, const std::vector<float>& s);
+  void divide_rows(const std::string& name, const std::vector<float>& s);
+  bool scaled(const std::string& name) const;
 
   const std::vector<float>& get(const std::string& name) const;  // f32 tensors; throws when absent
   std::vector<float>& get(const std::string& name);

@@ -67,6 +67,40 @@ TEST(LoadLayerWeights, KeepsBf16LinearWeightsAndConvertsTheRest) {
   EXPECT_EQ(w.bytes(), 4u * (64 + 64 + 32 + 32) + 2u * (128 * 64 + 64 * 64 * 2 + 64 * 128 + 128 * 64 * 2 + 64 * 128));
 }
 
+// Smoothing's scalings of a stored bf16 weight are recorded, not applied:
+// every f32 read (whole, by rows, moved to f32) gives what the same
+// operations on an f32 copy give, bit for bit, and the raw bytes are refused.
+TEST(LayerWeightsScalings, ReadsEqualTheTransformedF32Copy) {
+  const int64_t rows = 6, cols = 5;
+  std::vector<float> values(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = std::sin(static_cast<float>(i) * 0.7f) * 3.0f;
+  const std::vector<float> col_s = {0.5f, 1.7f, 3.1f, 0.01f, 2.0f}, row_s = {1.3f, 0.2f, 7.0f, 1.0f, 0.9f, 4.4f},
+                           col_s2 = {2.5f, 0.7f, 1.1f, 9.0f, 0.3f};
+  LayerWeights w;
+  w.stored.emplace("m.weight", tensor_from_f32(DType::BF16, {rows, cols}, values));
+  LayerWeights eager;
+  eager.tensors["m.weight"] = to_f32(w.stored.at("m.weight"));
+  for (LayerWeights* x : {&w, &eager}) {
+    x->scale_columns("m.weight", col_s);
+    x->divide_rows("m.weight", row_s);
+    x->scale_columns("m.weight", col_s2);
+  }
+  EXPECT_TRUE(w.scaled("m.weight"));
+  EXPECT_FALSE(eager.scaled("m.weight"));
+  EXPECT_EQ(w.stored.count("m.weight"), 1u);  // never held in f32
+  const std::vector<float>& want = eager.get("m.weight");
+  std::vector<float> scratch;
+  const float* whole = w.f32("m.weight", scratch);
+  EXPECT_EQ(std::vector<float>(whole, whole + want.size()), want);
+  std::vector<float> part(static_cast<size_t>(2 * cols));
+  w.rows_f32("m.weight", 3, 5, cols, part.data());
+  EXPECT_EQ(part, std::vector<float>(want.begin() + 3 * cols, want.begin() + 5 * cols));
+  EXPECT_THROW(w.raw("m.weight"), Error);
+  EXPECT_EQ(w.mutable_f32("m.weight"), want);
+  EXPECT_FALSE(w.scaled("m.weight"));
+  EXPECT_EQ(w.stored.count("m.weight"), 0u);
+}
+
 TEST(LoadLayerWeights, MissingTensorIsNamed) {
   test::ScratchDir dir;
   copy_golden("llama", dir.path, [](const std::string& n, Tensor&) { return n != "model.layers.1.mlp.up_proj.weight"; });

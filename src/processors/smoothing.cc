@@ -358,14 +358,22 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
   const bool asym = !s_.symmetric && !flex && g.type == "norm-linear";
   std::vector<float> a = activation_scale(st, !asym);
 
-  // Target weights and their column maxima.
-  std::vector<std::pair<const float*, int64_t>> tw;
+  // The targets' column maxima, one target at a time in f32: a stored 16-bit
+  // weight stays stored, its scalings recorded (LayerWeights::scalings).
+  auto numel = [&w](const std::string& name) -> int64_t {
+    if (auto it = w.stored.find(name); it != w.stored.end()) return it->second.numel();
+    if (auto it = w.mapped.find(name); it != w.mapped.end()) return shape_numel(it->second.shape);
+    return static_cast<int64_t>(w.get(name).size());
+  };
+  std::vector<float> scratch, wsc;
   for (const auto& t : g.targets) {
-    auto& m = w.mutable_f32(t + ".weight");
-    if (static_cast<int64_t>(m.size()) % in != 0) fail("smoothing: '{}' does not have {} input channels", t, in);
-    tw.push_back({m.data(), static_cast<int64_t>(m.size()) / in});
+    const int64_t size = numel(t + ".weight");
+    if (size % in != 0) fail("smoothing: '{}' does not have {} input channels", t, in);
+    std::vector<float> one = weight_scale({{w.f32(t + ".weight", scratch), size / in}}, in);
+    if (wsc.empty()) wsc = std::move(one);
+    else
+      for (size_t c = 0; c < wsc.size(); ++c) wsc[c] = std::max(wsc[c], one[c]);
   }
-  std::vector<float> wsc = weight_scale(tw, in);
 
   SmoothedSubgraph done{g.type, g.source, g.targets, {}, 0, 0};
   if (flex) {
@@ -374,7 +382,10 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
       c.alpha = *s_.alpha, c.beta = *s_.beta;
     } else {
       std::vector<float> cat;  // the targets' weights stacked [Σ rows, in]
-      for (const auto& [p, rows] : tw) cat.insert(cat.end(), p, p + rows * in);
+      for (const auto& t : g.targets) {
+        const float* p = w.f32(t + ".weight", scratch);
+        cat.insert(cat.end(), p, p + numel(t + ".weight"));
+      }
       c = flex_search(st.sample.data(), st.sample_rows, in, cat.data(), static_cast<int64_t>(cat.size()) / in,
                       s_.alpha, s_.beta);
     }
@@ -389,8 +400,8 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
     if (in != nh * hd) fail("ov smoothing: '{}' has {} inputs, expected heads×head_dim = {}", g.targets[0], in, nh * hd);
     OvScales ov = flex ? ov_scales_max(a, wsc, done.alpha, done.beta, nh, nkv, hd)
                        : ov_scales_mean(smooth_scale(a, wsc, done.alpha, done.beta, smin), nh, nkv, hd);
-    for (const auto& t : g.targets) scale_columns(w.mutable_f32(t + ".weight"), ov.o);
-    divide_rows(w.mutable_f32(g.source + ".weight"), ov.v);
+    for (const auto& t : g.targets) w.scale_columns(t + ".weight", ov.o);
+    w.divide_rows(g.source + ".weight", ov.v);
     if (w.contains(g.source + ".bias")) divide_rows(w.mutable_f32(g.source + ".bias"), ov.v);
     done.scales = std::move(ov.v);
     res.subgraphs.push_back(std::move(done));
@@ -400,9 +411,9 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
   std::vector<float> s = smooth_scale(a, wsc, done.alpha, done.beta, smin);
   std::vector<float> shift = asym ? activation_shift(st) : std::vector<float>(static_cast<size_t>(in), 0.0f);
   for (const auto& t : g.targets) {
-    auto& m = w.mutable_f32(t + ".weight");
     if (asym) {  // the target absorbs the shift: b += W·shift (W before scaling)
-      const int64_t out = static_cast<int64_t>(m.size()) / in;
+      const float* m = w.f32(t + ".weight", scratch);
+      const int64_t out = numel(t + ".weight") / in;
       const std::string bn = t + ".bias";
       if (!w.contains(bn)) {
         w.tensors[bn].assign(static_cast<size_t>(out), 0.0f);
@@ -415,7 +426,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
         b[static_cast<size_t>(r)] += static_cast<float>(acc);
       }
     }
-    scale_columns(m, s);
+    w.scale_columns(t + ".weight", s);
   }
   if (g.type == "norm-linear") {
     auto& gw = w.mutable_f32(g.source + ".weight");
@@ -437,7 +448,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
       for (size_t c = 0; c < b.size(); ++c) b[c] /= s[c];
     }
   } else {  // up-down, linear-linear: the source Linear's output rows
-    divide_rows(w.mutable_f32(g.source + ".weight"), s);
+    w.divide_rows(g.source + ".weight", s);
     if (w.contains(g.source + ".bias")) divide_rows(w.mutable_f32(g.source + ".bias"), s);
   }
   done.scales = std::move(s);

@@ -558,8 +558,16 @@ class LayerWiseQuantizer {
     // A bias smoothing gave the Linear (asymmetric shift) counts like its own.
     const bool has_bias = lin.has_bias || weights.tensors.count(lin.name + ".bias");
     const float* bias = has_bias ? weights.get(lin.name + ".bias").data() : nullptr;
+    const std::string weight = lin.name + ".weight";
+    if (weights.scaled(weight)) {  // smoothed, still stored: read a block of rows at a time with its scalings
+      const int64_t in = lin.in_features;
+      auto rows = [&weights, weight, in](int64_t begin, int64_t end, float* dst) {
+        weights.rows_f32(weight, begin, end, in, dst);
+      };
+      return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, lin.in_features);
+    }
     // The weight as held (16-bit stored or f32): minmax weights quantize from it with no f32 copy.
-    const auto [dtype, data] = weights.raw(lin.name + ".weight");
+    const auto [dtype, data] = weights.raw(weight);
     try {
       return std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
                                                lin.out_features, lin.in_features);
@@ -588,6 +596,7 @@ class LayerWiseQuantizer {
     return true;
   }
   static void drop_float_weight(LayerWeights& weights, const std::string& linear) {
+    weights.scalings.erase(linear + ".weight");
     weights.stored.erase(linear + ".weight");
     weights.tensors.erase(linear + ".weight");
     weights.mapped.erase(linear + ".weight");
@@ -989,6 +998,10 @@ class LayerWiseQuantizer {
   // The checkpoint's own tensor (original dtype) for a FLOAT save, taken from
   // the loaded layer when it holds the same bytes, so nothing is read twice.
   Tensor original_tensor(LayerWeights& weights, const std::string& name, const std::string& full) {
+    if (weights.scaled(name)) {  // smoothed: its f32 values, rounded to the checkpoint's dtype as below
+      const TensorInfo& info = ckpt_.info(model_->checkpoint_name(full));
+      return tensor_from_f32(info.dtype, info.shape, weights.mutable_f32(name));
+    }
     if (auto it = weights.stored.find(name); it != weights.stored.end()) {
       Tensor t = std::move(it->second);
       weights.stored.erase(it);

@@ -34,23 +34,24 @@ std::vector<float>& LayerWeights::get(const std::string& name) {
 
 namespace {
 
-// w[r, c] *= s[c] over the whole [size / s.size(), s.size()] matrix.
-void scale_columns_of(float* w, size_t size, const std::vector<float>& s) {
-  const size_t in = s.size();
-  for (size_t i = 0; i < size; ++i) w[i] *= s[i % in];
-}
-
 // Rows [first, first + rows) of a matrix with `cols` columns, at w.
 void apply_scalings(const std::vector<LayerWeights::Scaling>& ops, int64_t first, int64_t rows, int64_t cols,
                     float* w) {
   for (const auto& op : ops) {
     if (op.columns) {
-      scale_columns_of(w, static_cast<size_t>(rows * cols), op.s);
+      const size_t in = op.s.size();
+      for (size_t i = 0; i < static_cast<size_t>(rows * cols); ++i) w[i] *= op.s[i % in];
       continue;
     }
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) w[r * cols + c] /= op.s[static_cast<size_t>(first + r)];
   }
+}
+
+// All of a stored weight's scalings on its f32 values `v`.
+void apply_all_scalings(const std::vector<LayerWeights::Scaling>& ops, const Tensor& t, float* v) {
+  const int64_t cols = t.shape.empty() ? 1 : t.numel() / std::max<int64_t>(1, t.shape[0]);
+  apply_scalings(ops, 0, t.numel() / cols, cols, v);
 }
 
 }  // namespace
@@ -60,28 +61,23 @@ bool LayerWeights::scaled(const std::string& name) const {
   return it != scalings.end() && !it->second.empty() && stored.count(name);
 }
 
-void LayerWeights::scale_columns(const std::string& name, const std::vector<float>& s) {
-  if (stored.count(name)) {
-    if (stored.at(name).numel() % static_cast<int64_t>(s.size()) != 0)
-      fail("layer {}: '{}' does not have {} columns", layer, name, s.size());
-    scalings[name].push_back({true, s});
-    return;
-  }
-  std::vector<float>& w = mutable_f32(name);
-  scale_columns_of(w.data(), w.size(), s);
+int64_t LayerWeights::numel(const std::string& name) const {
+  if (auto it = tensors.find(name); it != tensors.end()) return static_cast<int64_t>(it->second.size());
+  if (auto it = stored.find(name); it != stored.end()) return it->second.numel();
+  if (auto it = mapped.find(name); it != mapped.end()) return shape_numel(it->second.shape);
+  fail("layer {} has no tensor '{}'", layer, name);
 }
 
-void LayerWeights::divide_rows(const std::string& name, const std::vector<float>& s) {
+void LayerWeights::scale(const std::string& name, Scaling op) {
+  const int64_t n = numel(name), k = static_cast<int64_t>(op.s.size());
+  if (k == 0 || n % k != 0) fail("layer {}: '{}' does not have {} {}", layer, name, k, op.columns ? "columns" : "rows");
   if (stored.count(name)) {
-    if (stored.at(name).numel() % static_cast<int64_t>(s.size()) != 0)
-      fail("layer {}: '{}' does not have {} rows", layer, name, s.size());
-    scalings[name].push_back({false, s});
+    scalings[name].push_back(std::move(op));
     return;
   }
   std::vector<float>& w = mutable_f32(name);
-  const size_t cols = w.size() / s.size();
-  for (size_t r = 0; r < s.size(); ++r)
-    for (size_t c = 0; c < cols; ++c) w[r * cols + c] /= s[r];
+  const int64_t cols = op.columns ? k : n / k;
+  apply_scalings({op}, 0, n / cols, cols, w.data());
 }
 
 const float* LayerWeights::f32(const std::string& name, std::vector<float>& scratch) const {
@@ -98,10 +94,7 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
   if (it->second.dtype == DType::F32 && !scaled(name)) return it->second.data<float>();
   scratch.resize(static_cast<size_t>(it->second.numel()));
   convert_to_f32(it->second.dtype, it->second.bytes.data(), scratch.data(), scratch.size());
-  if (scaled(name)) {
-    const int64_t cols = it->second.shape.empty() ? 1 : it->second.numel() / std::max<int64_t>(1, it->second.shape[0]);
-    apply_scalings(scalings.at(name), 0, it->second.numel() / cols, cols, scratch.data());
-  }
+  if (scaled(name)) apply_all_scalings(scalings.at(name), it->second, scratch.data());
   return scratch.data();
 }
 
@@ -116,10 +109,7 @@ std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
   if (auto it = stored.find(name); it != stored.end()) {
     std::vector<float> v(static_cast<size_t>(it->second.numel()));
     convert_to_f32(it->second.dtype, it->second.bytes.data(), v.data(), v.size());
-    if (scaled(name)) {
-      const int64_t cols = it->second.shape.empty() ? 1 : it->second.numel() / std::max<int64_t>(1, it->second.shape[0]);
-      apply_scalings(scalings.at(name), 0, it->second.numel() / cols, cols, v.data());
-    }
+    if (scaled(name)) apply_all_scalings(scalings.at(name), it->second, v.data());
     scalings.erase(name);
     stored.erase(it);
     return tensors[name] = std::move(v);
@@ -212,8 +202,12 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
 
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs) {
-  if (auto it = w.stored.find(weight);
-      bf16_inputs && it != w.stored.end() && it->second.dtype == DType::BF16 && !w.scaled(weight)) {
+  if (w.scaled(weight)) {  // a smoothed stored weight: this Linear alone in f32, as an f32 layer would hold it
+    std::vector<float> scratch;
+    matmul_nt(x, rows, in, w.f32(weight, scratch), out, y, bias);
+    return;
+  }
+  if (auto it = w.stored.find(weight); bf16_inputs && it != w.stored.end() && it->second.dtype == DType::BF16) {
     std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
     matmul_nt_bf16(xb.data(), rows, in, it->second.data<uint16_t>(), out, y, bias);
@@ -223,13 +217,8 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
     matmul_nt(x, rows, in, it->second.data(), out, y, bias);
     return;
   }
-  if (auto it = w.stored.find(weight); it != w.stored.end() && it->second.dtype == DType::F32 && !w.scaled(weight)) {
+  if (auto it = w.stored.find(weight); it != w.stored.end() && it->second.dtype == DType::F32) {
     matmul_nt(x, rows, in, it->second.data<float>(), out, y, bias);
-    return;
-  }
-  if (w.scaled(weight)) {  // a smoothed stored weight: this Linear alone in f32, as an f32 layer would hold it
-    std::vector<float> scratch;
-    matmul_nt(x, rows, in, w.f32(weight, scratch), out, y, bias);
     return;
   }
   matmul_nt_rows(

@@ -51,9 +51,11 @@ struct LayerWeights {
   };
   std::map<std::string, std::vector<Scaling>> scalings;
   // Smoothing's transforms: recorded on a stored weight, applied in place on an f32 one.
-  void scale_columns(const std::string& name, const std::vector<float>& s);
-  void divide_rows(const std::string& name, const std::vector<float>& s);
+  void scale(const std::string& name, Scaling op);
+  void scale_columns(const std::string& name, const std::vector<float>& s) { scale(name, {true, s}); }
+  void divide_rows(const std::string& name, const std::vector<float>& s) { scale(name, {false, s}); }
   bool scaled(const std::string& name) const;
+  int64_t numel(const std::string& name) const;  // elements of any held tensor; throws when absent
 
   const std::vector<float>& get(const std::string& name) const;  // f32 tensors; throws when absent
   std::vector<float>& get(const std::string& name);

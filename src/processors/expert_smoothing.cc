@@ -7,17 +7,6 @@
 #include "util/error.h"
 
 namespace lwq {
-namespace {
-
-int64_t numel(const LayerWeights& w, const std::string& name) {
-  if (auto it = w.tensors.find(name); it != w.tensors.end()) return static_cast<int64_t>(it->second.size());
-  if (auto it = w.stored.find(name); it != w.stored.end()) return it->second.numel();
-  if (auto it = w.mapped.find(name); it != w.mapped.end()) return shape_numel(it->second.shape);
-  fail("expert smoothing: '{}' is not in the layer", name);
-}
-
-}  // namespace
-
 ExpertUpDownSmoother::ExpertUpDownSmoother(const SmoothSettings& settings, const MoeTemplate& moe,
                                            const LayerDesc& desc)
     : s_(settings) {
@@ -62,7 +51,7 @@ void ExpertUpDownSmoother::expert_done(int expert, const LayerWeights& w) {
   std::vector<float> scratch;
   const float* d = w.f32(down, scratch);
   const std::vector<float> a = activation_scale(st->second, /*symmetric=*/true);
-  const std::vector<float> wcol = weight_scale({{d, numel(w, down) / in}}, in);
+  const std::vector<float> wcol = weight_scale({{d, w.numel(down) / in}}, in);
   const double alpha = *s_.alpha, beta = s_.kind == SmoothKind::FlexSmoothQuant ? *s_.beta : 1.0 - alpha;
   const double smin = s_.kind == SmoothKind::IterSmooth ? s_.scale_min : 1e-5;
   (*scales_)[expert] = smooth_scale(a, wcol, alpha, beta, smin);

@@ -203,6 +203,19 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
 
 bool LinearQuantizer::needs_data() const { return !is_data_free(config_); }
 
+namespace {
+
+// Minimum and maximum of one call's activations (non-empty): the vector
+// kernel where every value is finite, else std::minmax_element, NaN and all.
+std::pair<float, float> call_range(std::span<const float> x) {
+  float lo, hi;
+  if (row_min_max(x.data(), static_cast<int64_t>(x.size()), &lo, &hi)) return {lo, hi};
+  auto [mn, mx] = std::minmax_element(x.begin(), x.end());
+  return {*mn, *mx};
+}
+
+}  // namespace
+
 // Static ranges (running minmax, histogram, pd_mix's decode range) take in
 // one call's activations; dynamic and float activations observe nothing.
 void LinearQuantizer::observe_activation(std::span<const float> x) {
@@ -213,8 +226,8 @@ void LinearQuantizer::observe_activation(std::span<const float> x) {
   if (a.scope == QScope::PdMix) {
     // W8A8_MIX (spec §2.6 pd_mix): the running per-tensor asymmetric range
     // gives the exported static params (decode nodes run them, as W8A8).
-    auto [mn, mx] = std::minmax_element(x.begin(), x.end());
-    update_minmax(*mn, *mx, /*symmetric=*/false);
+    const auto [lo, hi] = call_range(x);
+    update_minmax(lo, hi, /*symmetric=*/false);
     return;
   }
   if (histogram_) {
@@ -231,10 +244,8 @@ void LinearQuantizer::observe_activation(std::span<const float> x) {
     return;
   }
   // W8A8 static: running min/max over every call, params from the running range.
-  float lo, hi;
-  if (!x.empty() && row_min_max(x.data(), static_cast<int64_t>(x.size()), &lo, &hi)) return update_minmax(lo, hi, a.symmetric);
-  auto [mn, mx] = std::minmax_element(x.begin(), x.end());  // not finite: as before, NaN and all
-  update_minmax(*mn, *mx, a.symmetric);
+  const auto [lo, hi] = call_range(x);
+  update_minmax(lo, hi, a.symmetric);
 }
 
 void LinearQuantizer::fake_quant_activation(std::span<float> x, bool observe) {

@@ -360,14 +360,9 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
 
   // The targets' column maxima, one target at a time in f32: a stored 16-bit
   // weight stays stored, its scalings recorded (LayerWeights::scalings).
-  auto numel = [&w](const std::string& name) -> int64_t {
-    if (auto it = w.stored.find(name); it != w.stored.end()) return it->second.numel();
-    if (auto it = w.mapped.find(name); it != w.mapped.end()) return shape_numel(it->second.shape);
-    return static_cast<int64_t>(w.get(name).size());
-  };
   std::vector<float> scratch, wsc;
   for (const auto& t : g.targets) {
-    const int64_t size = numel(t + ".weight");
+    const int64_t size = w.numel(t + ".weight");
     if (size % in != 0) fail("smoothing: '{}' does not have {} input channels", t, in);
     std::vector<float> one = weight_scale({{w.f32(t + ".weight", scratch), size / in}}, in);
     if (wsc.empty()) wsc = std::move(one);
@@ -384,7 +379,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
       std::vector<float> cat;  // the targets' weights stacked [Σ rows, in]
       for (const auto& t : g.targets) {
         const float* p = w.f32(t + ".weight", scratch);
-        cat.insert(cat.end(), p, p + numel(t + ".weight"));
+        cat.insert(cat.end(), p, p + w.numel(t + ".weight"));
       }
       c = flex_search(st.sample.data(), st.sample_rows, in, cat.data(), static_cast<int64_t>(cat.size()) / in,
                       s_.alpha, s_.beta);
@@ -413,7 +408,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
   for (const auto& t : g.targets) {
     if (asym) {  // the target absorbs the shift: b += W·shift (W before scaling)
       const float* m = w.f32(t + ".weight", scratch);
-      const int64_t out = numel(t + ".weight") / in;
+      const int64_t out = w.numel(t + ".weight") / in;
       const std::string bn = t + ".bias";
       if (!w.contains(bn)) {
         w.tensors[bn].assign(static_cast<size_t>(out), 0.0f);

@@ -41,9 +41,7 @@ void quantize_per_token(const float* x, int64_t rows, int64_t cols, int bits, bo
     float lo = 0.0f, hi = 0.0f;
     // The vector kernel's range where the row is finite; otherwise the scalar
     // path, for its error.
-    const bool finite = cols > 0 && row_min_max(row, cols, &lo, &hi);
-    lo = std::min(lo, 0.0f);
-    hi = std::max(hi, 0.0f);
+    const bool finite = cols > 0 && row_min_max(row, cols, &lo, &hi);  // int_qparams widens it to 0
     const QParams p = finite ? int_qparams({&lo, 1}, {&hi, 1}, bits, symmetric)
                              : whole_range_params(row, static_cast<size_t>(cols), bits, symmetric);
     scale[r] = p.scale[0];

@@ -94,7 +94,8 @@ namespace {
 
 // Rows produced by a callback, in blocks, give the same product as the whole matrix.
 TEST(MatmulNtRows, EqualsMatmulNtForManyBlocks) {
-  const int64_t rows = 3, in = 1 << 15, out = 100;  // blocks of 64 rows (2^21 floats) → two blocks
+  // few rows: blocks of the 2^23-float maximum, 64 rows → two blocks
+  const int64_t rows = 3, in = 1 << 17, out = 100;
   std::vector<float> x(static_cast<size_t>(rows * in)), w(static_cast<size_t>(out * in)), bias(out);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.001f * static_cast<float>(i));
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.003f * static_cast<float>(i));

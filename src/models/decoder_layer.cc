@@ -38,13 +38,23 @@ namespace {
 void apply_scalings(const std::vector<LayerWeights::Scaling>& ops, int64_t first, int64_t rows, int64_t cols,
                     float* w) {
   for (const auto& op : ops) {
+    const float* s = op.s.data();
     if (op.columns) {
-      const size_t in = op.s.size();
-      for (size_t i = 0; i < static_cast<size_t>(rows * cols); ++i) w[i] *= op.s[i % in];
+      // cols is a multiple of s.size() (a 3-D tensor's last dimension): the
+      // same factors repeat along each row; no index arithmetic per element.
+      const int64_t in = static_cast<int64_t>(op.s.size());
+      if (in == 0 || cols % in != 0) fail("column scaling of {} factors for rows of {} values", in, cols);
+      for (int64_t seg = 0; seg < rows * cols; seg += in) {
+        float* v = w + seg;
+        for (int64_t c = 0; c < in; ++c) v[c] *= s[c];
+      }
       continue;
     }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) w[r * cols + c] /= op.s[static_cast<size_t>(first + r)];
+    for (int64_t r = 0; r < rows; ++r) {
+      const float d = s[first + r];
+      float* v = w + r * cols;
+      for (int64_t c = 0; c < cols; ++c) v[c] /= d;
+    }
   }
 }
 

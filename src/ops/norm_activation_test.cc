@@ -45,6 +45,24 @@ TEST(SiluMul, MatchesFormula) {
   EXPECT_FLOAT_EQ(silu(100.0f), 100.0f);
 }
 
+// The vector kernel over the whole float range (the −88 cap, +104 Exp limit,
+// ±FLT_MAX), every tail length and the threaded path (> 2^16 values).
+TEST(SiluMul, VectorKernelMatchesFormulaEverywhere) {
+  const std::vector<float> special = {-3.4e38f, -1e5f, -104.0f, -88.5f, -88.0f, -87.0f, -20.0f, -1e-20f, 0.0f,
+                                      1e-20f,   20.0f, 88.0f,   104.0f, 1e5f,   3.4e38f};
+  for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{17}, int64_t{33}, int64_t{70001}}) {
+    auto g = test::random_vec(static_cast<size_t>(n), 21, 30.0f), u = test::random_vec(static_cast<size_t>(n), 22);
+    for (size_t i = 0; i < special.size() && i < g.size(); ++i) g[i * 7 % g.size()] = special[i];
+    std::vector<float> y(static_cast<size_t>(n));
+    silu_mul(g.data(), u.data(), n, y.data());
+    for (size_t i = 0; i < y.size(); ++i) {
+      const double gi = g[i], s = gi / (1.0 + std::exp(-gi)), want = s * u[i];
+      ASSERT_TRUE(std::isfinite(y[i])) << n << " " << i << " g=" << gi;
+      EXPECT_NEAR(y[i], want, 2e-6 * std::abs(want) + 1e-30) << n << " " << i << " g=" << gi;
+    }
+  }
+}
+
 TEST(AddInplace, Adds) {
   std::vector<float> y = {1, 2, 3}, x = {10, 20, 30};
   add_inplace(y.data(), x.data(), 3);

@@ -106,7 +106,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     std::string model_path, save_path, config_path, quant_type, device = "cpu", model_type, calib_data;
     std::string trust_remote_code = "False";
     std::string moe_calibration = "all";
-    std::string compute_dtype = "f32";
+    std::string compute_dtype = "auto";
     std::string calib_memory_limit;
     std::vector<std::string> tags;
     bool overwrite = false, no_prefetch = false, no_report = false, full_report = false, allow_float_copy = false,
@@ -159,11 +159,14 @@ CommandRunner add_quant_command(CLI::App& app) {
                  "gets none follows the data-free rule in docs/design.md)")
       ->check(CLI::IsMember({"all", "routed"}));
   app.add_option("--compute_dtype", o->compute_dtype,
-                 "Arithmetic of the calibration forward: f32 (default) or bf16 (bfloat16 checkpoints only: every "
-                 "Linear takes bf16-rounded inputs against the stored bf16 weights with f32 accumulation, its output "
-                 "and the hidden states between layers are rounded to bf16, as the bf16 model computes on the "
-                 "reference's NPU); data-free schemes run no forward and are unaffected")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+                 "Arithmetic of the calibration forward: auto (default: f32, except that on a bfloat16 checkpoint "
+                 "the smoothing processors' statistics forward multiplies the stored bf16 weights on bf16-rounded "
+                 "inputs with f32 accumulation, about twice as fast; the forwards whose observations become "
+                 "quantization parameters stay f32), f32 (every product in f32), or bf16 (bfloat16 checkpoints only: "
+                 "every Linear takes bf16-rounded inputs against the stored bf16 weights with f32 accumulation, its "
+                 "output and the hidden states between layers are rounded to bf16, as the bf16 model computes on "
+                 "the reference's NPU); data-free schemes run no forward and are unaffected")
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}));
   app.add_option("--calib_memory_limit", o->calib_memory_limit,
                  "Memory the calibration stream's hidden states may take (e.g. 8GiB; default a quarter of physical "
                  "memory); beyond it they spill to a temporary file beside --save_path (long video sequences)");
@@ -221,6 +224,7 @@ CommandRunner add_quant_command(CLI::App& app) {
     if (!o->calib_memory_limit.empty()) job.calib_memory_limit = parse_memory_size(o->calib_memory_limit);
     job.moe_calibration = o->moe_calibration == "routed" ? MoeCalibration::Routed : MoeCalibration::AllExperts;
     job.compute_dtype = o->compute_dtype == "bf16" ? ComputeDType::BF16 : ComputeDType::F32;
+    job.bf16_statistics_products = o->compute_dtype == "auto";
     std::string model_type = o->model_type;
     if (model_type.empty())
       model_type = kind == "wan" ? "Wan2.1" : kind == "vlm" ? "qwen3_vl_moe" : load_model_config(model_dir).model_type;

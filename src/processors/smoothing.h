@@ -88,6 +88,12 @@ class ObservingExecutor : public LinearExecutor {
   // output is thrown away (a later forward recomputes it): their inputs are
   // observed, their product is skipped and zeros written.
   void skip_unread_outputs(std::function<bool(const std::string&)> unused) { output_unused_ = std::move(unused); }
+  // Products of stored bfloat16 weights on bf16-rounded inputs with f32
+  // accumulation (--compute_dtype auto on a bf16 checkpoint): the statistics
+  // only place each channel's range for a heuristic scale, and this forward
+  // is the run's most expensive one in f32. Inputs are observed unrounded;
+  // outputs stay f32. Smoothed or rotated weights are multiplied in f32.
+  void use_bf16_products(bool on) { bf16_products_ = on; }
   void run(const std::string& linear_name, const float* x, int64_t rows, int64_t in, const float* weight,
            const float* bias, int64_t out, float* y) override {
     obs_.observe(linear_name, x, rows, in);
@@ -97,7 +103,7 @@ class ObservingExecutor : public LinearExecutor {
     }
     if (layer_)
       linear_from_layer(*layer_, linear_name + ".weight", x, rows, in, bias, out, y,
-                        compute_dtype() == ComputeDType::BF16);
+                        bf16_products_ || compute_dtype() == ComputeDType::BF16);
     else LinearExecutor::run(linear_name, x, rows, in, weight, bias, out, y);
   }
 
@@ -105,6 +111,7 @@ class ObservingExecutor : public LinearExecutor {
   SmoothObserver& obs_;
   const LayerWeights* layer_;
   std::function<bool(const std::string&)> output_unused_;
+  bool bf16_products_ = false;
 };
 
 // ---- the scale formulas (§2.8), exposed for tests ----

@@ -100,6 +100,36 @@ TEST(ComputeDtype, Bf16RunsOnQwen3VlMoe) {
   EXPECT_EQ(read_json(tmp / "out_bf16" / "quant_report.json")["compute_dtype"], "bf16");
 }
 
+// --compute_dtype auto (the CLI's default): on a bf16 checkpoint only
+// smoothing's statistics forward multiplies in bf16. The smoothing scales it
+// yields move the static scales by about a bf16 step at most; without a
+// smoothing processor the output is the f32 run's byte for byte (the
+// quantization forward is untouched).
+TEST(ComputeDtype, AutoTakesOnlySmoothingStatisticsFromBf16Products) {
+  TempDir tmp;
+  fs::path model = with_tokenizer(golden("qwen3"), golden("qwen3_vl_moe_tiny"), tmp / "model");  // bfloat16
+  QuantJob job = make_job(model, tmp / "out_f32", (repo() / "configs/w8a8.yaml").string(), 4);  // iter_smooth first
+  run_quantization(job);
+  job.save_path = tmp / "out_bf16";
+  job.bf16_statistics_products = true;
+  run_quantization(job);
+  EXPECT_GT(compare_scales(tmp, 0.03), 0.0) << "the statistics forward did not change a single scale";
+  EXPECT_EQ(read_json(tmp / "out_bf16" / "quant_report.json")["statistics_products"], "bf16");
+  EXPECT_EQ(read_json(tmp / "out_bf16" / "quant_report.json")["compute_dtype"], "f32");
+  EXPECT_EQ(read_json(tmp / "out_f32" / "quant_report.json")["statistics_products"], "f32");
+
+  std::string yaml = read_text_file(repo() / "configs/w8a8.yaml");
+  const size_t from = yaml.find("    - type: \"iter_smooth\""), to = yaml.find("    - type: \"linear_quant\"");
+  ASSERT_TRUE(from != std::string::npos && to != std::string::npos && from < to);
+  yaml.erase(from, to - from);
+  QuantJob plain = make_job_yaml(model, tmp / "plain_f32", yaml, 4);
+  run_quantization(plain);
+  plain.save_path = tmp / "plain_auto";
+  plain.bf16_statistics_products = true;
+  run_quantization(plain);
+  expect_same_folder(tmp / "plain_f32", tmp / "plain_auto");
+}
+
 TEST(ComputeDtype, DataFreeRunsAreUnchanged) {
   TempDir tmp;
   fs::path model = with_tokenizer(golden("qwen3"), golden("qwen3_vl_moe_tiny"), tmp / "model");

@@ -203,6 +203,9 @@ class LayerWiseQuantizer {
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
     const fs::path calib_file = needs_data ? calibration_file(job_) : fs::path();
     if (needs_data) load_calibration(calib_file);
+    if (needs_data && bf16_statistics())
+      spdlog::info("smoothing statistics: products of the bf16 weights on bf16-rounded inputs (f32 accumulation); "
+                   "the quantization forwards stay f32 (--compute_dtype f32 for f32 everywhere)");
     else spdlog::info("data-free configuration: no calibration forward is run{}",
                       bf16_compute() ? " (--compute_dtype bf16 changes nothing here: the output is the f32 run's)" : "");
 
@@ -211,6 +214,7 @@ class LayerWiseQuantizer {
     // Only a bf16 run names its compute dtype, so that work folders of f32
     // runs (and of versions before the option) keep resuming.
     if (bf16_compute() && needs_data) identity["compute_dtype"] = "bf16";
+    if (bf16_statistics() && needs_data) identity["statistics_products"] = "bf16";
     std::unique_ptr<Saver> saver = make_output_saver(folder);
     const int first = resume_or_start_fresh(folder, identity, saver);
 
@@ -297,6 +301,14 @@ class LayerWiseQuantizer {
 
  private:
   bool bf16_compute() const { return job_.compute_dtype == ComputeDType::BF16; }
+  // Smoothing statistics from bf16 products (QuantJob::bf16_statistics_products):
+  // bfloat16 checkpoints only; under bf16 compute every product is bf16 anyway.
+  bool bf16_statistics() const {
+    if (!job_.bf16_statistics_products || bf16_compute() || model_->dtype() != DType::BF16) return false;
+    for (const auto& u : units_)
+      if (u.outlier && u.outlier->is_smoothing()) return true;
+    return false;
+  }
 
   // --compute_dtype bf16 reproduces a bfloat16 model's arithmetic; on a
   // checkpoint of another dtype there is no such model to be faithful to
@@ -305,7 +317,7 @@ class LayerWiseQuantizer {
     if (!bf16_compute() || model_->dtype() == DType::BF16) return;
     fail("--compute_dtype bf16 needs a bfloat16 checkpoint, but {} is {}: bf16 compute rounds the calibration "
          "forward's Linear inputs, outputs and hidden states to bfloat16 as a bf16 model computes them, which an "
-         "{} model does not; use --compute_dtype f32 (the default)",
+         "{} model does not; use --compute_dtype auto (the default) or f32",
          job_.model_path.string(), dtype_name(model_->dtype()), dtype_name(model_->dtype()));
   }
 
@@ -410,6 +422,7 @@ class LayerWiseQuantizer {
     ExpertUpDownSmoother experts(settings, desc.num_experts > 0 && arch.moe ? *arch.moe : no_experts, desc);
     ExpertObservingExecutor exec(smoother.observer(), weights, experts);
     exec.set_compute_dtype(job_.compute_dtype);
+    exec.use_bf16_products(bf16_statistics());
     if (!output_needed) {
       const Architecture& family = architecture_for(lm());
       const std::string down = family.roles.down;
@@ -1194,7 +1207,8 @@ class LayerWiseQuantizer {
                                   {"calibration_samples", samples_.size()},
                                   {"measured", !samples_.empty() && job_.report},
                                   {"sampled", !samples_.empty() && job_.report && !job_.full_report},
-                                  {"compute_dtype", bf16_compute() && !samples_.empty() ? "bf16" : "f32"}};
+                                  {"compute_dtype", bf16_compute() && !samples_.empty() ? "bf16" : "f32"},
+                                  {"statistics_products", bf16_statistics() && !samples_.empty() ? "bf16" : "f32"}};
     if (!samples_.empty()) {
       std::vector<int64_t> tokens;
       for (const auto& sample : samples_) tokens.push_back(sample.seq());

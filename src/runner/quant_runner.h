@@ -50,6 +50,11 @@ struct QuantJob {
   // bfloat16 checkpoints only (Linear inputs and outputs and the unit stream
   // rounded to bfloat16, float32 accumulation; docs/design.md "Compute dtype").
   ComputeDType compute_dtype = ComputeDType::F32;
+  // With compute_dtype F32 on a bfloat16 checkpoint, the smoothing processors'
+  // statistics forward multiplies the stored bf16 weights on bf16-rounded
+  // inputs (f32 accumulation; --compute_dtype auto, the CLI's default); the
+  // forwards whose observations become deployed parameters stay f32.
+  bool bf16_statistics_products = false;
   // Resume commits (fsync of the open shard, calibration state, manifest)
   // follow a unit only once this many seconds have passed since the last one;
   // the last unit always commits. < 0: the default, every unit for calibrated

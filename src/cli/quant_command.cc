@@ -151,7 +151,7 @@ CommandRunner add_quant_command(CLI::App& app) {
   app.add_option("--commit_interval", o->commit_interval,
                  "Seconds between resume commits (fsync of the output so far; a crashed run resumes from the last "
                  "one): a unit commits once this long has passed since the previous commit, the last unit always. "
-                 "Default: 0 (every unit) for calibrated runs, 10 for data-free runs")
+                 "Default: 10 (units of large models take longer, so each commits; 0 = every unit)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--moe_calibration", o->moe_calibration,
                  "Routed experts under static activation schemes: all (default; every expert sees every calibration "

@@ -233,7 +233,7 @@ class LayerWiseQuantizer {
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     const double commit_interval =
-        job_.commit_interval_s >= 0 ? job_.commit_interval_s : (samples_.empty() ? kDataFreeCommitSeconds : 0.0);
+        job_.commit_interval_s >= 0 ? job_.commit_interval_s : kCommitSeconds;
     auto last_commit = std::chrono::steady_clock::now();
     try {
       for (int k = first; k < n; ++k) {
@@ -255,7 +255,7 @@ class LayerWiseQuantizer {
         process_layer(k, weights, *saver, prefetch_next);
         kill_for_testing(k, "saved");
         weights = LayerWeights();
-        ::malloc_trim(0);  // hand freed layer buffers back to the OS so RSS tracks what is live
+        release_freed_memory();
         const auto now = std::chrono::steady_clock::now();
         if (k + 1 == n || std::chrono::duration<double>(now - last_commit).count() >= commit_interval) {
           commit_progress(folder, identity, *saver, k + 1);
@@ -301,6 +301,16 @@ class LayerWiseQuantizer {
 
  private:
   bool bf16_compute() const { return job_.compute_dtype == ComputeDType::BF16; }
+
+  // Data-free units hand their freed buffers back to the OS (malloc_trim), so
+  // RSS tracks what is live: keeping them measured +30–50 MB of peak there
+  // (docs/benchmarks.md). Calibrated units allocate the same buffers again
+  // for the next unit's forwards, and returning them cost a page fault per
+  // 4 KiB on every reuse: 1.8 s of system time on a 1 GB model's run (a
+  // quarter of its CPU outside the GEMMs), with the same peak RSS.
+  void release_freed_memory() const {
+    if (samples_.empty()) ::malloc_trim(0);
+  }
   // Smoothing statistics from bf16 products (QuantJob::bf16_statistics_products):
   // bfloat16 checkpoints only; under bf16 compute every product is bf16 anyway.
   bool bf16_statistics() const {
@@ -677,7 +687,7 @@ class LayerWiseQuantizer {
       weights.stored.erase(name + ".weight");
       weights.tensors.erase(name + ".weight");
     }
-    ::malloc_trim(0);
+    release_freed_memory();
     forwards_done();
     save_layer(desc, quantizers, saver, report, weights);
     // Only smoothing ran a forward: the routed experts were not saved by a calibration pass.
@@ -1289,9 +1299,10 @@ class LayerWiseQuantizer {
 // Tensors of tens of MB are allocated and freed for every Linear and expert;
 // glibc would mmap each one afresh (a page fault and a zeroed page per 4 KiB)
 // and give every thread its own arena. One arena and a high mmap threshold let
-// those buffers be reused; malloc_trim after each layer still returns the
-// memory to the OS, so RSS keeps tracking what is live (docs/benchmarks.md:
-// a third less CPU on data-free MoE layers).
+// those buffers be reused; in data-free runs malloc_trim after each layer
+// still returns the memory to the OS, so RSS keeps tracking what is live
+// (release_freed_memory; docs/benchmarks.md: a third less CPU on data-free
+// MoE layers).
 static void tune_allocator_for_large_buffers() {
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_MMAP_THRESHOLD, 256 << 20);

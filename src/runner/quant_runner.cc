@@ -420,8 +420,15 @@ class LayerWiseQuantizer {
   // layer's output is not computed: the Linears whose product only feeds it
   // (the MLP's down projection, each routed expert's) are skipped, a quarter
   // of a dense layer's GEMM work, and the returned set is empty.
+  //
+  // With `reference` (the report, when no quantizer has touched the layer
+  // yet) a dense unit's forward runs in two passes, the report's samples
+  // last and with their products complete: smoothing and rotation keep the
+  // float function, so those outputs are the report's float reference and
+  // measure_layer needs no forward of its own. The split is made with or
+  // without the report, so both give the same bytes.
   HiddenSet smooth_layer(int k, const LayerDesc& desc, const ProcessorConfig& p, LayerWeights& weights,
-                         bool output_needed) {
+                         bool output_needed, HiddenSet* reference) {
     const Architecture arch = layer_smoothing_arch(architecture_for(lm()), desc);
     const SmoothSettings settings = smooth_settings_from(p);
     LayerSmoother smoother(settings, lm(), arch, desc.prefix);
@@ -442,7 +449,19 @@ class LayerWiseQuantizer {
         return name == down || (!expert_prefix.empty() && name.starts_with(expert_prefix) && name.ends_with(expert_down));
       });
     }
-    HiddenSet outputs = forward_all(k, weights, &exec, nullptr);
+    HiddenSet outputs;
+    if (output_needed || desc.num_experts > 0) {  // experts are smoothed as one pass streams them
+      outputs = forward_all(k, weights, &exec, nullptr);
+    } else {
+      const std::vector<size_t> picked = report_reference_samples();
+      std::vector<size_t> rest;
+      for (size_t i = 0; i < samples_.size(); ++i)
+        if (std::find(picked.begin(), picked.end(), i) == picked.end()) rest.push_back(i);
+      if (!rest.empty()) forward_samples(k, weights, &exec, rest, nullptr);
+      if (reference && job_.report) exec.skip_unread_outputs(nullptr);
+      HiddenSet last = forward_samples(k, weights, &exec, picked, nullptr);
+      if (reference && job_.report) *reference = std::move(last);
+    }
     if (!output_needed) outputs.clear();
     if (experts.smoothed() > 0) {
       expert_transforms_ = then(expert_transforms_, experts.transform());
@@ -493,6 +512,7 @@ class LayerWiseQuantizer {
     std::vector<LinearReport> linears;
     double relative_l2, cosine;  // layer output vs float layer on the same inputs; −1 if not measured
     std::vector<int64_t> expert_tokens;  // MoE layers: calibration tokens routed to each expert
+    std::string reference;               // where the float reference came from: "smoothing_forward" or "float_forward"
   };
 
   // The saver never removes what it wrote: the work folder as a whole is
@@ -647,14 +667,16 @@ class LayerWiseQuantizer {
     exec.set_compute_dtype(job_.compute_dtype);
     exec.measure = job_.report;
     exec.row_stride = job_.full_report ? 1 : kReportStride;
-    HiddenSet outputs;
+    HiddenSet outputs, reference;
     added_tensors_.clear();
     for (size_t u = 0; u < units_.size(); ++u) {
       ProcessingUnit& unit = units_[u];
       if (unit.outlier) {
         if (unit.outlier->is_smoothing()) {
           outputs.clear();
-          outputs = smooth_layer(k, desc, *unit.outlier, weights, !forward_follows(u));
+          // The first forward on the still-float layer can give the report's reference.
+          const bool float_layer = quantizers.empty() && reference.empty() && job_.reference_from_smoothing;
+          outputs = smooth_layer(k, desc, *unit.outlier, weights, !forward_follows(u), float_layer ? &reference : nullptr);
         }
         continue;  // quarot: applied when the layer was loaded
       }
@@ -680,7 +702,7 @@ class LayerWiseQuantizer {
       for (const auto& name : exec.observing) quantizers[name]->freeze();
     }
     if (!outputs.empty()) {
-      if (job_.report) measure_layer(k, weights, outputs, report);
+      if (job_.report) measure_layer(k, weights, outputs, reference, report);
       hidden_ = std::move(outputs);
     }
     for (const auto& [name, q] : quantizers) {
@@ -1000,14 +1022,17 @@ class LayerWiseQuantizer {
   }
 
   // The layer's quantized output against the float layer on the same inputs
-  // (report_reference_samples).
-  void measure_layer(int k, LayerWeights& weights, const HiddenSet& quantized, LayerReport& report) {
+  // (report_reference_samples), from smoothing's forward when it kept them
+  // (`reference` non-empty), else from a float forward of those samples.
+  void measure_layer(int k, LayerWeights& weights, const HiddenSet& quantized, HiddenSet& reference,
+                     LayerReport& report) {
     const std::vector<size_t> picked = report_reference_samples();
     // A MoE layer's float reference streams the experts it routes to once more.
     // Under bf16 compute the reference computes in bf16 too (no quantizers).
     CalibrationExecutor plain(weights);
     plain.set_compute_dtype(job_.compute_dtype);
-    HiddenSet reference = forward_samples(k, weights, bf16_compute() ? &plain : nullptr, picked, nullptr);
+    report.reference = reference.empty() ? "float_forward" : "smoothing_forward";
+    if (reference.empty()) reference = forward_samples(k, weights, bf16_compute() ? &plain : nullptr, picked, nullptr);
     OutputErrorStats stats;
     for (size_t i = 0; i < picked.size(); ++i) {
       stats.add(reference[i].data(), quantized[picked[i]].data(), reference[i].size());
@@ -1182,6 +1207,7 @@ class LayerWiseQuantizer {
         j["relative_l2"] = r.relative_l2;
         j["cosine"] = r.cosine;
       }
+      if (!r.reference.empty()) j["reference"] = r.reference;
       j["linears"] = linears;
       if (!r.expert_tokens.empty()) j["expert_tokens"] = r.expert_tokens;
       layers.push_back(j);
@@ -1199,6 +1225,7 @@ class LayerWiseQuantizer {
         LayerReport r{j.at("layer").get<int>(), j.at("name").get<std::string>(), {}, measured(j, "relative_l2"),
                       measured(j, "cosine"), {}};
         if (j.contains("expert_tokens")) r.expert_tokens = j.at("expert_tokens").get<std::vector<int64_t>>();
+        if (j.contains("reference")) r.reference = j.at("reference").get<std::string>();
         for (const auto& l : j.at("linears")) {
           r.linears.push_back({l.at("name").get<std::string>(), l.at("type").get<std::string>(),
                                measured(l, "relative_l2"), measured(l, "cosine"), std::nullopt});

@@ -63,6 +63,11 @@ struct QuantJob {
   // of a data-free run's wall time) and calibration-state writes (the hidden
   // states of every sample: 6 % of a 1 GB model's calibrated run).
   double commit_interval_s = -1.0;
+  // The report's float reference for a layer whose first forward is a
+  // smoothing processor's comes from that forward (smoothing and rotation
+  // keep the float function); false runs a float forward of its own, as
+  // before: for tests that compare the two.
+  bool reference_from_smoothing = true;
 };
 
 inline constexpr double kCommitSeconds = 10.0;

@@ -356,6 +356,28 @@ TEST(QuantRunner, SampledReportIsCloseToTheFullOne) {
   }
 }
 
+// The per-layer float reference taken from iter_smooth's forward (the report's
+// samples last, their products complete) measures what a float forward of
+// its own measures, and the checkpoint does not depend on where it came from.
+TEST(QuantRunner, ReferenceFromTheSmoothingForwardEqualsAFloatForward) {
+  TempDir tmp;
+  QuantJob job = make_job(stories(), tmp / "reused", (repo() / "configs/w8a8.yaml").string(), 4);
+  run_quantization(job);
+  job.save_path = tmp / "own";
+  job.reference_from_smoothing = false;
+  run_quantization(job);
+  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
+    EXPECT_EQ(read_text_file(tmp / "reused" / f), read_text_file(tmp / "own" / f)) << f;
+  auto reused = read_json(tmp / "reused" / "quant_report.json"), own = read_json(tmp / "own" / "quant_report.json");
+  for (size_t l = 0; l < 5; ++l) {
+    const double a = reused["layers"][l]["relative_l2"].get<double>(), b = own["layers"][l]["relative_l2"].get<double>();
+    EXPECT_GT(a, 0.0);
+    EXPECT_NEAR(a, b, 1e-3 * b) << "layer " << l;
+    EXPECT_EQ(reused["layers"][l]["reference"], "smoothing_forward");
+    EXPECT_EQ(own["layers"][l]["reference"], "float_forward");
+  }
+}
+
 TEST(QuantRunner, ModelWiseMatchesLayerWise) {
   TempDir tmp;
   QuantJob job = make_job(stories(), tmp / "lw", (repo() / "configs/w8a8.yaml").string(), 3);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -50,6 +51,12 @@ struct SafetensorsWriterOptions {
   uint64_t header_reserve = 1u << 20;
   // Written as "__metadata__" when non-empty.
   std::map<std::string, std::string> metadata;
+  // Write the data area with O_DIRECT through a staging buffer of
+  // `direct_stage_bytes` (rounded up to a multiple of 4096), where the file
+  // system allows it; else, or when false, through the page cache. The files
+  // are the same byte for byte.
+  bool direct_io = true;
+  uint64_t direct_stage_bytes = 8u << 20;
 };
 
 class SafetensorsWriter {
@@ -69,6 +76,8 @@ class SafetensorsWriter {
   uint64_t data_bytes() const { return data_bytes_; }
   size_t count() const { return entries_.size(); }
   const std::filesystem::path& path() const { return final_path_; }
+  // True while the data area is written with O_DIRECT.
+  bool direct() const { return direct_fd_ >= 0; }
   // Writes the header, fsyncs and renames to the final name.
   void finish();
 
@@ -96,12 +105,35 @@ class SafetensorsWriter {
   std::string header_json() const;
   void rewrite_with_header(const std::string& header);
   void discard() noexcept;
+  void close_files() noexcept;
+
+  // Data area writes (see the .cc file's "Direct writes").
+  void start_direct();
+  void drop_unlisted();
+  void append(const void* src, uint64_t n);
+  void flush_stage();
+  void write_stage();
+  void trim_file();
+  void load_stage(uint64_t at);
+  void stop_direct() noexcept;
+
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
 
   std::filesystem::path final_path_, tmp_path_;
   SafetensorsWriterOptions options_;
   uint64_t reserve_ = 0;  // header bytes reserved (multiple of 8)
-  int fd_ = -1;
+  int fd_ = -1;           // buffered: header, truncation, fsync, reads
   uint64_t data_bytes_ = 0;
+  uint64_t pos_ = 0;       // file offset of the next data byte
+  uint64_t file_end_ = 0;  // the file's length is at most this
+  // O_DIRECT descriptor of the same file and its staging buffer, which holds
+  // the file's bytes [stage_off_, pos_); stage_off_ is 4096-aligned.
+  int direct_fd_ = -1;
+  std::unique_ptr<uint8_t, FreeDeleter> stage_;
+  uint64_t stage_cap_ = 0, stage_off_ = 0;
+  bool stage_dirty_ = false;  // holds bytes not yet written
   std::vector<Entry> entries_;
   std::set<std::string> names_;
   enum class State { Open, Finished, Failed } state_ = State::Open;
@@ -169,7 +201,12 @@ class ShardedSafetensorsWriter {
 };
 
 // Test hook: after `n` more bytes the write path fails as if the disk were
-// full (ENOSPC), in every writer of the process. n < 0 disables it.
+// full (ENOSPC), in every writer of the process. n < 0 disables it. While it
+// is armed, data goes through the page cache, never O_DIRECT.
 void set_write_fault_after_bytes_for_testing(int64_t n);
+// Test hook: the next O_DIRECT write of any writer fails with `err` (EINVAL:
+// the file system refuses it and the writer goes on buffered; others: a
+// write error). 0 disables it.
+void set_direct_write_error_for_testing(int err);
 
 }  // namespace lwq

@@ -1,8 +1,14 @@
 #include "io/safetensors_writer.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iostream>
 
 #include "io/io_test_util.h"
 #include "io/safetensors_reader.h"
@@ -33,7 +39,10 @@ SafetensorsWriterOptions reserve(uint64_t bytes) {
 // Every test leaves the fault hook disarmed, whatever happens.
 struct Writer : ::testing::Test {
   TempDir dir;
-  void TearDown() override { set_write_fault_after_bytes_for_testing(-1); }
+  void TearDown() override {
+    set_write_fault_after_bytes_for_testing(-1);
+    set_direct_write_error_for_testing(0);
+  }
 };
 
 TEST_F(Writer, ExactBytesOfASmallFile) {
@@ -243,6 +252,223 @@ TEST_F(Writer, FaultWhileRewritingWithAnExactHeader) {
   set_write_fault_after_bytes_for_testing(300);  // header fits, the data copy does not
   expect_error([&] { w.finish(); }, {"r.safetensors", "No space left"});
   EXPECT_TRUE(dir.files().empty());
+}
+
+// ---- O_DIRECT writes: the same files as through the page cache
+
+SafetensorsWriterOptions direct_options(bool direct, uint64_t header_reserve = 1u << 20) {
+  SafetensorsWriterOptions o;
+  o.header_reserve = header_reserve;
+  o.direct_io = direct;
+  o.direct_stage_bytes = 8192;  // small: many flushes, tensors across them
+  return o;
+}
+
+// Tensors of sizes around the block (4096) and the stage (8192), some written
+// a block of rows at a time.
+struct Piece {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  bool rows;
+};
+const std::vector<Piece> kPieces = {
+    {"one", DType::U8, {1}, false},          {"b4095", DType::I8, {4095}, false},
+    {"b4097", DType::I8, {4097}, true},      {"stage3", DType::I8, {3 * 8192 + 5}, true},
+    {"bf16", DType::BF16, {37, 129}, true},  {"f32", DType::F32, {5, 1031}, false},
+    {"empty", DType::BF16, {0, 9}, true},    {"i8", DType::I8, {3, 8192}, false},
+    {"scalar", DType::F32, {}, false},       {"tail", DType::BF16, {2047}, true},
+};
+
+void add_pieces(SafetensorsWriter& w, size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) {
+    const Piece& p = kPieces[i];
+    const Tensor t = random_tensor(p.dtype, p.shape, 500 + static_cast<uint32_t>(i));
+    if (!p.rows) {
+      w.add(p.name, t);
+      continue;
+    }
+    const size_t row = p.shape.empty() || p.shape[0] == 0 ? 0 : t.nbytes() / p.shape[0];
+    w.add_rows(p.name, p.dtype, p.shape, [&](int64_t row0, int64_t n, void* dst) {
+      std::memcpy(dst, t.bytes.data() + row0 * row, n * row);
+    }, 3000);
+  }
+}
+
+// The pieces with a checkpoint after each (a flush of the stage at every kind
+// of offset); returns whether the writer wrote with O_DIRECT.
+bool write_pieces(const std::filesystem::path& path, const SafetensorsWriterOptions& options) {
+  SafetensorsWriter w(path, options);
+  for (size_t i = 0; i < kPieces.size(); ++i) {
+    add_pieces(w, i, i + 1);
+    w.checkpoint();
+  }
+  const bool direct = w.direct();
+  w.finish();
+  return direct;
+}
+
+// Reserves: the rewrite at finish(), the header in place with the data
+// starting inside the first block, and the data starting on a block.
+TEST_F(Writer, DirectWritesGiveTheSameBytes) {
+  for (uint64_t reserve : {uint64_t{1} << 20, uint64_t{1000}, uint64_t{4088}}) {
+    SCOPED_TRACE("reserve " + std::to_string(reserve));
+    EXPECT_FALSE(write_pieces(dir / "buffered.safetensors", direct_options(false, reserve)));
+    const bool direct = write_pieces(dir / "direct.safetensors", direct_options(true, reserve));
+    EXPECT_EQ(testing::read_bytes(dir / "direct.safetensors"), testing::read_bytes(dir / "buffered.safetensors"));
+    if (!direct) GTEST_SKIP() << dir.path << " does not take O_DIRECT: the direct path was not run";
+    EXPECT_EQ(SafetensorsFile::open(dir / "direct.safetensors").tensors().size(), kPieces.size());
+  }
+}
+
+// While the fault hook is armed, bytes go through the page cache (the fault
+// then surfaces in the add() that crosses the budget); the stage takes over
+// again once it is disarmed.
+TEST_F(Writer, ArmedFaultHookBypassesTheStage) {
+  write_pieces(dir / "buffered.safetensors", direct_options(false, 1000));
+  {
+    SafetensorsWriter w(dir / "d.safetensors", direct_options(true, 1000));
+    add_pieces(w, 0, 3);
+    set_write_fault_after_bytes_for_testing(int64_t{1} << 40);
+    add_pieces(w, 3, 6);
+    set_write_fault_after_bytes_for_testing(-1);
+    add_pieces(w, 6, kPieces.size());
+    w.finish();
+  }
+  EXPECT_EQ(testing::read_bytes(dir / "d.safetensors"), testing::read_bytes(dir / "buffered.safetensors"));
+}
+
+// A crash after a checkpoint at an unaligned length: the temporary holds the
+// checkpoint's bytes, bytes added after it, and whatever else the crash left.
+TEST_F(Writer, DirectWriterResumesFromACheckpoint) {
+  write_pieces(dir / "clean.safetensors", direct_options(true, 1000));
+  const size_t at = 4;
+  SafetensorsWriterState state;
+  {
+    SafetensorsWriter w(dir / "r.safetensors", direct_options(true, 1000));
+    w.keep_file();
+    add_pieces(w, 0, at);
+    state = w.checkpoint();
+    EXPECT_NE((8 + state.reserve + state.data_bytes) % 4096, 0u);
+    add_pieces(w, at, at + 2);
+  }
+  {
+    std::ofstream tail(dir / "r.safetensors.tmp", std::ios::binary | std::ios::app);
+    tail << std::string(5000, 'x');
+  }
+  auto w = SafetensorsWriter::reopen(dir / "r.safetensors", direct_options(true, 1000), state, {});
+  const bool direct = w->direct();
+  add_pieces(*w, at, kPieces.size());
+  w->finish();
+  EXPECT_EQ(testing::read_bytes(dir / "r.safetensors"), testing::read_bytes(dir / "clean.safetensors"));
+  if (!direct) GTEST_SKIP() << dir.path << " does not take O_DIRECT: the direct path was not run";
+}
+
+// A folder under /dev/shm (tmpfs), removed with everything in it.
+struct ShmDir {
+  std::filesystem::path path = "/dev/shm/lwq_io_test_" + std::to_string(::getpid());
+  ShmDir() { std::filesystem::create_directories(path); }
+  ~ShmDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+bool takes_o_direct(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd >= 0) ::close(fd);
+  std::error_code ec;
+  std::filesystem::remove(file, ec);
+  return fd >= 0;
+}
+
+// Where the file system refuses O_DIRECT the writer writes through the page
+// cache. tmpfs refused it before Linux 6.6; later kernels take it, and this
+// checks the direct path on tmpfs instead.
+TEST_F(Writer, WritesWhereTheFileSystemHasNoODirect) {
+  struct statfs fs_info;
+  if (::statfs("/dev/shm", &fs_info) != 0 || fs_info.f_type != 0x01021994 /* TMPFS_MAGIC */)
+    GTEST_SKIP() << "no tmpfs at /dev/shm";
+  ShmDir shm;
+  const bool expected = takes_o_direct(shm.path / "probe");
+  EXPECT_EQ(write_pieces(shm.path / "s.safetensors", direct_options(true)), expected);
+  write_pieces(dir / "buffered.safetensors", direct_options(false));
+  EXPECT_EQ(testing::read_bytes(shm.path / "s.safetensors"), testing::read_bytes(dir / "buffered.safetensors"));
+  if (expected) std::cout << "[ note ] this kernel's tmpfs takes O_DIRECT: only the direct path ran\n";
+}
+
+// A file system that takes the O_DIRECT open but refuses its writes (EINVAL):
+// the writer goes on through the page cache.
+TEST_F(Writer, RefusedDirectWritesGoOnBuffered) {
+  write_pieces(dir / "buffered.safetensors", direct_options(false));
+  {
+    SafetensorsWriter w(dir / "d.safetensors", direct_options(true));
+    if (!w.direct()) GTEST_SKIP() << dir.path << " does not take O_DIRECT";
+    add_pieces(w, 0, 4);
+    w.checkpoint();
+    set_direct_write_error_for_testing(EINVAL);
+    add_pieces(w, 4, kPieces.size());
+    EXPECT_FALSE(w.direct());
+    w.finish();
+  }
+  EXPECT_EQ(testing::read_bytes(dir / "d.safetensors"), testing::read_bytes(dir / "buffered.safetensors"));
+}
+
+// A failed O_DIRECT write is a failed write: the error names the file, the
+// temporary is removed, or kept for a resume when asked.
+TEST_F(Writer, DirectWriteErrors) {
+  {
+    SafetensorsWriter w(dir / "e.safetensors", direct_options(true));
+    if (!w.direct()) GTEST_SKIP() << dir.path << " does not take O_DIRECT";
+    w.add("a", random_tensor(DType::U8, {100}, 1));
+    set_direct_write_error_for_testing(EIO);
+    expect_error([&] { w.add("b", random_tensor(DType::U8, {20000}, 2)); },
+                 {"cannot write", "e.safetensors", std::strerror(EIO)});
+    EXPECT_TRUE(dir.files().empty());
+    expect_error([&] { w.finish(); }, {"failed earlier"});
+  }
+  {
+    SafetensorsWriter w(dir / "k.safetensors", direct_options(true));
+    w.keep_file();
+    w.add("a", random_tensor(DType::U8, {100}, 1));
+    set_direct_write_error_for_testing(ENOSPC);
+    expect_error([&] { w.checkpoint(); }, {"cannot write", "k.safetensors", "No space left"});
+  }
+  EXPECT_EQ(dir.files(), std::vector<std::string>{"k.safetensors.tmp"});
+}
+
+// A source that throws part-way leaves its tensor unlisted; the next tensor's
+// bytes go where it started, and nothing of it stays at the end of the file.
+// The failed tensor's bytes reach past the stage (written), or stay in it.
+TEST_F(Writer, ThrowingRowSourceInDirectMode) {
+  const Tensor a = random_tensor(DType::U8, {5000}, 1), next = random_tensor(DType::U8, {3000}, 2);
+  auto write = [&](const std::string& file, bool direct, int64_t throw_at_row, bool then_next) {
+    SafetensorsWriter w(dir / file, direct_options(direct, 1000));
+    w.add("a", a);
+    if (throw_at_row >= 0) {
+      EXPECT_THROW(w.add_rows("bad", DType::U8, {30000, 1}, [&](int64_t row0, int64_t n, void* dst) {
+        if (row0 + n > throw_at_row) throw Error("source failed");
+        std::memset(dst, 0x5a, n);
+      }, 1000), Error);
+    }
+    if (then_next) w.add("next", next);
+    const bool d = w.direct();
+    w.finish();
+    return d;
+  };
+  for (bool then_next : {true, false}) {
+    write("clean.safetensors", false, -1, then_next);
+    for (int64_t throw_at_row : {2000, 20000}) {
+      SCOPED_TRACE(fmt::format("throw at row {}, {}", throw_at_row, then_next ? "next tensor" : "finish"));
+      write("buffered.safetensors", false, throw_at_row, then_next);
+      const bool direct = write("direct.safetensors", true, throw_at_row, then_next);
+      const std::string clean = testing::read_bytes(dir / "clean.safetensors");
+      EXPECT_EQ(testing::read_bytes(dir / "direct.safetensors"), clean);
+      EXPECT_EQ(testing::read_bytes(dir / "buffered.safetensors"), clean);
+      EXPECT_NO_THROW(SafetensorsFile::open(dir / "direct.safetensors"));
+      if (!direct) GTEST_SKIP() << dir.path << " does not take O_DIRECT: the direct path was not run";
+    }
+  }
 }
 
 }  // namespace

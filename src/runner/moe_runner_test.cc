@@ -506,7 +506,7 @@ void expect_resume_after_a_kill_in_a_moe_layer(bool quarot) {
   auto run = [&](const fs::path& save, const std::string& kill_at) {
     const std::string cmd = (kill_at.empty() ? std::string() : "LWQUANT_TEST_KILL_AT=" + kill_at + " ") + LWQ_BINARY +
                             " quant --model_path " + model.string() + " --save_path " + save.string() + " " + how +
-                            " --max_calib_samples 3 >" + (tmp / "log").string() + " 2>&1";
+                            " --max_calib_samples 3 --commit_interval 0 >" + (tmp / "log").string() + " 2>&1";
     return std::system(cmd.c_str());
   };
   ASSERT_EQ(run(tmp / "clean", ""), 0) << read_text_file(tmp / "log");

@@ -411,7 +411,7 @@ TEST(WanRunner, ResumesAfterAKill) {
   auto run = [&](const fs::path& save, const std::string& kill_at) {
     const std::string cmd = (kill_at.empty() ? std::string() : "LWQUANT_TEST_KILL_AT=" + kill_at + " ") + LWQ_BINARY +
                             " quant --model_path " + model.string() + " --save_path " + save.string() +
-                            " --model_type Wan2.1 --quant_type w8a8 --calib_data " + calib.string() + " >" +
+                            " --model_type Wan2.1 --quant_type w8a8 --commit_interval 0 --calib_data " + calib.string() + " >" +
                             (tmp / "log").string() + " 2>&1";
     return std::system(cmd.c_str());
   };

@@ -13,5 +13,5 @@ expect_error "--compute_dtype bf16 needs a bfloat16 checkpoint" "$LWQ" quant --m
   --save_path "$TMP/x" --quant_type w8a8 --compute_dtype bf16
 [ ! -e "$TMP/x" ] || fail "a refused run left $TMP/x"
 expect_error "--compute_dtype" "$LWQ" quant --model_path "$M" --save_path "$TMP/y" --quant_type w8a8 --compute_dtype f16
-"$LWQ" quant --help | grep -q -- "--compute_dtype" || fail "--help does not list --compute_dtype"
+grep -q -- "--compute_dtype" <<< "$("$LWQ" quant --help)" || fail "--help does not list --compute_dtype"
 echo OK

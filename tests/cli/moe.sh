@@ -6,7 +6,7 @@ mkdir "$M"
 cp "$ROOT/tests/data/goldens/qwen3_moe/config.json" "$ROOT/tests/data/goldens/qwen3_moe/model.safetensors" "$M/"
 cp "$ROOT/examples/stories260K/tokenizer.json" "$ROOT/examples/stories260K/tokenizer_config.json" \
    "$ROOT/examples/stories260K/special_tokens_map.json" "$M/"
-"$LWQ" quant --help | grep -q -- "--moe_calibration" || fail "--help lacks --moe_calibration"
+grep -q -- "--moe_calibration" <<< "$("$LWQ" quant --help)" || fail "--help lacks --moe_calibration"
 "$LWQ" quant --model_path "$M" --save_path "$TMP/w8a8" --quant_type w8a8 --max_calib_samples 2 2>"$TMP/log" \
   || { cat "$TMP/log" >&2; fail "w8a8 run failed"; }
 grep -q "configs/moe/w8a8.yaml" "$TMP/log" || fail "the MoE practice was not chosen"

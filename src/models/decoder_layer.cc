@@ -212,12 +212,8 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
 
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs) {
-  if (w.scaled(weight)) {  // a smoothed stored weight: this Linear alone in f32, as an f32 layer would hold it
-    std::vector<float> scratch;
-    matmul_nt(x, rows, in, w.f32(weight, scratch), out, y, bias);
-    return;
-  }
-  if (auto it = w.stored.find(weight); bf16_inputs && it != w.stored.end() && it->second.dtype == DType::BF16) {
+  if (auto it = w.stored.find(weight);
+      bf16_inputs && !w.scaled(weight) && it != w.stored.end() && it->second.dtype == DType::BF16) {
     std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
     matmul_nt_bf16(xb.data(), rows, in, it->second.data<uint16_t>(), out, y, bias);
@@ -227,7 +223,8 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
     matmul_nt(x, rows, in, it->second.data(), out, y, bias);
     return;
   }
-  if (auto it = w.stored.find(weight); it != w.stored.end() && it->second.dtype == DType::F32) {
+  // A smoothed stored weight goes block by block through rows_f32, which applies its scalings.
+  if (auto it = w.stored.find(weight); it != w.stored.end() && it->second.dtype == DType::F32 && !w.scaled(weight)) {
     matmul_nt(x, rows, in, it->second.data<float>(), out, y, bias);
     return;
   }

@@ -98,10 +98,10 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
 void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
                       LayerWeights& w, bool map_linear = false);
 
-// y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit weight is
-// converted a block of rows at a time, never as a whole f32 copy. With
-// `bf16_inputs` (x holds bfloat16 values: bf16 compute) a stored bfloat16
-// weight is used as it is, on matmul_nt_bf16 (f32 accumulation).
+// y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit or smoothed
+// stored weight is converted (and scaled) a block of rows at a time, never as
+// a whole f32 copy. With `bf16_inputs` an unsmoothed stored bfloat16 weight is
+// used as it is, on matmul_nt_bf16 with x rounded to bf16 (f32 accumulation).
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs = false);
 

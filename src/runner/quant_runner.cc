@@ -87,6 +87,7 @@ class CalibrationExecutor : public LinearExecutor {
     if (on_expert_begin) on_expert_begin(e);
   }
   void expert_end(int e) override {
+    measure_pending();  // before the hook can drop the expert's weights
     if (on_expert_end) on_expert_end(e);
   }
 
@@ -134,15 +135,40 @@ class CalibrationExecutor : public LinearExecutor {
       xs = gathered_x.data();
       ys = gathered_y.data();
     }
-    std::vector<float> ref(static_cast<size_t>(m * out));
-    linear_from_layer(weights_, name + ".weight", xs, m, in, bias, out, ref.data(), bf16);
-    OutputErrorStats& stats = it->second->error_stats();
-    stats.add(ref.data(), ys, ref.size());
-    stats.rows += m;
+    Pending& p = pending_[name];
+    p.quantizer = it->second;
+    p.in = in, p.out = out, p.bf16 = bf16;
+    if (bias) p.bias.assign(bias, bias + out);
+    p.x.insert(p.x.end(), xs, xs + m * in);
+    p.y.insert(p.y.end(), ys, ys + m * out);
+  }
+
+  // The float reference of every Linear measured since the last call, one
+  // product per Linear over all its gathered rows: the weight is read (a
+  // smoothed one converted and scaled) once per layer, not once per batch.
+  // Called after each forward and at each expert's end, while the weights are held.
+  void measure_pending() {
+    for (auto& [name, p] : pending_) {
+      const int64_t m = static_cast<int64_t>(p.y.size()) / std::max<int64_t>(p.out, 1);
+      std::vector<float> ref(p.y.size());
+      linear_from_layer(weights_, name + ".weight", p.x.data(), m, p.in, p.bias.empty() ? nullptr : p.bias.data(),
+                        p.out, ref.data(), p.bf16);
+      OutputErrorStats& stats = p.quantizer->error_stats();
+      stats.add(ref.data(), p.y.data(), ref.size());
+      stats.rows += m;
+    }
+    pending_.clear();
   }
 
  private:
+  struct Pending {  // a Linear's gathered input rows and quantized outputs, not yet measured
+    LinearQuantizer* quantizer = nullptr;
+    int64_t in = 0, out = 0;
+    bool bf16 = false;
+    std::vector<float> bias, x, y;
+  };
   const LayerWeights& weights_;
+  std::map<std::string, Pending> pending_;
 };
 
 // The family's smoothing subgraphs that exist in this layer: a MoE layer's
@@ -655,7 +681,7 @@ class LayerWiseQuantizer {
   // `forwards_done` is called once the layer's calibration forwards are over.
   void process_layer(int k, LayerWeights& weights, Saver& saver, const std::function<void()>& forwards_done) {
     LayerDesc desc = model_->unit(k);
-    LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}};
+    LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}, {}};
     expert_transforms_ = {};
     if (samples_.empty()) {
       save_layer_data_free(desc, weights, saver, report);
@@ -697,6 +723,7 @@ class LayerWiseQuantizer {
         if (desc.num_experts > 0) install_expert_hooks(desc, weights, exec, quantizers, pass, saver, report);
         outputs.clear();
         outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr);
+        exec.measure_pending();
         if (desc.num_experts > 0) finish_cold_experts(desc, exec, quantizers, pass, saver, report);
       }
       for (const auto& name : exec.observing) quantizers[name]->freeze();
@@ -1223,7 +1250,7 @@ class LayerWiseQuantizer {
     try {
       for (const auto& j : layers) {
         LayerReport r{j.at("layer").get<int>(), j.at("name").get<std::string>(), {}, measured(j, "relative_l2"),
-                      measured(j, "cosine"), {}};
+                      measured(j, "cosine"), {}, {}};
         if (j.contains("expert_tokens")) r.expert_tokens = j.at("expert_tokens").get<std::vector<int64_t>>();
         if (j.contains("reference")) r.reference = j.at("reference").get<std::string>();
         for (const auto& l : j.at("linears")) {

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <regex>
 
 #include "io/safetensors_reader.h"
@@ -343,6 +344,13 @@ void SafetensorsWriter::add_rows(const std::string& name, DType dtype, const Sha
 // stage writes its last block padded with zeros, cuts the file back to pos_
 // and keeps that block, to write it again with the bytes that follow. The
 // header, truncation, fsync, reopen and the read-backs stay on fd_.
+//
+// A full stage is written by a background thread while the next one fills
+// (two stages): an O_DIRECT write returns only once the device has the data,
+// and done in line it took the overlap of writing with reading and
+// quantizing that the page cache gave (a data-free 1 GB run: 0.71 → 0.85 s).
+// Whatever reads, cuts, syncs or writes the file otherwise waits for it
+// first (wait_in_flight), and its errors surface there.
 
 void SafetensorsWriter::start_direct() {
   if (!options_.direct_io) return;
@@ -350,8 +358,9 @@ void SafetensorsWriter::start_direct() {
   if (direct_fd_ < 0) return;  // no O_DIRECT here (EINVAL): buffered writes as before
   stage_cap_ = std::max(kDirectBlock, align_up(options_.direct_stage_bytes));
   stage_.reset(static_cast<uint8_t*>(std::aligned_alloc(kDirectBlock, stage_cap_)));
+  spare_.reset(static_cast<uint8_t*>(std::aligned_alloc(kDirectBlock, stage_cap_)));
   try {
-    if (!stage_) fail("cannot allocate a {}-byte write stage", stage_cap_);
+    if (!stage_ || !spare_) fail("cannot allocate two {}-byte write stages", stage_cap_);
     load_stage(pos_);
   } catch (const Error& e) {
     spdlog::debug("{}: writing through the page cache: {}", final_path_.string(), e.what());
@@ -360,14 +369,40 @@ void SafetensorsWriter::start_direct() {
 }
 
 void SafetensorsWriter::stop_direct() noexcept {
+  if (in_flight_.valid()) {
+    try {
+      in_flight_.get();  // a failure here is already on its way up, or the file is being discarded
+    } catch (...) {
+    }
+  }
   if (direct_fd_ >= 0) ::close(direct_fd_);
   direct_fd_ = -1;
   stage_.reset();
+  spare_.reset();
+}
+
+// Waits for the background write of the previous full stage and rethrows its
+// error. One the file system refused goes through fd_, with what is staged
+// since, and the writer stays buffered from then on.
+void SafetensorsWriter::wait_in_flight() {
+  if (!in_flight_.valid()) return;
+  if (in_flight_.get()) return;
+  spdlog::debug("{}: O_DIRECT write refused; writing through the page cache", final_path_.string());
+  pwrite_all(fd_, spare_.get(), stage_cap_, in_flight_off_, final_path_.string());
+  file_end_ = std::max(file_end_, in_flight_off_ + stage_cap_);
+  if (stage_dirty_) pwrite_all(fd_, stage_.get(), pos_ - stage_off_, stage_off_, final_path_.string());
+  file_end_ = std::max(file_end_, pos_);
+  stop_direct();
 }
 
 // Starts the stage at `at`'s block, whose bytes before `at` are read back from
 // the file (zeros past its end: the reserve's hole).
 void SafetensorsWriter::load_stage(uint64_t at) {
+  wait_in_flight();
+  if (!stage_) {  // refused meanwhile: buffered from here
+    pos_ = at;
+    return;
+  }
   stage_off_ = align_down(at);
   pos_ = at;
   stage_dirty_ = false;
@@ -421,7 +456,21 @@ void SafetensorsWriter::append(const void* src, uint64_t n) {
 // Writes the stage, its last block padded with zeros, and keeps that block
 // when it is partial.
 void SafetensorsWriter::write_stage() {
+  wait_in_flight();
+  if (!stage_) return;  // refused: the staged bytes went through fd_
   const uint64_t len = pos_ - stage_off_, padded = align_up(len);
+  if (len == stage_cap_) {  // full, hence whole blocks: written in the background
+    std::swap(stage_, spare_);
+    in_flight_off_ = stage_off_;
+    in_flight_ = std::async(std::launch::async, [fd = direct_fd_, buf = spare_.get(), len, off = stage_off_,
+                                                 what = final_path_.string()] {
+      return pwrite_direct(fd, buf, len, off, what);
+    });
+    file_end_ = std::max(file_end_, stage_off_ + len);
+    stage_off_ += len;
+    stage_dirty_ = false;
+    return;
+  }
   std::memset(stage_.get() + len, 0, padded - len);
   if (!pwrite_direct(direct_fd_, stage_.get(), padded, stage_off_, final_path_.string())) {
     spdlog::debug("{}: O_DIRECT write refused; writing through the page cache", final_path_.string());
@@ -441,6 +490,7 @@ void SafetensorsWriter::write_stage() {
 // fd_ is synced, read or written.
 void SafetensorsWriter::flush_stage() {
   if (stage_ && stage_dirty_) write_stage();
+  wait_in_flight();
   trim_file();
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <set>
@@ -116,6 +117,7 @@ class SafetensorsWriter {
   void trim_file();
   void load_stage(uint64_t at);
   void stop_direct() noexcept;
+  void wait_in_flight();
 
   struct FreeDeleter {
     void operator()(uint8_t* p) const { std::free(p); }
@@ -132,6 +134,10 @@ class SafetensorsWriter {
   // the file's bytes [stage_off_, pos_); stage_off_ is 4096-aligned.
   int direct_fd_ = -1;
   std::unique_ptr<uint8_t, FreeDeleter> stage_;
+  // The stage last filled, while a background thread writes it at in_flight_off_.
+  std::unique_ptr<uint8_t, FreeDeleter> spare_;
+  std::future<bool> in_flight_;
+  uint64_t in_flight_off_ = 0;
   uint64_t stage_cap_ = 0, stage_off_ = 0;
   bool stage_dirty_ = false;  // holds bytes not yet written
   std::vector<Entry> entries_;

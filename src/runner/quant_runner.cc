@@ -229,11 +229,11 @@ class LayerWiseQuantizer {
     for (const auto& u : units_) needs_data = needs_data || u.needs_data;
     const fs::path calib_file = needs_data ? calibration_file(job_) : fs::path();
     if (needs_data) load_calibration(calib_file);
+    else spdlog::info("data-free configuration: no calibration forward is run{}",
+                      bf16_compute() ? " (--compute_dtype bf16 changes nothing here: the output is the f32 run's)" : "");
     if (needs_data && bf16_statistics())
       spdlog::info("smoothing statistics: products of the bf16 weights on bf16-rounded inputs (f32 accumulation); "
                    "the quantization forwards stay f32 (--compute_dtype f32 for f32 everywhere)");
-    else spdlog::info("data-free configuration: no calibration forward is run{}",
-                      bf16_compute() ? " (--compute_dtype bf16 changes nothing here: the output is the f32 run's)" : "");
 
     nlohmann::json identity = run_identity(
         {&job_.config, job_.model_path, calib_file, job_.max_calib_samples, job_.report, job_.full_report});

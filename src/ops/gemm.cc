@@ -76,13 +76,15 @@ void matmul_nt_strided(const float* x, int64_t rows, int64_t in, const float* w,
 
 void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn& fill, int64_t out, float* y,
                     const float* bias) {
-  // Blocks of at least 2M floats and of at least 2M outputs (rows × block),
-  // at most 8M floats (32 MiB), a multiple of 16 rows: oneDNN's sgemm on two
-  // threads runs at ~70 % of its large-shape rate when rows × block is near a
-  // million (826 × 1024: 290 against 400 GFLOP/s on Zen 5), and calibration
-  // batches are often under 1024 rows.
-  const int64_t min_floats = int64_t{1} << 21, max_floats = int64_t{1} << 23, in1 = std::max<int64_t>(in, 1);
-  const int64_t wanted = std::max(min_floats / in1, min_floats / std::max<int64_t>(rows, 1));
+  // Blocks of at least 2M floats and, for 256 rows or more, of at least 2M
+  // outputs (rows × block), at most 4M floats (16 MiB, below glibc's largest
+  // mmap threshold, so the buffer is reused rather than mapped afresh), a
+  // multiple of 16 rows: oneDNN's sgemm on two threads runs at ~70 % of its
+  // large-shape rate when rows × block is near a million (826 × 1024: 290
+  // against 400 GFLOP/s on Zen 5), and calibration batches are often under
+  // 1024 rows. Fewer rows (decoding) are bound by the weight's conversion.
+  const int64_t min_floats = int64_t{1} << 21, max_floats = int64_t{1} << 22, in1 = std::max<int64_t>(in, 1);
+  const int64_t wanted = std::max(min_floats / in1, rows >= 256 ? min_floats / rows : 0);
   const int64_t block = std::max<int64_t>(64, std::min(wanted, max_floats / in1) / 16 * 16);
   std::vector<float> w(static_cast<size_t>(std::min(block, out) * in));
   for (int64_t begin = 0; begin < out; begin += block) {

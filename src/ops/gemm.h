@@ -22,7 +22,7 @@ void matmul_nt_strided(const float* x, int64_t rows, int64_t in, const float* w,
 
 // y[rows, out] = x·Wᵀ + bias for a W that should never exist as a whole f32
 // matrix (16-bit or int8 storage): `fill(begin, count, dst)` writes rows
-// [begin, begin+count) of W as f32 into dst, 8 to 32 MiB at a time.
+// [begin, begin+count) of W as f32 into dst, 8 to 16 MiB at a time.
 using WeightRowsFn = std::function<void(int64_t begin, int64_t count, float* dst)>;
 void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn& fill, int64_t out, float* y,
                     const float* bias = nullptr);

@@ -94,8 +94,8 @@ namespace {
 
 // Rows produced by a callback, in blocks, give the same product as the whole matrix.
 TEST(MatmulNtRows, EqualsMatmulNtForManyBlocks) {
-  // few rows: blocks of the 2^23-float maximum, 64 rows → two blocks
-  const int64_t rows = 3, in = 1 << 17, out = 100;
+  // few rows: blocks of 2^21 floats, 64 rows → two blocks
+  const int64_t rows = 3, in = 1 << 15, out = 100;
   std::vector<float> x(static_cast<size_t>(rows * in)), w(static_cast<size_t>(out * in)), bias(out);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.001f * static_cast<float>(i));
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.003f * static_cast<float>(i));
@@ -112,6 +112,27 @@ TEST(MatmulNtRows, EqualsMatmulNtForManyBlocks) {
       out, blocked.data(), bias.data());
   EXPECT_EQ(calls, 2);
   for (size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(blocked[i], whole[i], 1e-2f) << i;
+}
+
+// A calibration batch (≥ 256 rows) gets wider blocks: rows × block ≥ 2M
+// outputs, up to 2^22 floats (512 rows of 2048: 2048-row blocks, not 1024).
+TEST(MatmulNtRows, CalibrationBatchesGetWiderBlocks) {
+  const int64_t rows = 512, in = 2048, out = 4200;
+  std::vector<float> x(static_cast<size_t>(rows * in)), w(static_cast<size_t>(out * in));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.001f * static_cast<float>(i));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.003f * static_cast<float>(i));
+  std::vector<float> whole(rows * out), blocked(rows * out);
+  matmul_nt(x.data(), rows, in, w.data(), out, whole.data());
+  std::vector<int64_t> sizes;
+  matmul_nt_rows(
+      x.data(), rows, in,
+      [&](int64_t begin, int64_t n, float* dst) {
+        sizes.push_back(n);
+        std::copy(w.begin() + begin * in, w.begin() + (begin + n) * in, dst);
+      },
+      out, blocked.data());
+  EXPECT_EQ(sizes, (std::vector<int64_t>{2048, 2048, 104}));
+  for (size_t i = 0; i < whole.size(); i += 97) EXPECT_NEAR(blocked[i], whole[i], 1e-2f) << i;
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 # binary alike; prints each run (user, sys, wall, peak RSS) and each binary's
 # median CPU (user + sys). The session-8 figures in docs/benchmarks.md ("what
 # changed") were taken this way. Needs gawk. Extra quant flags go in EXTRA.
-#   MODEL=/work/bench/dense1g EXTRA=--no_report bench/alternate_cpu.sh ROUNDS CONFIG BIN [BIN...]
+#   MODEL=MODEL_DIR EXTRA=--no_report bench/alternate_cpu.sh ROUNDS CONFIG BIN [BIN...]
 set -euo pipefail
 rounds=$1 config=$2
 shift 2

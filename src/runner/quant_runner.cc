@@ -114,33 +114,20 @@ class CalibrationExecutor : public LinearExecutor {
     }
     it->second->forward(x, samples, y);
     if (!measure || !observing.count(name)) return;
-    // Rows 0, stride, 2·stride, ... of each sample, as when samples ran one per call.
-    const float* xs = x;
-    const float* ys = y;
-    std::vector<float> gathered_x, gathered_y;
-    int64_t m = rows;
-    if (row_stride > 1) {
-      m = 0;
-      for (int64_t n : samples) m += (n + row_stride - 1) / row_stride;
-      gathered_x.resize(static_cast<size_t>(m * in));
-      gathered_y.resize(static_cast<size_t>(m * out));
-      int64_t first = 0, i = 0;
-      for (int64_t n : samples) {
-        for (int64_t r = first; r < first + n; r += row_stride, ++i) {
-          std::copy_n(x + r * in, in, gathered_x.data() + i * in);
-          std::copy_n(y + r * out, out, gathered_y.data() + i * out);
-        }
-        first += n;
-      }
-      xs = gathered_x.data();
-      ys = gathered_y.data();
-    }
+    // Rows 0, stride, 2·stride, ... of each sample, as when samples ran one
+    // per call, kept with their outputs for measure_pending.
     Pending& p = pending_[name];
     p.quantizer = it->second;
     p.in = in, p.out = out, p.bf16 = bf16;
     if (bias) p.bias.assign(bias, bias + out);
-    p.x.insert(p.x.end(), xs, xs + m * in);
-    p.y.insert(p.y.end(), ys, ys + m * out);
+    int64_t first = 0;
+    for (int64_t n : samples) {
+      for (int64_t r = first; r < first + n; r += row_stride) {
+        p.x.insert(p.x.end(), x + r * in, x + (r + 1) * in);
+        p.y.insert(p.y.end(), y + r * out, y + (r + 1) * out);
+      }
+      first += n;
+    }
   }
 
   // The float reference of every Linear measured since the last call, one
@@ -484,9 +471,9 @@ class LayerWiseQuantizer {
       for (size_t i = 0; i < samples_.size(); ++i)
         if (std::find(picked.begin(), picked.end(), i) == picked.end()) rest.push_back(i);
       if (!rest.empty()) forward_samples(k, weights, &exec, rest, nullptr);
-      if (reference && job_.report) exec.skip_unread_outputs(nullptr);
+      if (reference) exec.skip_unread_outputs(nullptr);
       HiddenSet last = forward_samples(k, weights, &exec, picked, nullptr);
-      if (reference && job_.report) *reference = std::move(last);
+      if (reference) *reference = std::move(last);
     }
     if (!output_needed) outputs.clear();
     if (experts.smoothed() > 0) {
@@ -701,7 +688,8 @@ class LayerWiseQuantizer {
         if (unit.outlier->is_smoothing()) {
           outputs.clear();
           // The first forward on the still-float layer can give the report's reference.
-          const bool float_layer = quantizers.empty() && reference.empty() && job_.reference_from_smoothing;
+          const bool float_layer =
+              job_.report && job_.reference_from_smoothing && quantizers.empty() && reference.empty();
           outputs = smooth_layer(k, desc, *unit.outlier, weights, !forward_follows(u), float_layer ? &reference : nullptr);
         }
         continue;  // quarot: applied when the layer was loaded

@@ -306,6 +306,12 @@ TEST(QuantRunner, BadDatasetsAreReported) {
   EXPECT_FALSE(fs::exists(tmp / "out"));
 }
 
+// The same weights and description in two single-shard outputs (their reports may differ).
+void expect_same_checkpoint(const fs::path& a, const fs::path& b) {
+  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
+    EXPECT_EQ(read_text_file(a / f), read_text_file(b / f)) << f;
+}
+
 // The report's float forwards only measure: skipping them changes no byte of the checkpoint.
 TEST(QuantRunner, NoReportWritesTheSameCheckpoint) {
   TempDir tmp;
@@ -314,8 +320,7 @@ TEST(QuantRunner, NoReportWritesTheSameCheckpoint) {
   job.save_path = tmp / "without";
   job.report = false;
   run_quantization(job);
-  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
-    EXPECT_EQ(read_text_file(tmp / "with" / f), read_text_file(tmp / "without" / f)) << f;
+  expect_same_checkpoint(tmp / "with", tmp / "without");
   auto report = read_json(tmp / "without" / "quant_report.json");
   EXPECT_FALSE(report["measured"].get<bool>());
   EXPECT_FALSE(report["layers"][0].contains("relative_l2"));
@@ -330,8 +335,7 @@ TEST(QuantRunner, SampledReportIsCloseToTheFullOne) {
   job.save_path = tmp / "full";
   job.full_report = true;
   run_quantization(job);
-  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
-    EXPECT_EQ(read_text_file(tmp / "sampled" / f), read_text_file(tmp / "full" / f)) << f;
+  expect_same_checkpoint(tmp / "sampled", tmp / "full");
   auto sampled = read_json(tmp / "sampled" / "quant_report.json"), full = read_json(tmp / "full" / "quant_report.json");
   EXPECT_TRUE(sampled["sampled"].get<bool>());
   EXPECT_FALSE(full["sampled"].get<bool>());
@@ -366,8 +370,7 @@ TEST(QuantRunner, ReferenceFromTheSmoothingForwardEqualsAFloatForward) {
   job.save_path = tmp / "own";
   job.reference_from_smoothing = false;
   run_quantization(job);
-  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
-    EXPECT_EQ(read_text_file(tmp / "reused" / f), read_text_file(tmp / "own" / f)) << f;
+  expect_same_checkpoint(tmp / "reused", tmp / "own");
   auto reused = read_json(tmp / "reused" / "quant_report.json"), own = read_json(tmp / "own" / "quant_report.json");
   for (size_t l = 0; l < 5; ++l) {
     const double a = reused["layers"][l]["relative_l2"].get<double>(), b = own["layers"][l]["relative_l2"].get<double>();
@@ -385,8 +388,7 @@ TEST(QuantRunner, ModelWiseMatchesLayerWise) {
   job.save_path = tmp / "mw";
   job.config.runner = RunnerType::ModelWise;
   run_quantization(job);
-  for (const char* f : {"quant_model_description.json", "quant_model_weights-00001-of-00001.safetensors"})
-    EXPECT_EQ(read_text_file(tmp / "lw" / f), read_text_file(tmp / "mw" / f)) << f;
+  expect_same_checkpoint(tmp / "lw", tmp / "mw");
 }
 
 }  // namespace

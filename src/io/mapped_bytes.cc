@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -26,6 +27,21 @@ MappedBytes MappedBytes::map(int fd, uint64_t offset, uint64_t n, bool populate,
   m.data_ = static_cast<const uint8_t*>(p) + (offset - start);
   m.size_ = n;
   return m;
+}
+
+void MappedBytes::start_reading() const {
+  if (!base_) return;
+  ::madvise(base_, base_len_, MADV_NORMAL);  // read again and again: keep the default readahead and reclaim
+  ::madvise(base_, base_len_, MADV_WILLNEED);
+}
+
+void MappedBytes::drop_resident(const uint8_t* p, uint64_t n) const {
+  if (!base_ || n == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = reinterpret_cast<uintptr_t>(base_), hi = lo + base_len_;
+  const uintptr_t begin = std::max(lo, reinterpret_cast<uintptr_t>(p) / page * page);
+  const uintptr_t end = std::min(hi, (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page);
+  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 MappedBytes MappedBytes::borrow(const uint8_t* data, uint64_t n) {

@@ -59,16 +59,16 @@ void apply_scalings(const std::vector<LayerWeights::Scaling>& ops, int64_t first
 }
 
 // All of a stored weight's scalings on its f32 values `v`.
-void apply_all_scalings(const std::vector<LayerWeights::Scaling>& ops, const Tensor& t, float* v) {
-  const int64_t cols = t.shape.empty() ? 1 : t.numel() / std::max<int64_t>(1, t.shape[0]);
-  apply_scalings(ops, 0, t.numel() / cols, cols, v);
+void apply_all_scalings(const std::vector<LayerWeights::Scaling>& ops, const Shape& shape, float* v) {
+  const int64_t n = shape_numel(shape), cols = shape.empty() ? 1 : n / std::max<int64_t>(1, shape[0]);
+  apply_scalings(ops, 0, n / cols, cols, v);
 }
 
 }  // namespace
 
 bool LayerWeights::scaled(const std::string& name) const {
   auto it = scalings.find(name);
-  return it != scalings.end() && !it->second.empty() && stored.count(name);
+  return it != scalings.end() && !it->second.empty() && (stored.count(name) || mapped.count(name));
 }
 
 int64_t LayerWeights::numel(const std::string& name) const {
@@ -81,7 +81,7 @@ int64_t LayerWeights::numel(const std::string& name) const {
 void LayerWeights::scale(const std::string& name, Scaling op) {
   const int64_t n = numel(name), k = static_cast<int64_t>(op.s.size());
   if (k == 0 || n % k != 0) fail("layer {}: '{}' does not have {} {}", layer, name, k, op.columns ? "columns" : "rows");
-  if (stored.count(name)) {
+  if (stored.count(name) || mapped.count(name)) {
     scalings[name].push_back(std::move(op));
     return;
   }
@@ -93,10 +93,14 @@ void LayerWeights::scale(const std::string& name, Scaling op) {
 const float* LayerWeights::f32(const std::string& name, std::vector<float>& scratch) const {
   if (auto it = tensors.find(name); it != tensors.end()) return it->second.data();
   if (auto m = mapped.find(name); m != mapped.end()) {
+    const Mapped& t = m->second;
     check_mapped_finite(name);
-    if (m->second.dtype == DType::F32) return reinterpret_cast<const float*>(m->second.bytes->data());
-    scratch.resize(static_cast<size_t>(shape_numel(m->second.shape)));
-    convert_to_f32(m->second.dtype, m->second.bytes->data(), scratch.data(), scratch.size());
+    // A streamed mapping's pages go once read, so its values are always copied.
+    if (t.dtype == DType::F32 && !scaled(name) && !t.streamed) return reinterpret_cast<const float*>(t.bytes->data());
+    scratch.resize(static_cast<size_t>(shape_numel(t.shape)));
+    convert_to_f32(t.dtype, t.bytes->data(), scratch.data(), scratch.size());
+    release_pages(name);
+    if (scaled(name)) apply_all_scalings(scalings.at(name), t.shape, scratch.data());
     return scratch.data();
   }
   auto it = stored.find(name);
@@ -104,22 +108,25 @@ const float* LayerWeights::f32(const std::string& name, std::vector<float>& scra
   if (it->second.dtype == DType::F32 && !scaled(name)) return it->second.data<float>();
   scratch.resize(static_cast<size_t>(it->second.numel()));
   convert_to_f32(it->second.dtype, it->second.bytes.data(), scratch.data(), scratch.size());
-  if (scaled(name)) apply_all_scalings(scalings.at(name), it->second, scratch.data());
+  if (scaled(name)) apply_all_scalings(scalings.at(name), it->second.shape, scratch.data());
   return scratch.data();
 }
 
 std::vector<float>& LayerWeights::mutable_f32(const std::string& name) {
   if (auto m = mapped.find(name); m != mapped.end()) {
     check_mapped_finite(name);
-    std::vector<float> v(static_cast<size_t>(shape_numel(m->second.shape)));
+    const Shape shape = m->second.shape;
+    std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
     convert_to_f32(m->second.dtype, m->second.bytes->data(), v.data(), v.size());
+    if (scaled(name)) apply_all_scalings(scalings.at(name), shape, v.data());
+    scalings.erase(name);
     mapped.erase(m);
     return tensors[name] = std::move(v);
   }
   if (auto it = stored.find(name); it != stored.end()) {
     std::vector<float> v(static_cast<size_t>(it->second.numel()));
     convert_to_f32(it->second.dtype, it->second.bytes.data(), v.data(), v.size());
-    if (scaled(name)) apply_all_scalings(scalings.at(name), it->second, v.data());
+    if (scaled(name)) apply_all_scalings(scalings.at(name), it->second.shape, v.data());
     scalings.erase(name);
     stored.erase(it);
     return tensors[name] = std::move(v);
@@ -132,9 +139,12 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
   if (auto m = mapped.find(name); m != mapped.end()) {
     if (static_cast<int64_t>(first + count) > shape_numel(m->second.shape))
       fail("rows_f32: rows {}..{} exceed '{}'", begin, end, name);
-    const uint8_t* rows = m->second.bytes->data() + first * dtype_size(m->second.dtype);
-    check_finite(m->second.dtype, rows, {end - begin, cols}, m->second.source, m->second.file, begin);
-    convert_to_f32(m->second.dtype, rows, dst, count);
+    const Mapped& t = m->second;
+    const uint8_t* rows = t.bytes->data() + first * dtype_size(t.dtype);
+    if (!*t.finite) check_finite(t.dtype, rows, {end - begin, cols}, t.source, t.file, begin);
+    convert_to_f32(t.dtype, rows, dst, count);
+    if (t.streamed) t.bytes->drop_resident(rows, count * dtype_size(t.dtype));
+    if (scaled(name)) apply_scalings(scalings.at(name), begin, end - begin, cols, dst);
     return;
   }
   if (auto it = stored.find(name); it != stored.end()) {
@@ -158,8 +168,15 @@ std::pair<DType, const void*> LayerWeights::raw(const std::string& name) const {
 
 void LayerWeights::check_mapped_finite(const std::string& name) const {
   auto m = mapped.find(name);
-  if (m == mapped.end()) return;
+  if (m == mapped.end() || *m->second.finite) return;
   check_finite(m->second.dtype, m->second.bytes->data(), m->second.shape, m->second.source, m->second.file);
+  *m->second.finite = true;
+  release_pages(name);
+}
+
+void LayerWeights::release_pages(const std::string& name) const {
+  auto m = mapped.find(name);
+  if (m != mapped.end() && m->second.streamed) m->second.bytes->drop_resident(m->second.bytes->data(), m->second.bytes->size());
 }
 
 size_t LayerWeights::bytes() const {
@@ -171,16 +188,18 @@ size_t LayerWeights::bytes() const {
 }
 
 void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
-                      LayerWeights& w, bool map_linear) {
+                      LayerWeights& w, LinearWeightHold hold) {
   const TensorInfo& info = ckpt.info(full);
   if (!is_float(info.dtype))
     fail("tensor '{}' has dtype {}; a float dtype (F32, F16, BF16) is expected", full, dtype_name(info.dtype));
-  if (map_linear && linear_weight) {
+  if (hold != LinearWeightHold::Read && linear_weight) {
     // Checked finite where it is used (LayerWeights::Mapped).
-    w.mapped.emplace(name, LayerWeights::Mapped{info.dtype, info.shape,
-                                                std::make_shared<const MappedBytes>(
-                                                    ckpt.map_range(full, 0, info.nbytes, /*populate=*/true)),
-                                                full, ckpt.file_of(full).string()});
+    const bool streamed = hold == LinearWeightHold::Streamed;
+    auto bytes = std::make_shared<const MappedBytes>(ckpt.map_range(full, 0, info.nbytes, /*populate=*/!streamed));
+    if (streamed) bytes->start_reading();
+    LayerWeights::Mapped m{info.dtype, info.shape, std::move(bytes), full, ckpt.file_of(full).string()};
+    m.streamed = streamed;
+    w.mapped.emplace(name, std::move(m));
     return;
   }
   Tensor raw = ckpt.read(full);
@@ -190,7 +209,7 @@ void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std
 }
 
 LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts,
-                                bool map_linears) {
+                                LinearWeightHold hold) {
   LayerDesc desc = layer_desc(cfg, layer);
   LayerWeights w;
   w.layer = layer;
@@ -201,7 +220,7 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
     if (!ckpt.contains(full)) fail("tensor '{}' is missing from checkpoint {}", full, ckpt.path().string());
     const TensorInfo& info = ckpt.info(full);
     check_tensor_shape(cfg, full, info.shape, t.shape);
-    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w, map_linears);
+    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w, hold);
   }
   if (desc.num_experts > 0) {
     if (with_experts) load_all_experts(ckpt, cfg, layer, w);
@@ -219,6 +238,15 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
     matmul_nt_bf16(xb.data(), rows, in, it->second.data<uint16_t>(), out, y, bias);
     return;
   }
+  if (auto m = w.mapped.find(weight);
+      bf16_inputs && !w.scaled(weight) && m != w.mapped.end() && m->second.dtype == DType::BF16) {
+    w.check_mapped_finite(weight);  // once per tensor
+    std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
+    for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+    matmul_nt_bf16(xb.data(), rows, in, reinterpret_cast<const uint16_t*>(m->second.bytes->data()), out, y, bias);
+    w.release_pages(weight);
+    return;
+  }
   if (auto it = w.tensors.find(weight); it != w.tensors.end()) {
     matmul_nt(x, rows, in, it->second.data(), out, y, bias);
     return;
@@ -231,6 +259,7 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
   matmul_nt_rows(
       x, rows, in, [&](int64_t begin, int64_t n, float* dst) { w.rows_f32(weight, begin, begin + n, in, dst); }, out, y,
       bias);
+  w.release_pages(weight);  // what the blocks' fault-around mapped beyond them
 }
 
 void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,

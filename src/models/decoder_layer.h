@@ -3,6 +3,7 @@
 // frees (spec §4.2–4.4).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -18,6 +19,18 @@ namespace lwq {
 
 class Checkpoint;
 
+// How a unit's Linear weight matrices are held once loaded.
+enum class LinearWeightHold {
+  Read,    // read into memory (`stored`, or f32 `tensors`), checked finite as read
+  Mapped,  // mapped from the checkpoint, every page read now: for consumers that read them once (data-free)
+  // Mapped, the read started in the background, and each read's pages dropped
+  // from the process right after (LayerWeights::Mapped::streamed): a
+  // calibrated unit reads its weights many times, and between reads they
+  // stay in the page cache, which the kernel may reclaim, instead of the
+  // process's memory.
+  Streamed,
+};
+
 struct LayerWeights {
   int layer = -1;
   // f32 copies of the layer's tensors keyed by relative name ("mlp.up_proj.weight").
@@ -27,8 +40,8 @@ struct LayerWeights {
   // size in memory rather than twice that (the layer-wise memory bound).
   std::map<std::string, Tensor> stored;
   // Linear weight matrices mapped from the checkpoint instead of read
-  // (load_layer_weights with map_linears: data-free runs quantize them from
-  // there, so the bytes are never copied); read like `stored`.
+  // (LinearWeightHold Mapped: data-free runs quantize them from there, so the
+  // bytes are never copied; Streamed: calibrated runs); read like `stored`.
   // Not checked finite when mapped: a separate pass over fresh file pages
   // cost a fifth of a data-free run's CPU. The f32 accessors below check what
   // they convert; raw() hands out unchecked bytes, for the minmax quantizer,
@@ -39,9 +52,12 @@ struct LayerWeights {
     Shape shape;
     std::shared_ptr<const MappedBytes> bytes;  // shared: a copied LayerWeights reads the same mapping
     std::string source, file;                  // checkpoint tensor name and its file, for errors
+    bool streamed = false;                     // LinearWeightHold::Streamed: pages dropped after each read
+    // Set once a whole-tensor finiteness pass found every value finite.
+    std::shared_ptr<std::atomic<bool>> finite = std::make_shared<std::atomic<bool>>(false);
   };
   std::map<std::string, Mapped> mapped;
-  // Per-channel scalings smoothing gave a `stored` (16-bit) weight, applied in
+  // Per-channel scalings smoothing gave a `stored` (16-bit) or mapped weight, applied in
   // order whenever it is read as f32 (columns: w[r, c] *= s[c]; rows:
   // w[r, c] /= s[r]), operation for operation as on an f32 copy: a smoothed
   // layer is then never held in f32, twice its stored bytes.
@@ -76,6 +92,9 @@ struct LayerWeights {
   // Throws the read error ("tensor '<name>' in <file> holds NaN at ...") if
   // mapped tensor `name` holds a non-finite value; no-op for other tensors.
   void check_mapped_finite(const std::string& name) const;
+  // A streamed tensor's pages leave resident memory (after a whole-tensor
+  // read, e.g. by a quantizer); no-op for anything else.
+  void release_pages(const std::string& name) const;
   // Bytes held (f32 tensors + stored tensors).
   size_t bytes() const;
 };
@@ -84,19 +103,18 @@ struct LayerWeights {
 // shape against config.json; converts F16/BF16 to f32. A mixture-of-experts
 // layer's routed experts come too unless `with_experts` is false (the
 // quantization runner streams them: models/experts.h).
-// With map_linears, 16-bit and f32 Linear weights are mapped (`mapped`,
-// populated now) rather than read: for consumers that read them once.
+// `hold` says how Linear weights are held (LinearWeightHold).
 LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int layer, bool with_experts = true,
-                                bool map_linears = false);
+                                LinearWeightHold hold = LinearWeightHold::Read);
 
 // Reads checkpoint tensor `full` into `w` as `name` (its shape already
 // checked by the caller against its config): a float dtype and finite values
 // are required (named in the error); a 16-bit Linear weight
-// (`linear_weight`) stays as stored, everything else becomes f32. With
-// `map_linear` a Linear weight is mapped from the file instead (data-free
-// runs quantize it from there: LayerWeights::mapped).
+// (`linear_weight`) stays as stored, everything else becomes f32. A Linear
+// weight held Mapped or Streamed is mapped from the file instead
+// (LayerWeights::mapped).
 void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
-                      LayerWeights& w, bool map_linear = false);
+                      LayerWeights& w, LinearWeightHold hold = LinearWeightHold::Read);
 
 // y[rows, out] = x·Wᵀ + bias with W = `weight` of `w`; a 16-bit or smoothed
 // stored weight is converted (and scaled) a block of rows at a time, never as

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 
 #include "io/checkpoint.h"
@@ -99,6 +103,71 @@ TEST(LayerWeightsScalings, ReadsEqualTheTransformedF32Copy) {
   EXPECT_EQ(w.mutable_f32("m.weight"), want);
   EXPECT_FALSE(w.scaled("m.weight"));
   EXPECT_EQ(w.stored.count("m.weight"), 0u);
+}
+
+// Pages of [p, p + n) mapped into this process right now (/proc/self/pagemap's
+// "present" bit): what a mapping adds to RSS, unlike the page cache.
+int64_t present_pages(const void* p, int64_t n) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) / page, last = (reinterpret_cast<uintptr_t>(p) + n - 1) / page;
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY);
+  if (fd < 0) return -1;
+  int64_t present = 0;
+  for (uintptr_t v = first; v <= last; ++v) {
+    uint64_t entry = 0;
+    if (::pread(fd, &entry, sizeof(entry), static_cast<off_t>(v * sizeof(entry))) != sizeof(entry)) present = -1000000;
+    present += static_cast<int64_t>((entry >> 63) & 1);
+  }
+  ::close(fd);
+  return present;
+}
+
+// Calibrated runs hold Linear weights Streamed: mapped, read like `stored`
+// (scalings included, bit for bit), and each read's pages leave the process.
+TEST(LoadLayerWeights, StreamedWeightsReadAsStoredOnesAndLeaveResidentMemory) {
+  ModelConfig cfg = load_model_config(test::golden_dir("qwen3"));  // bf16 on disk
+  Checkpoint ckpt = Checkpoint::open(test::golden_dir("qwen3"));
+  LayerWeights read = load_layer_weights(ckpt, cfg, 1);
+  LayerWeights streamed = load_layer_weights(ckpt, cfg, 1, false, LinearWeightHold::Streamed);
+  EXPECT_EQ(streamed.stored.size(), 0u);
+  ASSERT_EQ(streamed.mapped.size(), 7u);
+  const std::string name = "mlp.down_proj.weight";  // [64, 128]
+  const LayerWeights::Mapped& m = streamed.mapped.at(name);
+  EXPECT_TRUE(m.streamed);
+  const std::vector<float> col_s = [] {
+    std::vector<float> s(128);
+    for (size_t i = 0; i < s.size(); ++i) s[i] = 0.25f + 0.01f * static_cast<float>(i);
+    return s;
+  }();
+  for (LayerWeights* x : {&read, &streamed}) x->scale_columns(name, col_s);
+  EXPECT_TRUE(streamed.scaled(name));
+  std::vector<float> rows_want(2 * 128), rows_got(2 * 128);
+  read.rows_f32(name, 10, 12, 128, rows_want.data());
+  streamed.rows_f32(name, 10, 12, 128, rows_got.data());
+  EXPECT_EQ(rows_got, rows_want);
+  // (A block's read maps its neighbours too, the kernel's fault-around; a whole read drops them all.)
+  std::vector<float> a, b;
+  const float* want = read.f32(name, a);
+  const float* got = streamed.f32(name, b);
+  EXPECT_EQ(std::vector<float>(got, got + 64 * 128), std::vector<float>(want, want + 64 * 128));
+  const int64_t down_bytes = 64 * 128 * 2;
+  EXPECT_EQ(present_pages(m.bytes->data(), down_bytes), 0) << "a read's pages stay in the process";
+  std::vector<float> x(3 * 128, 0.5f), y_want(3 * 64), y_got(3 * 64);
+  linear_from_layer(read, name, x.data(), 3, 128, nullptr, 64, y_want.data());
+  linear_from_layer(streamed, name, x.data(), 3, 128, nullptr, 64, y_got.data());
+  EXPECT_EQ(y_got, y_want);
+  EXPECT_EQ(present_pages(m.bytes->data(), down_bytes), 0) << "a product's pages stay in the process";
+  // A raw (unscaled) read by a quantizer touches every page; release_pages drops them.
+  const std::string q = "self_attn.q_proj.weight";
+  const auto [dtype, data] = streamed.raw(q);
+  volatile uint8_t sum = 0;
+  for (int64_t i = 0; i < streamed.numel(q) * 2; i += 512) sum += static_cast<const uint8_t*>(data)[i];
+  const int64_t q_bytes = streamed.numel(q) * 2;
+  EXPECT_GT(present_pages(data, q_bytes), 0);
+  streamed.release_pages(q);
+  EXPECT_EQ(present_pages(data, q_bytes), 0);
+  EXPECT_EQ(streamed.mutable_f32(name), read.mutable_f32(name));
+  EXPECT_EQ(streamed.mapped.count(name), 0u);
 }
 
 TEST(LoadLayerWeights, MissingTensorIsNamed) {

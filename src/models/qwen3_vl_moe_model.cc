@@ -113,12 +113,12 @@ class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
       if (quarot_) rotate_vision_outputs(w);
       return w;
     }
-    LayerWeights w = load_layer_weights(ckpt_, text_, k - 1, /*with_experts=*/false, map_linears_);
+    LayerWeights w = load_layer_weights(ckpt_, text_, k - 1, /*with_experts=*/false, hold_);
     if (quarot_) quarot_rotate_layer(text_, arch_, *quarot_, w);
     w.layer = k;  // the runner knows units, not text layers
     return w;
   }
-  void map_linear_weights(bool on) override { map_linears_ = on; }
+  void hold_linear_weights(LinearWeightHold hold) override { hold_ = hold; }
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch,
                                             ExpertTransform after) const override {
@@ -237,7 +237,7 @@ class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
   QwenVlTokenIds tokens_;
   const Checkpoint& ckpt_;
   const Architecture& arch_;
-  bool map_linears_ = false;
+  LinearWeightHold hold_ = LinearWeightHold::Read;
   const QuarotPlan* quarot_ = nullptr;
   std::vector<Qwen3VlSample> samples_;
 };

@@ -34,11 +34,11 @@ class DecoderLM : public UnitModel {
   LayerDesc unit(int k) const override { return layer_desc(cfg_, k); }
   void set_quarot(const QuarotPlan* plan) override { quarot_ = plan; }
   LayerWeights load(int k) const override {
-    LayerWeights w = load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false, map_linears_);
+    LayerWeights w = load_layer_weights(ckpt_, cfg_, k, /*with_experts=*/false, hold_);
     if (quarot_) quarot_rotate_layer(cfg_, arch_, *quarot_, w);
     return w;
   }
-  void map_linear_weights(bool on) override { map_linears_ = on; }
+  void hold_linear_weights(LinearWeightHold hold) override { hold_ = hold; }
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch,
                                             ExpertTransform after) const override {
@@ -88,7 +88,7 @@ class DecoderLM : public UnitModel {
   ModelConfig cfg_;
   const Checkpoint& ckpt_;
   const Architecture& arch_;
-  bool map_linears_ = false;
+  LinearWeightHold hold_ = LinearWeightHold::Read;
   const QuarotPlan* quarot_ = nullptr;
 };
 

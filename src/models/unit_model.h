@@ -69,10 +69,10 @@ class UnitModel {
   // (embeddings, head) and the calibration rows are the caller's. nullptr:
   // unrotated. A model that cannot be rotated refuses (the default).
   virtual void set_quarot(const QuarotPlan* plan);
-  // Whether load() may map Linear weights instead of reading them
-  // (LayerWeights::mapped): for runs that only read each weight once
-  // (data-free quantization). A family may ignore it.
-  virtual void map_linear_weights(bool) {}
+  // How load() holds Linear weights (LinearWeightHold: read, mapped for runs
+  // that read each weight once, streamed for calibrated runs). A family may
+  // ignore it and read them.
+  virtual void hold_linear_weights(LinearWeightHold) {}
   // The parts of unit k read one at a time while it runs (routed experts),
   // or nullptr when the unit has none.
   // `after` runs on each part after the model's own transforms (rotation):

@@ -53,7 +53,7 @@ void full_attention(const float* q, int64_t rows, const float* k, const float* v
 
 }  // namespace
 
-LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n, bool map_linears) {
+LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n, LinearWeightHold hold) {
   LayerDesc d = wan_block_desc(cfg, n);
   std::set<std::string> linear_weights;
   for (const auto& l : d.linears) linear_weights.insert(l.name + ".weight");
@@ -68,7 +68,7 @@ LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n,
            shape_str(t.shape));
     // 16-bit Linear weights stay as stored (converted a block of rows at a
     // time when used): a bf16 block then costs its file size in memory.
-    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w, map_linears);
+    read_unit_tensor(ckpt, full, t.name, linear_weights.count(t.name) != 0, w, hold);
   }
   return w;
 }

@@ -27,8 +27,9 @@ struct WanBlockInputs {
 
 // Block `n`'s tensors from the checkpoint (either layout) under the original
 // names relative to the block ("self_attn.q.weight"): 16-bit Linear weights
-// as stored (or mapped, `map_linears`: data-free runs), the rest as f32.
-LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n, bool map_linears = false);
+// as stored (or mapped: `hold`), the rest as f32.
+LayerWeights load_wan_block(const Checkpoint& ckpt, const WanConfig& cfg, int n,
+                            LinearWeightHold hold = LinearWeightHold::Read);
 
 // x [rows, dim] is replaced by the block's output. exec = nullptr: plain f32 Linears.
 void wan_block_forward(const WanConfig& cfg, const LayerWeights& w, float* x, int64_t rows, const WanBlockInputs& in,

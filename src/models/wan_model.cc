@@ -35,8 +35,8 @@ class WanModel : public UnitModel {
   int64_t width() const override { return cfg_.dim; }
   int num_units() const override { return static_cast<int>(cfg_.num_layers); }
   LayerDesc unit(int k) const override { return wan_block_desc(cfg_, k); }
-  LayerWeights load(int k) const override { return load_wan_block(ckpt_, cfg_, k, map_linears_); }
-  void map_linear_weights(bool on) override { map_linears_ = on; }
+  LayerWeights load(int k) const override { return load_wan_block(ckpt_, cfg_, k, hold_); }
+  void hold_linear_weights(LinearWeightHold hold) override { hold_ = hold; }
   std::unique_ptr<ExpertStream> part_stream(int, LayerWeights&, bool, ExpertTransform) const override {
     return nullptr;
   }
@@ -111,7 +111,7 @@ class WanModel : public UnitModel {
   WanConfig cfg_;
   const Checkpoint& ckpt_;
   DType dtype_ = DType::F32;
-  bool map_linears_ = false;
+  LinearWeightHold hold_ = LinearWeightHold::Read;
   std::vector<SideInputs> side_;
 };
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "util/error.h"
 
@@ -122,6 +123,10 @@ std::span<float> HiddenSet::add(size_t n) {
   buffers_.push_back(store_->allocate(n));
   return buffers_.back();
 }
+
+std::span<float> HiddenSet::take(size_t i) { return std::exchange(buffers_.at(i), {}); }
+
+void HiddenSet::adopt(std::span<float> buffer) { buffers_.push_back(buffer); }
 
 void HiddenSet::evict(size_t i) const { store_->evict(buffers_.at(i)); }
 

@@ -63,6 +63,10 @@ class HiddenSet {
   ~HiddenSet();
 
   std::span<float> add(size_t n);  // zero-filled
+  // Buffer i leaves this set (its slot stays, empty) for adopt() by another
+  // set of the same store: a unit's last forward then runs in its inputs' memory.
+  std::span<float> take(size_t i);
+  void adopt(std::span<float> buffer);
   std::span<float> operator[](size_t i) const { return buffers_.at(i); }
   size_t size() const { return buffers_.size(); }
   bool empty() const { return buffers_.empty(); }

@@ -72,6 +72,10 @@ class CalibrationExecutor : public LinearExecutor {
   std::set<std::string> observing;
   bool measure = true;       // compute the float reference for the quality report
   int64_t row_stride = 1;    // ... on rows 0, stride, 2·stride, ...
+  // Rows a forward gathers for each Linear outside the routed experts (every
+  // sample's rows 0, stride, ...): their buffers are sized once, not doubled
+  // as they grow (a third of their bytes, 7 MB on a 1 GB model's layer).
+  int64_t expected_rows = 0;
 
   // Mixture-of-experts layers: the runner's hooks around each expert.
   std::function<void(int)> on_expert_begin, on_expert_end;
@@ -84,10 +88,12 @@ class CalibrationExecutor : public LinearExecutor {
   bool needs_float_weight(const std::string&) const override { return false; }
   bool expert_sees_all_tokens(int e) override { return all_tokens && all_tokens(e); }
   void expert_begin(int e) override {
+    in_expert_ = true;
     if (on_expert_begin) on_expert_begin(e);
   }
   void expert_end(int e) override {
     measure_pending();  // before the hook can drop the expert's weights
+    in_expert_ = false;
     if (on_expert_end) on_expert_end(e);
   }
 
@@ -120,6 +126,10 @@ class CalibrationExecutor : public LinearExecutor {
     p.quantizer = it->second;
     p.in = in, p.out = out, p.bf16 = bf16;
     if (bias) p.bias.assign(bias, bias + out);
+    if (p.x.empty() && !in_expert_ && expected_rows > 0) {
+      p.x.reserve(static_cast<size_t>(expected_rows * in));
+      p.y.reserve(static_cast<size_t>(expected_rows * out));
+    }
     int64_t first = 0;
     for (int64_t n : samples) {
       for (int64_t r = first; r < first + n; r += row_stride) {
@@ -156,6 +166,7 @@ class CalibrationExecutor : public LinearExecutor {
   };
   const LayerWeights& weights_;
   std::map<std::string, Pending> pending_;
+  bool in_expert_ = false;
 };
 
 // The family's smoothing subgraphs that exist in this layer: a MoE layer's
@@ -242,7 +253,9 @@ class LayerWiseQuantizer {
     // Routed experts are not part of the loaded layer: they are streamed
     // through one at a time (models/experts.h).
     auto load = [this](int k) { return model_->load(k); };
-    model_->map_linear_weights(samples_.empty());  // data-free: weights are quantized from the mapped file
+    // Data-free, weights are quantized from the mapped file; calibrated, read
+    // from the page cache by each forward (LinearWeightHold::Streamed).
+    model_->hold_linear_weights(linear_weight_hold());
     if (!model_wise && job_.prefetch && first < n) next = std::async(std::launch::async, load, first);
     int committed = first;
     const double commit_interval =
@@ -258,13 +271,18 @@ class LayerWiseQuantizer {
         // starts once the forwards are done and the float copies of quantized
         // Linears are freed: two whole layers are never resident besides int8 codes.
         auto prefetch_next = [&, k] {
-          if (!model_wise && job_.prefetch && k + 1 < n) next = std::async(std::launch::async, load, k + 1);
+          if (!model_wise && job_.prefetch && k + 1 < n && !next.valid())
+            next = std::async(std::launch::async, load, k + 1);
         };
         // Data-free, the read overlaps quantizing and writing, except for units
         // above kDataFreePrefetchBytes (a 14B DiT block: 670 MiB), which would
         // double the peak for no time: such runs wait on the disk, not the CPU
         // (docs/benchmarks.md), and the peak stays at one unit.
-        if (samples_.empty() && weights.bytes() <= kDataFreePrefetchBytes) prefetch_next();
+        // Streamed weights are only mapped, their pages read ahead into the
+        // page cache: the next unit's read starts at once and costs no memory.
+        if ((samples_.empty() && weights.bytes() <= kDataFreePrefetchBytes) ||
+            linear_weight_hold() == LinearWeightHold::Streamed)
+          prefetch_next();
         process_layer(k, weights, *saver, prefetch_next);
         kill_for_testing(k, "saved");
         weights = LayerWeights();
@@ -314,6 +332,10 @@ class LayerWiseQuantizer {
 
  private:
   bool bf16_compute() const { return job_.compute_dtype == ComputeDType::BF16; }
+  LinearWeightHold linear_weight_hold() const {
+    if (samples_.empty()) return LinearWeightHold::Mapped;
+    return job_.stream_calibrated_weights ? LinearWeightHold::Streamed : LinearWeightHold::Read;
+  }
 
   // Data-free units hand their freed buffers back to the OS (malloc_trim), so
   // RSS tracks what is live: keeping them measured +30–50 MB of peak there
@@ -620,13 +642,17 @@ class LayerWiseQuantizer {
       auto rows = [&weights, weight, in](int64_t begin, int64_t end, float* dst) {
         weights.rows_f32(weight, begin, end, in, dst);
       };
-      return std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, lin.in_features);
+      auto q = std::make_unique<LinearQuantizer>(full, owner.qconfig, rows, bias, lin.out_features, lin.in_features);
+      weights.release_pages(weight);
+      return q;
     }
     // The weight as held (16-bit stored or f32): minmax weights quantize from it with no f32 copy.
     const auto [dtype, data] = weights.raw(weight);
     try {
-      return std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
-                                               lin.out_features, lin.in_features);
+      auto q = std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
+                                                 lin.out_features, lin.in_features);
+      weights.release_pages(weight);
+      return q;
     } catch (const Error&) {
       // Every weight quantizer refuses a non-finite value; a mapped weight,
       // not checked when read, then gets the read error instead.
@@ -680,6 +706,7 @@ class LayerWiseQuantizer {
     exec.set_compute_dtype(job_.compute_dtype);
     exec.measure = job_.report;
     exec.row_stride = job_.full_report ? 1 : kReportStride;
+    for (const CalibSample& s : samples_) exec.expected_rows += (s.seq() + exec.row_stride - 1) / exec.row_stride;
     HiddenSet outputs, reference;
     added_tensors_.clear();
     for (size_t u = 0; u < units_.size(); ++u) {
@@ -710,7 +737,13 @@ class LayerWiseQuantizer {
         ExpertPass pass{static_cast<int>(u), static_cast<int>(u) == last_data_unit_, {}, {}, 0.0f, 0.0f, false};
         if (desc.num_experts > 0) install_expert_hooks(desc, weights, exec, quantizers, pass, saver, report);
         outputs.clear();
-        outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr);
+        // The layer's last forward needs its inputs no more, but for the
+        // report's float forward when smoothing gave no reference.
+        std::set<size_t> keep;
+        if (job_.report && reference.empty())
+          for (size_t i : report_reference_samples()) keep.insert(i);
+        outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr,
+                              forward_follows(u) ? nullptr : &keep);
         exec.measure_pending();
         if (desc.num_experts > 0) finish_cold_experts(desc, exec, quantizers, pass, saver, report);
       }
@@ -720,10 +753,7 @@ class LayerWiseQuantizer {
       if (job_.report) measure_layer(k, weights, outputs, reference, report);
       hidden_ = std::move(outputs);
     }
-    for (const auto& [name, q] : quantizers) {
-      weights.stored.erase(name + ".weight");
-      weights.tensors.erase(name + ".weight");
-    }
+    for (const auto& [name, q] : quantizers) drop_float_weight(weights, name);
     release_freed_memory();
     forwards_done();
     save_layer(desc, quantizers, saver, report, weights);
@@ -971,25 +1001,33 @@ class LayerWiseQuantizer {
   }
 
   // Every calibration sample through unit k: the outputs, inputs unchanged.
-  HiddenSet forward_all(int k, LayerWeights& weights, LinearExecutor* exec, std::vector<int64_t>* expert_tokens) {
+  HiddenSet forward_all(int k, LayerWeights& weights, LinearExecutor* exec, std::vector<int64_t>* expert_tokens,
+                        const std::set<size_t>* keep_inputs = nullptr) {
     std::vector<size_t> all(samples_.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    return forward_samples(k, weights, exec, all, expert_tokens);
+    return forward_samples(k, weights, exec, all, expert_tokens, keep_inputs);
   }
 
   // Samples `which` through unit k, a chunk at a time (chunks()); each chunk's
   // inputs and outputs leave resident memory once done when spilled. A MoE
-  // unit streams its experts once per chunk.
+  // unit streams its experts once per chunk. With `keep_inputs`, the layer's
+  // last forward: every other sample runs in its input's own buffer, which
+  // leaves hidden_ (one sample set less at the layer's peak).
   HiddenSet forward_samples(int k, LayerWeights& weights, LinearExecutor* exec, const std::vector<size_t>& which,
-                            std::vector<int64_t>* expert_tokens) {
+                            std::vector<int64_t>* expert_tokens, const std::set<size_t>* keep_inputs = nullptr) {
     HiddenSet outputs(&store_);
-    for (size_t i : which) outputs.add(hidden_[i].size());
+    auto consumed = [keep_inputs](size_t i) { return keep_inputs && !keep_inputs->count(i); };
     if (expert_tokens) expert_tokens->clear();
     for (const auto& [begin, end] : chunks(which)) {
       std::vector<SequenceRef> refs;
       for (size_t j = begin; j < end; ++j) {
         const size_t i = which[j];
-        std::copy(hidden_[i].begin(), hidden_[i].end(), outputs[j].begin());
+        if (consumed(i)) {
+          outputs.adopt(hidden_.take(i));
+        } else {
+          outputs.add(hidden_[i].size());
+          std::copy(hidden_[i].begin(), hidden_[i].end(), outputs[j].begin());
+        }
         refs.push_back({outputs[j].data(), samples_[i].seq(), samples_[i].positions.data(), static_cast<int>(i)});
       }
       std::vector<int64_t> counts;
@@ -1007,7 +1045,7 @@ class LayerWiseQuantizer {
           fail("layer {} on calibration sample {}: the layer's output holds a non-finite value at token {}, channel "
                "{} (an overflow in the model's float arithmetic, or damaged weights)", k, which[j],
                bad / model_->width(), bad % model_->width());
-        hidden_.evict(which[j]);
+        if (!consumed(which[j])) hidden_.evict(which[j]);
         outputs.evict(j);
       }
     }

@@ -68,6 +68,12 @@ struct QuantJob {
   // keep the float function); false runs a float forward of its own, as
   // before: for tests that compare the two.
   bool reference_from_smoothing = true;
+  // Calibrated runs map the Linear weights of each unit and read them from
+  // the page cache on every forward, dropping their pages from the process
+  // after each read (LinearWeightHold::Streamed: a layer's weights do not
+  // count in its peak RSS); false reads them into memory as before: for tests
+  // that compare the two.
+  bool stream_calibrated_weights = true;
 };
 
 inline constexpr double kCommitSeconds = 10.0;

@@ -381,6 +381,46 @@ TEST(QuantRunner, ReferenceFromTheSmoothingForwardEqualsAFloatForward) {
   }
 }
 
+// Calibrated runs stream their Linear weights from the page cache
+// (LinearWeightHold::Streamed) instead of reading them into memory: every
+// product, scaling and rotation reads the same values, so the checkpoint and
+// the report are the same bytes. f32 and bf16 checkpoints (the latter with
+// bf16 statistics products, which multiply the mapped bytes directly), and
+// quarot, which moves mapped weights to rotated f32 copies.
+TEST(QuantRunner, StreamedWeightsGiveTheCheckpointOfReadOnes) {
+  TempDir tmp;
+  const fs::path qwen3 = tmp / "qwen3";  // bfloat16 golden with a tokenizer of its vocabulary
+  fs::create_directories(qwen3);
+  for (const auto& e : fs::directory_iterator(repo() / "tests/data/goldens/qwen3"))
+    if (e.path().filename() != "reference.safetensors") fs::copy_file(e.path(), qwen3 / e.path().filename());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    if (fs::exists(repo() / "tests/data/goldens/qwen3_vl_moe_tiny" / f))
+      fs::copy_file(repo() / "tests/data/goldens/qwen3_vl_moe_tiny" / f, qwen3 / f);
+  struct Case {
+    fs::path model;
+    fs::path config;
+    bool bf16_statistics;
+  };
+  const Case cases[] = {{stories(), repo() / "configs/w8a8.yaml", false},
+                        {qwen3, repo() / "configs/w8a8.yaml", true},
+                        {qwen3, repo() / "tests/data/configs/qwen3_vl_moe_w8a8.yaml", false}};
+  int n = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.model.filename().string() + " " + c.config.filename().string());
+    const std::string tag = std::to_string(n++);
+    QuantJob job = make_job(c.model, tmp / ("streamed" + tag), c.config.string(), 3);
+    job.bf16_statistics_products = c.bf16_statistics;
+    job.calib_data = "calib_zh_en.jsonl";  // text prompts for every case (the VLM practice names images)
+    run_quantization(job);
+    job.save_path = tmp / ("read" + tag);
+    job.stream_calibrated_weights = false;
+    run_quantization(job);
+    expect_same_checkpoint(tmp / ("streamed" + tag), tmp / ("read" + tag));
+    EXPECT_EQ(read_text_file(tmp / ("streamed" + tag) / "quant_report.json"),
+              read_text_file(tmp / ("read" + tag) / "quant_report.json"));
+  }
+}
+
 TEST(QuantRunner, ModelWiseMatchesLayerWise) {
   TempDir tmp;
   QuantJob job = make_job(stories(), tmp / "lw", (repo() / "configs/w8a8.yaml").string(), 3);

@@ -29,12 +29,6 @@ MappedBytes MappedBytes::map(int fd, uint64_t offset, uint64_t n, bool populate,
   return m;
 }
 
-void MappedBytes::start_reading() const {
-  if (!base_) return;
-  ::madvise(base_, base_len_, MADV_NORMAL);  // read again and again: keep the default readahead and reclaim
-  ::madvise(base_, base_len_, MADV_WILLNEED);
-}
-
 void MappedBytes::drop_resident(const uint8_t* p, uint64_t n) const {
   if (!base_ || n == 0) return;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));

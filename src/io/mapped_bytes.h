@@ -30,9 +30,6 @@ class MappedBytes {
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
 
-  // For a mapping read many times (not populated): asks the kernel to start
-  // reading every page into the page cache now, in the background.
-  void start_reading() const;
   // Bytes [p, p + n) of the mapping leave this process's resident memory (the
   // pages round outwards); the page cache keeps them, so the next read faults
   // them back in without touching the disk. The contents never change.

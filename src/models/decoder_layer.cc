@@ -187,6 +187,23 @@ size_t LayerWeights::bytes() const {
   return n;
 }
 
+namespace {
+
+void check_streamed_finite(const LayerWeights::Mapped& m) {
+  const int64_t rows = m.shape.empty() ? 1 : m.shape[0], numel = shape_numel(m.shape);
+  const int64_t cols = rows > 0 ? numel / rows : 0, row_bytes = cols * static_cast<int64_t>(dtype_size(m.dtype));
+  const int64_t block = std::max<int64_t>(1, (int64_t{8} << 20) / std::max<int64_t>(row_bytes, 1));
+  for (int64_t r = 0; r < rows; r += block) {
+    const int64_t n = std::min(block, rows - r);
+    const uint8_t* p = m.bytes->data() + r * row_bytes;
+    check_finite(m.dtype, p, {n, cols}, m.source, m.file, r);
+    m.bytes->drop_resident(p, static_cast<uint64_t>(n * row_bytes));
+  }
+  *m.finite = true;
+}
+
+}  // namespace
+
 void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std::string& name, bool linear_weight,
                       LayerWeights& w, LinearWeightHold hold) {
   const TensorInfo& info = ckpt.info(full);
@@ -196,9 +213,12 @@ void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std
     // Checked finite where it is used (LayerWeights::Mapped).
     const bool streamed = hold == LinearWeightHold::Streamed;
     auto bytes = std::make_shared<const MappedBytes>(ckpt.map_range(full, 0, info.nbytes, /*populate=*/!streamed));
-    if (streamed) bytes->start_reading();
     LayerWeights::Mapped m{info.dtype, info.shape, std::move(bytes), full, ckpt.file_of(full).string()};
     m.streamed = streamed;
+    // A streamed weight is read many times: checked once here (on the loading
+    // thread, which also reads it from disk), a block of rows at a time whose
+    // pages leave right after, so its later reads skip the check.
+    if (streamed) check_streamed_finite(m);
     w.mapped.emplace(name, std::move(m));
     return;
   }

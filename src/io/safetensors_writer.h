@@ -55,7 +55,12 @@ struct SafetensorsWriterOptions {
   // Write the data area with O_DIRECT through a staging buffer of
   // `direct_stage_bytes` (rounded up to a multiple of 4096), where the file
   // system allows it; else, or when false, through the page cache. The files
-  // are the same byte for byte.
+  // are the same byte for byte. One stage is one write: 16 MiB puts four of a
+  // virtio disk's 4 MiB requests in flight at once, and a data-free MoE run,
+  // paced by its writes, took 15 % less wall time than with 8 MiB
+  // (docs/benchmarks.md, session 9). The runner asks for that in data-free
+  // runs (Saver::set_write_stage_bytes) and keeps 8 MiB in calibrated ones,
+  // whose writes are a small part of the time and whose peak it would raise.
   bool direct_io = true;
   uint64_t direct_stage_bytes = 8u << 20;
 };
@@ -151,6 +156,7 @@ struct ShardedWriterOptions {
   // 0: a single "<stem>.safetensors" and no index.
   uint64_t max_shard_bytes = 0;
   uint64_t header_reserve = 1u << 20;
+  uint64_t direct_stage_bytes = SafetensorsWriterOptions{}.direct_stage_bytes;  // per shard writer
 };
 
 // msModelSlim's BufferedSafetensorsWriter layout, streamed: before a tensor is
@@ -186,6 +192,8 @@ class ShardedSafetensorsWriter {
   // Leave every file as it is on destruction, for a later resume(); also
   // keeps the open shard's temporary when a write fails. Set before adding.
   void keep_files() { keep_files_ = true; if (current_) current_->keep_file(); }
+  // For the shards opened from now on (SafetensorsWriterOptions::direct_stage_bytes).
+  void set_direct_stage_bytes(uint64_t n) { options_.direct_stage_bytes = n; }
 
  private:
   // From `source` when it is set, else from `data`.

@@ -3,11 +3,13 @@
 #include <nlohmann/json.hpp>
 
 #include <random>
+#include <set>
 
 #include "io/checkpoint.h"
 #include "io/io_test_util.h"
 #include "io/safetensors_reader.h"
 #include "io/safetensors_writer.h"
+#include "util/file_util.h"
 
 namespace lwq {
 namespace {
@@ -153,6 +155,26 @@ TEST_F(Sharded, ZeroLimitWritesOneFileWithoutIndex) {
   EXPECT_EQ(dir.files(), std::vector<std::string>{"quant_model_weights.safetensors"});
   for (const auto& [name, file] : map) EXPECT_EQ(file, "quant_model_weights.safetensors");
   EXPECT_EQ(Checkpoint::open(dir.path).tensor_names(), (std::vector<std::string>{"t0", "t1", "t2"}));
+}
+
+// The O_DIRECT stage size (one per shard writer, set for shards opened later)
+// changes how the bytes reach the disk, never which bytes.
+TEST_F(Sharded, StageSizeChangesNoByte) {
+  const std::vector<int64_t> sizes = {5000, 70000, 123457, 9000, 300000};
+  std::string files[2];
+  for (int small = 0; small < 2; ++small) {
+    const std::filesystem::path out = dir.path / (small ? "small" : "default");
+    ShardedSafetensorsWriter w(out, {.stem = "quant_model_weights", .max_shard_bytes = 200000});
+    if (small) w.set_direct_stage_bytes(4096);  // one block: a stage write per 4 KiB
+    for (size_t i = 0; i < sizes.size(); ++i)
+      w.add(fmt::format("t{}", i), u8_tensor(sizes[i], static_cast<uint32_t>(i)));
+    w.finish();
+    std::set<std::filesystem::path> names;
+    for (const auto& e : std::filesystem::directory_iterator(out)) names.insert(e.path());
+    for (const auto& p : names) files[small] += p.filename().string() + ":" + read_text_file(p);
+  }
+  EXPECT_EQ(files[0].size(), files[1].size());
+  EXPECT_EQ(files[0], files[1]);
 }
 
 TEST_F(Sharded, DuplicateNameIsAnError) {

@@ -62,6 +62,11 @@ constexpr int64_t kReportStride = 16;
 // The largest unit (resident bytes) a data-free run reads ahead of time.
 constexpr size_t kDataFreePrefetchBytes = size_t{256} << 20;
 
+// A data-free run is paced by its output writes: 16 MiB O_DIRECT writes keep
+// more of the disk's requests in flight than the writer's default 8 MiB
+// (SafetensorsWriterOptions::direct_stage_bytes).
+constexpr uint64_t kDataFreeWriteStageBytes = uint64_t{16} << 20;
+
 // Routes each Linear of a calibration forward to its quantizer, if it has
 // one, and measures the quantized output against the float one for the
 // quality report while the owning processor observes.
@@ -555,6 +560,7 @@ class LayerWiseQuantizer {
   std::unique_ptr<Saver> make_output_saver(const OutputFolder& folder) const {
     std::unique_ptr<Saver> saver = make_saver(job_.config.save, folder.temp_path(), model_->dtype());
     saver->keep_files_for_resume();
+    if (samples_.empty()) saver->set_write_stage_bytes(kDataFreeWriteStageBytes);
     return saver;
   }
 

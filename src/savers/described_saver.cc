@@ -66,6 +66,8 @@ nlohmann::json DescribedSaver::checkpoint() {
 
 void DescribedSaver::keep_files_for_resume() { writer_->keep_files(); }
 
+void DescribedSaver::set_write_stage_bytes(uint64_t n) { writer_->set_direct_stage_bytes(n); }
+
 void DescribedSaver::resume(const nlohmann::json& state) {
   try {
     writer_->resume(state.at("writer"));

@@ -25,6 +25,7 @@ class DescribedSaver : public Saver {
   nlohmann::json checkpoint() final;
   void resume(const nlohmann::json& state) final;
   void keep_files_for_resume() final;
+  void set_write_stage_bytes(uint64_t n) final;
   void save_float_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source) final;
 
  protected:

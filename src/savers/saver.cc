@@ -54,6 +54,9 @@ class FanOutSaver : public Saver {
       fail("malformed saver state: expected the states of {} savers", savers_.size());
     for (size_t i = 0; i < savers_.size(); ++i) savers_[i]->resume(state[i]);
   }
+  void set_write_stage_bytes(uint64_t n) override {
+    for (auto& s : savers_) s->set_write_stage_bytes(n);
+  }
   void keep_files_for_resume() override {
     for (auto& s : savers_) s->keep_files_for_resume();
   }

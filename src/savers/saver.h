@@ -55,6 +55,8 @@ class Saver {
   virtual nlohmann::json checkpoint() = 0;
   virtual void resume(const nlohmann::json& state) = 0;
   virtual void keep_files_for_resume() = 0;
+  // The O_DIRECT write size of the shards written from now on (SafetensorsWriterOptions).
+  virtual void set_write_stage_bytes(uint64_t) {}
 };
 
 // The savers of `spec.save`, in order, writing into `out_dir` (which must

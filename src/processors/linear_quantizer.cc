@@ -396,26 +396,23 @@ void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> s
       weight_code_sums_[static_cast<size_t>(o)] = std::accumulate(w, w + in_, int64_t{0});
     }
   }
-  // The int32 sums land in y's own bytes (both 4 bytes wide) and each row is
-  // copied out before it is overwritten by its floats: no second rows × out
-  // buffer (a calibration batch's gate_proj: 19 MB).
+  // The int32 sums land in y's own bytes (both 4 bytes wide), each read
+  // before its float overwrites it: no second rows × out buffer (a
+  // calibration batch's gate_proj: 19 MB).
   static_assert(sizeof(int32_t) == sizeof(float));
   matmul_nt_s8(qx.data(), rows, in_, weight_.q.data(), out_, reinterpret_cast<int32_t*>(y));
   const float* sw = weight_.scale.data();
   const float* bias = bias_.empty() ? nullptr : bias_.data();
-#pragma omp parallel if (rows * out_ > 65536)
-  {
-    std::vector<int32_t> a(static_cast<size_t>(out_));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const auto z = static_cast<int64_t>(zx[static_cast<size_t>(r)]);
-      const float s = sx[static_cast<size_t>(r)];
-      float* yr = y + r * out_;
-      std::memcpy(a.data(), yr, a.size() * sizeof(int32_t));
-      for (int64_t o = 0; o < out_; ++o) {
-        const int64_t v = a[static_cast<size_t>(o)] - z * weight_code_sums_[static_cast<size_t>(o)];
-        yr[o] = static_cast<float>(v) * (s * sw[o]) + (bias ? bias[o] : 0.0f);
-      }
+#pragma omp parallel for schedule(static) if (rows * out_ > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto z = static_cast<int64_t>(zx[static_cast<size_t>(r)]);
+    const float s = sx[static_cast<size_t>(r)];
+    float* yr = y + r * out_;
+    for (int64_t o = 0; o < out_; ++o) {
+      int32_t a;
+      std::memcpy(&a, yr + o, sizeof(a));  // each element read before its float overwrites it
+      const int64_t v = a - z * weight_code_sums_[static_cast<size_t>(o)];
+      yr[o] = static_cast<float>(v) * (s * sw[o]) + (bias ? bias[o] : 0.0f);
     }
   }
 }

@@ -629,8 +629,7 @@ void ShardedSafetensorsWriter::add_rows(const std::string& name, DType dtype, co
   }
   if (!current_) {
     if (limit == 0 && shards_closed_ > 0) fail("{}: single-file writer already closed", dir_.string());
-    current_ = std::make_unique<SafetensorsWriter>(dir_ / shard_name(shards_closed_ + 1, 0),
-                                                   SafetensorsWriterOptions{options_.header_reserve, {}, true, options_.direct_stage_bytes});
+    current_ = std::make_unique<SafetensorsWriter>(dir_ / shard_name(shards_closed_ + 1, 0), shard_options());
     if (keep_files_) current_->keep_file();
   }
   if (source) current_->add_rows(name, dtype, shape, source);
@@ -644,8 +643,7 @@ std::vector<std::pair<std::string, std::string>> ShardedSafetensorsWriter::finis
   if (finished_) fail("{}: sharded writer already finished", dir_.string());
   // Nothing added in single-file mode still yields an (empty) valid file.
   if (!current_ && options_.max_shard_bytes == 0 && shards_closed_ == 0)
-    current_ = std::make_unique<SafetensorsWriter>(dir_ / shard_name(1, 0),
-                                                   SafetensorsWriterOptions{options_.header_reserve, {}, true, options_.direct_stage_bytes});
+    current_ = std::make_unique<SafetensorsWriter>(dir_ / shard_name(1, 0), shard_options());
   if (current_) close_shard();
 
   std::vector<std::pair<std::string, std::string>> result;
@@ -765,7 +763,7 @@ void ShardedSafetensorsWriter::resume(const nlohmann::json& state) {
       if (auto it = by_index.find(closed + 1); it != by_index.end()) copies = it->second;
       if (options_.max_shard_bytes == 0) copies.push_back(dir_ / shard_name(1, 0));
       current_ = SafetensorsWriter::reopen(dir_ / shard_name(closed + 1, 0),
-                                           SafetensorsWriterOptions{options_.header_reserve, {}, true, options_.direct_stage_bytes}, open, copies);
+                                           shard_options(), open, copies);
       if (keep_files_) current_->keep_file();
     } else if (options_.max_shard_bytes == 0 && closed == 0) {
       fs::remove(dir_ / shard_name(1, 0), ec);

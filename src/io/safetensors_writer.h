@@ -199,6 +199,9 @@ class ShardedSafetensorsWriter {
   // From `source` when it is set, else from `data`.
   void add_rows(const std::string& name, DType dtype, const Shape& shape, const RowSource& source, const void* data);
   std::string shard_name(size_t index, size_t count) const;  // 1-based index
+  SafetensorsWriterOptions shard_options() const {
+    return {options_.header_reserve, {}, true, options_.direct_stage_bytes};
+  }
   void close_shard();
   void cleanup() noexcept;
 

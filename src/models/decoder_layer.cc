@@ -176,7 +176,9 @@ void LayerWeights::check_mapped_finite(const std::string& name) const {
 
 void LayerWeights::release_pages(const std::string& name) const {
   auto m = mapped.find(name);
-  if (m != mapped.end() && m->second.streamed) m->second.bytes->drop_resident(m->second.bytes->data(), m->second.bytes->size());
+  if (m == mapped.end() || !m->second.streamed) return;
+  const MappedBytes& bytes = *m->second.bytes;
+  bytes.drop_resident(bytes.data(), bytes.size());
 }
 
 size_t LayerWeights::bytes() const {

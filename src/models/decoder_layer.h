@@ -23,11 +23,11 @@ class Checkpoint;
 enum class LinearWeightHold {
   Read,    // read into memory (`stored`, or f32 `tensors`), checked finite as read
   Mapped,  // mapped from the checkpoint, every page read now: for consumers that read them once (data-free)
-  // Mapped, the read started in the background, and each read's pages dropped
-  // from the process right after (LayerWeights::Mapped::streamed): a
-  // calibrated unit reads its weights many times, and between reads they
-  // stay in the page cache, which the kernel may reclaim, instead of the
-  // process's memory.
+  // Mapped and checked finite now (which reads them into the page cache),
+  // and each read's pages dropped from the process right after
+  // (LayerWeights::Mapped::streamed): a calibrated unit reads its weights
+  // many times, and between reads they stay in the page cache, which the
+  // kernel may reclaim, instead of the process's memory.
   Streamed,
 };
 

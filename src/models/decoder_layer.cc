@@ -253,21 +253,15 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
 
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs) {
-  if (auto it = w.stored.find(weight);
-      bf16_inputs && !w.scaled(weight) && it != w.stored.end() && it->second.dtype == DType::BF16) {
-    std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
-    for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
-    matmul_nt_bf16(xb.data(), rows, in, it->second.data<uint16_t>(), out, y, bias);
-    return;
-  }
-  if (auto m = w.mapped.find(weight);
-      bf16_inputs && !w.scaled(weight) && m != w.mapped.end() && m->second.dtype == DType::BF16) {
-    w.check_mapped_finite(weight);  // once per tensor
-    std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
-    for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
-    matmul_nt_bf16(xb.data(), rows, in, reinterpret_cast<const uint16_t*>(m->second.bytes->data()), out, y, bias);
-    w.release_pages(weight);
-    return;
+  if (bf16_inputs && !w.scaled(weight) && w.contains(weight) && !w.tensors.count(weight)) {
+    if (const auto [dtype, data] = w.raw(weight); dtype == DType::BF16) {  // stored or mapped
+      w.check_mapped_finite(weight);  // mapped: once per tensor
+      std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
+      for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+      matmul_nt_bf16(xb.data(), rows, in, static_cast<const uint16_t*>(data), out, y, bias);
+      w.release_pages(weight);
+      return;
+    }
   }
   if (auto it = w.tensors.find(weight); it != w.tensors.end()) {
     matmul_nt(x, rows, in, it->second.data(), out, y, bias);

@@ -271,10 +271,11 @@ class LayerWiseQuantizer {
         LayerWeights weights;
         if (model_wise) weights = std::move(preloaded[static_cast<size_t>(k - first)]);
         else weights = next.valid() ? next.get() : load(k);
-        // Layer k+1 is read while layer k is processed. A calibrated layer holds
-        // its float and int8 weights during its forwards, so there the read
-        // starts once the forwards are done and the float copies of quantized
-        // Linears are freed: two whole layers are never resident besides int8 codes.
+        // Layer k+1 is read while layer k is processed. A calibrated layer
+        // whose weights are read into memory holds its float and int8 weights
+        // during its forwards, so there the read starts once the forwards are
+        // done and the float copies of quantized Linears are freed: two whole
+        // layers are never resident besides int8 codes.
         auto prefetch_next = [&, k] {
           if (!model_wise && job_.prefetch && k + 1 < n && !next.valid())
             next = std::async(std::launch::async, load, k + 1);
@@ -283,8 +284,9 @@ class LayerWiseQuantizer {
         // above kDataFreePrefetchBytes (a 14B DiT block: 670 MiB), which would
         // double the peak for no time: such runs wait on the disk, not the CPU
         // (docs/benchmarks.md), and the peak stays at one unit.
-        // Streamed weights are only mapped, their pages read ahead into the
-        // page cache: the next unit's read starts at once and costs no memory.
+        // Streamed weights are mapped and checked a block at a time, the pages
+        // left in the page cache: the next unit's read starts at once and
+        // costs no memory.
         if ((samples_.empty() && weights.bytes() <= kDataFreePrefetchBytes) ||
             linear_weight_hold() == LinearWeightHold::Streamed)
           prefetch_next();

@@ -24,14 +24,14 @@ DeployedLinear tiny_w8a8() {
   const float w[] = {127.0f / 64, -1.0f, 0.5f, -127.0f / 128, 0.25f, 0.0f};
   const std::vector<float> bias = {0.5f, -0.25f};
   QuantizedWeight qw = quantize_weight_per_channel_minmax(w, 2, 3, 8, /*symmetric=*/true);
-  EXPECT_EQ(qw.q, (std::vector<int8_t>{127, -64, 32, -127, 32, 0}));
+  EXPECT_EQ(std::vector<int8_t>(qw.q.begin(), qw.q.end()), (std::vector<int8_t>{127, -64, 32, -127, 32, 0}));
   EXPECT_EQ(qw.scale, (std::vector<float>{1.0f / 64, 1.0f / 128}));
   DeployedLinear lin;
   lin.name = "tiny";
   lin.type = "W8A8";
   lin.out = 2;
   lin.in = 3;
-  lin.weight = qw.q;
+  lin.weight.assign(qw.q.begin(), qw.q.end());
   lin.input_scale = 1.0f / 32;
   lin.input_offset = -32.0f;
   std::vector<float> deq = deq_scale_f32(lin.input_scale, qw.scale);
@@ -165,7 +165,7 @@ TEST(DeployedLinear, W8A8MatchesFloatWithinQuantizationError) {
   lin.type = "W8A8";
   lin.out = p.out;
   lin.in = p.in;
-  lin.weight = qw.q;
+  lin.weight.assign(qw.q.begin(), qw.q.end());
   // As the exporter does (fact 18): input_scale rounded to the serving dtype first.
   lin.input_scale = round_to_dtype(act.scale[0], serving_dtype_of(DType::F32));
   lin.input_offset = act.offset[0];
@@ -190,7 +190,7 @@ TEST(DeployedLinear, W8A8DynamicMatchesFloatWithinQuantizationError) {
   lin.type = "W8A8_DYNAMIC";
   lin.out = p.out;
   lin.in = p.in;
-  lin.weight = qw.q;
+  lin.weight.assign(qw.q.begin(), qw.q.end());
   lin.weight_scale = qw.scale;
   lin.weight_offset.assign(static_cast<size_t>(p.out), 0.0f);
   lin.bias = p.bias;
@@ -218,7 +218,7 @@ void check_w8a16(bool symmetric) {
   lin.type = "W8A16";
   lin.out = p.out;
   lin.in = p.in;
-  lin.weight = qw.q;
+  lin.weight.assign(qw.q.begin(), qw.q.end());
   lin.weight_scale = qw.scale;
   lin.weight_offset = qw.offset;
   lin.bias = p.bias;

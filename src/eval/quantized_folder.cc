@@ -646,7 +646,7 @@ DeployedLinear QuantizedFolder::load_linear(const std::string& prefix, bool with
       qw.out = lin.out;
       qw.in = lin.in;
       qw.bits = 4;
-      qw.q = lin.weight;
+      qw.q.assign(lin.weight.begin(), lin.weight.end());
       qw.scale = lin.weight_scale;
       qw.offset.assign(qw.scale.size(), 0.0f);
       int64_t cols = 0;

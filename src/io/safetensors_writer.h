@@ -59,8 +59,8 @@ struct SafetensorsWriterOptions {
   // virtio disk's 4 MiB requests in flight at once, and a data-free MoE run,
   // paced by its writes, took 15 % less wall time than with 8 MiB
   // (docs/benchmarks.md, session 9). The runner asks for that in data-free
-  // runs (Saver::set_write_stage_bytes) and keeps 8 MiB in calibrated ones,
-  // whose writes are a small part of the time and whose peak it would raise.
+  // runs (Saver::set_write_stage_bytes) and for 2 MiB in calibrated ones,
+  // whose writes are a small part of the time and whose peak the stages add to.
   bool direct_io = true;
   uint64_t direct_stage_bytes = 8u << 20;
 };

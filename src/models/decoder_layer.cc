@@ -17,6 +17,7 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "util/error.h"
+#include "util/scratch.h"
 
 namespace lwq {
 
@@ -181,6 +182,19 @@ void LayerWeights::release_pages(const std::string& name) const {
   bytes.drop_resident(bytes.data(), bytes.size());
 }
 
+void LayerWeights::release_rows(const std::string& name, int64_t begin, int64_t end, int64_t cols) const {
+  auto m = mapped.find(name);
+  if (m == mapped.end() || !m->second.streamed) return;
+  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(m->second.dtype);
+  m->second.bytes->drop_resident(m->second.bytes->data() + static_cast<size_t>(begin) * row_bytes,
+                                 static_cast<size_t>(end - begin) * row_bytes);
+}
+
+bool LayerWeights::streamed(const std::string& name) const {
+  auto m = mapped.find(name);
+  return m != mapped.end() && m->second.streamed;
+}
+
 size_t LayerWeights::bytes() const {
   size_t n = 0;
   for (const auto& [name, v] : tensors) n += v.size() * sizeof(float);
@@ -256,10 +270,18 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
   if (bf16_inputs && !w.scaled(weight) && w.contains(weight) && !w.tensors.count(weight)) {
     if (const auto [dtype, data] = w.raw(weight); dtype == DType::BF16) {  // stored or mapped
       w.check_mapped_finite(weight);  // mapped: once per tensor
-      std::vector<uint16_t> xb(static_cast<size_t>(rows * in));
+      Scratch<uint16_t> xb(static_cast<size_t>(rows * in));
       for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
-      matmul_nt_bf16(xb.data(), rows, in, static_cast<const uint16_t*>(data), out, y, bias);
-      w.release_pages(weight);
+      const auto* wb = static_cast<const uint16_t*>(data);
+      // 8 MiB of the weight's rows at a time, a streamed weight's pages
+      // dropped after each block's product: never the whole matrix resident.
+      // Stored weights take the same blocks, so both give the same sums.
+      const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
+      for (int64_t begin = 0; begin < out; begin += block) {
+        const int64_t n = std::min(block, out - begin);
+        matmul_nt_bf16(xb.data(), rows, in, wb + begin * in, n, y + begin, bias ? bias + begin : nullptr, out);
+        w.release_rows(weight, begin, begin + n, in);
+      }
       return;
     }
   }
@@ -300,7 +322,8 @@ void run_linear_samples(const LayerWeights& w, LinearExecutor* exec, const std::
   // stored weight converts exactly), float32 accumulation: the exact
   // bf16×bf16 products summed in f32, which is what a bf16×bf16→f32 kernel
   // computes up to summation order. The output is a bf16 model's.
-  std::vector<float> xb(x, x + rows * in);
+  Scratch<float> xb(static_cast<size_t>(rows * in));
+  std::copy(x, x + rows * in, xb.data());
   round_to_bf16(xb.data(), xb.size());
   exec->run_samples(name, xb.data(), samples, in, weight, bias, out, y);
   round_to_bf16(y, static_cast<size_t>(rows * out));
@@ -335,7 +358,7 @@ struct LinearRunner {
   // y[rows, out] = linear `name`(x[rows, in]), x holding the rows of the
   // given samples one after another.
   void operator()(const std::string& name, const float* x, std::span<const int64_t> samples,
-                  std::vector<float>& y) const {
+                  Scratch<float>& y) const {
     auto it = std::find_if(desc.linears.begin(), desc.linears.end(), [&](const LinearDesc& l) { return l.name == name; });
     if (it == desc.linears.end()) fail("layer {}: the architecture has no linear '{}'", w.layer, name);
     const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
@@ -346,7 +369,7 @@ struct LinearRunner {
     run_linear_samples(w, custom ? &exec : nullptr, name, x, samples, it->in_features, bias, it->out_features,
                        y.data());
   }
-  void operator()(const std::string& name, const float* x, int64_t rows, std::vector<float>& y) const {
+  void operator()(const std::string& name, const float* x, int64_t rows, Scratch<float>& y) const {
     (*this)(name, x, std::span<const int64_t>(&rows, 1), y);
   }
 };
@@ -360,8 +383,10 @@ constexpr int64_t kBatchRows = 1024;
 std::atomic<int64_t> batch_activation_bytes{int64_t{64} << 20};
 
 // The most rows a batch of `row_bytes`-per-row activations may hold.
-int64_t batch_rows(int64_t row_bytes) {
-  return std::clamp<int64_t>(batch_activation_bytes.load() / std::max<int64_t>(row_bytes, 1), 1, kBatchRows);
+int64_t batch_rows(int64_t row_bytes, const LinearExecutor* exec) {
+  const int64_t bound = exec && exec->batch_activation_bytes() > 0 ? exec->batch_activation_bytes()
+                                                                   : batch_activation_bytes.load();
+  return std::clamp<int64_t>(bound / std::max<int64_t>(row_bytes, 1), 1, kBatchRows);
 }
 
 // Consecutive non-empty sequences, split where a batch would pass max_rows
@@ -399,10 +424,10 @@ void layer_norm_rows(const LayerWeights& w, const std::string& norm, const float
 }
 
 // x [batch.total, H] = `norm` of every sequence's hidden rows, one after another.
-std::vector<float> batch_norm_rows(const ModelConfig& cfg, const LayerWeights& w, const std::string& norm,
+Scratch<float> batch_norm_rows(const ModelConfig& cfg, const LayerWeights& w, const std::string& norm,
                                    const SequenceBatch& batch) {
   const int64_t H = cfg.hidden_size;
-  std::vector<float> x(static_cast<size_t>(batch.total * H));
+  Scratch<float> x(static_cast<size_t>(batch.total * H));
   int64_t at = 0;
   for (const SequenceRef* s : batch.seqs) {
     layer_norm_rows(w, norm, s->hidden, s->seq, H, static_cast<float>(cfg.rms_norm_eps), x.data() + at * H);
@@ -462,30 +487,30 @@ void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, c
   const float eps = static_cast<float>(cfg.rms_norm_eps);
   if (cache && batch.seqs.size() != 1) fail("layer {}: a KV cache serves one sequence", layer);
 
-  std::vector<float> x = batch_norm_rows(cfg, w, r.input_norm, batch);
-  std::vector<float> q, k, v;
+  Scratch<float> x = batch_norm_rows(cfg, w, r.input_norm, batch);
+  Scratch<float> q, k, v;
   linear(r.q, x.data(), batch.rows, q);
   linear(r.k, x.data(), batch.rows, k);
   linear(r.v, x.data(), batch.rows, v);
-  x = {};
+  x.clear();
   if (!r.q_norm.empty()) {
     // Qwen3: RMSNorm over each head's vector, before the rope.
     rms_norm(q.data(), w.get(r.q_norm + ".weight").data(), batch.total * cfg.num_attention_heads, hd, eps, q.data());
     rms_norm(k.data(), w.get(r.k_norm + ".weight").data(), batch.total * cfg.num_key_value_heads, hd, eps, k.data());
   }
-  std::vector<float> attn(static_cast<size_t>(batch.total * qd));
+  Scratch<float> attn(static_cast<size_t>(batch.total * qd));
   int64_t at = 0;
   for (const SequenceRef* s : batch.seqs) {
     sequence_attention(cfg, layer, *s, q.data() + at * qd, k.data() + at * kvd, v.data() + at * kvd, cache,
                        attn.data() + at * qd);
     at += s->seq;
   }
-  q = {};
-  k = {};
-  v = {};
-  std::vector<float> y;
+  q.clear();
+  k.clear();
+  v.clear();
+  Scratch<float> y;
   linear(r.o, attn.data(), batch.rows, y);
-  attn = {};
+  attn.clear();
   add_to_sequences(batch, y.data(), H);
 }
 
@@ -494,13 +519,13 @@ void attention_block(const ModelConfig& cfg, const LayerWeights& w, int layer, c
 void dense_mlp_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner& linear,
                      const SequenceBatch& batch) {
   const LayerRoles& r = architecture_for(cfg).roles;
-  std::vector<float> x = batch_norm_rows(cfg, w, r.post_attention_norm, batch);
-  std::vector<float> gate, up, y;
+  Scratch<float> x = batch_norm_rows(cfg, w, r.post_attention_norm, batch);
+  Scratch<float> gate, up, y;
   linear(r.gate, x.data(), batch.rows, gate);
   linear(r.up, x.data(), batch.rows, up);
-  x = {};
+  x.clear();
   silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());
-  up = {};
+  up.clear();
   linear(r.down, gate.data(), batch.rows, y);
   add_to_sequences(batch, y.data(), cfg.hidden_size);
 }
@@ -514,7 +539,7 @@ struct Routes {
   std::vector<float> weight;    // [tokens, k]
 };
 
-Routes route_tokens(const ModelConfig& cfg, const std::vector<float>& logits, int64_t tokens) {
+Routes route_tokens(const ModelConfig& cfg, const Scratch<float>& logits, int64_t tokens) {
   const int64_t E = cfg.moe.num_experts, k = cfg.moe.experts_per_token;
   Routes r;
   r.k = k;
@@ -561,11 +586,11 @@ void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner
   const std::vector<SequenceBatch> whole = batch_sequences(seqs, std::numeric_limits<int64_t>::max());
   if (whole.empty()) return;
   const SequenceBatch& all = whole.front();
-  const std::vector<float> x = batch_norm_rows(cfg, w, a.roles.post_attention_norm, all);
-  std::vector<float> logits;
+  const Scratch<float> x = batch_norm_rows(cfg, w, a.roles.post_attention_norm, all);
+  Scratch<float> logits;
   linear(m.router, x.data(), all.rows, logits);
   const Routes routes = route_tokens(cfg, logits, all.total);
-  logits = {};
+  logits.clear();
   // the rows routed to expert e, ascending, with their weights
   std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));
   for (int64_t t = 0; t < all.total; ++t)
@@ -574,10 +599,11 @@ void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner
       routed[static_cast<size_t>(routes.expert[i])].emplace_back(t, routes.weight[i]);
     }
   const int64_t expert_row_bytes = static_cast<int64_t>(sizeof(float)) * (2 * H + 2 * cfg.moe.expert_intermediate);
-  const std::vector<SequenceBatch> chunks = batch_sequences(seqs, batch_rows(expert_row_bytes));
+  const std::vector<SequenceBatch> chunks = batch_sequences(seqs, batch_rows(expert_row_bytes, exec));
 
-  std::vector<float> out(static_cast<size_t>(all.total * H), 0.0f);
-  std::vector<float> gathered, gate, up, y;
+  Scratch<float> out(static_cast<size_t>(all.total * H));
+  std::fill(out.begin(), out.end(), 0.0f);
+  Scratch<float> gathered, gate, up, y;
   std::vector<int64_t> samples;
   for (int64_t e = 0; e < E; ++e) {
     const auto& mine = routed[static_cast<size_t>(e)];
@@ -644,14 +670,15 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std
   LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
   const int64_t H = cfg.hidden_size, f = static_cast<int64_t>(sizeof(float));
   // bytes of activations per row: x, q, k, v, the attention output
-  for (const auto& b : batch_sequences(seqs, batch_rows(f * (H + 2 * cfg.q_dim() + 2 * cfg.kv_dim()))))
+  for (const auto& b : batch_sequences(seqs, batch_rows(f * (H + 2 * cfg.q_dim() + 2 * cfg.kv_dim()), exec)))
     attention_block(cfg, w, layer, linear, b, cache);
+  if (exec) exec->attention_done();
   if (desc.num_experts > 0) {
     moe_block(cfg, w, linear, seqs, exec, stream, tokens_per_expert);
     return;
   }
   // x, gate, up, the output
-  for (const auto& b : batch_sequences(seqs, batch_rows(f * (2 * H + 2 * cfg.intermediate_size))))
+  for (const auto& b : batch_sequences(seqs, batch_rows(f * (2 * H + 2 * cfg.intermediate_size), exec)))
     dense_mlp_block(cfg, w, linear, b);
 }
 

@@ -95,6 +95,10 @@ struct LayerWeights {
   // A streamed tensor's pages leave resident memory (after a whole-tensor
   // read, e.g. by a quantizer); no-op for anything else.
   void release_pages(const std::string& name) const;
+  // The same for rows [begin, end) of a row-major tensor with `cols` columns.
+  void release_rows(const std::string& name, int64_t begin, int64_t end, int64_t cols) const;
+  // Whether `name` is held LinearWeightHold::Streamed.
+  bool streamed(const std::string& name) const;
   // Bytes held (f32 tensors + stored tensors).
   size_t bytes() const;
 };
@@ -165,6 +169,11 @@ class LinearExecutor {
   // False when run() does not read `weight` for this Linear (it is then
   // nullptr): a 16-bit weight is then not converted to f32 for the call.
   virtual bool needs_float_weight(const std::string& linear_name) const { return true; }
+  // The activation bytes one batch of sequences may hold in this executor's
+  // forwards; 0: the default (set_batch_activation_bytes). Batches exist to
+  // read each weight once per batch, not per sequence: an executor whose
+  // products read int8 codes held in memory loses nothing to smaller ones.
+  virtual int64_t batch_activation_bytes() const { return 0; }
 
   // BF16 (quant --compute_dtype bf16, bfloat16 checkpoints): run_linear hands
   // run() the input rounded to bfloat16 and rounds its output to bfloat16, as
@@ -179,6 +188,9 @@ class LinearExecutor {
   // calibration (spec §4.8), so static activation observers of every expert
   // see data. The layer output is the routed top-k mixture either way.
   virtual bool expert_sees_all_tokens(int expert) { return false; }
+  // After the attention half of a layer has run over every sequence, before
+  // its MLP: what was kept for the attention's Linears can go.
+  virtual void attention_done() {}
   // Around expert e's Linears, while its weights are in the layer.
   virtual void expert_begin(int expert) {}
   virtual void expert_end(int expert) {}

@@ -10,6 +10,7 @@
 
 #include "tensor/dtype.h"
 #include "util/error.h"
+#include "util/scratch.h"
 
 namespace lwq {
 namespace {
@@ -86,7 +87,7 @@ void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn
   const int64_t min_floats = int64_t{1} << 21, max_floats = int64_t{1} << 22, in1 = std::max<int64_t>(in, 1);
   const int64_t wanted = std::max(min_floats / in1, rows >= 256 ? min_floats / rows : 0);
   const int64_t block = std::max<int64_t>(64, std::min(wanted, max_floats / in1) / 16 * 16);
-  std::vector<float> w(static_cast<size_t>(std::min(block, out) * in));
+  Scratch<float> w(static_cast<size_t>(std::min(block, out) * in));
   for (int64_t begin = 0; begin < out; begin += block) {
     const int64_t n = std::min(block, out - begin);
     fill(begin, n, w.data());
@@ -106,14 +107,17 @@ bool has_native_bf16_gemm() {
 }
 
 void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t* w, int64_t out, float* y,
-                    const float* bias) {
+                    const float* bias, int64_t ldy) {
+  if (ldy == 0) ldy = out;
   const dnnl_dim_t m = checked_dim(rows, "rows"), k = checked_dim(in, "in"), n = checked_dim(out, "out");
+  const dnnl_dim_t ldc = checked_dim(ldy, "ldy");
   if (m == 0 || n == 0) return;
+  if (ldy < out) fail("matmul_nt_bf16: output row stride {} is smaller than out {}", ldy, out);
   if (k == 0 || !has_native_bf16_gemm()) {
     std::vector<float> xf(static_cast<size_t>(rows * in)), wf(static_cast<size_t>(out * in));
     convert_to_f32(DType::BF16, x, xf.data(), xf.size());
     convert_to_f32(DType::BF16, w, wf.data(), wf.size());
-    matmul_nt(xf.data(), rows, in, wf.data(), out, y, bias);
+    matmul_nt_strided(xf.data(), rows, in, wf.data(), out, y, ldy, bias);
     return;
   }
   using dnnl::memory;
@@ -121,7 +125,7 @@ void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t*
   // src [m, k] row-major, weights w[n, k] read as [k, n] (strides 1, k), dst [m, n].
   const memory::desc src({m, k}, memory::data_type::bf16, memory::dims{k, 1});
   const memory::desc wei({k, n}, memory::data_type::bf16, memory::dims{1, k});
-  const memory::desc dst({m, n}, memory::data_type::f32, memory::dims{n, 1});
+  const memory::desc dst({m, n}, memory::data_type::f32, memory::dims{ldc, 1});
   const memory::desc bia = bias ? memory::desc({1, n}, memory::data_type::f32, memory::dims{n, 1}) : memory::desc();
   maybe_serial(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k), [&] {
     try {

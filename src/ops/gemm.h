@@ -32,8 +32,9 @@ void matmul_nt_rows(const float* x, int64_t rows, int64_t in, const WeightRowsFn
 // has AVX512-BF16 (or AMX), else x and w converted to f32 for matmul_nt —
 // the same exact bf16×bf16 products summed in f32, so the two differ only
 // in summation order.
+// `ldy` (≥ out; 0: out) is y's row stride, as in matmul_nt_strided.
 void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t* w, int64_t out, float* y,
-                    const float* bias = nullptr);
+                    const float* bias = nullptr, int64_t ldy = 0);
 // Whether matmul_nt_bf16 runs on a native bf16 kernel here.
 bool has_native_bf16_gemm();
 

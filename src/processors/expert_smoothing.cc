@@ -48,10 +48,8 @@ void ExpertUpDownSmoother::expert_done(int expert, const LayerWeights& w) {
   if (st == stats_.end()) return;  // no token reached this expert: left as it is
   const auto in = static_cast<int64_t>(st->second.max.size());
   const std::string down = it->second.second + ".weight";
-  std::vector<float> scratch;
-  const float* d = w.f32(down, scratch);
   const std::vector<float> a = activation_scale(st->second, /*symmetric=*/true);
-  const std::vector<float> wcol = weight_scale({{d, w.numel(down) / in}}, in);
+  const std::vector<float> wcol = weight_scale(w, down, in);
   const double alpha = *s_.alpha, beta = s_.kind == SmoothKind::FlexSmoothQuant ? *s_.beta : 1.0 - alpha;
   const double smin = s_.kind == SmoothKind::IterSmooth ? s_.scale_min : 1e-5;
   (*scales_)[expert] = smooth_scale(a, wcol, alpha, beta, smin);

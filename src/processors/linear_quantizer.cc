@@ -17,6 +17,7 @@
 #include "quant/quantize_kernels.h"
 #include "quant/w8a8_export.h"
 #include "util/error.h"
+#include "util/scratch.h"
 
 namespace lwq {
 
@@ -136,7 +137,8 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
   const int bits = weight_bits(w.dtype);
   if (stored && quantizes_stored_directly() && w.scope != QScope::PerGroup) {
     weight_ = with_context(name_, [&] {
-      return quantize_weight_per_channel_minmax_stored(stored->dtype, stored->data, out_, in_, bits, w.symmetric);
+      return quantize_weight_per_channel_minmax_stored(stored->dtype, stored->data, out_, in_, bits, w.symmetric,
+                                                       stored->rows_read);
     });
     weight_ready_ = true;
     return;
@@ -181,7 +183,7 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
   }
   // Row-wise methods: quantize blocks of about 4M values.
   const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / in_);
-  std::vector<float> rows(static_cast<size_t>(std::min(block, out_) * in_));
+  Scratch<float> rows(static_cast<size_t>(std::min(block, out_) * in_));
   weight_ = QuantizedWeight{};
   weight_.q.reserve(static_cast<size_t>(out_ * in_));
   for (int64_t begin = 0; begin < out_; begin += block) {
@@ -378,7 +380,7 @@ void LinearQuantizer::forward(const float* x, std::span<const int64_t> samples, 
 // acc from the exact int8 GEMM; zx_r (an integer, int_qparams) enters in int64.
 void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> samples, float* y) {
   const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
-  std::vector<int8_t> qx(static_cast<size_t>(rows * in_));
+  Scratch<int8_t> qx(static_cast<size_t>(rows * in_));
   std::vector<float> sx(static_cast<size_t>(rows)), zx(static_cast<size_t>(rows));
   int64_t at = 0;
   for (int64_t n : samples) {

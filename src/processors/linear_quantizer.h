@@ -55,6 +55,11 @@ class LinearQuantizer {
   struct StoredWeight {
     DType dtype;
     const void* data;
+    // When set, called (from any thread) after each block of rows [begin,
+    // end) was read: a streamed mapping drops those pages
+    // (LayerWeights::release_rows) instead of holding the whole matrix
+    // resident until the end. Per-channel minmax weights only.
+    RowsReadFn rows_read;
   };
   LinearQuantizer(std::string full_name, const LinearQConfig& config, StoredWeight weight, const float* bias,
                   int64_t out_features, int64_t in_features);

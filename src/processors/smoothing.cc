@@ -7,6 +7,7 @@
 #include "config/module_matcher.h"
 #include "ops/gemm.h"
 #include "util/error.h"
+#include "util/scratch.h"
 
 namespace lwq {
 namespace {
@@ -23,11 +24,6 @@ uint64_t splitmix(uint64_t& s) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-void scale_columns(std::vector<float>& w, const std::vector<float>& s) {
-  const size_t in = s.size();
-  for (size_t i = 0; i < w.size(); ++i) w[i] *= s[i % in];
 }
 
 // W[r, :] /= s[r] for a [s.size(), cols] matrix (cols = 1: a bias).
@@ -172,6 +168,21 @@ std::vector<float> weight_scale(const std::vector<std::pair<const float*, int64_
       for (int64_t c = 0; c < in; ++c) w[static_cast<size_t>(c)] = std::max(w[static_cast<size_t>(c)], std::fabs(p[r * in + c]));
   for (float& v : w) v = std::max(v, 1e-5f);
   return w;
+}
+
+std::vector<float> weight_scale(const LayerWeights& w, const std::string& name, int64_t in) {
+  const int64_t rows = w.numel(name) / in;
+  const int64_t block = std::clamp<int64_t>((int64_t{1} << 20) / in, 1, std::max<int64_t>(rows, 1));
+  Scratch<float> buf(static_cast<size_t>(block * in));
+  std::vector<float> out(static_cast<size_t>(in), 0.0f);
+  for (int64_t r = 0; r < rows; r += block) {
+    const int64_t n = std::min(block, rows - r);
+    w.rows_f32(name, r, r + n, in, buf.data());
+    const std::vector<float> part = weight_scale({{buf.data(), n}}, in);
+    for (size_t c = 0; c < out.size(); ++c) out[c] = std::max(out[c], part[c]);
+  }
+  for (float& v : out) v = std::max(v, 1e-5f);  // as weight_scale's clamp (rows = 0 included)
+  return out;
 }
 
 std::vector<float> smooth_scale(const std::vector<float>& a, const std::vector<float>& w, double alpha, double beta,
@@ -364,7 +375,7 @@ void LayerSmoother::apply_one(const SmoothSubgraph& g, LayerWeights& w, SmoothRe
   for (const auto& t : g.targets) {
     const int64_t size = w.numel(t + ".weight");
     if (size % in != 0) fail("smoothing: '{}' does not have {} input channels", t, in);
-    std::vector<float> one = weight_scale({{w.f32(t + ".weight", scratch), size / in}}, in);
+    std::vector<float> one = weight_scale(w, t + ".weight", in);
     if (wsc.empty()) wsc = std::move(one);
     else
       for (size_t c = 0; c < wsc.size(); ++c) wsc[c] = std::max(wsc[c], one[c]);

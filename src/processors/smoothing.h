@@ -120,6 +120,10 @@ std::vector<float> activation_scale(const ChannelStats& st, bool symmetric);
 std::vector<float> activation_shift(const ChannelStats& st);  // (max+min)/2
 // w_c = max over the given [rows_i, in] matrices and their rows of |W[r, c]|, clamped ≥ 1e-5.
 std::vector<float> weight_scale(const std::vector<std::pair<const float*, int64_t>>& weights, int64_t in);
+// The same for one weight of a layer, read a block of rows at a time with its
+// scalings (LayerWeights::rows_f32): a 16-bit or streamed weight is never
+// converted whole (a 5632×2048 gate_proj: 46 MB of f32).
+std::vector<float> weight_scale(const LayerWeights& w, const std::string& name, int64_t in);
 // s_c = max(a_c^α / w_c^β, scale_min) (iter_smooth / smooth_quant: β = 1 − α).
 std::vector<float> smooth_scale(const std::vector<float>& a, const std::vector<float>& w, double alpha, double beta,
                                 double scale_min);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "tensor/tensor.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -40,6 +41,27 @@ TEST(SmoothScale, ActivationAndWeightScales) {
   std::vector<float> w1{1, -5, 0, 2, 1, 0}, w2{-3, 0, 0};
   auto ws = weight_scale({{w1.data(), 2}, {w2.data(), 1}}, 3);
   EXPECT_EQ(ws, (std::vector<float>{3.0f, 5.0f, 1e-5f}));
+}
+
+// A layer's weight read a block of rows at a time, its recorded scalings
+// applied, gives the column maxima of the whole scaled matrix: a stored
+// bf16 weight is never converted whole.
+TEST(SmoothScale, WeightScaleOfALayerWeightReadsBlocksWithScalings) {
+  const int64_t out = 700, in = 3000;  // blocks of (1 << 20) / 3000 = 349 rows: three
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) * (1 + static_cast<float>(i % 7));
+  w[static_cast<size_t>(650 * in + 5)] = -4000.0f;  // in the last block, exact in bf16
+  LayerWeights lw;
+  lw.stored["proj.weight"] = tensor_from_f32(DType::BF16, {out, in}, w);
+  std::vector<float> cols(static_cast<size_t>(in)), rows(static_cast<size_t>(out));
+  for (size_t c = 0; c < cols.size(); ++c) cols[c] = 0.5f + 0.001f * static_cast<float>(c);
+  for (size_t r = 0; r < rows.size(); ++r) rows[r] = 1.0f + 0.01f * static_cast<float>(r);
+  lw.scale_columns("proj.weight", cols);
+  lw.divide_rows("proj.weight", rows);
+  std::vector<float> scratch;
+  const float* whole = lw.f32("proj.weight", scratch);
+  EXPECT_EQ(weight_scale(lw, "proj.weight", in), weight_scale({{whole, out}}, in));
+  EXPECT_FLOAT_EQ(weight_scale(lw, "proj.weight", in)[5], 4000.0f * cols[5] / rows[650]);
 }
 
 TEST(SmoothScale, OvGroupsMeanAndMax) {

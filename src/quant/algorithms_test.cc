@@ -21,7 +21,7 @@ TEST(Ssz, HandWorkedRowConverges) {
   const std::vector<float> w = {1.0f, 0.6f};
   SszResult r = quantize_weight_ssz(w.data(), 1, 2, 4, 50);
   EXPECT_FLOAT_EQ(r.weight.scale[0], 9.4f / 65.0f);
-  EXPECT_EQ(r.weight.q, (std::vector<int8_t>{7, 4}));
+  EXPECT_EQ(std::vector<int8_t>(r.weight.q.begin(), r.weight.q.end()), (std::vector<int8_t>{7, 4}));
   EXPECT_EQ(r.iterations, 2);
   const double s = 9.4 / 65.0;
   EXPECT_NEAR(r.mse_final, ((1 - 7 * s) * (1 - 7 * s) + (0.6 - 4 * s) * (0.6 - 4 * s)) / 2, 1e-9);

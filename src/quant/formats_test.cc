@@ -357,7 +357,7 @@ TEST(PerGroup, MinmaxByHand) {
   QuantizedWeight qw = quantize_weight_per_group_minmax(w.data(), 1, 4, 8, true, 2);
   EXPECT_EQ(qw.groups(), 2);
   EXPECT_EQ(qw.scale, (std::vector<float>{2.0f / 127.0f, 4.0f / 127.0f}));
-  EXPECT_EQ(qw.q, (std::vector<int8_t>{127, -64, 16, -127}));  // −63.5 → −64, 15.875 → 16
+  EXPECT_EQ(std::vector<int8_t>(qw.q.begin(), qw.q.end()), (std::vector<int8_t>{127, -64, 16, -127}));  // −63.5 → −64, 15.875 → 16
   // Asymmetric int4: group [0.5, −4] → scale 4.5/15, offset round(4/0.3) − 8 = 5.
   QuantizedWeight qa = quantize_weight_per_group_minmax(w.data(), 1, 4, 4, false, 2);
   EXPECT_FLOAT_EQ(qa.scale[1], 4.0f / 15.0f + 0.5f / 15.0f);

@@ -106,7 +106,7 @@ void quantize_rows_minmax_stored(DType dtype, const void* w, int64_t begin, int6
 }  // namespace
 
 QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const void* w, int64_t out, int64_t in,
-                                                          int bits, bool symmetric) {
+                                                          int bits, bool symmetric, const RowsReadFn& rows_read) {
   check_shape(out, in, bits);
   if (!is_float(dtype)) fail("weight quantization: dtype {} is not a float type", dtype_name(dtype));
   QuantizedWeight qw;
@@ -128,6 +128,7 @@ QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const voi
       int64_t bad = out;
       quantize_rows_minmax_stored(dtype, w, c * chunk, std::min(out, (c + 1) * chunk), in, bits, symmetric, qw,
                                   scratch, &bad);
+      if (rows_read) rows_read(c * chunk, std::min(out, (c + 1) * chunk));
       first_bad = std::min(first_bad, bad);
     }
   }

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "quant/fake_quant.h"  // activation fake quant lives beside the weight path
 #include "quant/qparams.h"
 #include "tensor/dtype.h"
+#include "util/scratch.h"
 
 namespace lwq {
 
@@ -20,7 +22,9 @@ enum class WeightCode {
 };
 
 struct QuantizedWeight {
-  std::vector<int8_t> q;             // [out, in], row-major
+  // [out, in], row-major; pool blocks (util/scratch.h): every layer holds codes
+  // of the same sizes until they are saved.
+  std::vector<int8_t, ScratchAllocator<int8_t>> q;
   // [out, groups()]: one entry per output row and group of group_size inputs.
   // offset is 0 when symmetric (and for float codes); MX scales are the
   // powers of two 2^e of the shared exponents.
@@ -50,8 +54,11 @@ QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, 
 // checkpoint's bytes): bf16 is widened in registers and others a row at a
 // time, so no float32 copy of the matrix is made; the result is identical to
 // quantize_weight_per_channel_minmax on the converted weight.
+// `rows_read`, when set, is called (from any thread) after each chunk of
+// rows [begin, end) was read, e.g. to drop a streamed mapping's pages.
+using RowsReadFn = std::function<void(int64_t begin, int64_t end)>;
 QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const void* w, int64_t out, int64_t in,
-                                                          int bits, bool symmetric);
+                                                          int bits, bool symmetric, const RowsReadFn& rows_read = {});
 // Per-group minmax: one scale/offset per G consecutive inputs of a row
 // (spec §2.2 per-group variant). G must divide in (lwq::Error otherwise).
 // msModelSlim registers no per-group minmax quantizer; this is GPTQ's

@@ -29,7 +29,7 @@ TEST(WeightQuant, SymmetricPerRowByHand) {
   EXPECT_EQ(qw.scale[2], kEps);  // all-zero row
   EXPECT_EQ(qw.offset, (std::vector<float>{0, 0, 0}));
   // -63.5 → -64 (tie to even), 0.5 → 0, 1.5 → 2, -2.5 → -2.
-  EXPECT_EQ(qw.q, (std::vector<int8_t>{127, -64, 0, 10, 127, 0, 2, -2, 0, 0, 0, 0}));
+  EXPECT_EQ(std::vector<int8_t>(qw.q.begin(), qw.q.end()), (std::vector<int8_t>{127, -64, 0, 10, 127, 0, 2, -2, 0, 0, 0, 0}));
 }
 
 TEST(WeightQuant, AsymmetricOffsetsInSignedDomain) {
@@ -50,7 +50,7 @@ TEST(WeightQuant, Int4PerChannel) {
   std::vector<float> w = {7.0f, -3.5f, 2.5f, -7.0f};
   QuantizedWeight qw = quantize_weight_per_channel_minmax(w.data(), 1, 4, 4, true);
   EXPECT_EQ(qw.scale[0], 1.0f);
-  EXPECT_EQ(qw.q, (std::vector<int8_t>{7, -4, 2, -7}));
+  EXPECT_EQ(std::vector<int8_t>(qw.q.begin(), qw.q.end()), (std::vector<int8_t>{7, -4, 2, -7}));
 }
 
 TEST(WeightQuant, RandomRoundTripWithinHalfStep) {

@@ -5,11 +5,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
 #include "util/error.h"
+#include "util/scratch.h"
 
 namespace lwq {
 namespace fs = std::filesystem;
@@ -28,6 +30,7 @@ CalibrationStore::CalibrationStore(uint64_t memory_limit_bytes, fs::path spill_d
     : limit_(memory_limit_bytes), dir_(std::move(spill_dir)) {}
 
 CalibrationStore::~CalibrationStore() {
+  for (auto& [p, n] : heap_) scratch_deallocate(p, n * sizeof(float));
   for (auto& [p, r] : mapped_) ::munmap(r.addr, r.bytes);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -50,9 +53,9 @@ void CalibrationStore::plan(uint64_t peak_bytes) {
 
 std::span<float> CalibrationStore::allocate(size_t n) {
   if (!spilled()) {
-    auto buf = std::make_unique<float[]>(n);  // value-initialised: zeros
-    float* p = buf.get();
-    heap_.emplace(p, std::move(buf));
+    auto* p = static_cast<float*>(scratch_allocate(n * sizeof(float)));
+    std::fill(p, p + n, 0.0f);
+    heap_.emplace(p, n);
     return {p, n};
   }
   const size_t bytes = round_up(std::max<size_t>(n * sizeof(float), 1), page_size());
@@ -78,6 +81,7 @@ std::span<float> CalibrationStore::allocate(size_t n) {
 void CalibrationStore::release(std::span<float> buffer) {
   if (buffer.data() == nullptr) return;
   if (auto it = heap_.find(buffer.data()); it != heap_.end()) {
+    scratch_deallocate(it->first, it->second * sizeof(float));
     heap_.erase(it);
     return;
   }

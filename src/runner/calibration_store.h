@@ -43,7 +43,9 @@ class CalibrationStore {
   std::filesystem::path dir_;
   int fd_ = -1;
   uint64_t file_size_ = 0;
-  std::map<float*, std::unique_ptr<float[]>> heap_;
+  // In memory: scratch-pool blocks (util/scratch.h; every layer's states have
+  // the same sizes), by buffer, with their element counts.
+  std::map<float*, size_t> heap_;
   struct Region {
     void* addr;
     size_t bytes;

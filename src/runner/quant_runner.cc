@@ -44,6 +44,7 @@
 #include "util/error.h"
 #include "util/file_util.h"
 #include "util/memory_stats.h"
+#include "util/scratch.h"
 
 namespace lwq {
 namespace fs = std::filesystem;
@@ -66,6 +67,16 @@ constexpr size_t kDataFreePrefetchBytes = size_t{256} << 20;
 // more of the disk's requests in flight than the writer's default 8 MiB
 // (SafetensorsWriterOptions::direct_stage_bytes).
 constexpr uint64_t kDataFreeWriteStageBytes = uint64_t{16} << 20;
+// A calibrated run writes a few MB per second of compute: 2 MiB writes keep
+// up, and its two stages then add 4 MiB to the peak instead of 16.
+constexpr uint64_t kCalibratedWriteStageBytes = uint64_t{2} << 20;
+
+// A forward whose Linears all multiply int8 codes held in memory runs batches
+// of at most this many activation bytes (at least one sample each) instead of
+// the default 64 MiB: the codes are reread per batch at memory speed, and the
+// batch activations (a 1 000-row MLP batch of a 2048-hidden model: 60 MB)
+// are what the peak is made of while the layer's codes are held.
+constexpr int64_t kCodeBatchActivationBytes = int64_t{16} << 20;
 
 // Routes each Linear of a calibration forward to its quantizer, if it has
 // one, and measures the quantized output against the float one for the
@@ -89,13 +100,22 @@ class CalibrationExecutor : public LinearExecutor {
   float router_min = 0.0f, router_max = 0.0f;
   bool router_seen = false;
 
+  // Bytes of activations per batch when every Linear multiplies int8 codes
+  // held in memory (0: the default bound).
+  int64_t batch_bytes = 0;
+
   // Float Linears are computed from the layer a block of rows at a time too.
   bool needs_float_weight(const std::string&) const override { return false; }
+  int64_t batch_activation_bytes() const override { return batch_bytes; }
   bool expert_sees_all_tokens(int e) override { return all_tokens && all_tokens(e); }
   void expert_begin(int e) override {
     in_expert_ = true;
     if (on_expert_begin) on_expert_begin(e);
   }
+  // The attention Linears' gathered rows are measured before the MLP's
+  // activations exist (each Linear's rows are complete: every batch's
+  // attention has run).
+  void attention_done() override { measure_pending(); }
   void expert_end(int e) override {
     measure_pending();  // before the hook can drop the expert's weights
     in_expert_ = false;
@@ -152,7 +172,7 @@ class CalibrationExecutor : public LinearExecutor {
   void measure_pending() {
     for (auto& [name, p] : pending_) {
       const int64_t m = static_cast<int64_t>(p.y.size()) / std::max<int64_t>(p.out, 1);
-      std::vector<float> ref(p.y.size());
+      Scratch<float> ref(p.y.size());
       linear_from_layer(weights_, name + ".weight", p.x.data(), m, p.in, p.bias.empty() ? nullptr : p.bias.data(),
                         p.out, ref.data(), p.bf16);
       OutputErrorStats& stats = p.quantizer->error_stats();
@@ -167,7 +187,8 @@ class CalibrationExecutor : public LinearExecutor {
     LinearQuantizer* quantizer = nullptr;
     int64_t in = 0, out = 0;
     bool bf16 = false;
-    std::vector<float> bias, x, y;
+    std::vector<float> bias;
+    std::vector<float, ScratchAllocator<float>> x, y;  // the same sizes every layer: pool blocks
   };
   const LayerWeights& weights_;
   std::map<std::string, Pending> pending_;
@@ -294,6 +315,7 @@ class LayerWiseQuantizer {
         kill_for_testing(k, "saved");
         weights = LayerWeights();
         release_freed_memory();
+        trim_scratch_pool();  // scratch shapes no layer uses any more
         const auto now = std::chrono::steady_clock::now();
         if (k + 1 == n || std::chrono::duration<double>(now - last_commit).count() >= commit_interval) {
           commit_progress(folder, identity, *saver, k + 1);
@@ -344,15 +366,21 @@ class LayerWiseQuantizer {
     return job_.stream_calibrated_weights ? LinearWeightHold::Streamed : LinearWeightHold::Read;
   }
 
-  // Data-free units hand their freed buffers back to the OS (malloc_trim), so
-  // RSS tracks what is live: keeping them measured +30–50 MB of peak there
-  // (docs/benchmarks.md). Calibrated units allocate the same buffers again
-  // for the next unit's forwards, and returning them cost a page fault per
-  // 4 KiB on every reuse: 1.8 s of system time on a 1 GB model's run (a
-  // quarter of its CPU outside the GEMMs), with the same peak RSS.
-  void release_freed_memory() const {
-    if (samples_.empty()) ::malloc_trim(0);
-  }
+  // A calibrated run's large buffers that recur in every unit come from the
+  // scratch pool (util/scratch.h: activations, int8 codes, calibration
+  // states, the report's rows). What malloc still serves above 2 MiB (oneDNN's
+  // packing buffers, tensors being saved) is mapped and unmapped per use:
+  // held in the heap, buffers of varying sizes left 20–30 MB of holes that
+  // the peak carried, against 0.4 s of system time on a 1 GB model
+  // (docs/benchmarks.md, session 10).
+  static void tune_allocator_for_calibrated_units() { mallopt(M_MMAP_THRESHOLD, 2 << 20); }
+
+  // Each unit's freed heap memory goes back to the OS (malloc_trim), so RSS
+  // tracks what is live: keeping it measured +30–50 MB of peak in data-free
+  // runs (docs/benchmarks.md). Calibrated runs skipped this while their
+  // large buffers lived in the heap (refaulting them cost 1.8 s of system
+  // time on a 1 GB model); they are pool blocks now, and the heap keeps little.
+  void release_freed_memory() const { ::malloc_trim(0); }
   // Smoothing statistics from bf16 products (QuantJob::bf16_statistics_products):
   // bfloat16 checkpoints only; under bf16 compute every product is bf16 anyway.
   bool bf16_statistics() const {
@@ -414,6 +442,7 @@ class LayerWiseQuantizer {
   // stream's peak — inputs, outputs and report references of one unit —
   // exceeds --calib_memory_limit).
   void load_calibration(const fs::path& file) {
+    tune_allocator_for_calibrated_units();
     samples_ = model_->calibration_inputs({file, job_.model_path, job_.max_calib_samples, job_.config.default_text,
                                            job_.allow_text_only_calib});
     uint64_t bytes = 0, reported = 0;
@@ -562,7 +591,7 @@ class LayerWiseQuantizer {
   std::unique_ptr<Saver> make_output_saver(const OutputFolder& folder) const {
     std::unique_ptr<Saver> saver = make_saver(job_.config.save, folder.temp_path(), model_->dtype());
     saver->keep_files_for_resume();
-    if (samples_.empty()) saver->set_write_stage_bytes(kDataFreeWriteStageBytes);
+    saver->set_write_stage_bytes(samples_.empty() ? kDataFreeWriteStageBytes : kCalibratedWriteStageBytes);
     return saver;
   }
 
@@ -656,9 +685,15 @@ class LayerWiseQuantizer {
     }
     // The weight as held (16-bit stored or f32): minmax weights quantize from it with no f32 copy.
     const auto [dtype, data] = weights.raw(weight);
+    LinearQuantizer::StoredWeight stored{dtype, data, nullptr};
+    if (weights.streamed(weight)) {  // checked finite when loaded; read a block at a time, its pages dropped
+      const int64_t in = lin.in_features;
+      stored.rows_read = [&weights, weight, in](int64_t begin, int64_t end) {
+        weights.release_rows(weight, begin, end, in);
+      };
+    }
     try {
-      auto q = std::make_unique<LinearQuantizer>(full, owner.qconfig, LinearQuantizer::StoredWeight{dtype, data}, bias,
-                                                 lin.out_features, lin.in_features);
+      auto q = std::make_unique<LinearQuantizer>(full, owner.qconfig, stored, bias, lin.out_features, lin.in_features);
       weights.release_pages(weight);
       return q;
     } catch (const Error&) {
@@ -750,6 +785,7 @@ class LayerWiseQuantizer {
         std::set<size_t> keep;
         if (job_.report && reference.empty())
           for (size_t i : report_reference_samples()) keep.insert(i);
+        exec.batch_bytes = every_linear_multiplies_codes(desc, exec) ? kCodeBatchActivationBytes : 0;
         outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr,
                               forward_follows(u) ? nullptr : &keep);
         exec.measure_pending();
@@ -768,6 +804,18 @@ class LayerWiseQuantizer {
     // Only smoothing ran a forward: the routed experts were not saved by a calibration pass.
     if (desc.num_experts > 0 && last_data_unit_ < 0) save_experts_data_free(desc, weights, saver, report);
     reports_.push_back(std::move(report));
+  }
+
+  // Whether every Linear of the layer outside the routed experts runs on
+  // int8 codes held in memory (integer forward): its forward then takes
+  // small batches, which reread codes instead of streaming float weights.
+  static bool every_linear_multiplies_codes(const LayerDesc& desc, const CalibrationExecutor& exec) {
+    for (const auto& lin : desc.linears) {
+      if (lin.expert >= 0) continue;
+      auto it = exec.quantizers.find(lin.name);
+      if (it == exec.quantizers.end() || !it->second->integer_forward()) return false;
+    }
+    return true;
   }
 
   // One data-requiring processor's forward over a MoE layer's experts.
@@ -952,7 +1000,7 @@ class LayerWiseQuantizer {
       if (owner) {
         try {
           r.quantizers[lin->name] = std::make_unique<LinearQuantizer>(
-              desc.prefix + "." + lin->name, owner->qconfig, LinearQuantizer::StoredWeight{w.dtype, w.data}, nullptr,
+              desc.prefix + "." + lin->name, owner->qconfig, LinearQuantizer::StoredWeight{w.dtype, w.data, {}}, nullptr,
               lin->out_features, lin->in_features);
         } catch (const Error&) {
           stream.check_finite(e);  // a NaN or Inf: throws the read error instead

@@ -372,17 +372,16 @@ class LayerWiseQuantizer {
   // packing buffers, tensors being saved) is mapped and unmapped per use:
   // held in the heap, buffers of varying sizes left 20–30 MB of holes that
   // the peak carried, against 0.4 s of system time on a 1 GB model
-  // (docs/benchmarks.md, session 10). Not where routed experts stream
-  // through the layer: each expert's weights (tens of MB, read into
-  // tensors) would then be mapped afresh, +3 s of system time on a
-  // 32-expert layer.
-  static void tune_allocator_for_calibrated_units(bool streams_experts) {
-    if (!streams_experts) mallopt(M_MMAP_THRESHOLD, 2 << 20);
-  }
-  bool streams_experts() const {
+  // (docs/benchmarks.md, session 10). Only for dense decoder layers, whose
+  // forward takes its activations from the pool: where routed experts
+  // stream through the layer, each expert's weights (tens of MB, read into
+  // tensors) would be mapped afresh (+3 s of system time on a 32-expert
+  // layer), and DiT blocks' and vision towers' activations are malloc's.
+  void tune_allocator_for_calibrated_units() const {
+    if (!model_->lm_config()) return;
     for (int k = 0; k < model_->num_units(); ++k)
-      if (model_->unit(k).num_experts > 0) return true;
-    return false;
+      if (model_->unit(k).num_experts > 0) return;
+    mallopt(M_MMAP_THRESHOLD, 2 << 20);
   }
 
   // Each unit's freed heap memory goes back to the OS (malloc_trim), so RSS
@@ -452,7 +451,7 @@ class LayerWiseQuantizer {
   // stream's peak — inputs, outputs and report references of one unit —
   // exceeds --calib_memory_limit).
   void load_calibration(const fs::path& file) {
-    tune_allocator_for_calibrated_units(streams_experts());
+    tune_allocator_for_calibrated_units();
     samples_ = model_->calibration_inputs({file, job_.model_path, job_.max_calib_samples, job_.config.default_text,
                                            job_.allow_text_only_calib});
     uint64_t bytes = 0, reported = 0;

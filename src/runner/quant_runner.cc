@@ -377,8 +377,9 @@ class LayerWiseQuantizer {
   // stream through the layer, each expert's weights (tens of MB, read into
   // tensors) would be mapped afresh (+3 s of system time on a 32-expert
   // layer), and DiT blocks' and vision towers' activations are malloc's.
-  void tune_allocator_for_calibrated_units() const {
+  void tune_allocator_for_calibrated_units() {
     if (!model_->lm_config()) return;
+    trim_calibrated_units_ = true;
     for (int k = 0; k < model_->num_units(); ++k)
       if (model_->unit(k).num_experts > 0) return;
     mallopt(M_MMAP_THRESHOLD, 2 << 20);
@@ -388,8 +389,12 @@ class LayerWiseQuantizer {
   // tracks what is live: keeping it measured +30–50 MB of peak in data-free
   // runs (docs/benchmarks.md). Calibrated runs skipped this while their
   // large buffers lived in the heap (refaulting them cost 1.8 s of system
-  // time on a 1 GB model); they are pool blocks now, and the heap keeps little.
-  void release_freed_memory() const { ::malloc_trim(0); }
+  // time on a 1 GB model); a decoder layer's are pool blocks now and the heap
+  // keeps little (measured: dense and MoE layers). DiT blocks and vision
+  // towers still hold their activations in the heap: left as they were.
+  void release_freed_memory() const {
+    if (samples_.empty() || trim_calibrated_units_) ::malloc_trim(0);
+  }
   // Smoothing statistics from bf16 products (QuantJob::bf16_statistics_products):
   // bfloat16 checkpoints only; under bf16 compute every product is bf16 anyway.
   bool bf16_statistics() const {
@@ -1436,6 +1441,7 @@ class LayerWiseQuantizer {
   std::optional<QuarotPlan> quarot_;
   QuarotSettings quarot_settings_;
   std::set<std::string> added_tensors_;  // this layer's tensors created by smoothing (relative names)
+  bool trim_calibrated_units_ = false;   // release_freed_memory in calibrated runs too (decoder layers)
   ExpertTransform expert_transforms_;    // this layer's per-expert smoothing, applied to every later read of an expert
 };
 

@@ -175,25 +175,24 @@ void LayerWeights::check_mapped_finite(const std::string& name) const {
   release_pages(name);
 }
 
-void LayerWeights::release_pages(const std::string& name) const {
+const LayerWeights::Mapped* LayerWeights::streamed_mapping(const std::string& name) const {
   auto m = mapped.find(name);
-  if (m == mapped.end() || !m->second.streamed) return;
-  const MappedBytes& bytes = *m->second.bytes;
-  bytes.drop_resident(bytes.data(), bytes.size());
+  return m != mapped.end() && m->second.streamed ? &m->second : nullptr;
+}
+
+void LayerWeights::release_pages(const std::string& name) const {
+  if (const Mapped* m = streamed_mapping(name)) m->bytes->drop_resident(m->bytes->data(), m->bytes->size());
 }
 
 void LayerWeights::release_rows(const std::string& name, int64_t begin, int64_t end, int64_t cols) const {
-  auto m = mapped.find(name);
-  if (m == mapped.end() || !m->second.streamed) return;
-  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(m->second.dtype);
-  m->second.bytes->drop_resident(m->second.bytes->data() + static_cast<size_t>(begin) * row_bytes,
-                                 static_cast<size_t>(end - begin) * row_bytes);
+  const Mapped* m = streamed_mapping(name);
+  if (!m) return;
+  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(m->dtype);
+  m->bytes->drop_resident(m->bytes->data() + static_cast<size_t>(begin) * row_bytes,
+                          static_cast<size_t>(end - begin) * row_bytes);
 }
 
-bool LayerWeights::streamed(const std::string& name) const {
-  auto m = mapped.find(name);
-  return m != mapped.end() && m->second.streamed;
-}
+bool LayerWeights::streamed(const std::string& name) const { return streamed_mapping(name) != nullptr; }
 
 size_t LayerWeights::bytes() const {
   size_t n = 0;
@@ -383,10 +382,8 @@ constexpr int64_t kBatchRows = 1024;
 std::atomic<int64_t> batch_activation_bytes{int64_t{64} << 20};
 
 // The most rows a batch of `row_bytes`-per-row activations may hold.
-int64_t batch_rows(int64_t row_bytes, const LinearExecutor* exec) {
-  const int64_t bound = exec && exec->batch_activation_bytes() > 0 ? exec->batch_activation_bytes()
-                                                                   : batch_activation_bytes.load();
-  return std::clamp<int64_t>(bound / std::max<int64_t>(row_bytes, 1), 1, kBatchRows);
+int64_t batch_rows(int64_t row_bytes) {
+  return std::clamp<int64_t>(batch_activation_bytes.load() / std::max<int64_t>(row_bytes, 1), 1, kBatchRows);
 }
 
 // Consecutive non-empty sequences, split where a batch would pass max_rows
@@ -599,7 +596,7 @@ void moe_block(const ModelConfig& cfg, const LayerWeights& w, const LinearRunner
       routed[static_cast<size_t>(routes.expert[i])].emplace_back(t, routes.weight[i]);
     }
   const int64_t expert_row_bytes = static_cast<int64_t>(sizeof(float)) * (2 * H + 2 * cfg.moe.expert_intermediate);
-  const std::vector<SequenceBatch> chunks = batch_sequences(seqs, batch_rows(expert_row_bytes, exec));
+  const std::vector<SequenceBatch> chunks = batch_sequences(seqs, batch_rows(expert_row_bytes));
 
   Scratch<float> out(static_cast<size_t>(all.total * H));
   std::fill(out.begin(), out.end(), 0.0f);
@@ -670,7 +667,7 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std
   LinearRunner linear{cfg, w, exec ? *exec : plain, desc, exec != nullptr};
   const int64_t H = cfg.hidden_size, f = static_cast<int64_t>(sizeof(float));
   // bytes of activations per row: x, q, k, v, the attention output
-  for (const auto& b : batch_sequences(seqs, batch_rows(f * (H + 2 * cfg.q_dim() + 2 * cfg.kv_dim()), exec)))
+  for (const auto& b : batch_sequences(seqs, batch_rows(f * (H + 2 * cfg.q_dim() + 2 * cfg.kv_dim()))))
     attention_block(cfg, w, layer, linear, b, cache);
   if (exec) exec->attention_done();
   if (desc.num_experts > 0) {
@@ -678,7 +675,7 @@ void layer_forward(const ModelConfig& cfg, const LayerWeights& w, int layer, std
     return;
   }
   // x, gate, up, the output
-  for (const auto& b : batch_sequences(seqs, batch_rows(f * (2 * H + 2 * cfg.intermediate_size), exec)))
+  for (const auto& b : batch_sequences(seqs, batch_rows(f * (2 * H + 2 * cfg.intermediate_size))))
     dense_mlp_block(cfg, w, linear, b);
 }
 

@@ -101,6 +101,9 @@ struct LayerWeights {
   bool streamed(const std::string& name) const;
   // Bytes held (f32 tensors + stored tensors).
   size_t bytes() const;
+
+ private:
+  const Mapped* streamed_mapping(const std::string& name) const;  // nullptr unless held Streamed
 };
 
 // Reads every tensor layer_desc() lists, checking presence, float dtype and
@@ -169,11 +172,6 @@ class LinearExecutor {
   // False when run() does not read `weight` for this Linear (it is then
   // nullptr): a 16-bit weight is then not converted to f32 for the call.
   virtual bool needs_float_weight(const std::string& linear_name) const { return true; }
-  // The activation bytes one batch of sequences may hold in this executor's
-  // forwards; 0: the default (set_batch_activation_bytes). Batches exist to
-  // read each weight once per batch, not per sequence: an executor whose
-  // products read int8 codes held in memory loses nothing to smaller ones.
-  virtual int64_t batch_activation_bytes() const { return 0; }
 
   // BF16 (quant --compute_dtype bf16, bfloat16 checkpoints): run_linear hands
   // run() the input rounded to bfloat16 and rounds its output to bfloat16, as

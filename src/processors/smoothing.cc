@@ -178,10 +178,12 @@ std::vector<float> weight_scale(const LayerWeights& w, const std::string& name, 
   for (int64_t r = 0; r < rows; r += block) {
     const int64_t n = std::min(block, rows - r);
     w.rows_f32(name, r, r + n, in, buf.data());
-    const std::vector<float> part = weight_scale({{buf.data(), n}}, in);
-    for (size_t c = 0; c < out.size(); ++c) out[c] = std::max(out[c], part[c]);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = buf.data() + i * in;
+      for (int64_t c = 0; c < in; ++c) out[static_cast<size_t>(c)] = std::max(out[static_cast<size_t>(c)], std::fabs(row[c]));
+    }
   }
-  for (float& v : out) v = std::max(v, 1e-5f);  // as weight_scale's clamp (rows = 0 included)
+  for (float& v : out) v = std::max(v, 1e-5f);  // as weight_scale's clamp
   return out;
 }
 

@@ -71,13 +71,6 @@ constexpr uint64_t kDataFreeWriteStageBytes = uint64_t{16} << 20;
 // up, and its two stages then add 4 MiB to the peak instead of 16.
 constexpr uint64_t kCalibratedWriteStageBytes = uint64_t{2} << 20;
 
-// A forward whose Linears all multiply int8 codes held in memory runs batches
-// of at most this many activation bytes (at least one sample each) instead of
-// the default 64 MiB: the codes are reread per batch at memory speed, and the
-// batch activations (a 1 000-row MLP batch of a 2048-hidden model: 60 MB)
-// are what the peak is made of while the layer's codes are held.
-constexpr int64_t kCodeBatchActivationBytes = int64_t{16} << 20;
-
 // Routes each Linear of a calibration forward to its quantizer, if it has
 // one, and measures the quantized output against the float one for the
 // quality report while the owning processor observes.
@@ -100,13 +93,8 @@ class CalibrationExecutor : public LinearExecutor {
   float router_min = 0.0f, router_max = 0.0f;
   bool router_seen = false;
 
-  // Bytes of activations per batch when every Linear multiplies int8 codes
-  // held in memory (0: the default bound).
-  int64_t batch_bytes = 0;
-
   // Float Linears are computed from the layer a block of rows at a time too.
   bool needs_float_weight(const std::string&) const override { return false; }
-  int64_t batch_activation_bytes() const override { return batch_bytes; }
   bool expert_sees_all_tokens(int e) override { return all_tokens && all_tokens(e); }
   void expert_begin(int e) override {
     in_expert_ = true;
@@ -799,7 +787,6 @@ class LayerWiseQuantizer {
         std::set<size_t> keep;
         if (job_.report && reference.empty())
           for (size_t i : report_reference_samples()) keep.insert(i);
-        exec.batch_bytes = every_linear_multiplies_codes(desc, exec) ? kCodeBatchActivationBytes : 0;
         outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr,
                               forward_follows(u) ? nullptr : &keep);
         exec.measure_pending();
@@ -818,18 +805,6 @@ class LayerWiseQuantizer {
     // Only smoothing ran a forward: the routed experts were not saved by a calibration pass.
     if (desc.num_experts > 0 && last_data_unit_ < 0) save_experts_data_free(desc, weights, saver, report);
     reports_.push_back(std::move(report));
-  }
-
-  // Whether every Linear of the layer outside the routed experts runs on
-  // int8 codes held in memory (integer forward): its forward then takes
-  // small batches, which reread codes instead of streaming float weights.
-  static bool every_linear_multiplies_codes(const LayerDesc& desc, const CalibrationExecutor& exec) {
-    for (const auto& lin : desc.linears) {
-      if (lin.expert >= 0) continue;
-      auto it = exec.quantizers.find(lin.name);
-      if (it == exec.quantizers.end() || !it->second->integer_forward()) return false;
-    }
-    return true;
   }
 
   // One data-requiring processor's forward over a MoE layer's experts.

@@ -162,6 +162,10 @@ void LayerWeights::rows_f32(const std::string& name, int64_t begin, int64_t end,
 
 std::pair<DType, const void*> LayerWeights::raw(const std::string& name) const {
   if (scaled(name)) fail("layer {}: '{}' is smoothed; read it through rows_f32 or f32", layer, name);
+  return held(name);
+}
+
+std::pair<DType, const void*> LayerWeights::held(const std::string& name) const {
   if (auto it = stored.find(name); it != stored.end()) return {it->second.dtype, it->second.bytes.data()};
   if (auto m = mapped.find(name); m != mapped.end()) return {m->second.dtype, m->second.bytes->data()};
   return {DType::F32, get(name).data()};
@@ -297,6 +301,55 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
       x, rows, in, [&](int64_t begin, int64_t n, float* dst) { w.rows_f32(weight, begin, begin + n, in, dst); }, out, y,
       bias);
   w.release_pages(weight);  // what the blocks' fault-around mapped beyond them
+}
+
+bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows,
+                            int64_t in, const float* bias, int64_t out, float* y) {
+  if (!has_native_bf16_gemm() || !w.contains(weight) || w.tensors.count(weight) || w.numel(weight) != out * in)
+    return false;
+  const auto [dtype, data] = w.held(weight);
+  if (dtype != DType::BF16) return false;
+  static const std::vector<LayerWeights::Scaling> kNone;
+  const auto sc = w.scalings.find(weight);
+  const std::vector<LayerWeights::Scaling>& ops = sc == w.scalings.end() ? kNone : sc->second;
+  for (const auto& op : ops)
+    if (static_cast<int64_t>(op.s.size()) != (op.columns ? in : out)) return false;
+  w.check_mapped_finite(weight);
+
+  Scratch<float> xs(static_cast<size_t>(rows * in));
+  std::copy(x, x + rows * in, xs.data());
+  for (const auto& op : ops)
+    if (op.columns)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < in; ++c) xs[static_cast<size_t>(r * in + c)] *= op.s[static_cast<size_t>(c)];
+  // rows [0, rows): hi = bf16(x); rows [rows, 2·rows): lo = bf16(x − hi)
+  Scratch<uint16_t> xb(static_cast<size_t>(2 * rows * in));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const uint16_t hi = f32_to_bf16(xs[i]);
+    xb[i] = hi;
+    xb[xs.size() + i] = f32_to_bf16(xs[i] - bf16_to_f32(hi));
+  }
+  xs.clear();
+  Scratch<float> parts(static_cast<size_t>(2 * rows * out));
+  const auto* wb = static_cast<const uint16_t*>(data);
+  const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
+  for (int64_t begin = 0; begin < out; begin += block) {  // as linear_from_layer: a streamed weight's pages go
+    const int64_t n = std::min(block, out - begin);
+    matmul_nt_bf16(xb.data(), 2 * rows, in, wb + begin * in, n, parts.data() + begin, nullptr, out);
+    w.release_rows(weight, begin, begin + n, in);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* hi = parts.data() + r * out;
+    const float* lo = parts.data() + (rows + r) * out;
+    float* yr = y + r * out;
+    for (int64_t o = 0; o < out; ++o) yr[o] = hi[o] + lo[o];
+    for (const auto& op : ops)
+      if (!op.columns)
+        for (int64_t o = 0; o < out; ++o) yr[o] /= op.s[static_cast<size_t>(o)];
+    if (bias)
+      for (int64_t o = 0; o < out; ++o) yr[o] += bias[o];
+  }
+  return true;
 }
 
 void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,

@@ -89,6 +89,9 @@ struct LayerWeights {
   // The tensor's data as held, row-major: a stored 16-bit tensor's bytes or
   // the f32 copy, with its dtype. Throws when absent.
   std::pair<DType, const void*> raw(const std::string& name) const;
+  // The same for a smoothed weight too: its bytes as held, before the
+  // `scalings` the caller must then apply itself.
+  std::pair<DType, const void*> held(const std::string& name) const;
   // Throws the read error ("tensor '<name>' in <file> holds NaN at ...") if
   // mapped tensor `name` holds a non-finite value; no-op for other tensors.
   void check_mapped_finite(const std::string& name) const;
@@ -129,6 +132,17 @@ void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std
 // used as it is, on matmul_nt_bf16 with x rounded to bf16 (f32 accumulation).
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs = false);
+
+// The same product for a weight held as bfloat16 (stored or mapped) on a CPU
+// with a native bf16 GEMM, without converting the weight: x, times the
+// weight's column scalings, is split into bfloat16 parts hi + lo (within
+// 2^-17 relative of x), both are multiplied by the bf16 weight with f32
+// accumulation and summed, and the row scalings divide the output columns.
+// Within about 1e-5 relative of the f32 product: for the quality report's
+// float reference, whose error figures are 1e-3 and up. Returns false, doing
+// nothing, when the weight is not held that way.
+bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows,
+                            int64_t in, const float* bias, int64_t out, float* y);
 
 // y[rows, out] = Linear `name` of `w` on x[rows, in] (+ bias when non-null):
 // through `exec` when given (the float weight materialised only if it asks

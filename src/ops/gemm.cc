@@ -120,6 +120,16 @@ void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t*
     matmul_nt_strided(xf.data(), rows, in, wf.data(), out, y, ldy, bias);
     return;
   }
+  if (ldy != out) {
+    // oneDNN 2.6 runs a bf16 matmul whose output rows are strided on its
+    // AVX-512 gemm, not on AMX (brgemm needs a dense dst): 2-3x slower on a
+    // Sapphire Rapids-class CPU for the blocks of weight rows linear_from_layer
+    // multiplies. A dense product copied into place costs far less.
+    Scratch<float> dense(static_cast<size_t>(rows * out));
+    matmul_nt_bf16(x, rows, in, w, out, dense.data(), bias, out);
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(dense.data() + r * out, out, y + r * ldy);
+    return;
+  }
   using dnnl::memory;
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   // src [m, k] row-major, weights w[n, k] read as [k, n] (strides 1, k), dst [m, n].

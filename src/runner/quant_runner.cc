@@ -103,7 +103,19 @@ class CalibrationExecutor : public LinearExecutor {
   // The attention Linears' gathered rows are measured before the MLP's
   // activations exist (each Linear's rows are complete: every batch's
   // attention has run).
-  void attention_done() override { measure_pending(); }
+  void attention_done() override {
+    measure_pending();
+    if (!on_attention_done) return;
+    // What ran before the first chunk's MLP is the attention half's Linears.
+    if (attention_halves_++ == 0) attention_linears_ = ran_;
+    if (attention_halves_ == attention_halves_to_save) on_attention_done(attention_linears_);
+  }
+  // Called with the attention half's Linears once the attention half of the
+  // layer's last chunk of samples (attention_halves_to_save: the number of
+  // chunks) is done: they have seen every sample, so the runner saves them
+  // (docs/design.md "Scratch pool").
+  std::function<void(const std::set<std::string>&)> on_attention_done;
+  size_t attention_halves_to_save = 0;
   void expert_end(int e) override {
     measure_pending();  // before the hook can drop the expert's weights
     in_expert_ = false;
@@ -119,6 +131,7 @@ class CalibrationExecutor : public LinearExecutor {
   void run_samples(const std::string& name, const float* x, std::span<const int64_t> samples, int64_t in,
                    const float*, const float* bias, int64_t out, float* y) override {
     const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
+    if (on_attention_done) ran_.insert(name);
     if (!router.empty() && name == router && rows > 0) {
       auto [mn, mx] = std::minmax_element(x, x + rows * in);
       router_min = router_seen ? std::min(router_min, *mn) : *mn;
@@ -161,8 +174,11 @@ class CalibrationExecutor : public LinearExecutor {
     for (auto& [name, p] : pending_) {
       const int64_t m = static_cast<int64_t>(p.y.size()) / std::max<int64_t>(p.out, 1);
       Scratch<float> ref(p.y.size());
-      linear_from_layer(weights_, name + ".weight", p.x.data(), m, p.in, p.bias.empty() ? nullptr : p.bias.data(),
-                        p.out, ref.data(), p.bf16);
+      const float* bias = p.bias.empty() ? nullptr : p.bias.data();
+      // A bf16 weight is not converted to f32 for these few rows (its
+      // conversion cost more than the product: 0.9 s of a 1 GB model's 8 s).
+      if (p.bf16 || !linear_from_bf16_split(weights_, name + ".weight", p.x.data(), m, p.in, bias, p.out, ref.data()))
+        linear_from_layer(weights_, name + ".weight", p.x.data(), m, p.in, bias, p.out, ref.data(), p.bf16);
       OutputErrorStats& stats = p.quantizer->error_stats();
       stats.add(ref.data(), p.y.data(), ref.size());
       stats.rows += m;
@@ -181,6 +197,8 @@ class CalibrationExecutor : public LinearExecutor {
   const LayerWeights& weights_;
   std::map<std::string, Pending> pending_;
   bool in_expert_ = false;
+  std::set<std::string> ran_, attention_linears_;
+  size_t attention_halves_ = 0;
 };
 
 // The family's smoothing subgraphs that exist in this layer: a MoE layer's
@@ -753,6 +771,7 @@ class LayerWiseQuantizer {
     exec.row_stride = job_.full_report ? 1 : kReportStride;
     for (const CalibSample& s : samples_) exec.expected_rows += (s.seq() + exec.row_stride - 1) / exec.row_stride;
     HiddenSet outputs, reference;
+    std::set<std::string> saved_early;  // tensors saved during the last forward
     added_tensors_.clear();
     for (size_t u = 0; u < units_.size(); ++u) {
       ProcessingUnit& unit = units_[u];
@@ -787,12 +806,19 @@ class LayerWiseQuantizer {
         std::set<size_t> keep;
         if (job_.report && reference.empty())
           for (size_t i : report_reference_samples()) keep.insert(i);
+        if (static_cast<int>(u) == last_data_unit_ && !forward_follows(u) && desc.num_experts == 0) {
+          exec.attention_halves_to_save = chunks(all_samples()).size();
+          exec.on_attention_done = [&](const std::set<std::string>& ran) {
+            save_leading_tensors(desc, quantizers, exec, ran, saver, report, weights, saved_early);
+          };
+        }
         outputs = forward_all(k, weights, &exec, desc.num_experts > 0 ? &report.expert_tokens : nullptr,
                               forward_follows(u) ? nullptr : &keep);
         exec.measure_pending();
         if (desc.num_experts > 0) finish_cold_experts(desc, exec, quantizers, pass, saver, report);
       }
-      for (const auto& name : exec.observing) quantizers[name]->freeze();
+      for (const auto& name : exec.observing) quantizers.at(name)->freeze();
+      exec.on_attention_done = nullptr;
     }
     if (!outputs.empty()) {
       if (job_.report) measure_layer(k, weights, outputs, reference, report);
@@ -801,7 +827,7 @@ class LayerWiseQuantizer {
     for (const auto& [name, q] : quantizers) drop_float_weight(weights, name);
     release_freed_memory();
     forwards_done();
-    save_layer(desc, quantizers, saver, report, weights);
+    save_layer(desc, quantizers, saver, report, weights, saved_early);
     // Only smoothing ran a forward: the routed experts were not saved by a calibration pass.
     if (desc.num_experts > 0 && last_data_unit_ < 0) save_experts_data_free(desc, weights, saver, report);
     reports_.push_back(std::move(report));
@@ -1048,9 +1074,12 @@ class LayerWiseQuantizer {
   // Every calibration sample through unit k: the outputs, inputs unchanged.
   HiddenSet forward_all(int k, LayerWeights& weights, LinearExecutor* exec, std::vector<int64_t>* expert_tokens,
                         const std::set<size_t>* keep_inputs = nullptr) {
+    return forward_samples(k, weights, exec, all_samples(), expert_tokens, keep_inputs);
+  }
+  std::vector<size_t> all_samples() const {
     std::vector<size_t> all(samples_.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    return forward_samples(k, weights, exec, all, expert_tokens, keep_inputs);
+    return all;
   }
 
   // Samples `which` through unit k, a chunk at a time (chunks()); each chunk's
@@ -1168,36 +1197,13 @@ class LayerWiseQuantizer {
   }
 
   // Quantizers that are still null are built when their Linear is saved, and
-  // the float weight is freed right after (data-free runs).
+  // the float weight is freed right after (data-free runs). Tensors in
+  // `saved` (saved early, below) are skipped.
   void save_layer(const LayerDesc& desc, std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers,
-                  Saver& saver, LayerReport& report, LayerWeights& weights) {
-    std::map<std::string, const LinearDesc*> by_weight, by_bias;
-    for (const auto& lin : desc.linears) {
-      by_weight[lin.name + ".weight"] = &lin;
-      if (lin.has_bias) by_bias[lin.name + ".bias"] = &lin;
-    }
-    for (const auto& t : desc.tensors) {
-      std::string full = desc.prefix + "." + t.name;
-      auto w = by_weight.find(t.name);
-      const LinearDesc* lin = w != by_weight.end() ? w->second : nullptr;
-      const LinearDesc* bias_of = by_bias.count(t.name) ? by_bias[t.name] : nullptr;
-      if (bias_of && quantizers.count(bias_of->name)) continue;  // saved with its Linear
-      if (lin && quantizers.count(lin->name)) {
-        auto& slot = quantizers.at(lin->name);
-        if (!slot) {
-          slot = make_quantizer(weights, *lin, desc.prefix + "." + lin->name, *owners_.at(lin->name));
-          weights.stored.erase(t.name);
-          weights.mapped.erase(t.name);
-        }
-        LinearQuantizer& q = *slot;
-        saver.save_linear(q.release_linear(serving_dtype_));  // reset below
-        report.linears.push_back(linear_report(q));
-        slot.reset();
-        continue;
-      }
-      if (lin) saver.note_float_linear();
-      saver.save_float(full, original_tensor(weights, t.name, full));
-    }
+                  Saver& saver, LayerReport& report, LayerWeights& weights,
+                  const std::set<std::string>& saved = {}) {
+    for (const auto& t : desc.tensors)
+      if (!saved.count(t.name)) save_layer_tensor(desc, t.name, quantizers, saver, report, weights);
     // Tensors smoothing created (spec §2.8): a replaced norm's bias, and a
     // bias an asymmetric shift gave a Linear (saved with it when quantized),
     // written FLOAT in float32.
@@ -1206,6 +1212,61 @@ class LayerWiseQuantizer {
       if (quantizers.count(linear)) continue;
       const std::vector<float>& v = weights.get(name);
       saver.save_float(desc.prefix + "." + name, tensor_f32({static_cast<int64_t>(v.size())}, v));
+    }
+  }
+
+  // The Linear whose weight or bias `tensor` is, or nullptr.
+  static const LinearDesc* linear_of(const LayerDesc& desc, const std::string& tensor, bool* is_bias) {
+    for (const auto& lin : desc.linears) {
+      if (tensor == lin.name + ".weight") return *is_bias = false, &lin;
+      if (lin.has_bias && tensor == lin.name + ".bias") return *is_bias = true, &lin;
+    }
+    return nullptr;
+  }
+
+  void save_layer_tensor(const LayerDesc& desc, const std::string& name,
+                         std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers, Saver& saver,
+                         LayerReport& report, LayerWeights& weights) {
+    bool is_bias = false;
+    const LinearDesc* lin = linear_of(desc, name, &is_bias);
+    const bool quantized = lin && quantizers.count(lin->name);
+    if (is_bias && quantized) return;  // saved with its Linear
+    if (lin && !is_bias && quantized) {
+      auto& slot = quantizers.at(lin->name);
+      if (!slot) {
+        slot = make_quantizer(weights, *lin, desc.prefix + "." + lin->name, *owners_.at(lin->name));
+        weights.stored.erase(name);
+        weights.mapped.erase(name);
+      }
+      LinearQuantizer& q = *slot;
+      saver.save_linear(q.release_linear(serving_dtype_));  // reset below
+      report.linears.push_back(linear_report(q));
+      slot.reset();
+      return;
+    }
+    const std::string full = desc.prefix + "." + name;
+    if (lin && !is_bias) saver.note_float_linear();
+    saver.save_float(full, original_tensor(weights, name, full));
+  }
+
+  // The layer's last calibration forward, its attention half done over every
+  // sample: the layer's leading tensors up to the first Linear not yet run
+  // (norms, q/k/v/o) are final and saved now, so their int8 codes are not
+  // held through the MLP's forward (a 1 GB model's layer: 17 of its 51 MB of
+  // codes). The saved order is save_layer's.
+  void save_leading_tensors(const LayerDesc& desc, std::map<std::string, std::unique_ptr<LinearQuantizer>>& quantizers,
+                            CalibrationExecutor& exec, const std::set<std::string>& ran, Saver& saver,
+                            LayerReport& report, LayerWeights& weights, std::set<std::string>& saved) {
+    for (const auto& t : desc.tensors) {
+      bool is_bias = false;
+      const LinearDesc* lin = linear_of(desc, t.name, &is_bias);
+      if (lin && !ran.count(lin->name)) return;
+      if (lin && quantizers.count(lin->name) && quantizers.at(lin->name)) {
+        if (exec.observing.erase(lin->name)) quantizers.at(lin->name)->freeze();
+        exec.quantizers.erase(lin->name);
+      }
+      save_layer_tensor(desc, t.name, quantizers, saver, report, weights);
+      saved.insert(t.name);
     }
   }
 

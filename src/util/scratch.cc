@@ -34,8 +34,13 @@ struct Pool {
   std::map<void*, InUse> in_use;
   size_t bytes = 0;  // mapped, in use or idle
 
-  static Pool& get() {
-    static Pool* p = new Pool;  // never destroyed: blocks may be given back during static destruction
+  // Never destroyed: blocks may be given back during static destruction.
+  static Pool& transient() {  // ScratchBlock / Scratch
+    static Pool* p = new Pool;
+    return *p;
+  }
+  static Pool& unit_lived() {  // scratch_allocate / ScratchAllocator
+    static Pool* p = new Pool;
     return *p;
   }
 };
@@ -48,9 +53,8 @@ void* map_block(size_t cap) {
 
 // A block of at least `bytes` (rounded up to kGrain): an idle one that fits,
 // else a new mapping.
-std::pair<void*, size_t> take_block(size_t bytes) {
+std::pair<void*, size_t> take_block(Pool& pool, size_t bytes) {
   const size_t need = (std::max<size_t>(bytes, 1) + kGrain - 1) / kGrain * kGrain;
-  Pool& pool = Pool::get();
   {
     std::lock_guard lock(pool.mu);
     auto it = pool.idle.lower_bound(need);
@@ -76,8 +80,7 @@ std::pair<void*, size_t> take_block(size_t bytes) {
   return {p, need};
 }
 
-void give_block(void* data) {
-  Pool& pool = Pool::get();
+void give_block(Pool& pool, void* data) {
   std::lock_guard lock(pool.mu);
   auto it = pool.in_use.find(data);
   if (it == pool.in_use.end()) std::abort();  // not a pool block: a caller bug
@@ -90,47 +93,51 @@ void give_block(void* data) {
 void ScratchBlock::reset(size_t bytes) {
   if (data_ && bytes <= cap_) return;
   release();
-  std::tie(data_, cap_) = take_block(bytes);
+  std::tie(data_, cap_) = take_block(Pool::transient(), bytes);
 }
 
 void ScratchBlock::release() {
   if (!data_) return;
-  give_block(data_);
+  give_block(Pool::transient(), data_);
   data_ = nullptr;
   cap_ = 0;
 }
 
 void* scratch_allocate(size_t bytes) {
   if (bytes < kScratchAllocatorMin) return ::operator new(bytes);
-  return take_block(bytes).first;
+  return take_block(Pool::unit_lived(), bytes).first;
 }
 
 void scratch_deallocate(void* p, size_t bytes) noexcept {
   if (!p) return;
   if (bytes < kScratchAllocatorMin) return ::operator delete(p);
-  give_block(p);
+  give_block(Pool::unit_lived(), p);
 }
 
 void trim_scratch_pool() {
-  Pool& pool = Pool::get();
-  std::lock_guard lock(pool.mu);
-  for (auto it = pool.idle.begin(); it != pool.idle.end();) {
-    if (it->second.taken_since_trim) {
-      it->second.taken_since_trim = false;
-      ++it;
-      continue;
+  for (Pool* pool : {&Pool::transient(), &Pool::unit_lived()}) {
+    std::lock_guard lock(pool->mu);
+    for (auto it = pool->idle.begin(); it != pool->idle.end();) {
+      if (it->second.taken_since_trim) {
+        it->second.taken_since_trim = false;
+        ++it;
+        continue;
+      }
+      ::munmap(it->second.data, it->first);
+      pool->bytes -= it->first;
+      it = pool->idle.erase(it);
     }
-    ::munmap(it->second.data, it->first);
-    pool.bytes -= it->first;
-    it = pool.idle.erase(it);
+    for (auto& [block, use] : pool->in_use) use.taken_since_trim = false;
   }
-  for (auto& [block, use] : pool.in_use) use.taken_since_trim = false;
 }
 
 size_t scratch_pool_bytes() {
-  Pool& pool = Pool::get();
-  std::lock_guard lock(pool.mu);
-  return pool.bytes;
+  size_t bytes = 0;
+  for (Pool* pool : {&Pool::transient(), &Pool::unit_lived()}) {
+    std::lock_guard lock(pool->mu);
+    bytes += pool->bytes;
+  }
+  return bytes;
 }
 
 }  // namespace lwq

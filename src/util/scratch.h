@@ -9,6 +9,13 @@
 // fragmentation on that model (docs/benchmarks.md, session 10). Pool blocks
 // are mappings of their own, outside the heap, and keep their pages between
 // uses.
+//
+// Two pools: one for the transient buffers of a forward (ScratchBlock,
+// Scratch), one for the buffers that live through a unit's work and recur at
+// the same sizes in the next unit (ScratchAllocator: int8 codes, the report's
+// gathered rows, calibration states). In one pool, a layer's codes took the
+// idle blocks its activations had left, whose next request then mapped a new
+// block: 20 MB more at a 1 GB model's peak (docs/benchmarks.md, session 11).
 #pragma once
 
 #include <cstddef>

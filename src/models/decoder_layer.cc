@@ -274,7 +274,7 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
     if (const auto [dtype, data] = w.raw(weight); dtype == DType::BF16) {  // stored or mapped
       w.check_mapped_finite(weight);  // mapped: once per tensor
       Scratch<uint16_t> xb(static_cast<size_t>(rows * in));
-      for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+      f32_to_bf16(x, xb.data(), xb.size());
       const auto* wb = static_cast<const uint16_t*>(data);
       // 8 MiB of the weight's rows at a time, a streamed weight's pages
       // dropped after each block's product: never the whole matrix resident.
@@ -324,11 +324,9 @@ bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, co
         for (int64_t c = 0; c < in; ++c) xs[static_cast<size_t>(r * in + c)] *= op.s[static_cast<size_t>(c)];
   // rows [0, rows): hi = bf16(x); rows [rows, 2·rows): lo = bf16(x − hi)
   Scratch<uint16_t> xb(static_cast<size_t>(2 * rows * in));
-  for (size_t i = 0; i < xs.size(); ++i) {
-    const uint16_t hi = f32_to_bf16(xs[i]);
-    xb[i] = hi;
-    xb[xs.size() + i] = f32_to_bf16(xs[i] - bf16_to_f32(hi));
-  }
+  f32_to_bf16(xs.data(), xb.data(), xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] -= bf16_to_f32(xb[i]);
+  f32_to_bf16(xs.data(), xb.data() + xs.size(), xs.size());
   xs.clear();
   Scratch<float> parts(static_cast<size_t>(2 * rows * out));
   const auto* wb = static_cast<const uint16_t*>(data);

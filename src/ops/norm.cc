@@ -4,14 +4,27 @@
 
 namespace lwq {
 
+namespace {
+
+// Σ x[i]² in double (each product exact) over eight interleaved partial
+// sums, which vectorise; a serial sum was a quarter of a 1 GB model's norm time.
+double sum_squares(const float* x, int64_t n) {
+  double part[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
+  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+}  // namespace
+
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y) {
 #pragma omp parallel for if (rows * dim > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
     float* yr = y + r * dim;
-    double ss = 0.0;
-    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+    const float inv = static_cast<float>(1.0 / std::sqrt(sum_squares(xr, dim) / static_cast<double>(dim) + eps));
     for (int64_t i = 0; i < dim; ++i) yr[i] = w[i] * (xr[i] * inv);
   }
 }

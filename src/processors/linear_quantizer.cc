@@ -393,28 +393,35 @@ void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> s
   }
   if (weight_code_sums_.empty()) {
     weight_code_sums_.resize(static_cast<size_t>(out_));
-    for (int64_t o = 0; o < out_; ++o) {
-      const int8_t* w = weight_.q.data() + o * in_;
-      weight_code_sums_[static_cast<size_t>(o)] = std::accumulate(w, w + in_, int64_t{0});
-    }
+    for (int64_t o = 0; o < out_; ++o)
+      weight_code_sums_[static_cast<size_t>(o)] = static_cast<double>(code_sum(weight_.q.data() + o * in_, in_));
   }
-  // The int32 sums land in y's own bytes (both 4 bytes wide), each read
-  // before its float overwrites it: no second rows × out buffer (a
+  // The int32 sums land in y's own bytes (both 4 bytes wide), each chunk
+  // copied out before its floats overwrite it: no second rows × out buffer (a
   // calibration batch's gate_proj: 19 MB).
   static_assert(sizeof(int32_t) == sizeof(float));
   matmul_nt_s8(qx.data(), rows, in_, weight_.q.data(), out_, reinterpret_cast<int32_t*>(y));
   const float* sw = weight_.scale.data();
-  const float* bias = bias_.empty() ? nullptr : bias_.data();
+  const double* sums = weight_code_sums_.data();
+  std::vector<float> zero_bias;
+  if (bias_.empty()) zero_bias.assign(static_cast<size_t>(out_), 0.0f);
+  const float* bias = bias_.empty() ? zero_bias.data() : bias_.data();
 #pragma omp parallel for schedule(static) if (rows * out_ > 65536)
   for (int64_t r = 0; r < rows; ++r) {
-    const auto z = static_cast<int64_t>(zx[static_cast<size_t>(r)]);
+    // v = a − z·Σq is an integer below 2^53 in magnitude: exact in double, so
+    // float(v) is the int64 expression's rounding, in a loop that vectorises.
+    const double z = static_cast<double>(static_cast<int64_t>(zx[static_cast<size_t>(r)]));
     const float s = sx[static_cast<size_t>(r)];
     float* yr = y + r * out_;
-    for (int64_t o = 0; o < out_; ++o) {
-      int32_t a;
-      std::memcpy(&a, yr + o, sizeof(a));  // each element read before its float overwrites it
-      const int64_t v = a - z * weight_code_sums_[static_cast<size_t>(o)];
-      yr[o] = static_cast<float>(v) * (s * sw[o]) + (bias ? bias[o] : 0.0f);
+    constexpr int64_t kChunk = 512;
+    int32_t acc[kChunk];
+    for (int64_t o0 = 0; o0 < out_; o0 += kChunk) {
+      const int64_t n = std::min(kChunk, out_ - o0);
+      std::memcpy(acc, yr + o0, static_cast<size_t>(n) * sizeof(int32_t));
+      for (int64_t j = 0; j < n; ++j) {
+        const double v = static_cast<double>(acc[j]) - z * sums[o0 + j];
+        yr[o0 + j] = static_cast<float>(v) * (s * sw[o0 + j]) + bias[o0 + j];
+      }
     }
   }
 }

@@ -134,7 +134,7 @@ class LinearQuantizer {
   std::unique_ptr<HessianAccumulator> hessian_;
   std::unique_ptr<HistogramObserver> histogram_;
   bool integer_forward_allowed_ = true;
-  std::vector<int64_t> weight_code_sums_;  // Σ_i q[o, i] per output channel: the activation offset's term
+  std::vector<double> weight_code_sums_;  // Σ_i q[o, i] per output channel (exact): the activation offset's term
   std::vector<float> bias_;
   bool observed_ = false, frozen_ = false;
   float act_min_ = 0.0f, act_max_ = 0.0f;

@@ -22,9 +22,8 @@ std::vector<int32_t> quant_bias(const QuantizedWeight& qw, std::span<const float
     fail("quant_bias: weight holds {} values, expected [{}, {}]", qw.q.size(), qw.out, qw.in);
   std::vector<int32_t> result(out);
   for (size_t o = 0; o < out; ++o) {
-    int64_t row_sum = 0;  // exact; its float32 value is what torch's sum gives for practical widths
-    const int8_t* row = qw.q.data() + o * qw.in;
-    for (int64_t i = 0; i < qw.in; ++i) row_sum += row[i];
+    // exact; its float32 value is what torch's sum gives for practical widths
+    const int64_t row_sum = code_sum(qw.q.data() + o * qw.in, qw.in);
     const float correction = static_cast<float>(row_sum) * input_offset;
     const float b = bias.empty() ? 0.0f : bias[o];
     const float v = std::nearbyint(b / deq_scale[o] - correction);

@@ -10,6 +10,18 @@
 #include "util/error.h"
 
 namespace lwq {
+
+int64_t code_sum(const int8_t* q, int64_t n) {
+  int64_t total = 0;
+  constexpr int64_t kChunk = int64_t{1} << 16;  // |partial| ≤ 128 · 2^16 fits int32
+  for (int64_t c = 0; c < n; c += kChunk) {
+    const int64_t m = std::min(kChunk, n - c);
+    int32_t part = 0;
+    for (int64_t i = 0; i < m; ++i) part += q[c + i];
+    total += part;
+  }
+  return total;
+}
 namespace {
 
 void check_shape(int64_t out, int64_t in, int bits) {

@@ -21,6 +21,11 @@ enum class WeightCode {
   MxFp4,    // E2M1 codes 0..15 (bit 3 = sign), unpacked; value = e2m1(q)·2^e
 };
 
+// Σ q[i] over n int8 codes, exactly (int32 partial sums that vectorise):
+// a row's code sum enters the activation-offset term of W8A8 (quant_bias, the
+// calibration forward's integer GEMM).
+int64_t code_sum(const int8_t* q, int64_t n);
+
 struct QuantizedWeight {
   // [out, in], row-major; pool blocks (util/scratch.h): every layer holds codes
   // of the same sizes until they are saved.

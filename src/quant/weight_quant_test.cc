@@ -13,6 +13,22 @@
 namespace lwq {
 namespace {
 
+TEST(WeightQuant, CodeSumIsExactBeyondItsInt32Chunks) {
+  std::vector<int8_t> q(200001, -128);
+  q[5] = 127;
+  int64_t want = 0;
+  for (int8_t v : q) want += v;
+  EXPECT_EQ(code_sum(q.data(), static_cast<int64_t>(q.size())), want);  // −25.6 M over four chunks
+  EXPECT_EQ(code_sum(q.data(), 3), -128 * 2 + -128);
+  EXPECT_EQ(code_sum(q.data(), 0), 0);
+  std::mt19937 rng(7);
+  std::vector<int8_t> r(70000);
+  for (auto& v : r) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+  int64_t ref = 0;
+  for (int8_t v : r) ref += v;
+  EXPECT_EQ(code_sum(r.data(), static_cast<int64_t>(r.size())), ref);
+}
+
 TEST(WeightQuant, SymmetricPerRowByHand) {
   // Rows chosen so scales are exact: 127/127 = 1 and 254/127 = 2.
   std::vector<float> w = {127.0f, -63.5f, 0.0f, 10.0f,

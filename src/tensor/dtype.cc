@@ -166,6 +166,15 @@ void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
   }
 }
 
+void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t b = bits_from_f32(src[i]);
+    const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (b >> 16) | 0x40u;
+    dst[i] = static_cast<uint16_t>((b & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+  }
+}
+
 void round_to_bf16(float* x, size_t n) {
   // Branch-free on finite values so that it vectorises; NaN stays NaN.
   for (size_t i = 0; i < n; ++i) x[i] = round_to_bf16(x[i]);

@@ -40,6 +40,9 @@ inline uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>((bits + rounding) >> 16);
 }
 
+// f32_to_bf16 of every element, branch-free so that it vectorises.
+void f32_to_bf16(const float* src, uint16_t* dst, size_t n);
+
 // x rounded to the nearest bfloat16 (even on ties), as a float32.
 inline float round_to_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
 // Every element of x[0, n) rounded to bfloat16 in place.

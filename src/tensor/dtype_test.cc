@@ -33,6 +33,23 @@ TEST(DType, Bf16RoundsToNearestEven) {
   EXPECT_FLOAT_EQ(bf16_to_f32(0xc040), -3.0f);
 }
 
+TEST(DType, Bf16ArrayConversionEqualsTheScalarOne) {
+  // ties both ways, the largest finite values, infinities, NaNs (signalling
+  // ones quieted), denormals, signed zeros, and every 7th bit pattern besides.
+  std::vector<uint32_t> bits = {0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u, 0xff800000u,
+                                0x7fc00000u, 0x7f800001u, 0xffbfffffu, 0x00000001u, 0x807fffffu, 0x00000000u,
+                                0x80000000u, 0x3f80ffffu};
+  for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 7 * 65537) bits.push_back(static_cast<uint32_t>(b));
+  std::vector<float> x(bits.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = f32_from_bits(bits[i]);
+  std::vector<uint16_t> got(x.size());
+  f32_to_bf16(x.data(), got.data(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(x[i])) << std::hex << bits[i];
+  EXPECT_EQ(got[0], 0x3f80);  // 1.00390625 (a tie) to even
+  EXPECT_EQ(got[1], 0x3f82);  // the next tie, up to even
+  EXPECT_EQ(got[7], 0x7fc0);  // signalling NaN quieted, still a NaN
+}
+
 TEST(DType, F16KnownValues) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);

@@ -7,7 +7,7 @@ namespace lwq {
 namespace {
 
 // Σ x[i]² in double (each product exact) over eight interleaved partial
-// sums, which vectorise; a serial sum was a quarter of a 1 GB model's norm time.
+// sums, which vectorise; one running sum is a chain of dependent adds.
 double sum_squares(const float* x, int64_t n) {
   double part[8] = {};
   int64_t i = 0;

@@ -15,7 +15,7 @@
 // the same sizes in the next unit (ScratchAllocator: int8 codes, the report's
 // gathered rows, calibration states). In one pool, a layer's codes took the
 // idle blocks its activations had left, whose next request then mapped a new
-// block: 20 MB more at a 1 GB model's peak (docs/benchmarks.md, session 11).
+// block: 30 MB more at a 1 GB model's peak (docs/benchmarks.md, session 11).
 #pragma once
 
 #include <cstddef>

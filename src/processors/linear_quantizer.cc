@@ -143,6 +143,13 @@ void LinearQuantizer::quantize_weight(const WeightRows& weight_rows, const Store
     weight_ready_ = true;
     return;
   }
+  if (!stored && quantizes_stored_directly() && w.scope != QScope::PerGroup) {
+    weight_ = with_context(name_, [&] {
+      return quantize_weight_per_channel_minmax_rows(weight_rows, out_, in_, bits, w.symmetric);
+    });
+    weight_ready_ = true;
+    return;
+  }
   const bool whole_matrix = w.method == "ssz" || w.method == "gptq";
   // Per-group int weights are registered for GPTQ only (spec §1.6.1; the config check refuses the others):
   // the row-wise paths below are per channel, so nothing else may arrive here.

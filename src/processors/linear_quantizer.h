@@ -34,7 +34,8 @@ struct OutputErrorStats {
 
 class LinearQuantizer {
  public:
-  // Supplies rows [begin, end) of the float weight W[out, in] into `dst`.
+  // Supplies rows [begin, end) of the float weight W[out, in] into `dst`;
+  // per-channel minmax int weights call it from every thread at once.
   using WeightRows = std::function<void(int64_t begin, int64_t end, float* dst)>;
 
   // `weight` [out, in] and `bias` ([out] or nullptr) are the float parameters.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 #include "quant/fp_formats.h"
 #include "quant/qparams.h"
@@ -82,9 +83,12 @@ namespace {
 // Rows [begin, end) of a stored weight: min/max of each row, then the rows
 // quantized while they are still in cache (a chunk of rows, not the whole
 // matrix, between the two passes). False when a row is not finite (*bad_row).
+// `w` holds the matrix from row `w_row0` on (0: the whole matrix).
 void quantize_rows_minmax_stored(DType dtype, const void* w, int64_t begin, int64_t end, int64_t in, int bits,
-                                 bool symmetric, QuantizedWeight& qw, std::vector<float>& scratch, int64_t* bad_row) {
+                                 bool symmetric, QuantizedWeight& qw, std::vector<float>& scratch, int64_t* bad_row,
+                                 int64_t w_row0 = 0) {
   const int64_t n = end - begin;
+  w = static_cast<const uint8_t*>(w) - static_cast<ptrdiff_t>(w_row0 * in) * static_cast<ptrdiff_t>(dtype_size(dtype));
   std::vector<float> mn(static_cast<size_t>(n)), mx(mn.size());
   auto row = [&](int64_t o) -> const float* {  // F32 as is; F16 and others converted into scratch (L1-sized)
     if (dtype == DType::F32) return static_cast<const float*>(w) + o * in;
@@ -144,6 +148,43 @@ QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const voi
       first_bad = std::min(first_bad, bad);
     }
   }
+  if (first_bad < out) fail("weight quantization: non-finite value in output row {}", first_bad);
+  return qw;
+}
+
+QuantizedWeight quantize_weight_per_channel_minmax_rows(const RowsFn& rows, int64_t out, int64_t in, int bits,
+                                                        bool symmetric) {
+  check_shape(out, in, bits);
+  QuantizedWeight qw;
+  qw.out = out;
+  qw.in = in;
+  qw.bits = bits;
+  qw.q.resize(static_cast<size_t>(out * in));
+  qw.scale.resize(static_cast<size_t>(out));
+  qw.offset.resize(static_cast<size_t>(out));
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 17) / in);
+  const int64_t chunks = (out + chunk - 1) / chunk;
+  int64_t first_bad = out;
+  std::exception_ptr error;  // the first a thread met: nothing may leave an OpenMP region by throwing
+#pragma omp parallel
+  {
+    std::vector<float> block(static_cast<size_t>(std::min(chunk, out) * in)), scratch;
+#pragma omp for schedule(static) reduction(min : first_bad)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t begin = c * chunk, end = std::min(out, begin + chunk);
+      int64_t bad = out;
+      try {
+        rows(begin, end, block.data());
+        quantize_rows_minmax_stored(DType::F32, block.data(), begin, end, in, bits, symmetric, qw, scratch, &bad,
+                                    begin);
+      } catch (...) {
+#pragma omp critical(lwq_weight_rows_error)
+        if (!error) error = std::current_exception();
+      }
+      first_bad = std::min(first_bad, bad);
+    }
+  }
+  if (error) std::rethrow_exception(error);
   if (first_bad < out) fail("weight quantization: non-finite value in output row {}", first_bad);
   return qw;
 }

@@ -64,6 +64,14 @@ QuantizedWeight quantize_weight_per_channel_minmax(const float* w, int64_t out, 
 using RowsReadFn = std::function<void(int64_t begin, int64_t end)>;
 QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const void* w, int64_t out, int64_t in,
                                                           int bits, bool symmetric, const RowsReadFn& rows_read = {});
+// The same from rows a callback supplies as float32 (a smoothed weight, its
+// scalings applied as it is read): chunks of ~128 Ki values, each supplied
+// into a per-thread buffer and quantized while in cache, the codes written in
+// place — no f32 copy of the matrix, no block copies. `rows` is called from
+// every thread at once and may throw (the error is rethrown here).
+using RowsFn = std::function<void(int64_t begin, int64_t end, float* dst)>;
+QuantizedWeight quantize_weight_per_channel_minmax_rows(const RowsFn& rows, int64_t out, int64_t in, int bits,
+                                                        bool symmetric);
 // Per-group minmax: one scale/offset per G consecutive inputs of a row
 // (spec §2.2 per-group variant). G must divide in (lwq::Error otherwise).
 // msModelSlim registers no per-group minmax quantizer; this is GPTQ's

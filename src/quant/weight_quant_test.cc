@@ -29,6 +29,43 @@ TEST(WeightQuant, CodeSumIsExactBeyondItsInt32Chunks) {
   EXPECT_EQ(code_sum(r.data(), static_cast<int64_t>(r.size())), ref);
 }
 
+// Rows supplied by a callback, chunk by chunk on every thread: the same codes
+// and parameters as from the whole matrix; a non-finite row and a throwing
+// callback are reported, not lost in the threads.
+TEST(WeightQuant, PerChannelMinmaxFromRowsEqualsTheWholeMatrix) {
+  const int64_t out = 700, in = 300;  // chunks of (1 << 17) / 300 = 436 rows: two, the last partial
+  std::vector<float> w(static_cast<size_t>(out * in));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& v : w) v = nd(rng);
+  auto rows = [&](int64_t begin, int64_t end, float* dst) {
+    std::copy(w.begin() + begin * in, w.begin() + end * in, dst);
+  };
+  for (bool symmetric : {true, false}) {
+    const QuantizedWeight want = quantize_weight_per_channel_minmax(w.data(), out, in, 8, symmetric);
+    const QuantizedWeight got = quantize_weight_per_channel_minmax_rows(rows, out, in, 8, symmetric);
+    EXPECT_EQ(std::vector<int8_t>(got.q.begin(), got.q.end()), std::vector<int8_t>(want.q.begin(), want.q.end()));
+    EXPECT_EQ(got.scale, want.scale);
+    EXPECT_EQ(got.offset, want.offset);
+  }
+  w[static_cast<size_t>(650 * in + 7)] = std::nanf("");
+  try {
+    quantize_weight_per_channel_minmax_rows(rows, out, in, 8, true);
+    ADD_FAILURE() << "a NaN weight was quantized";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 650"), std::string::npos) << e.what();
+  }
+  auto throwing = [&](int64_t begin, int64_t, float*) {
+    if (begin > 0) fail("tensor 'w' in f.safetensors holds NaN at row {}", begin);
+  };
+  try {
+    quantize_weight_per_channel_minmax_rows(throwing, out, in, 8, true);
+    ADD_FAILURE() << "the callback's error was lost";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("f.safetensors"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WeightQuant, SymmetricPerRowByHand) {
   // Rows chosen so scales are exact: 127/127 = 1 and 254/127 = 2.
   std::vector<float> w = {127.0f, -63.5f, 0.0f, 10.0f,

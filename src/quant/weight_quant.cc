@@ -80,80 +80,58 @@ QuantizedWeight quantize_weight_per_group_minmax(const float* w, int64_t out, in
 
 namespace {
 
-// Rows [begin, end) of a stored weight: min/max of each row, then the rows
-// quantized while they are still in cache (a chunk of rows, not the whole
-// matrix, between the two passes). False when a row is not finite (*bad_row).
-// `w` holds the matrix from row `w_row0` on (0: the whole matrix).
-void quantize_rows_minmax_stored(DType dtype, const void* w, int64_t begin, int64_t end, int64_t in, int bits,
-                                 bool symmetric, QuantizedWeight& qw, std::vector<float>& scratch, int64_t* bad_row,
-                                 int64_t w_row0 = 0) {
+// Rows [begin, end) of a weight, `rows` pointing at row `begin`: min/max of
+// each row, then the rows quantized while they are still in cache (a chunk of
+// rows, not the whole matrix, between the two passes). Stops at a row that is
+// not finite (*bad_row).
+void quantize_rows_minmax_stored(DType dtype, const void* rows, int64_t begin, int64_t end, int64_t in, int bits,
+                                 bool symmetric, QuantizedWeight& qw, std::vector<float>& scratch, int64_t* bad_row) {
   const int64_t n = end - begin;
-  w = static_cast<const uint8_t*>(w) - static_cast<ptrdiff_t>(w_row0 * in) * static_cast<ptrdiff_t>(dtype_size(dtype));
+  const size_t row_bytes = static_cast<size_t>(in) * dtype_size(dtype);
   std::vector<float> mn(static_cast<size_t>(n)), mx(mn.size());
-  auto row = [&](int64_t o) -> const float* {  // F32 as is; F16 and others converted into scratch (L1-sized)
-    if (dtype == DType::F32) return static_cast<const float*>(w) + o * in;
+  auto row = [&](int64_t k) -> const float* {  // F32 as is; F16 and others converted into scratch (L1-sized)
+    const uint8_t* r = static_cast<const uint8_t*>(rows) + static_cast<size_t>(k) * row_bytes;
+    if (dtype == DType::F32) return reinterpret_cast<const float*>(r);
     scratch.resize(static_cast<size_t>(in));
-    convert_to_f32(dtype, static_cast<const uint8_t*>(w) + static_cast<size_t>(o * in) * dtype_size(dtype),
-                   scratch.data(), static_cast<size_t>(in));
+    convert_to_f32(dtype, r, scratch.data(), static_cast<size_t>(in));
     return scratch.data();
   };
   const bool bf16 = dtype == DType::BF16;
-  const auto* w16 = static_cast<const uint16_t*>(w);
-  for (int64_t o = begin; o < end; ++o) {
-    const size_t k = static_cast<size_t>(o - begin);
-    const bool finite = bf16 ? row_min_max_bf16(w16 + o * in, in, &mn[k], &mx[k]) : row_min_max(row(o), in, &mn[k], &mx[k]);
+  const auto* w16 = static_cast<const uint16_t*>(rows);
+  for (int64_t k = 0; k < n; ++k) {
+    const size_t i = static_cast<size_t>(k);
+    const bool finite = bf16 ? row_min_max_bf16(w16 + k * in, in, &mn[i], &mx[i]) : row_min_max(row(k), in, &mn[i], &mx[i]);
     if (!finite) {
-      *bad_row = o;
+      *bad_row = begin + k;
       return;
     }
   }
   QParams p = int_qparams(mn, mx, bits, symmetric);
   const int qmin = qmin_of(bits), qmax = qmax_of(bits);
-  for (int64_t o = begin; o < end; ++o) {
-    const size_t k = static_cast<size_t>(o - begin);
+  for (int64_t k = 0; k < n; ++k) {
+    const size_t i = static_cast<size_t>(k);
+    const int64_t o = begin + k;
     int8_t* q = qw.q.data() + o * in;
-    if (bf16) quantize_row_bf16(w16 + o * in, in, p.scale[k], p.offset[k], qmin, qmax, q);
-    else quantize_row(row(o), in, p.scale[k], p.offset[k], qmin, qmax, q);
-    qw.scale[static_cast<size_t>(o)] = p.scale[k];
-    qw.offset[static_cast<size_t>(o)] = p.offset[k];
+    if (bf16) quantize_row_bf16(w16 + k * in, in, p.scale[i], p.offset[i], qmin, qmax, q);
+    else quantize_row(row(k), in, p.scale[i], p.offset[i], qmin, qmax, q);
+    qw.scale[static_cast<size_t>(o)] = p.scale[i];
+    qw.offset[static_cast<size_t>(o)] = p.offset[i];
   }
 }
 
-}  // namespace
+// Per-thread buffers of quantize_minmax_chunks.
+struct ChunkBuffers {
+  std::vector<float> block;    // a chunk's rows as f32, when they are supplied that way
+  std::vector<float> scratch;  // one row converted
+};
 
-QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const void* w, int64_t out, int64_t in,
-                                                          int bits, bool symmetric, const RowsReadFn& rows_read) {
-  check_shape(out, in, bits);
-  if (!is_float(dtype)) fail("weight quantization: dtype {} is not a float type", dtype_name(dtype));
-  QuantizedWeight qw;
-  qw.out = out;
-  qw.in = in;
-  qw.bits = bits;
-  qw.q.resize(static_cast<size_t>(out * in));
-  qw.scale.resize(static_cast<size_t>(out));
-  qw.offset.resize(static_cast<size_t>(out));
-  // Chunks of ~128 Ki values (256 KiB of bf16: the second pass reads from L2).
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 17) / in);
-  const int64_t chunks = (out + chunk - 1) / chunk;
-  int64_t first_bad = out;
-#pragma omp parallel
-  {
-    std::vector<float> scratch;
-#pragma omp for schedule(static) reduction(min : first_bad)
-    for (int64_t c = 0; c < chunks; ++c) {
-      int64_t bad = out;
-      quantize_rows_minmax_stored(dtype, w, c * chunk, std::min(out, (c + 1) * chunk), in, bits, symmetric, qw,
-                                  scratch, &bad);
-      if (rows_read) rows_read(c * chunk, std::min(out, (c + 1) * chunk));
-      first_bad = std::min(first_bad, bad);
-    }
-  }
-  if (first_bad < out) fail("weight quantization: non-finite value in output row {}", first_bad);
-  return qw;
-}
-
-QuantizedWeight quantize_weight_per_channel_minmax_rows(const RowsFn& rows, int64_t out, int64_t in, int bits,
-                                                        bool symmetric) {
+// The per-channel minmax codes of W[out, in], a chunk of ~128 Ki values at a
+// time on every thread (256 KiB of bf16: the second pass reads from L2):
+// `chunk(begin, end, buffers, &bad_row)` quantizes rows [begin, end) into qw.
+// What a chunk throws is carried out of the OpenMP region, which nothing may
+// leave by throwing, and rethrown here.
+template <class Chunk>
+QuantizedWeight quantize_minmax_chunks(int64_t out, int64_t in, int bits, const Chunk& chunk) {
   check_shape(out, in, bits);
   QuantizedWeight qw;
   qw.out = out;
@@ -162,23 +140,20 @@ QuantizedWeight quantize_weight_per_channel_minmax_rows(const RowsFn& rows, int6
   qw.q.resize(static_cast<size_t>(out * in));
   qw.scale.resize(static_cast<size_t>(out));
   qw.offset.resize(static_cast<size_t>(out));
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 17) / in);
-  const int64_t chunks = (out + chunk - 1) / chunk;
+  const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 17) / in);
+  const int64_t chunks = (out + rows - 1) / rows;
   int64_t first_bad = out;
-  std::exception_ptr error;  // the first a thread met: nothing may leave an OpenMP region by throwing
+  std::exception_ptr error;
 #pragma omp parallel
   {
-    std::vector<float> block(static_cast<size_t>(std::min(chunk, out) * in)), scratch;
+    ChunkBuffers buffers;
 #pragma omp for schedule(static) reduction(min : first_bad)
     for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t begin = c * chunk, end = std::min(out, begin + chunk);
       int64_t bad = out;
       try {
-        rows(begin, end, block.data());
-        quantize_rows_minmax_stored(DType::F32, block.data(), begin, end, in, bits, symmetric, qw, scratch, &bad,
-                                    begin);
+        chunk(c * rows, std::min(out, (c + 1) * rows), qw, buffers, &bad);
       } catch (...) {
-#pragma omp critical(lwq_weight_rows_error)
+#pragma omp critical(lwq_weight_chunk_error)
         if (!error) error = std::current_exception();
       }
       first_bad = std::min(first_bad, bad);
@@ -187,6 +162,31 @@ QuantizedWeight quantize_weight_per_channel_minmax_rows(const RowsFn& rows, int6
   if (error) std::rethrow_exception(error);
   if (first_bad < out) fail("weight quantization: non-finite value in output row {}", first_bad);
   return qw;
+}
+
+}  // namespace
+
+QuantizedWeight quantize_weight_per_channel_minmax_stored(DType dtype, const void* w, int64_t out, int64_t in,
+                                                          int bits, bool symmetric, const RowsReadFn& rows_read) {
+  check_shape(out, in, bits);
+  if (!is_float(dtype)) fail("weight quantization: dtype {} is not a float type", dtype_name(dtype));
+  const size_t row_bytes = static_cast<size_t>(in) * dtype_size(dtype);
+  return quantize_minmax_chunks(out, in, bits, [&](int64_t begin, int64_t end, QuantizedWeight& qw,
+                                                   ChunkBuffers& b, int64_t* bad) {
+    const void* rows = static_cast<const uint8_t*>(w) + static_cast<size_t>(begin) * row_bytes;
+    quantize_rows_minmax_stored(dtype, rows, begin, end, in, bits, symmetric, qw, b.scratch, bad);
+    if (rows_read) rows_read(begin, end);
+  });
+}
+
+QuantizedWeight quantize_weight_per_channel_minmax_rows(const RowsFn& rows, int64_t out, int64_t in, int bits,
+                                                        bool symmetric) {
+  return quantize_minmax_chunks(out, in, bits, [&](int64_t begin, int64_t end, QuantizedWeight& qw,
+                                                   ChunkBuffers& b, int64_t* bad) {
+    b.block.resize(static_cast<size_t>((end - begin) * in));
+    rows(begin, end, b.block.data());
+    quantize_rows_minmax_stored(DType::F32, b.block.data(), begin, end, in, bits, symmetric, qw, b.scratch, bad);
+  });
 }
 
 QuantizedWeight quantize_weight_fp8_per_channel(const float* w, int64_t out, int64_t in) {

@@ -112,13 +112,17 @@ BENCHMARK(BM_GemmF32Smol)
     ->Args({2048, 576, 576})->Args({2048, 576, 1536})->Args({2048, 1536, 576})->Args({2048, 2048, 2048})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Exact int8 GEMM (matmul_nt_s8), by kernel: 0 auto, 1 oneDNN VNNI, 2 portable.
+// Exact int8 GEMM (matmul_nt_s8), by kernel: 0 auto, 1 oneDNN VNNI, 2 portable, 3 oneDNN AMX.
 void BM_GemmS8Square(benchmark::State& state) {
   lwq::set_compute_threads(0);
   const int64_t n = state.range(0);
   const auto kernel = static_cast<lwq::S8Kernel>(state.range(1));
-  if (kernel == lwq::S8Kernel::kOneDnnVnni && lwq::s8_auto_kernel() != kernel) {
+  if (kernel == lwq::S8Kernel::kOneDnnVnni && lwq::s8_auto_kernel() == lwq::S8Kernel::kPortable) {
     state.SkipWithError("no AVX512-VNNI here");
+    return;
+  }
+  if (kernel == lwq::S8Kernel::kOneDnnAmx && lwq::s8_auto_kernel() != kernel) {
+    state.SkipWithError("no exact AMX-INT8 kernel here");
     return;
   }
   std::vector<int8_t> x(static_cast<size_t>(n * n)), w(x.size());
@@ -139,6 +143,7 @@ BENCHMARK(BM_GemmS8Square)
     ->Args({2048, 0})
     ->Args({2048, 1})
     ->Args({2048, 2})
+    ->Args({2048, 3})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

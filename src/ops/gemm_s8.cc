@@ -106,6 +106,9 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <oneapi/dnnl/dnnl.h>
 
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string_view>
+
 #include "util/error.h"
 
 namespace lwq {
@@ -149,6 +152,50 @@ void onednn(const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t 
   if (st != dnnl_success) fail("matmul_nt_s8: oneDNN {}x{}x{} failed with status {}", rows, out, in, static_cast<int>(st));
 }
 
+// y = x·wᵀ by oneDNN's matmul primitive if it picks its AMX int8 kernel for
+// this shape; false (y untouched) if it would run anything else.
+bool onednn_amx(const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t out, int32_t* y) {
+  using dnnl::memory;
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  const memory::dim m = rows, k = in, n = out;
+  // src [m, k] row-major, weights w[n, k] read as [k, n] (strides 1, k), dst [m, n] in int32.
+  const memory::desc src({m, k}, memory::data_type::s8, memory::dims{k, 1});
+  const memory::desc wei({k, n}, memory::data_type::s8, memory::dims{1, k});
+  const memory::desc dst({m, n}, memory::data_type::s32, memory::dims{n, 1});
+  try {
+    // Primitives are cached by oneDNN (same shapes reuse the JIT kernel).
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), engine);
+    if (!std::string_view(pd.impl_info_str()).starts_with("brg:avx512_core_amx")) return false;
+    dnnl::stream stream(engine);
+    memory ms(src, engine, const_cast<int8_t*>(x)), mw(wei, engine, const_cast<int8_t*>(w)), md(dst, engine, y);
+    dnnl::matmul(pd).execute(stream, {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}});
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    fail("matmul_nt_s8: oneDNN AMX {}x{}x{} failed: {} (status {})", rows, out, in, e.what(), static_cast<int>(e.status));
+  }
+  return true;
+}
+
+bool onednn_has_amx_int8() {
+  const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+  const unsigned amx = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_amx);
+  return (isa & amx) == amx;
+}
+
+// One product whose every sum is odd and past 2^24 (−128·−128 pairs and one
+// 1·1), on a shape the AMX kernel takes: kAuto trusts the kernel only if it
+// is exact here (a oneDNN whose AMX store went through float would fail).
+bool amx_probe_is_exact() {
+  const int64_t rows = 32, in = 4099, out = 48;
+  std::vector<int8_t> x(static_cast<size_t>(rows * in), -128), w(static_cast<size_t>(out * in), -128);
+  for (int64_t r = 0; r < rows; ++r) x[static_cast<size_t>(r * in)] = 1;
+  for (int64_t o = 0; o < out; ++o) w[static_cast<size_t>(o * in)] = 1;
+  std::vector<int32_t> y(static_cast<size_t>(rows * out));
+  if (!onednn_amx(x.data(), rows, in, w.data(), out, y.data())) return false;
+  const int32_t want = 16384 * static_cast<int32_t>(in - 1) + 1;
+  return std::all_of(y.begin(), y.end(), [want](int32_t v) { return v == want; });
+}
+
 bool onednn_has_vnni() {
   // The ISA oneDNN will actually dispatch to (it honours ONEDNN_MAX_CPU_ISA).
   const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
@@ -159,7 +206,9 @@ bool onednn_has_vnni() {
 }  // namespace
 
 S8Kernel s8_auto_kernel() {
-  static const S8Kernel k = onednn_has_vnni() ? S8Kernel::kOneDnnVnni : S8Kernel::kPortable;
+  static const S8Kernel k = !onednn_has_vnni()                             ? S8Kernel::kPortable
+                            : onednn_has_amx_int8() && amx_probe_is_exact() ? S8Kernel::kOneDnnAmx
+                                                                            : S8Kernel::kOneDnnVnni;
   return k;
 }
 
@@ -168,6 +217,7 @@ const char* s8_kernel_name(S8Kernel kernel) {
     case S8Kernel::kAuto: return s8_kernel_name(s8_auto_kernel());
     case S8Kernel::kOneDnnVnni: return "onednn-vnni";
     case S8Kernel::kPortable: return "highway-int16";
+    case S8Kernel::kOneDnnAmx: return "onednn-amx";
   }
   return "?";
 }
@@ -182,7 +232,10 @@ void matmul_nt_s8(S8Kernel kernel, const int8_t* x, int64_t rows, int64_t in, co
     return;
   }
   if (kernel == S8Kernel::kAuto) kernel = s8_auto_kernel();
-  if (kernel == S8Kernel::kOneDnnVnni) {
+  if (kernel == S8Kernel::kOneDnnAmx) {
+    if (!onednn_has_amx_int8()) fail("matmul_nt_s8: the onednn-amx kernel needs AMX-INT8, absent here");
+    if (!onednn_amx(x, rows, in, w, out, y)) onednn(x, rows, in, w, out, y);  // AMX implies VNNI
+  } else if (kernel == S8Kernel::kOneDnnVnni) {
     if (!onednn_has_vnni()) fail("matmul_nt_s8: oneDNN's int8 GEMM is exact only with AVX512-VNNI, absent here");
     onednn(x, rows, in, w, out, y);
   } else {

@@ -21,7 +21,14 @@ void matmul_nt_s8(const int8_t* x, int64_t rows, int64_t in, const int8_t* w, in
 // elsewhere oneDNN's AVX2/AVX-512 int8 kernels add u8·s8 pairs in saturating
 // int16 (vpmaddubsw), so kPortable's int16 multiply-adds (Highway, exact on
 // every target) run instead. Both are exposed for tests and benchmarks.
-enum class S8Kernel { kAuto, kOneDnnVnni, kPortable };
+//
+// kOneDnnAmx (CPUs with AMX-INT8): oneDNN's int8 matmul primitive where it
+// runs its AMX kernel, whose tiles accumulate in int32 and store int32
+// unconverted (1.3-1.7x the VNNI GEMM on calibration shapes); its other
+// implementations (small products, which convert through float: a sum past
+// 2^24 loses bits) are never used: those shapes take the VNNI GEMM. kAuto
+// picks it only after a probe product past 2^24 came back exact.
+enum class S8Kernel { kAuto, kOneDnnVnni, kPortable, kOneDnnAmx };
 void matmul_nt_s8(S8Kernel kernel, const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t out,
                   int32_t* y);
 // What kAuto resolves to on this CPU.

@@ -34,10 +34,11 @@ std::vector<int8_t> random_s8(size_t n, uint32_t seed) {
 }
 
 // The kernels to check on this CPU: the portable one always, oneDNN's where
-// it is the exact one (AVX512-VNNI).
+// it is the exact one (AVX512-VNNI), its AMX matmul where kAuto trusts it.
 std::vector<S8Kernel> kernels_here() {
   std::vector<S8Kernel> k = {S8Kernel::kPortable, S8Kernel::kAuto};
-  if (s8_auto_kernel() == S8Kernel::kOneDnnVnni) k.push_back(S8Kernel::kOneDnnVnni);
+  if (s8_auto_kernel() != S8Kernel::kPortable) k.push_back(S8Kernel::kOneDnnVnni);
+  if (s8_auto_kernel() == S8Kernel::kOneDnnAmx) k.push_back(S8Kernel::kOneDnnAmx);
   return k;
 }
 
@@ -97,6 +98,38 @@ TEST(GemmS8, LargeOddSumsAreExact) {
     EXPECT_EQ(y[1], 16384 * 4098 - 128) << s8_kernel_name(k);
     EXPECT_EQ(y[3], 16384 * 4098 - 128) << s8_kernel_name(k);  // row 1 is all -128; w[0, 0] = 1
     EXPECT_EQ(y[4], 16384 * 4099) << s8_kernel_name(k);
+  }
+}
+
+// The shapes a calibration forward multiplies (hundreds of rows; tails of
+// AMX's 16-row, 64-column tiles; K not a multiple of 4), at the extremes and
+// with sums past 2^24 that are odd: oneDNN's AMX matmul must be exact on all
+// of them, or kAuto must not have picked it.
+TEST(GemmS8, CalibrationShapesAreExactPastTwoToThe24) {
+  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{16, 2048, 64}, {17, 4099, 100}, {311, 2048, 736},
+                               {64, 5632, 17}, {130, 1027, 513}}) {
+    std::vector<int8_t> x(static_cast<size_t>(rows * in), -128), w(static_cast<size_t>(out * in), -128);
+    for (int64_t r = 0; r < rows; r += 3) x[static_cast<size_t>(r * in + r % in)] = 1;
+    for (int64_t o = 0; o < out; o += 2) w[static_cast<size_t>(o * in + o % in)] = 1;
+    for (S8Kernel k : kernels_here()) {
+      if (k == S8Kernel::kPortable && rows * in * out > (int64_t{1} << 27)) continue;  // slow there, covered below
+      expect_exact(k, x, rows, in, w, out);
+    }
+    const auto rx = random_s8(static_cast<size_t>(rows * in), 5), rw = random_s8(static_cast<size_t>(out * in), 6);
+    for (S8Kernel k : kernels_here()) expect_exact(k, rx, rows, in, rw, out);
+  }
+}
+
+TEST(GemmS8, AmxKernelIsRefusedWithoutAmx) {
+  if (s8_auto_kernel() == S8Kernel::kOneDnnAmx) GTEST_SKIP() << "this CPU has AMX-INT8";
+  std::vector<int8_t> x(64 * 64, 1), w(64 * 64, 1);
+  std::vector<int32_t> y(64 * 64);
+  // Either absent (an error naming AMX) or present but not trusted by the probe (then it must still be exact).
+  try {
+    matmul_nt_s8(S8Kernel::kOneDnnAmx, x.data(), 64, 64, w.data(), 64, y.data());
+    EXPECT_EQ(y[0], 64);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("AMX"), std::string::npos) << e.what();
   }
 }
 

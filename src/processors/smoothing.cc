@@ -8,6 +8,7 @@
 #include "ops/gemm.h"
 #include "util/error.h"
 #include "util/scratch.h"
+#include "util/vector_clones.h"
 
 namespace lwq {
 namespace {
@@ -107,6 +108,19 @@ SmoothObserver::SmoothObserver(std::vector<std::string> watched, int64_t keep_ro
   for (auto& n : watched) stats_[n];
 }
 
+namespace {
+// Each channel's running min and max over one row (std::min/max: a NaN in x
+// leaves the bound as it was). Cloned (util/vector_clones.h): one pass over
+// every Linear input of a smoothing forward.
+LWQ_VECTOR_CLONES
+void widen_channel_range(const float* x, int64_t in, float* mn, float* mx) {
+  for (int64_t c = 0; c < in; ++c) {
+    mx[c] = std::max(mx[c], x[c]);
+    mn[c] = std::min(mn[c], x[c]);
+  }
+}
+}  // namespace
+
 void SmoothObserver::observe(const std::string& linear_name, const float* x, int64_t rows, int64_t in) {
   auto it = stats_.find(linear_name);
   if (it == stats_.end() || rows <= 0) return;
@@ -119,10 +133,7 @@ void SmoothObserver::observe(const std::string& linear_name, const float* x, int
   }
   for (int64_t r = 0; r < rows; ++r) {
     const float* p = x + r * in;
-    for (int64_t c = 0; c < in; ++c) {
-      st.max[static_cast<size_t>(c)] = std::max(st.max[static_cast<size_t>(c)], p[c]);
-      st.min[static_cast<size_t>(c)] = std::min(st.min[static_cast<size_t>(c)], p[c]);
-    }
+    widen_channel_range(p, in, st.min.data(), st.max.data());
     // Reservoir sampling (algorithm R) with a fixed seed: deterministic for a given input order.
     if (keep_rows_ > 0) {
       int64_t slot = -1;

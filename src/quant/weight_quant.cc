@@ -9,9 +9,12 @@
 #include "quant/fp_formats.h"
 #include "quant/qparams.h"
 #include "util/error.h"
+#include "util/vector_clones.h"
 
 namespace lwq {
 
+// Cloned (util/vector_clones.h): SSE2 widens int8 to int32 in four steps.
+LWQ_VECTOR_CLONES
 int64_t code_sum(const int8_t* q, int64_t n) {
   int64_t total = 0;
   constexpr int64_t kChunk = int64_t{1} << 16;  // |partial| ≤ 128 · 2^16 fits int32

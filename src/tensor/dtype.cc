@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/vector_clones.h"
 
 namespace lwq {
 namespace {
@@ -142,11 +143,7 @@ void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
       return;
     }
-    case DType::BF16: {
-      auto* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-      return;
-    }
+    case DType::BF16: bf16_to_f32(static_cast<const uint16_t*>(src), dst, n); return;
     case DType::F16: {
       auto* s = static_cast<const uint16_t*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
@@ -166,23 +163,9 @@ void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
   }
 }
 
-// Clones for the wider vector ISAs, chosen at load time: baseline SSE2 has no
-// 32 → 16-bit pack and ran this at 1.4 ns a value (AVX-512: 0.45 ns, memory
-// bound). Not under the sanitizers, whose runtime may start after an ifunc
-// resolver runs.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define LWQ_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define LWQ_SANITIZED 1
-#endif
-#endif
-#if defined(__x86_64__) && !defined(LWQ_SANITIZED)
-#define LWQ_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define LWQ_VECTOR_CLONES
-#endif
-
+// Cloned for the wider vector ISAs (util/vector_clones.h): baseline SSE2 has
+// no 32 → 16-bit pack and ran this at 1.4 ns a value (AVX-512: 0.45 ns,
+// memory bound).
 LWQ_VECTOR_CLONES
 void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) {
@@ -191,6 +174,13 @@ void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
     const uint32_t quiet_nan = (b >> 16) | 0x40u;
     dst[i] = static_cast<uint16_t>((b & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
   }
+}
+
+// A weight's rows widened for quantization or smoothing: SSE2 moved a
+// quarter of what AVX-512 does per instruction.
+LWQ_VECTOR_CLONES
+void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
 void round_to_bf16(float* x, size_t n) {

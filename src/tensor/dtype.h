@@ -42,6 +42,8 @@ inline uint16_t f32_to_bf16(float f) {
 
 // f32_to_bf16 of every element, branch-free so that it vectorises.
 void f32_to_bf16(const float* src, uint16_t* dst, size_t n);
+// bf16_to_f32 of every element.
+void bf16_to_f32(const uint16_t* src, float* dst, size_t n);
 
 // x rounded to the nearest bfloat16 (even on ties), as a float32.
 inline float round_to_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }

@@ -50,6 +50,23 @@ TEST(DType, Bf16ArrayConversionEqualsTheScalarOne) {
   EXPECT_EQ(got[7], 0x7fc0);  // signalling NaN quieted, still a NaN
 }
 
+TEST(DType, Bf16ToF32ArrayWidensEveryPattern) {
+  // All 65 536 bf16 patterns (NaNs keep their payload bits), at odd offsets
+  // and lengths so that the vector clones' tails run too.
+  std::vector<uint16_t> h(65536 + 5);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i * 40503u);
+  for (size_t off : {size_t{0}, size_t{3}}) {
+    std::vector<float> got(h.size() - off, -1.0f);
+    bf16_to_f32(h.data() + off, got.data(), got.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(bits_from_f32(got[i]), uint32_t{h[i + off]} << 16) << std::hex << h[i + off];
+  }
+  std::vector<float> f(3);
+  const uint16_t v[3] = {0x3f80, 0xc000, 0x7f80};
+  convert_to_f32(DType::BF16, v, f.data(), 3);
+  EXPECT_EQ(f, (std::vector<float>{1.0f, -2.0f, std::numeric_limits<float>::infinity()}));
+}
+
 TEST(DType, F16KnownValues) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);

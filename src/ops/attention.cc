@@ -18,13 +18,15 @@ namespace {
 // keys the block sees) stay in cache.
 constexpr int64_t kQueryBlock = 64;
 
-// Causal attention as two GEMMs per head and block of queries (S = Q·Kᵀ over
-// the keys the block can see, O = softmax(S)·V), the keys a row must not see
-// given weight zero: a calibration prompt's hundreds of tokens made the
+// Causal attention as two GEMMs per KV head and block of queries (S = Q·Kᵀ
+// over the keys the block can see, O = softmax(S)·V), the keys a row must not
+// see given weight zero: a calibration prompt's hundreds of tokens made the
 // row-at-a-time kernels (a query's scores, then its weighted sum) a third of
-// a small model's calibration time at a fraction of the GEMM's rate. Only
-// the diagonal block's upper triangle (and a sliding window's edge) is
-// computed in vain.
+// a small model's calibration time at a fraction of the GEMM's rate. The
+// query heads that share a KV head (GQA) are stacked into one product: 4 × 64
+// rows against the same keys run at 1.2-1.25x the rate of four 64-row
+// products. Only the diagonal block's upper triangle (and a sliding window's
+// edge) is computed in vain.
 void causal_attention_blocked(const float* q, const float* k, const float* v, const AttentionDims& d, float scale,
                               float* out) {
   const int64_t seq = d.seq, hd = d.head_dim, group = d.n_heads / d.n_kv_heads, keys = d.past + seq;
@@ -40,34 +42,40 @@ void causal_attention_blocked(const float* q, const float* k, const float* v, co
   const int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
 #pragma omp parallel
   {
-    std::vector<float> qb(static_cast<size_t>(kQueryBlock * hd)), ob(qb.size()), inv(kQueryBlock);
-    std::vector<float> sb;
+    // Row h·n + i of a block's products: query head g·group + h, query r0 + i.
+    std::vector<float> qb(static_cast<size_t>(group * kQueryBlock * hd)), ob(qb.size());
+    std::vector<float> inv(static_cast<size_t>(group * kQueryBlock)), sb;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t w = 0; w < d.n_heads * blocks; ++w) {
+    for (int64_t w = 0; w < d.n_kv_heads * blocks; ++w) {
       // Last blocks (the most keys) first keeps the dynamic schedule balanced.
-      const int64_t h = w / blocks, r0 = (blocks - 1 - w % blocks) * kQueryBlock, n = std::min(kQueryBlock, seq - r0);
-      const int64_t g = h / group;
+      const int64_t g = w / blocks, r0 = (blocks - 1 - w % blocks) * kQueryBlock, n = std::min(kQueryBlock, seq - r0);
       const int64_t first = d.past + r0, last = d.past + r0 + n - 1;  // tokens of the block's first and last query
       const int64_t j0 = d.sliding_window > 0 ? std::max<int64_t>(0, first - d.sliding_window + 1) : 0;
-      const int64_t m = last + 1 - j0;
-      for (int64_t i = 0; i < n; ++i) std::copy_n(q + (r0 + i) * q_stride + h * hd, hd, qb.data() + i * hd);
-      sb.resize(static_cast<size_t>(n * m));
+      const int64_t m = last + 1 - j0, rows = group * n;
+      for (int64_t h = 0; h < group; ++h)
+        for (int64_t i = 0; i < n; ++i)
+          std::copy_n(q + (r0 + i) * q_stride + (g * group + h) * hd, hd, qb.data() + (h * n + i) * hd);
+      sb.resize(static_cast<size_t>(rows * m));
       // Inside the parallel region each product runs on this thread alone (ops/gemm.h).
-      matmul_nt(qb.data(), n, hd, kh.data() + (g * keys + j0) * hd, m, sb.data());
-      for (int64_t i = 0; i < n; ++i) {
-        float* s = sb.data() + i * m;
-        const int64_t token = first + i;
+      matmul_nt(qb.data(), rows, hd, kh.data() + (g * keys + j0) * hd, m, sb.data());
+      for (int64_t row = 0; row < rows; ++row) {
+        float* s = sb.data() + row * m;
+        const int64_t token = first + row % n;
         const int64_t a = d.sliding_window > 0 ? std::max<int64_t>(0, token - d.sliding_window + 1) - j0 : 0;
         const int64_t b = token - j0 + 1;  // visible keys: [a, b)
         for (int64_t j = a; j < b; ++j) s[j] *= scale;
-        inv[static_cast<size_t>(i)] = 1.0f / kernels::softmax_unnormalized(s + a, b - a);
+        inv[static_cast<size_t>(row)] = 1.0f / kernels::softmax_unnormalized(s + a, b - a);
         std::fill(s, s + a, 0.0f);
         std::fill(s + b, s + m, 0.0f);
       }
-      matmul_nn(sb.data(), n, m, vh.data() + (g * keys + j0) * hd, hd, ob.data());
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t e = 0; e < hd; ++e)
-          out[(r0 + i) * q_stride + h * hd + e] = ob[static_cast<size_t>(i * hd + e)] * inv[static_cast<size_t>(i)];
+      matmul_nn(sb.data(), rows, m, vh.data() + (g * keys + j0) * hd, hd, ob.data());
+      for (int64_t h = 0; h < group; ++h)
+        for (int64_t i = 0; i < n; ++i) {
+          const float f = inv[static_cast<size_t>(h * n + i)];
+          const float* o = ob.data() + (h * n + i) * hd;
+          float* dst = out + (r0 + i) * q_stride + (g * group + h) * hd;
+          for (int64_t e = 0; e < hd; ++e) dst[e] = o[e] * f;
+        }
     }
   }
 }

@@ -2,12 +2,11 @@
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
-#include <unordered_map>
 #include <vector>
 
+#include "ops/onednn_matmul.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
 #include "util/scratch.h"
@@ -130,26 +129,10 @@ void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t*
     for (int64_t r = 0; r < rows; ++r) std::copy_n(dense.data() + r * out, out, y + r * ldy);
     return;
   }
-  using dnnl::memory;
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  // src [m, k] row-major, weights w[n, k] read as [k, n] (strides 1, k), dst [m, n].
-  const memory::desc src({m, k}, memory::data_type::bf16, memory::dims{k, 1});
-  const memory::desc wei({k, n}, memory::data_type::bf16, memory::dims{1, k});
-  const memory::desc dst({m, n}, memory::data_type::f32, memory::dims{ldc, 1});
-  const memory::desc bia = bias ? memory::desc({1, n}, memory::data_type::f32, memory::dims{n, 1}) : memory::desc();
   maybe_serial(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k), [&] {
-    try {
-      // Primitives are cached by oneDNN (same shapes reuse the JIT kernel).
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, bia, dst), engine);
-      dnnl::stream stream(engine);
-      memory ms(src, engine, const_cast<uint16_t*>(x)), mw(wei, engine, const_cast<uint16_t*>(w)), md(dst, engine, y);
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
-      if (bias) args.emplace(DNNL_ARG_BIAS, memory(bia, engine, const_cast<float*>(bias)));
-      dnnl::matmul(pd).execute(stream, args);
-      stream.wait();
-    } catch (const dnnl::error& e) {
-      fail("matmul_nt_bf16: oneDNN {}x{}x{} failed: {} (status {})", m, n, k, e.what(), static_cast<int>(e.status));
-    }
+    const OneDnnMatmulTypes bf16{dnnl::memory::data_type::bf16, dnnl::memory::data_type::bf16,
+                                 dnnl::memory::data_type::f32};
+    onednn_matmul_nt(bf16, x, m, k, w, n, y, ldc, bias, {}, "matmul_nt_bf16");
   });
 }
 

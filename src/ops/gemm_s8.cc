@@ -106,9 +106,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <oneapi/dnnl/dnnl.h>
 
-#include <oneapi/dnnl/dnnl.hpp>
-#include <string_view>
-
+#include "ops/onednn_matmul.h"
 #include "util/error.h"
 
 namespace lwq {
@@ -155,25 +153,8 @@ void onednn(const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t 
 // y = x·wᵀ by oneDNN's matmul primitive if it picks its AMX int8 kernel for
 // this shape; false (y untouched) if it would run anything else.
 bool onednn_amx(const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t out, int32_t* y) {
-  using dnnl::memory;
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  const memory::dim m = rows, k = in, n = out;
-  // src [m, k] row-major, weights w[n, k] read as [k, n] (strides 1, k), dst [m, n] in int32.
-  const memory::desc src({m, k}, memory::data_type::s8, memory::dims{k, 1});
-  const memory::desc wei({k, n}, memory::data_type::s8, memory::dims{1, k});
-  const memory::desc dst({m, n}, memory::data_type::s32, memory::dims{n, 1});
-  try {
-    // Primitives are cached by oneDNN (same shapes reuse the JIT kernel).
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), engine);
-    if (!std::string_view(pd.impl_info_str()).starts_with("brg:avx512_core_amx")) return false;
-    dnnl::stream stream(engine);
-    memory ms(src, engine, const_cast<int8_t*>(x)), mw(wei, engine, const_cast<int8_t*>(w)), md(dst, engine, y);
-    dnnl::matmul(pd).execute(stream, {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}});
-    stream.wait();
-  } catch (const dnnl::error& e) {
-    fail("matmul_nt_s8: oneDNN AMX {}x{}x{} failed: {} (status {})", rows, out, in, e.what(), static_cast<int>(e.status));
-  }
-  return true;
+  const OneDnnMatmulTypes s8{dnnl::memory::data_type::s8, dnnl::memory::data_type::s8, dnnl::memory::data_type::s32};
+  return onednn_matmul_nt(s8, x, rows, in, w, out, y, out, nullptr, "brg:avx512_core_amx", "matmul_nt_s8 (AMX)");
 }
 
 bool onednn_has_amx_int8() {

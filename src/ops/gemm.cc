@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "ops/amx_gemm.h"
 #include "ops/onednn_matmul.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
@@ -119,6 +120,10 @@ void matmul_nt_bf16(const uint16_t* x, int64_t rows, int64_t in, const uint16_t*
     matmul_nt_strided(xf.data(), rows, in, wf.data(), out, y, ldy, bias);
     return;
   }
+  bool done = false;
+  maybe_serial(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k),
+               [&] { done = amx_matmul_nt_bf16(x, rows, in, w, out, y, ldy, bias); });
+  if (done) return;
   if (ldy != out) {
     // oneDNN 2.6 runs a bf16 matmul whose output rows are strided on its
     // AVX-512 gemm, not on AMX (brgemm needs a dense dst): 2-3x slower on a

@@ -106,6 +106,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <oneapi/dnnl/dnnl.h>
 
+#include "ops/amx_gemm.h"
 #include "ops/onednn_matmul.h"
 #include "util/error.h"
 
@@ -188,6 +189,7 @@ bool onednn_has_vnni() {
 
 S8Kernel s8_auto_kernel() {
   static const S8Kernel k = !onednn_has_vnni()                             ? S8Kernel::kPortable
+                            : amx_int8_usable()                             ? S8Kernel::kAmx
                             : onednn_has_amx_int8() && amx_probe_is_exact() ? S8Kernel::kOneDnnAmx
                                                                             : S8Kernel::kOneDnnVnni;
   return k;
@@ -199,6 +201,7 @@ const char* s8_kernel_name(S8Kernel kernel) {
     case S8Kernel::kOneDnnVnni: return "onednn-vnni";
     case S8Kernel::kPortable: return "highway-int16";
     case S8Kernel::kOneDnnAmx: return "onednn-amx";
+    case S8Kernel::kAmx: return "amx";
   }
   return "?";
 }
@@ -213,6 +216,12 @@ void matmul_nt_s8(S8Kernel kernel, const int8_t* x, int64_t rows, int64_t in, co
     return;
   }
   if (kernel == S8Kernel::kAuto) kernel = s8_auto_kernel();
+  if (kernel == S8Kernel::kAmx) {
+    if (!amx_int8_usable()) fail("matmul_nt_s8: the amx kernel needs AMX-INT8, absent here (or capped by ONEDNN_MAX_CPU_ISA)");
+    if (amx_matmul_nt_s8(x, rows, in, w, out, y)) return;
+    static const bool onednn_amx_exact = amx_probe_is_exact();
+    kernel = onednn_amx_exact ? S8Kernel::kOneDnnAmx : S8Kernel::kOneDnnVnni;
+  }
   if (kernel == S8Kernel::kOneDnnAmx) {
     if (!onednn_has_amx_int8()) fail("matmul_nt_s8: the onednn-amx kernel needs AMX-INT8, absent here");
     if (!onednn_amx(x, rows, in, w, out, y)) onednn(x, rows, in, w, out, y);  // AMX implies VNNI

@@ -28,7 +28,13 @@ void matmul_nt_s8(const int8_t* x, int64_t rows, int64_t in, const int8_t* w, in
 // implementations (small products, which convert through float: a sum past
 // 2^24 loses bits) are never used: those shapes take the VNNI GEMM. kAuto
 // picks it only after a probe product past 2^24 came back exact.
-enum class S8Kernel { kAuto, kOneDnnVnni, kPortable, kOneDnnAmx };
+//
+// kAmx (CPUs with AMX-INT8): lwquant's own tile kernel (ops/amx_gemm.h),
+// exact by construction (tiles sum in int32), 1.1-2.9x oneDNN's AMX matmul on
+// calibration shapes; shapes it does not take (fewer than 16 rows, depth not
+// a multiple of 64, out not a multiple of 16) run as kOneDnnAmx would. kAuto
+// picks it wherever AMX-INT8 is usable.
+enum class S8Kernel { kAuto, kOneDnnVnni, kPortable, kOneDnnAmx, kAmx };
 void matmul_nt_s8(S8Kernel kernel, const int8_t* x, int64_t rows, int64_t in, const int8_t* w, int64_t out,
                   int32_t* y);
 // What kAuto resolves to on this CPU.

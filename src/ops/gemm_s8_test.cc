@@ -33,12 +33,16 @@ std::vector<int8_t> random_s8(size_t n, uint32_t seed) {
   return v;
 }
 
+bool has_amx_kernels() { return s8_auto_kernel() == S8Kernel::kAmx || s8_auto_kernel() == S8Kernel::kOneDnnAmx; }
+
 // The kernels to check on this CPU: the portable one always, oneDNN's where
-// it is the exact one (AVX512-VNNI), its AMX matmul where kAuto trusts it.
+// it is the exact one (AVX512-VNNI), oneDNN's AMX matmul and lwquant's tile
+// kernel where the CPU has AMX-INT8.
 std::vector<S8Kernel> kernels_here() {
   std::vector<S8Kernel> k = {S8Kernel::kPortable, S8Kernel::kAuto};
   if (s8_auto_kernel() != S8Kernel::kPortable) k.push_back(S8Kernel::kOneDnnVnni);
-  if (s8_auto_kernel() == S8Kernel::kOneDnnAmx) k.push_back(S8Kernel::kOneDnnAmx);
+  if (has_amx_kernels()) k.push_back(S8Kernel::kOneDnnAmx);
+  if (s8_auto_kernel() == S8Kernel::kAmx) k.push_back(S8Kernel::kAmx);
   return k;
 }
 
@@ -107,7 +111,7 @@ TEST(GemmS8, LargeOddSumsAreExact) {
 // of them, or kAuto must not have picked it.
 TEST(GemmS8, CalibrationShapesAreExactPastTwoToThe24) {
   for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{16, 2048, 64}, {17, 4099, 100}, {311, 2048, 736},
-                               {64, 5632, 17}, {130, 1027, 513}}) {
+                               {64, 5632, 17}, {130, 1027, 513}, {100, 5632, 80}, {33, 192, 48}}) {
     std::vector<int8_t> x(static_cast<size_t>(rows * in), -128), w(static_cast<size_t>(out * in), -128);
     for (int64_t r = 0; r < rows; r += 3) x[static_cast<size_t>(r * in + r % in)] = 1;
     for (int64_t o = 0; o < out; o += 2) w[static_cast<size_t>(o * in + o % in)] = 1;
@@ -120,16 +124,18 @@ TEST(GemmS8, CalibrationShapesAreExactPastTwoToThe24) {
   }
 }
 
-TEST(GemmS8, AmxKernelIsRefusedWithoutAmx) {
-  if (s8_auto_kernel() == S8Kernel::kOneDnnAmx) GTEST_SKIP() << "this CPU has AMX-INT8";
+TEST(GemmS8, AmxKernelsAreRefusedWithoutAmx) {
+  if (has_amx_kernels()) GTEST_SKIP() << "this CPU has AMX-INT8";
   std::vector<int8_t> x(64 * 64, 1), w(64 * 64, 1);
   std::vector<int32_t> y(64 * 64);
   // Either absent (an error naming AMX) or present but not trusted by the probe (then it must still be exact).
-  try {
-    matmul_nt_s8(S8Kernel::kOneDnnAmx, x.data(), 64, 64, w.data(), 64, y.data());
-    EXPECT_EQ(y[0], 64);
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("AMX"), std::string::npos) << e.what();
+  for (S8Kernel k : {S8Kernel::kOneDnnAmx, S8Kernel::kAmx}) {
+    try {
+      matmul_nt_s8(k, x.data(), 64, 64, w.data(), 64, y.data());
+      EXPECT_EQ(y[0], 64) << s8_kernel_name(k);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("AMX"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include "models/experts.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/amx_gemm.h"
 #include "ops/gemm.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -273,16 +274,25 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
   if (bf16_inputs && !w.scaled(weight) && w.contains(weight) && !w.tensors.count(weight)) {
     if (const auto [dtype, data] = w.raw(weight); dtype == DType::BF16) {  // stored or mapped
       w.check_mapped_finite(weight);  // mapped: once per tensor
-      Scratch<uint16_t> xb(static_cast<size_t>(rows * in));
-      f32_to_bf16(x, xb.data(), xb.size());
       const auto* wb = static_cast<const uint16_t*>(data);
       // 8 MiB of the weight's rows at a time, a streamed weight's pages
       // dropped after each block's product: never the whole matrix resident.
       // Stored weights take the same blocks, so both give the same sums.
       const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
+      // On AMX, x is rounded and laid out for the tiles once for all blocks
+      // (the same sums: each output's terms are added in the same order).
+      const AmxRows packed = amx_pack_rows_bf16(x, rows, in);
+      Scratch<uint16_t> xb;
       for (int64_t begin = 0; begin < out; begin += block) {
         const int64_t n = std::min(block, out - begin);
-        matmul_nt_bf16(xb.data(), rows, in, wb + begin * in, n, y + begin, bias ? bias + begin : nullptr, out);
+        const float* b = bias ? bias + begin : nullptr;
+        if (!amx_matmul_nt_bf16(packed, wb + begin * in, n, y + begin, out, b)) {
+          if (xb.empty()) {
+            xb.resize(static_cast<size_t>(rows * in));
+            f32_to_bf16(x, xb.data(), xb.size());
+          }
+          matmul_nt_bf16(xb.data(), rows, in, wb + begin * in, n, y + begin, b, out);
+        }
         w.release_rows(weight, begin, begin + n, in);
       }
       return;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #endif
 
+#include "tensor/dtype.h"
 #include "util/scratch.h"
 
 // GCC 12's AVX-512 shuffles start from _mm512_undefined_epi32(), which it then
@@ -34,6 +35,8 @@ bool amx_matmul_nt_bf16(const uint16_t*, int64_t, int64_t, const uint16_t*, int6
   return false;
 }
 bool amx_matmul_nt_s8(const int8_t*, int64_t, int64_t, const int8_t*, int64_t, int32_t*) { return false; }
+AmxRows amx_pack_rows_bf16(const float*, int64_t, int64_t) { return {}; }
+bool amx_matmul_nt_bf16(const AmxRows&, const uint16_t*, int64_t, float*, int64_t, const float*) { return false; }
 
 #else
 
@@ -167,18 +170,38 @@ void block_product(const uint8_t* a, const uint32_t* b, int64_t steps, void* c, 
 // (2 KiB): tile loads then read consecutive lines. Read in place, the rows'
 // slices are a multiple of 4 KiB apart on usual widths and fall into one L1
 // set. Rows past m are zeros.
-void pack_rows(const uint8_t* x, int64_t m, int64_t row_bytes, uint8_t* packed) {
-  const int64_t blocks = (m + kBlockRows - 1) / kBlockRows, steps = row_bytes / kTileBytes;
-#pragma omp parallel for schedule(static) if (m * row_bytes > (int64_t{1} << 20))
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t r = 0; r < kBlockRows; ++r) {
-      const int64_t row = b * kBlockRows + r;
-      uint8_t* dst = packed + b * steps * kBlockRows * kTileBytes + r * kTileBytes;
-      for (int64_t s = 0; s < steps; ++s, dst += kBlockRows * kTileBytes) {
-        if (row < m) std::memcpy(dst, x + row * row_bytes + s * kTileBytes, kTileBytes);
-        else std::memset(dst, 0, kTileBytes);
+int64_t packed_rows_bytes(int64_t m, int64_t row_bytes) {
+  return (m + kBlockRows - 1) / kBlockRows * kBlockRows * row_bytes;
+}
+
+// Row `row` of x (row_bytes) into its slots of the packed layout.
+void scatter_row(const uint8_t* src, int64_t row, int64_t row_bytes, uint8_t* packed) {
+  const int64_t steps = row_bytes / kTileBytes;
+  uint8_t* dst = packed + (row / kBlockRows) * steps * kBlockRows * kTileBytes + (row % kBlockRows) * kTileBytes;
+  for (int64_t s = 0; s < steps; ++s, dst += kBlockRows * kTileBytes) std::memcpy(dst, src + s * kTileBytes, kTileBytes);
+}
+
+// Every row (get_row(r, buffer) returns its bytes) packed; rows past m zero.
+template <class GetRow>
+void pack_rows(int64_t m, int64_t row_bytes, uint8_t* packed, GetRow get_row) {
+  const int64_t padded = packed_rows_bytes(m, row_bytes) / row_bytes;
+#pragma omp parallel if (m * row_bytes > (int64_t{1} << 20))
+  {
+    std::vector<uint8_t> buffer(static_cast<size_t>(row_bytes));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < padded; ++r) {
+      if (r < m) {
+        scatter_row(get_row(r, buffer.data()), r, row_bytes, packed);
+      } else {
+        std::fill(buffer.begin(), buffer.end(), uint8_t{0});
+        scatter_row(buffer.data(), r, row_bytes, packed);
       }
     }
+  }
+}
+
+void pack_rows(const uint8_t* x, int64_t m, int64_t row_bytes, uint8_t* packed) {
+  pack_rows(m, row_bytes, packed, [&](int64_t r, uint8_t*) { return x + r * row_bytes; });
 }
 
 // How a product's columns are split into per-thread panels: as many panels
@@ -198,13 +221,11 @@ PanelPlan plan_panels(int64_t n, int64_t row_bytes, int threads) {
 }
 
 // y = x · wᵀ on tiles; Out is float (bf16 inputs) or int32_t (int8 inputs).
+// rows_packed: x as pack_rows lays it out.
 template <bool kInt8, class Out>
-void tile_product(const void* x, int64_t m, int64_t row_bytes, const void* w, int64_t n, Out* y, int64_t ldy,
-                  const float* bias) {
+void tile_product(const uint8_t* rows_packed, int64_t m, int64_t row_bytes, const void* w, int64_t n, Out* y,
+                  int64_t ldy, const float* bias) {
   const int64_t words = row_bytes / 4, steps = words / 16;
-  const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
-  Scratch<uint8_t> rows_packed(static_cast<size_t>(blocks * kBlockRows * row_bytes));
-  pack_rows(static_cast<const uint8_t*>(x), m, row_bytes, rows_packed.data());
   const PanelPlan plan = plan_panels(n, row_bytes, omp_in_parallel() ? 1 : omp_get_max_threads());
   // Small products stay on the calling thread (waking the team costs more).
   const bool team = plan.count > 1 && 2.0 * static_cast<double>(m) * static_cast<double>(n) *
@@ -219,7 +240,7 @@ void tile_product(const void* x, int64_t m, int64_t row_bytes, const void* w, in
       const int64_t n0 = p * plan.cols, cols = std::min(plan.cols, n - n0);
       pack_panel(static_cast<const uint32_t*>(w), words, n0, cols, panel.data());
       for (int64_t r0 = 0; r0 < m; r0 += kBlockRows) {
-        const uint8_t* a = rows_packed.data() + r0 * row_bytes;
+        const uint8_t* a = rows_packed + r0 * row_bytes;
         const int64_t rows = std::min<int64_t>(kBlockRows, m - r0);
         for (int64_t j = 0; j < cols; j += 32) {
           const int64_t width = std::min<int64_t>(32, cols - j);
@@ -264,13 +285,35 @@ bool amx_int8_usable() {
 bool amx_matmul_nt_bf16(const uint16_t* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y,
                         int64_t ldy, const float* bias) {
   if (m < 16 || k <= 0 || k % 32 != 0 || n <= 0 || n % 16 != 0 || !amx_bf16_usable()) return false;
-  tile_product<false>(x, m, k * 2, w, n, y, ldy, bias);
+  Scratch<uint8_t> packed(static_cast<size_t>(packed_rows_bytes(m, k * 2)));
+  pack_rows(reinterpret_cast<const uint8_t*>(x), m, k * 2, packed.data());
+  tile_product<false>(packed.data(), m, k * 2, w, n, y, ldy, bias);
+  return true;
+}
+
+AmxRows amx_pack_rows_bf16(const float* x, int64_t m, int64_t k) {
+  AmxRows rows;
+  if (m < 16 || k <= 0 || k % 32 != 0 || !amx_bf16_usable()) return rows;
+  rows.m = m, rows.k = k;
+  rows.packed = Scratch<uint8_t>(static_cast<size_t>(packed_rows_bytes(m, k * 2)));
+  pack_rows(m, k * 2, rows.packed.data(), [&](int64_t r, uint8_t* buffer) {
+    f32_to_bf16(x + r * k, reinterpret_cast<uint16_t*>(buffer), static_cast<size_t>(k));
+    return static_cast<const uint8_t*>(buffer);
+  });
+  return rows;
+}
+
+bool amx_matmul_nt_bf16(const AmxRows& x, const uint16_t* w, int64_t n, float* y, int64_t ldy, const float* bias) {
+  if (x.m == 0 || n <= 0 || n % 16 != 0) return false;
+  tile_product<false>(x.packed.data(), x.m, x.k * 2, w, n, y, ldy, bias);
   return true;
 }
 
 bool amx_matmul_nt_s8(const int8_t* x, int64_t m, int64_t k, const int8_t* w, int64_t n, int32_t* y) {
   if (m < 16 || k <= 0 || k % 64 != 0 || n <= 0 || n % 16 != 0 || !amx_int8_usable()) return false;
-  tile_product<true>(x, m, k, w, n, y, n, nullptr);
+  Scratch<uint8_t> packed(static_cast<size_t>(packed_rows_bytes(m, k)));
+  pack_rows(reinterpret_cast<const uint8_t*>(x), m, k, packed.data());
+  tile_product<true>(packed.data(), m, k, w, n, y, n, nullptr);
   return true;
 }
 

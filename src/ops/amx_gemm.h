@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "util/scratch.h"
+
 namespace lwq {
 
 // Whether the CPU has AMX-BF16 / AMX-INT8 and the kernel granted this
@@ -22,6 +24,19 @@ bool amx_int8_usable();
 // Threads: the caller's OpenMP team.
 bool amx_matmul_nt_bf16(const uint16_t* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y,
                         int64_t ldy, const float* bias);
+
+// x[m, k] (f32) rounded to bf16 and laid out for the tiles once, for the
+// products of several blocks of a streamed weight's rows with the same x
+// (models/decoder_layer.cc linear_from_layer). Empty (m == 0) where the bf16
+// kernel does not apply to this m and k.
+struct AmxRows {
+  int64_t m = 0, k = 0;
+  Scratch<uint8_t> packed;
+};
+AmxRows amx_pack_rows_bf16(const float* x, int64_t m, int64_t k);
+// As amx_matmul_nt_bf16 on the packed rows; false (y untouched) for x empty
+// or n not a multiple of 16.
+bool amx_matmul_nt_bf16(const AmxRows& x, const uint16_t* w, int64_t n, float* y, int64_t ldy, const float* bias);
 
 // y[m, n] = x[m, k] · w[n, k]ᵀ exactly in int32 (k ≤ kMaxS8Depth). False,
 // y untouched, without AMX-INT8, or for k not a multiple of 64, n not a

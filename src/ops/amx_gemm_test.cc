@@ -100,6 +100,27 @@ TEST(AmxGemm, Bf16ProductsWithBiasAndRowStrideMatchDoubleSums) {
   }
 }
 
+// Rows packed once from f32 (rounded to bf16 on the way) give the bits of
+// the product on the rounded rows, block after block of w.
+TEST(AmxGemm, RowsPackedOnceGiveTheSameBitsForEveryBlock) {
+  if (!amx_bf16_usable()) GTEST_SKIP() << "no AMX-BF16 here";
+  const int64_t rows = 45, in = 256, out = 96, block = 32;
+  std::vector<float> x(static_cast<size_t>(rows * in));
+  std::vector<uint16_t> xb(x.size()), w(static_cast<size_t>(out * in));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * 3.0f;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_bf16(std::cos(0.11f * static_cast<float>(i)));
+  f32_to_bf16(x.data(), xb.data(), x.size());
+  std::vector<float> whole(static_cast<size_t>(rows * out)), blocked(whole.size(), -1.0f);
+  ASSERT_TRUE(amx_matmul_nt_bf16(xb.data(), rows, in, w.data(), out, whole.data(), out, nullptr));
+  const AmxRows packed = amx_pack_rows_bf16(x.data(), rows, in);
+  ASSERT_EQ(packed.m, rows);
+  for (int64_t b = 0; b < out; b += block)
+    ASSERT_TRUE(amx_matmul_nt_bf16(packed, w.data() + b * in, block, blocked.data() + b, out, nullptr));
+  EXPECT_EQ(whole, blocked);
+  EXPECT_FALSE(amx_matmul_nt_bf16(packed, w.data(), 24, blocked.data(), out, nullptr));  // n not a multiple of 16
+  EXPECT_EQ(amx_pack_rows_bf16(x.data(), rows, 48).m, 0);                               // k not a multiple of 32
+}
+
 TEST(AmxGemm, RefusesShapesItDoesNotTake) {
   std::vector<int8_t> x(64 * 128, 1), w(64 * 128, 1);
   std::vector<int32_t> y(64 * 64, 5);

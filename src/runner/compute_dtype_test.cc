@@ -100,6 +100,32 @@ TEST(ComputeDtype, Bf16RunsOnQwen3VlMoe) {
   EXPECT_EQ(read_json(tmp / "out_bf16" / "quant_report.json")["compute_dtype"], "bf16");
 }
 
+// A NaN in a bf16 weight's last rows, on the default path of a bf16
+// checkpoint (iter_smooth's statistics from bf16 products of the streamed
+// weight, checked block by block as it is mapped in): the error names the
+// tensor, its file and the element, and nothing is written.
+TEST(ComputeDtype, NonFiniteBf16WeightIsNamed) {
+  TempDir tmp;
+  const fs::path model = with_tokenizer(golden("qwen3"), golden("qwen3_vl_moe_tiny"), tmp / "model");
+  const std::string name = "model.layers.1.mlp.gate_proj.weight";
+  std::map<std::string, Tensor> tensors;
+  {
+    Checkpoint ckpt = Checkpoint::open(model / "model.safetensors");
+    for (const auto& n : ckpt.tensor_names()) tensors.emplace(n, ckpt.read(n));
+  }
+  Tensor& w = tensors.at(name);
+  ASSERT_EQ(w.dtype, DType::BF16);
+  w.data<uint16_t>()[w.numel() - 3] = 0x7fc0;  // bf16 quiet NaN
+  fs::remove(model / "model.safetensors");
+  SafetensorsWriter out(model / "model.safetensors");
+  for (auto& [n, t] : tensors) out.add(n, t);
+  out.finish();
+  QuantJob job = make_job(model, tmp / "out", (repo() / "configs/w8a8.yaml").string(), 2);  // iter_smooth first
+  job.bf16_statistics_products = true;
+  expect_error([&] { run_quantization(job); }, {name, "model.safetensors", "NaN", "row"});
+  EXPECT_FALSE(fs::exists(tmp / "out"));
+}
+
 // --compute_dtype auto (the CLI's default): on a bf16 checkpoint only
 // smoothing's statistics forward multiplies in bf16. The smoothing scales it
 // yields move the static scales by about a bf16 step at most; without a

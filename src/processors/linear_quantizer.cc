@@ -18,6 +18,7 @@
 #include "quant/w8a8_export.h"
 #include "util/error.h"
 #include "util/scratch.h"
+#include "util/vector_clones.h"
 
 namespace lwq {
 
@@ -385,6 +386,20 @@ void LinearQuantizer::forward(const float* x, std::span<const int64_t> samples, 
 // y[r, o] = sx_r · sw_o · Σ_i (qx[r, i] − zx_r) · qw[o, i] + b[o]
 //         = sx_r · sw_o · (acc[r, o] − zx_r · Σ_i qw[o, i]) + b[o],
 // acc from the exact int8 GEMM; zx_r (an integer, int_qparams) enters in int64.
+namespace {
+
+// y[j] = float(acc[j] − z·sums[j]) · (s·sw[j]): one output row's chunk of the
+// integer product, dequantized. The difference is an integer below 2^53 in
+// magnitude, exact in double, so float() is the int64 expression's rounding;
+// two products and no addition, so no clone can contract it into an FMA:
+// every ISA gives the same bits (util/vector_clones.h).
+LWQ_VECTOR_CLONES
+void dequantize_sums(const int32_t* acc, int64_t n, double z, float s, const float* sw, const double* sums, float* y) {
+  for (int64_t j = 0; j < n; ++j) y[j] = static_cast<float>(static_cast<double>(acc[j]) - z * sums[j]) * (s * sw[j]);
+}
+
+}  // namespace
+
 void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> samples, float* y) {
   const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
   Scratch<int8_t> qx(static_cast<size_t>(rows * in_));
@@ -410,9 +425,7 @@ void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> s
   matmul_nt_s8(qx.data(), rows, in_, weight_.q.data(), out_, reinterpret_cast<int32_t*>(y));
   const float* sw = weight_.scale.data();
   const double* sums = weight_code_sums_.data();
-  std::vector<float> zero_bias;
-  if (bias_.empty()) zero_bias.assign(static_cast<size_t>(out_), 0.0f);
-  const float* bias = bias_.empty() ? zero_bias.data() : bias_.data();
+  const float* bias = bias_.empty() ? nullptr : bias_.data();
 #pragma omp parallel for schedule(static) if (rows * out_ > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     // v = a − z·Σq is an integer below 2^53 in magnitude: exact in double, so
@@ -425,6 +438,10 @@ void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> s
     for (int64_t o0 = 0; o0 < out_; o0 += kChunk) {
       const int64_t n = std::min(kChunk, out_ - o0);
       std::memcpy(acc, yr + o0, static_cast<size_t>(n) * sizeof(int32_t));
+      if (!bias) {
+        dequantize_sums(acc, n, z, s, sw + o0, sums + o0, yr + o0);
+        continue;
+      }
       for (int64_t j = 0; j < n; ++j) {
         const double v = static_cast<double>(acc[j]) - z * sums[o0 + j];
         yr[o0 + j] = static_cast<float>(v) * (s * sw[o0 + j]) + bias[o0 + j];

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/amx_gemm.h"
 #include "ops/fma_peak.h"
 #include "ops/gemm.h"
 #include "ops/gemm_s8.h"
@@ -101,18 +102,25 @@ void run_gemm_bf16(benchmark::State& state, int64_t rows, int64_t in, int64_t ou
   const double flops = 2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out);
   state.counters["FLOP"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
   rate.report(state, "FLOP_per_cpu_s", flops);
-  state.SetLabel(lwq::has_native_bf16_gemm() ? "onednn-bf16" : "f32-conversion");
+  const bool amx = lwq::amx_bf16_usable() && rows >= 16 && in % 32 == 0 && out % 16 == 0;
+  state.SetLabel(amx ? "amx-tiles" : lwq::has_native_bf16_gemm() ? "onednn-bf16" : "f32-conversion");
 }
 void BM_GemmBf16Smol(benchmark::State& state) { run_gemm_bf16(state, state.range(0), state.range(1), state.range(2)); }
 void BM_GemmF32Smol(benchmark::State& state) { run_gemm(state, state.range(0), state.range(1), state.range(2)); }
 BENCHMARK(BM_GemmBf16Smol)
     ->Args({2048, 576, 576})->Args({2048, 576, 1536})->Args({2048, 1536, 576})->Args({2048, 2048, 2048})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+// The 1 GB bench model's shapes: a calibration batch (989 rows) through q_proj
+// and one 8 MiB block of gate_proj, and the report's 310 gathered rows.
+void BM_GemmBf16Calib(benchmark::State& state) { run_gemm_bf16(state, state.range(0), state.range(1), state.range(2)); }
+BENCHMARK(BM_GemmBf16Calib)
+    ->Args({989, 2048, 2048})->Args({310, 2048, 2048})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GemmF32Smol)
     ->Args({2048, 576, 576})->Args({2048, 576, 1536})->Args({2048, 1536, 576})->Args({2048, 2048, 2048})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Exact int8 GEMM (matmul_nt_s8), by kernel: 0 auto, 1 oneDNN VNNI, 2 portable, 3 oneDNN AMX.
+// Exact int8 GEMM (matmul_nt_s8), by kernel: 0 auto, 1 oneDNN VNNI, 2 portable, 3 oneDNN AMX, 4 lwquant's AMX tiles.
 void BM_GemmS8Square(benchmark::State& state) {
   lwq::set_compute_threads(0);
   const int64_t n = state.range(0);
@@ -121,8 +129,10 @@ void BM_GemmS8Square(benchmark::State& state) {
     state.SkipWithError("no AVX512-VNNI here");
     return;
   }
-  if (kernel == lwq::S8Kernel::kOneDnnAmx && lwq::s8_auto_kernel() != kernel) {
-    state.SkipWithError("no exact AMX-INT8 kernel here");
+  const bool amx_here = lwq::s8_auto_kernel() == lwq::S8Kernel::kAmx || lwq::s8_auto_kernel() == lwq::S8Kernel::kOneDnnAmx;
+  if ((kernel == lwq::S8Kernel::kOneDnnAmx && !amx_here) ||
+      (kernel == lwq::S8Kernel::kAmx && lwq::s8_auto_kernel() != kernel)) {
+    state.SkipWithError("no AMX-INT8 here");
     return;
   }
   std::vector<int8_t> x(static_cast<size_t>(n * n)), w(x.size());
@@ -144,6 +154,7 @@ BENCHMARK(BM_GemmS8Square)
     ->Args({2048, 1})
     ->Args({2048, 2})
     ->Args({2048, 3})
+    ->Args({2048, 4})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

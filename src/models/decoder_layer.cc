@@ -326,26 +326,34 @@ bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, co
     if (static_cast<int64_t>(op.s.size()) != (op.columns ? in : out)) return false;
   w.check_mapped_finite(weight);
 
-  Scratch<float> xs(static_cast<size_t>(rows * in));
+  // rows [0, rows): x (scaled); rows [rows, 2·rows): x − bf16(x). Rounded to
+  // bf16 they are hi = bf16(x) and lo = bf16(x − hi).
+  const size_t half = static_cast<size_t>(rows * in);
+  Scratch<float> xs(2 * half);
   std::copy(x, x + rows * in, xs.data());
   for (const auto& op : ops)
     if (op.columns)
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < in; ++c) xs[static_cast<size_t>(r * in + c)] *= op.s[static_cast<size_t>(c)];
-  // rows [0, rows): hi = bf16(x); rows [rows, 2·rows): lo = bf16(x − hi)
-  Scratch<uint16_t> xb(static_cast<size_t>(2 * rows * in));
-  f32_to_bf16(xs.data(), xb.data(), xs.size());
-  for (size_t i = 0; i < xs.size(); ++i) xs[i] -= bf16_to_f32(xb[i]);
-  f32_to_bf16(xs.data(), xb.data() + xs.size(), xs.size());
-  xs.clear();
+  for (size_t i = 0; i < half; ++i) xs[half + i] = xs[i] - round_to_bf16(xs[i]);
+  // On AMX both halves are rounded and packed for the tiles once for every block.
+  const AmxRows packed = amx_pack_rows_bf16(xs.data(), 2 * rows, in);
+  Scratch<uint16_t> xb;
   Scratch<float> parts(static_cast<size_t>(2 * rows * out));
   const auto* wb = static_cast<const uint16_t*>(data);
   const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
   for (int64_t begin = 0; begin < out; begin += block) {  // as linear_from_layer: a streamed weight's pages go
     const int64_t n = std::min(block, out - begin);
-    matmul_nt_bf16(xb.data(), 2 * rows, in, wb + begin * in, n, parts.data() + begin, nullptr, out);
+    if (!amx_matmul_nt_bf16(packed, wb + begin * in, n, parts.data() + begin, out, nullptr)) {
+      if (xb.empty()) {
+        xb.resize(2 * half);
+        f32_to_bf16(xs.data(), xb.data(), xb.size());
+      }
+      matmul_nt_bf16(xb.data(), 2 * rows, in, wb + begin * in, n, parts.data() + begin, nullptr, out);
+    }
     w.release_rows(weight, begin, begin + n, in);
   }
+  xs.clear();
   for (int64_t r = 0; r < rows; ++r) {
     const float* hi = parts.data() + r * out;
     const float* lo = parts.data() + (rows + r) * out;

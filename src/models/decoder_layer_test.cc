@@ -438,26 +438,32 @@ namespace {
 // converted weight to ~1e-5 relative, and refuse what it cannot serve.
 TEST(LinearFromBf16Split, MatchesTheF32ProductOfTheScaledWeight) {
   if (!has_native_bf16_gemm()) GTEST_SKIP() << "no native bf16 GEMM on this CPU: the split is never used";
-  const int64_t rows = 37, in = 300, out = 14500;  // weight rows in blocks of 4M / 300 = 13 968: two blocks
-  std::vector<float> w(static_cast<size_t>(out * in)), x(static_cast<size_t>(rows * in)), bias(static_cast<size_t>(out));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) * (1 + static_cast<float>(i % 7));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i)) * (i % 13 == 0 ? 40.0f : 1.0f);
-  for (size_t o = 0; o < bias.size(); ++o) bias[o] = 0.01f * static_cast<float>(o);
-  LayerWeights lw;
-  lw.stored["proj.weight"] = tensor_from_f32(DType::BF16, {out, in}, w);
-  std::vector<float> cols(static_cast<size_t>(in)), divs(static_cast<size_t>(out));
-  for (size_t c = 0; c < cols.size(); ++c) cols[c] = 0.5f + 0.003f * static_cast<float>(c);
-  for (size_t r = 0; r < divs.size(); ++r) divs[r] = 1.0f + 0.01f * static_cast<float>(r % 50);
-  lw.scale_columns("proj.weight", cols);
-  lw.divide_rows("proj.weight", divs);
+  // Two blocks of weight rows each (4M / in, a multiple of 16); in = 320 and
+  // out = 14 016 take the AMX tiles where the CPU has them, in = 300 oneDNN.
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{300, 14500}, {320, 14016}}) {
+    SCOPED_TRACE(in);
+    const int64_t rows = 37;
+    std::vector<float> w(static_cast<size_t>(out * in)), x(static_cast<size_t>(rows * in));
+    std::vector<float> bias(static_cast<size_t>(out));
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = std::sin(0.37f * static_cast<float>(i)) * (1 + static_cast<float>(i % 7));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i)) * (i % 13 == 0 ? 40.0f : 1.0f);
+    for (size_t o = 0; o < bias.size(); ++o) bias[o] = 0.01f * static_cast<float>(o);
+    LayerWeights lw;
+    lw.stored["proj.weight"] = tensor_from_f32(DType::BF16, {out, in}, w);
+    std::vector<float> cols(static_cast<size_t>(in)), divs(static_cast<size_t>(out));
+    for (size_t c = 0; c < cols.size(); ++c) cols[c] = 0.5f + 0.003f * static_cast<float>(c);
+    for (size_t r = 0; r < divs.size(); ++r) divs[r] = 1.0f + 0.01f * static_cast<float>(r % 50);
+    lw.scale_columns("proj.weight", cols);
+    lw.divide_rows("proj.weight", divs);
 
-  std::vector<float> want(static_cast<size_t>(rows * out)), got(want.size());
-  linear_from_layer(lw, "proj.weight", x.data(), rows, in, bias.data(), out, want.data());
-  ASSERT_TRUE(linear_from_bf16_split(lw, "proj.weight", x.data(), rows, in, bias.data(), out, got.data()));
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err += (got[i] - want[i]) * double(got[i] - want[i]);
-    ref += want[i] * double(want[i]);
+    std::vector<float> want(static_cast<size_t>(rows * out)), got(want.size());
+    linear_from_layer(lw, "proj.weight", x.data(), rows, in, bias.data(), out, want.data());
+    ASSERT_TRUE(linear_from_bf16_split(lw, "proj.weight", x.data(), rows, in, bias.data(), out, got.data()));
+    double err = 0, ref = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      err += (got[i] - want[i]) * double(got[i] - want[i]);
+      ref += want[i] * double(want[i]);
   }
   EXPECT_LT(std::sqrt(err / ref), 1e-5);
   EXPECT_GT(std::sqrt(err / ref), 0.0);  // a different computation, not the f32 path by accident
@@ -468,6 +474,7 @@ TEST(LinearFromBf16Split, MatchesTheF32ProductOfTheScaledWeight) {
   EXPECT_FALSE(linear_from_bf16_split(f32w, "proj.weight", x.data(), rows, in, nullptr, out, got.data()));
   EXPECT_FALSE(linear_from_bf16_split(lw, "proj.weight", x.data(), rows, in, nullptr, out - 1, got.data()));
   EXPECT_FALSE(linear_from_bf16_split(lw, "other.weight", x.data(), rows, in, nullptr, out, got.data()));
+  }
 }
 
 }  // namespace

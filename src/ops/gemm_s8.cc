@@ -217,7 +217,8 @@ void matmul_nt_s8(S8Kernel kernel, const int8_t* x, int64_t rows, int64_t in, co
   }
   if (kernel == S8Kernel::kAuto) kernel = s8_auto_kernel();
   if (kernel == S8Kernel::kAmx) {
-    if (!amx_int8_usable()) fail("matmul_nt_s8: the amx kernel needs AMX-INT8, absent here (or capped by ONEDNN_MAX_CPU_ISA)");
+    if (!amx_int8_usable())
+      fail("matmul_nt_s8: the amx kernel needs AMX-INT8, absent here (or capped by ONEDNN_MAX_CPU_ISA)");
     if (amx_matmul_nt_s8(x, rows, in, w, out, y)) return;
     static const bool onednn_amx_exact = amx_probe_is_exact();
     kernel = onednn_amx_exact ? S8Kernel::kOneDnnAmx : S8Kernel::kOneDnnVnni;

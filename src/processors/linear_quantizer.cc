@@ -383,15 +383,13 @@ void LinearQuantizer::forward(const float* x, std::span<const int64_t> samples, 
   matmul_nt_rows(xq.data(), rows, in_, dequantized_rows, out_, y, bias);
 }
 
-// y[r, o] = sx_r · sw_o · Σ_i (qx[r, i] − zx_r) · qw[o, i] + b[o]
-//         = sx_r · sw_o · (acc[r, o] − zx_r · Σ_i qw[o, i]) + b[o],
-// acc from the exact int8 GEMM; zx_r (an integer, int_qparams) enters in int64.
 namespace {
 
 // y[j] = float(acc[j] − z·sums[j]) · (s·sw[j]): one output row's chunk of the
 // integer product, dequantized. The difference is an integer below 2^53 in
-// magnitude, exact in double, so float() is the int64 expression's rounding;
-// two products and no addition, so no clone can contract it into an FMA:
+// magnitude, exact in double (z·sums[j] too, so a clone that fuses the
+// subtraction into an FMA computes the same), and float() is the int64
+// expression's rounding; the float products have no addition to contract:
 // every ISA gives the same bits (util/vector_clones.h).
 LWQ_VECTOR_CLONES
 void dequantize_sums(const int32_t* acc, int64_t n, double z, float s, const float* sw, const double* sums, float* y) {
@@ -400,6 +398,9 @@ void dequantize_sums(const int32_t* acc, int64_t n, double z, float s, const flo
 
 }  // namespace
 
+// y[r, o] = sx_r · sw_o · Σ_i (qx[r, i] − zx_r) · qw[o, i] + b[o]
+//         = sx_r · sw_o · (acc[r, o] − zx_r · Σ_i qw[o, i]) + b[o],
+// acc from the exact int8 GEMM; zx_r (an integer, int_qparams) enters in int64.
 void LinearQuantizer::forward_integer(const float* x, std::span<const int64_t> samples, float* y) {
   const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
   Scratch<int8_t> qx(static_cast<size_t>(rows * in_));

@@ -8,8 +8,9 @@
 namespace lwq {
 
 // The deepest product whose int32 sums cannot overflow: every |product| is at
-// most 128·128 = 2^14, so 2^17 of them stay below 2^31.
-inline constexpr int64_t kMaxS8Depth = int64_t{1} << 17;
+// most 128·128 = 2^14, so 2^17 − 1 of them stay below 2^31 (2^17 products of
+// −128·−128 would sum to exactly 2^31, one past INT32_MAX).
+inline constexpr int64_t kMaxS8Depth = (int64_t{1} << 17) - 1;
 
 // y[rows, out] = x[rows, in] · w[out, in]ᵀ, exactly (in ≤ kMaxS8Depth).
 // Threads: the caller's OpenMP team (set_compute_threads); inside an OpenMP

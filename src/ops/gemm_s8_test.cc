@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <limits>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -151,6 +152,25 @@ TEST(GemmS8, PortableKernelIsExactOnEveryTarget) {
     expect_exact(S8Kernel::kPortable, big_x, 9, 67, big_w, 6);
   }
   hwy::SetSupportedTargetsForTest(0);  // back to the real CPU
+}
+
+// The deepest product allowed, every term −128·−128: the sum is
+// (2^17 − 1)·2^14 = INT32_MAX − 16383 on every kernel (one term more would
+// reach 2^31 and wrap, so that depth is refused).
+TEST(GemmS8, DeepestAllowedProductDoesNotOverflow) {
+  const int64_t rows = 16, out = 16, in = kMaxS8Depth;
+  const std::vector<int8_t> x(static_cast<size_t>(rows * in), -128), w(static_cast<size_t>(out * in), -128);
+  const int64_t want = kMaxS8Depth * 16384;
+  ASSERT_LE(want, int64_t{std::numeric_limits<int32_t>::max()}) << "kMaxS8Depth lets an int32 sum overflow";
+  for (S8Kernel k : kernels_here()) {
+    std::vector<int32_t> y(static_cast<size_t>(rows * out), 0);
+    matmul_nt_s8(k, x.data(), rows, in, w.data(), out, y.data());
+    int64_t bad = 0;
+    for (int32_t v : y) bad += int64_t{v} != want;
+    EXPECT_EQ(bad, 0) << s8_kernel_name(k) << ": y[0] " << y[0] << ", want " << want;
+  }
+  std::vector<int32_t> y(static_cast<size_t>(rows * out));
+  EXPECT_THROW(matmul_nt_s8(x.data(), rows, in + 1, w.data(), out, y.data()), Error);
 }
 
 TEST(GemmS8, EmptyAndOversizedDepth) {

@@ -269,32 +269,41 @@ LayerWeights load_layer_weights(const Checkpoint& ckpt, const ModelConfig& cfg, 
   return w;
 }
 
+namespace {
+
+// y[rows, out] = bf16(x) · wbᵀ (+ bias) for `weight`'s bf16 rows wb, 8 MiB of
+// them at a time, a streamed weight's pages dropped after each block's
+// product: never the whole matrix resident. Stored weights take the same
+// blocks, so both give the same sums. On AMX, x is rounded and laid out for
+// the tiles once for all blocks (the same sums: each output's terms are added
+// in the same order); elsewhere it is rounded once, on the first block.
+void bf16_product_by_blocks(const LayerWeights& w, const std::string& weight, const uint16_t* wb, const float* x,
+                            int64_t rows, int64_t in, const float* bias, int64_t out, float* y) {
+  const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
+  const AmxRows packed = amx_pack_rows_bf16(x, rows, in);
+  Scratch<uint16_t> xb;
+  for (int64_t begin = 0; begin < out; begin += block) {
+    const int64_t n = std::min(block, out - begin);
+    const float* b = bias ? bias + begin : nullptr;
+    if (!amx_matmul_nt_bf16(packed, wb + begin * in, n, y + begin, out, b)) {
+      if (xb.empty()) {
+        xb.resize(static_cast<size_t>(rows * in));
+        f32_to_bf16(x, xb.data(), xb.size());
+      }
+      matmul_nt_bf16(xb.data(), rows, in, wb + begin * in, n, y + begin, b, out);
+    }
+    w.release_rows(weight, begin, begin + n, in);
+  }
+}
+
+}  // namespace
+
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs) {
   if (bf16_inputs && !w.scaled(weight) && w.contains(weight) && !w.tensors.count(weight)) {
     if (const auto [dtype, data] = w.raw(weight); dtype == DType::BF16) {  // stored or mapped
       w.check_mapped_finite(weight);  // mapped: once per tensor
-      const auto* wb = static_cast<const uint16_t*>(data);
-      // 8 MiB of the weight's rows at a time, a streamed weight's pages
-      // dropped after each block's product: never the whole matrix resident.
-      // Stored weights take the same blocks, so both give the same sums.
-      const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
-      // On AMX, x is rounded and laid out for the tiles once for all blocks
-      // (the same sums: each output's terms are added in the same order).
-      const AmxRows packed = amx_pack_rows_bf16(x, rows, in);
-      Scratch<uint16_t> xb;
-      for (int64_t begin = 0; begin < out; begin += block) {
-        const int64_t n = std::min(block, out - begin);
-        const float* b = bias ? bias + begin : nullptr;
-        if (!amx_matmul_nt_bf16(packed, wb + begin * in, n, y + begin, out, b)) {
-          if (xb.empty()) {
-            xb.resize(static_cast<size_t>(rows * in));
-            f32_to_bf16(x, xb.data(), xb.size());
-          }
-          matmul_nt_bf16(xb.data(), rows, in, wb + begin * in, n, y + begin, b, out);
-        }
-        w.release_rows(weight, begin, begin + n, in);
-      }
+      bf16_product_by_blocks(w, weight, static_cast<const uint16_t*>(data), x, rows, in, bias, out, y);
       return;
     }
   }
@@ -336,23 +345,9 @@ bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, co
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < in; ++c) xs[static_cast<size_t>(r * in + c)] *= op.s[static_cast<size_t>(c)];
   for (size_t i = 0; i < half; ++i) xs[half + i] = xs[i] - round_to_bf16(xs[i]);
-  // On AMX both halves are rounded and packed for the tiles once for every block.
-  const AmxRows packed = amx_pack_rows_bf16(xs.data(), 2 * rows, in);
-  Scratch<uint16_t> xb;
   Scratch<float> parts(static_cast<size_t>(2 * rows * out));
-  const auto* wb = static_cast<const uint16_t*>(data);
-  const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
-  for (int64_t begin = 0; begin < out; begin += block) {  // as linear_from_layer: a streamed weight's pages go
-    const int64_t n = std::min(block, out - begin);
-    if (!amx_matmul_nt_bf16(packed, wb + begin * in, n, parts.data() + begin, out, nullptr)) {
-      if (xb.empty()) {
-        xb.resize(2 * half);
-        f32_to_bf16(xs.data(), xb.data(), xb.size());
-      }
-      matmul_nt_bf16(xb.data(), 2 * rows, in, wb + begin * in, n, parts.data() + begin, nullptr, out);
-    }
-    w.release_rows(weight, begin, begin + n, in);
-  }
+  bf16_product_by_blocks(w, weight, static_cast<const uint16_t*>(data), xs.data(), 2 * rows, in, nullptr, out,
+                         parts.data());
   xs.clear();
   for (int64_t r = 0; r < rows; ++r) {
     const float* hi = parts.data() + r * out;

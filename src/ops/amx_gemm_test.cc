@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <random>
 #include <tuple>
 #include <vector>
 
+#include "ops/ops_test_util.h"
 #include "tensor/dtype.h"
 
 namespace lwq {
@@ -20,25 +20,15 @@ using Shape = std::tuple<int64_t, int64_t, int64_t>;  // rows, in, out
 const std::vector<Shape> kEdgeShapes = {{16, 64, 16},   {17, 64, 48},    {33, 192, 80},
                                         {63, 128, 528}, {100, 2048, 96}, {311, 5632, 64}};
 
-std::vector<int8_t> random_s8(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(-128, 127);
-  std::vector<int8_t> v(n);
-  for (auto& e : v) e = static_cast<int8_t>(dist(rng));
-  return v;
-}
+using test::random_s8;
 
 int64_t count_inexact_s8(const std::vector<int8_t>& x, const std::vector<int8_t>& w, Shape s) {
   const auto [rows, in, out] = s;
   std::vector<int32_t> y(static_cast<size_t>(rows * out), 12345);
   EXPECT_TRUE(amx_matmul_nt_s8(x.data(), rows, in, w.data(), out, y.data()));
+  const std::vector<int64_t> want = test::naive_s8(x, rows, in, w, out);
   int64_t bad = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      int64_t want = 0;
-      for (int64_t i = 0; i < in; ++i) want += int64_t{x[r * in + i]} * w[o * in + i];
-      bad += y[r * out + o] != want;
-    }
+  for (size_t i = 0; i < want.size(); ++i) bad += y[i] != want[i];
   return bad;
 }
 
@@ -58,13 +48,6 @@ TEST(AmxGemm, Int8SumsPastTwoToThe24AreExact) {
   std::vector<int8_t> x(40 * 4096, -128), w(32 * 4096, -128);
   for (int64_t r = 0; r < 40; ++r) x[r * 4096 + r] = 1;
   EXPECT_EQ(count_inexact_s8(x, w, s), 0);
-}
-
-float bf16_value(uint16_t h) {
-  const uint32_t u = uint32_t{h} << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
 }
 
 // Exact products in double against the kernel's f32 sums: the difference is
@@ -89,7 +72,7 @@ TEST(AmxGemm, Bf16ProductsWithBiasAndRowStrideMatchDoubleSums) {
       for (int64_t o = 0; o < out; ++o) {
         double sum = bias[o], mag = std::fabs(bias[o]);
         for (int64_t i = 0; i < in; ++i) {
-          const double p = double{bf16_value(x[r * in + i])} * bf16_value(w[o * in + i]);
+          const double p = double{bf16_to_f32(x[r * in + i])} * bf16_to_f32(w[o * in + i]);
           sum += p, mag += std::fabs(p);
         }
         bad += std::fabs(y[r * ldy + o] - sum) > static_cast<double>(in) * 0x1p-23 * mag;

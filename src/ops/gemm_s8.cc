@@ -178,6 +178,12 @@ bool amx_probe_is_exact() {
   return std::all_of(y.begin(), y.end(), [want](int32_t v) { return v == want; });
 }
 
+// Whether oneDNN's AMX int8 matmul may be used: present, and exact on the probe (asked once).
+bool onednn_amx_trusted() {
+  static const bool trusted = onednn_has_amx_int8() && amx_probe_is_exact();
+  return trusted;
+}
+
 bool onednn_has_vnni() {
   // The ISA oneDNN will actually dispatch to (it honours ONEDNN_MAX_CPU_ISA).
   const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
@@ -188,10 +194,10 @@ bool onednn_has_vnni() {
 }  // namespace
 
 S8Kernel s8_auto_kernel() {
-  static const S8Kernel k = !onednn_has_vnni()                             ? S8Kernel::kPortable
-                            : amx_int8_usable()                             ? S8Kernel::kAmx
-                            : onednn_has_amx_int8() && amx_probe_is_exact() ? S8Kernel::kOneDnnAmx
-                                                                            : S8Kernel::kOneDnnVnni;
+  static const S8Kernel k = !onednn_has_vnni()    ? S8Kernel::kPortable
+                            : amx_int8_usable()     ? S8Kernel::kAmx
+                            : onednn_amx_trusted()  ? S8Kernel::kOneDnnAmx
+                                                    : S8Kernel::kOneDnnVnni;
   return k;
 }
 
@@ -220,8 +226,7 @@ void matmul_nt_s8(S8Kernel kernel, const int8_t* x, int64_t rows, int64_t in, co
     if (!amx_int8_usable())
       fail("matmul_nt_s8: the amx kernel needs AMX-INT8, absent here (or capped by ONEDNN_MAX_CPU_ISA)");
     if (amx_matmul_nt_s8(x, rows, in, w, out, y)) return;
-    static const bool onednn_amx_exact = amx_probe_is_exact();
-    kernel = onednn_amx_exact ? S8Kernel::kOneDnnAmx : S8Kernel::kOneDnnVnni;
+    kernel = onednn_amx_trusted() ? S8Kernel::kOneDnnAmx : S8Kernel::kOneDnnVnni;
   }
   if (kernel == S8Kernel::kOneDnnAmx) {
     if (!onednn_has_amx_int8()) fail("matmul_nt_s8: the onednn-amx kernel needs AMX-INT8, absent here");

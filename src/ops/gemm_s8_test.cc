@@ -8,31 +8,14 @@
 #include <tuple>
 #include <vector>
 
+#include "ops/ops_test_util.h"
 #include "util/error.h"
 
 namespace lwq {
 namespace {
 
-// Exact reference in int64: independent of any SIMD or library path.
-std::vector<int64_t> naive(const std::vector<int8_t>& x, int64_t rows, int64_t in, const std::vector<int8_t>& w,
-                           int64_t out) {
-  std::vector<int64_t> y(static_cast<size_t>(rows * out));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      int64_t s = 0;
-      for (int64_t i = 0; i < in; ++i) s += int64_t{x[r * in + i]} * w[o * in + i];
-      y[r * out + o] = s;
-    }
-  return y;
-}
-
-std::vector<int8_t> random_s8(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(-128, 127);
-  std::vector<int8_t> v(n);
-  for (auto& e : v) e = static_cast<int8_t>(dist(rng));
-  return v;
-}
+using test::naive_s8;
+using test::random_s8;
 
 bool has_amx_kernels() { return s8_auto_kernel() == S8Kernel::kAmx || s8_auto_kernel() == S8Kernel::kOneDnnAmx; }
 
@@ -51,7 +34,7 @@ void expect_exact(S8Kernel kernel, const std::vector<int8_t>& x, int64_t rows, i
                   const std::vector<int8_t>& w, int64_t out) {
   std::vector<int32_t> y(static_cast<size_t>(rows * out), 12345);  // garbage must be overwritten
   matmul_nt_s8(kernel, x.data(), rows, in, w.data(), out, y.data());
-  const auto ref = naive(x, rows, in, w, out);
+  const auto ref = naive_s8(x, rows, in, w, out);
   int64_t bad = 0;
   for (size_t i = 0; i < ref.size(); ++i) bad += y[i] != ref[i];
   EXPECT_EQ(bad, 0) << s8_kernel_name(kernel) << " " << rows << "x" << in << "x" << out << " first y " << y[0]

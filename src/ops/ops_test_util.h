@@ -27,4 +27,25 @@ inline double max_rel_err(const std::vector<float>& a, const std::vector<double>
   return den > 0 ? num / den : num;
 }
 
+inline std::vector<int8_t> random_s8(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-128, 127);
+  std::vector<int8_t> v(n);
+  for (auto& e : v) e = static_cast<int8_t>(dist(rng));
+  return v;
+}
+
+// y = x[rows, in] · w[out, in]ᵀ exactly in int64: independent of any SIMD or library path.
+inline std::vector<int64_t> naive_s8(const std::vector<int8_t>& x, int64_t rows, int64_t in,
+                                     const std::vector<int8_t>& w, int64_t out) {
+  std::vector<int64_t> y(static_cast<size_t>(rows * out));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      int64_t s = 0;
+      for (int64_t i = 0; i < in; ++i) s += int64_t{x[r * in + i]} * w[o * in + i];
+      y[r * out + o] = s;
+    }
+  return y;
+}
+
 }  // namespace lwq::test

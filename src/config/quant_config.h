@@ -75,13 +75,12 @@ struct SmoothProcessorConfig {
   bool operator==(const SmoothProcessorConfig&) const = default;
 };
 
-// quarot fields (spec §1.6). online / down_proj_online_layers are rejected at
-// parse time (lwquant implements offline rotation only).
+// quarot fields (spec §1.6); models/quarot.h says what online rotation does.
 struct QuarotProcessorConfig {
   bool online = false;
   int64_t block_size = -1;  // -1 or a power of two
-  std::vector<int64_t> down_proj_online_layers;
-  int64_t max_tp_size = 4;  // power of two ≥ 1; only online rotation writes it
+  std::vector<int64_t> down_proj_online_layers;  // needs online; indices checked against the model at setup
+  int64_t max_tp_size = 4;  // power of two ≥ 1; the block of online rotations, written in metadata
   bool export_extra_info = true;
 
   bool operator==(const QuarotProcessorConfig&) const = default;

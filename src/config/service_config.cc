@@ -209,6 +209,11 @@ class Parser {
   void check_mindie_storable(const ProcessorConfig& p, const SaverConfig& s, const YamlNode& n,
                              const std::string& path) {
     for (const auto& c : p.configs) check_mindie_storable(c, s, n, path);
+    if (p.type == "quarot" && p.quarot.online)
+      ctx_.fail_at(n, path,
+                   fmt::format("{} ({}) cannot store the online rotations of the quarot processor {} (MindIE-SD "
+                               "reads no rotation tensors); set its online: false or use ascendv1_saver",
+                               s.yaml_path, s.type, p.yaml_path));
     if (p.type == "quarot" && p.quarot.export_extra_info)
       ctx_.fail_at(n, path, fmt::format("{} cannot store the extra information of the quarot processor {} "
                                         "(spec §3.10); set its export_extra_info: false or use ascendv1_saver",
@@ -408,9 +413,6 @@ class Parser {
       if (e.key == "type") continue;
       if (e.key == "online") {
         c.online = read_bool(ctx_, e.value, ep);
-        if (c.online)
-          ctx_.fail_at(e.value, ep, "online rotation is not supported by lwquant (offline quarot only); set "
-                                    "online: false");
       } else if (e.key == "block_size") {
         c.block_size = read_int(ctx_, e.value, ep);
         if (c.block_size != -1 && !pow2(c.block_size))
@@ -419,10 +421,12 @@ class Parser {
         if (!is_null_scalar(e.value)) {
           if (!e.value.is_sequence()) ctx_.fail_at(e.value, ep, "expected a list of layer indices");
           size_t i = 0;
-          for (const auto& item : e.value) c.down_proj_online_layers.push_back(read_int(ctx_, item, fmt::format("{}[{}]", ep, i++)));
-          if (!c.down_proj_online_layers.empty())
-            ctx_.fail_at(e.value, ep, "online down_proj rotation is not supported by lwquant (offline quarot only); "
-                                      "leave the list empty");
+          for (const auto& item : e.value) {
+            const std::string ip = fmt::format("{}[{}]", ep, i++);
+            const int64_t k = read_int(ctx_, item, ip);
+            if (k < 0) ctx_.fail_at(item, ip, fmt::format("must be a layer index >= 0, got {}", k));
+            c.down_proj_online_layers.push_back(k);
+          }
         }
       } else if (e.key == "max_tp_size") {
         c.max_tp_size = read_int(ctx_, e.value, ep);
@@ -434,6 +438,10 @@ class Parser {
         unknown_key(e, path);
       }
     }
+    // msModelSlim ignores the list without online; a user who lists layers wants them rotated.
+    if (!c.online && !c.down_proj_online_layers.empty())
+      ctx_.fail_at(find(entries, "down_proj_online_layers")->value, path + ".down_proj_online_layers",
+                   "down_proj's online rotation needs online: true");
   }
 
   void group(ProcessorConfig& p, const YamlNode& n, const std::vector<YamlEntry>& entries,

@@ -501,10 +501,25 @@ TEST(OutlierProcessors, BadValuesNameTheYamlPath) {
                        {"spec.process[0].block_size", "-1 or a positive power of two, got 48"});
   expect_outlier_error(doc("    - type: quarot\n      block_size: 0\n"), {"spec.process[0].block_size"});
   expect_outlier_error(doc("    - type: quarot\n      max_tp_size: 3\n"), {"spec.process[0].max_tp_size", "power of two"});
-  expect_outlier_error(doc("    - type: quarot\n      online: true\n"),
-                       {"spec.process[0].online", "online rotation is not supported by lwquant"});
+  // down_proj's online layers need online (msModelSlim ignores them without it).
   expect_outlier_error(doc("    - type: quarot\n      down_proj_online_layers: [0, 3]\n"),
-                       {"spec.process[0].down_proj_online_layers", "not supported"});
+                       {"spec.process[0].down_proj_online_layers", "needs online: true"});
+  expect_outlier_error(doc("    - type: quarot\n      online: true\n      down_proj_online_layers: [0, -1]\n"),
+                       {"spec.process[0].down_proj_online_layers[1]", "layer index >= 0, got -1"});
+  expect_outlier_error(doc("    - type: quarot\n      online: true\n      down_proj_online_layers: 3\n"),
+                       {"spec.process[0].down_proj_online_layers", "list of layer indices"});
+}
+
+TEST(OutlierProcessors, OnlineQuarotIsAccepted) {
+  ServiceConfig c = parse_outlier(
+      doc("    - type: quarot\n      online: true\n      max_tp_size: 2\n      down_proj_online_layers: [1, 3, 1]\n"));
+  EXPECT_TRUE(c.process[0].quarot.online);
+  EXPECT_EQ(c.process[0].quarot.max_tp_size, 2);
+  EXPECT_EQ(c.process[0].quarot.down_proj_online_layers, (std::vector<int64_t>{1, 3, 1}));  // repeats are harmless
+  // MindIE-SD reads no rotation tensors.
+  expect_error("apiversion: modelslim_v1\nspec:\n  process:\n    - {type: quarot, online: true, export_extra_info: "
+               "false}\n  save:\n    - type: mindie_format_saver\n",
+               {"mindie_format_saver", "cannot store the online rotations", "spec.process[0]"});
 }
 
 TEST(OutlierProcessors, OrderRules) {

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "io/json_strict.h"
+#include "ops/kronecker_rotation.h"
 #include "quant/fp_formats.h"
 #include "quant/int4_pack.h"
 #include "quant/w8a8_export.h"
@@ -102,6 +103,52 @@ bool regular_file_exists(const fs::path& p) {
   std::error_code ec;
   return fs::is_regular_file(p, ec);
 }
+
+// metadata.quarot of an online-rotated model (spec §3.3): {"max_tp_size": T,
+// "heads_rotation": {"layers": [...]}, "kronecker_rotation": {"layers":
+// [...]}}, the layers being full Linear names. Returns each Linear's rotation
+// tensors (spec §3.4).
+std::map<std::string, std::vector<std::string>> online_rotation_layers(const Json& q, const std::string& where) {
+  const std::string at = where + ": metadata.quarot";
+  if (!q.is_object()) fail("{} must be a JSON object, got {}", at, brief(q));
+  const Json* tp = q.contains("max_tp_size") ? &q.at("max_tp_size") : nullptr;
+  if (!tp || !tp->is_number_integer() || tp->get<int64_t>() < 1 || (tp->get<int64_t>() & (tp->get<int64_t>() - 1)))
+    fail("{}.max_tp_size must be a power of two >= 1, got {}", at, tp ? brief(*tp) : "nothing");
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [key, suffixes] :
+       {std::pair<std::string, std::vector<std::string>>{"heads_rotation", {".heads_rotation"}},
+        {"kronecker_rotation", {".kronecker_rotation_m", ".kronecker_rotation_n"}}}) {
+    if (!q.contains(key)) fail("{}.{} is missing (expected {{\"layers\": [...]}})", at, key);
+    const Json& v = q.at(key);
+    if (!v.is_object() || !v.contains("layers") || !v.at("layers").is_array())
+      fail("{}.{} must be an object with a 'layers' list, got {}", at, key, brief(v));
+    for (const Json& l : v.at("layers")) {
+      if (!l.is_string()) fail("{}.{}.layers must hold Linear names, got {}", at, key, brief(l));
+      const std::string name = l.get<std::string>();
+      if (out.count(name)) fail("{}: Linear '{}' is listed twice (one online rotation per Linear)", at, name);
+      for (const auto& s : suffixes) out[name].push_back(name + s);
+    }
+  }
+  for (const auto& [key, value] : q.items())
+    if (key != "max_tp_size" && key != "heads_rotation" && key != "kronecker_rotation")
+      fail("{}: unknown key '{}' (expected max_tp_size, heads_rotation, kronecker_rotation)", at, key);
+  return out;
+}
+
+// An online rotation tensor: float32, square, orthogonal (a serving engine
+// multiplies activations by it; anything else changes the model).
+void check_rotation_tensor(const Checkpoint& ckpt, const std::string& name) {
+  const TensorInfo& info = ckpt.info(name);
+  if (info.dtype != DType::F32 || info.shape.size() != 2 || info.shape[0] != info.shape[1] || info.shape[0] < 1)
+    fail("tensor '{}' must be an F32 square matrix (an online rotation), found {} {}", name, dtype_name(info.dtype),
+         shape_str(info.shape));
+  const Tensor t = ckpt.read(name);
+  const double e = orthogonality_error(t.data<float>(), info.shape[0]);
+  if (!(e <= 1e-4))
+    fail("tensor '{}' is not orthogonal (max |QᵀQ − I| = {:.3g}): an online rotation must keep the Linear's function",
+         name, e);
+}
+
 
 std::string hex64(int64_t v) { return fmt::format("0x{:016x}", static_cast<uint64_t>(v)); }
 
@@ -328,6 +375,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
   Json desc = parse_json_strict(read_text_file(desc_path), desc_where);
   if (!desc.is_object()) fail("{} must be a JSON object, got {}", desc_where, brief(desc));
   std::vector<std::pair<std::string, std::string>> entries;  // tensor entries, file order
+  std::map<std::string, std::vector<std::string>> online;     // quarot online: Linear → its rotation tensors
   const Json* model_quant_type = nullptr;
   int64_t group_size = 0;
   for (const auto& [key, value] : desc.items()) {
@@ -342,6 +390,7 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
     }
     if (key == "metadata" || key == "optional") {
       if (!value.is_object()) fail("{}: key '{}' must be a JSON object, got {}", desc_where, key, brief(value));
+      if (key == "metadata" && value.contains("quarot")) online = online_rotation_layers(value.at("quarot"), desc_where);
       continue;
     }
     if (key == "group_size") {
@@ -415,8 +464,28 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
     if (!ckpt.contains(name)) fail("{} lists tensor '{}', which is not in the safetensors files", desc_where, name);
     folder.types_[name] = type;
   }
+  std::set<std::string> rotation_tensors;
+  for (const auto& [linear, tensors] : online) {
+    if (!folder.types_.count(linear + ".weight"))
+      fail("{}: metadata.quarot lists '{}', but no tensor '{}.weight' is described", desc_where, linear, linear);
+    for (const auto& t : tensors) {
+      if (!ckpt.contains(t))
+        fail("{}: metadata.quarot lists Linear '{}', but its online rotation '{}' is not in the safetensors files",
+             desc_where, linear, t);
+      if (folder.types_.count(t))
+        fail("{}: tensor '{}' is an online rotation, which msModelSlim writes without a description entry (spec §3.4)",
+             desc_where, t);
+      check_rotation_tensor(ckpt, t);
+      rotation_tensors.insert(t);
+    }
+    folder.online_rotations_[linear] = tensors;
+  }
   for (const auto& name : ckpt.tensor_names())
-    if (!folder.types_.count(name)) fail("tensor '{}' in {} is not listed in {}", name, dir.string(), desc_where);
+    if (!folder.types_.count(name) && !rotation_tensors.count(name))
+      fail("tensor '{}' in {} is not listed in {}{}", name, dir.string(), desc_where,
+           name.ends_with("_rotation") || name.ends_with("_rotation_m") || name.ends_with("_rotation_n")
+               ? " (nor is its Linear in metadata.quarot's online rotation layers)"
+               : "");
 
   // ---- quantized Linears: their tensors, tags, dtypes and shapes ----
   int highest = priority_of("FLOAT");
@@ -543,6 +612,36 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
          "takes it as the model-wide quantization mode)",
          desc_where, folder.model_quant_type_, expected);
   return folder;
+}
+
+KroneckerRotation QuantizedFolder::input_rotation(const std::string& linear) const {
+  auto it = online_rotations_.find(linear);
+  if (it == online_rotations_.end()) return {};
+  auto read = [&](const std::string& name) {
+    const Tensor t = ckpt_.read(name);
+    return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+  };
+  const std::vector<std::string>& names = it->second;
+  const int64_t m = ckpt_.info(names[0]).shape[0];
+  if (names.size() == 1) {  // heads: identity over each head's values
+    const int64_t in = linear_in_features(linear);
+    if (in % m != 0)
+      fail("tensor '{}' rotates {} heads, but Linear '{}' reads {} inputs, not a multiple of it", names[0], m, linear,
+           in);
+    return KroneckerRotation(read(names[0]), m, {}, in / m);
+  }
+  const int64_t n = ckpt_.info(names[1]).shape[0];
+  if (m * n != linear_in_features(linear))
+    fail("tensors '{}' and '{}' rotate {} × {} inputs, but Linear '{}' reads {}", names[0], names[1], m, n, linear,
+         linear_in_features(linear));
+  return KroneckerRotation(read(names[0]), m, read(names[1]), n);
+}
+
+int64_t QuantizedFolder::linear_in_features(const std::string& linear) const {
+  const std::string type = linear_type(linear);
+  const TensorInfo& w = ckpt_.info(linear + ".weight");
+  if (w.shape.size() != 2) fail("tensor '{}.weight' must be 2-D, found {}", linear, shape_str(w.shape));
+  return type == "FLOAT" ? w.shape[1] : logical_shape(type, w.shape).second;
 }
 
 std::string QuantizedFolder::linear_type(const std::string& prefix) const {

@@ -23,6 +23,7 @@
 
 #include "eval/deployed_linear.h"
 #include "io/checkpoint.h"
+#include "ops/kronecker_rotation.h"
 
 namespace lwq {
 
@@ -79,6 +80,13 @@ class QuantizedFolder {
   // The description's group_size (0 when absent).
   int64_t group_size() const { return group_size_; }
 
+  // quarot online (spec §3.3/§3.4): the rotation a serving engine applies to
+  // Linear `linear`'s input (full name), from metadata.quarot and its
+  // `.heads_rotation` / `.kronecker_rotation_m/_n` tensors (checked at open:
+  // F32, square, orthogonal); empty when the Linear has none.
+  KroneckerRotation input_rotation(const std::string& linear) const;
+  // The Linears with an online rotation.
+  bool has_input_rotations() const { return !online_rotations_.empty(); }
   // The type string of a module prefix ("FLOAT" when only FLOAT tensors, or
   // absent, exist under `prefix.weight`).
   std::string linear_type(const std::string& prefix) const;
@@ -118,6 +126,9 @@ class QuantizedFolder {
   nlohmann::ordered_json config_;
   DType serving_dtype_ = DType::F16;
   int64_t group_size_ = 0;
+  std::map<std::string, std::vector<std::string>> online_rotations_;  // Linear → its rotation tensors
+
+  int64_t linear_in_features(const std::string& linear) const;  // of the stored weight
 };
 
 // Opens `dir` and loads every quantized Linear with all value checks: every

@@ -371,6 +371,15 @@ void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& 
 void run_linear_samples(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x,
                         std::span<const int64_t> samples, int64_t in, const float* bias, int64_t out, float* y) {
   const int64_t rows = std::reduce(samples.begin(), samples.end(), int64_t{0});
+  Scratch<float> rotated;
+  if (auto it = w.input_rotations.find(name); it != w.input_rotations.end()) {
+    if (it->second.width() != in)
+      fail("the online rotation of '{}' is {} wide, but the Linear reads {} inputs", name, it->second.width(), in);
+    rotated.resize(static_cast<size_t>(rows * in));
+    std::copy(x, x + rows * in, rotated.data());
+    it->second.apply(rotated.data(), rows);
+    x = rotated.data();
+  }
   if (!exec) {
     linear_from_layer(w, name + ".weight", x, rows, in, bias, out, y);
     return;

@@ -13,6 +13,7 @@
 
 #include "io/mapped_bytes.h"
 #include "models/model_config.h"
+#include "ops/kronecker_rotation.h"
 #include "tensor/tensor.h"
 
 namespace lwq {
@@ -66,6 +67,11 @@ struct LayerWeights {
     std::vector<float> s;
   };
   std::map<std::string, std::vector<Scaling>> scalings;
+  // Online rotations of Linear inputs (quarot `online`, models/quarot.h), by
+  // Linear name ("self_attn.o_proj"): run_linear rotates the input rows
+  // before the Linear sees them, whichever executor runs it, and the weight
+  // holds the matching rotation.
+  std::map<std::string, KroneckerRotation> input_rotations;
   // Smoothing's transforms: recorded on a stored weight, applied in place on an f32 one.
   void scale(const std::string& name, Scaling op);
   void scale_columns(const std::string& name, const std::vector<float>& s) { scale(name, {true, s}); }
@@ -150,7 +156,8 @@ bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, co
 // With exec->compute_dtype() BF16, x is rounded to bfloat16 before exec sees
 // it (observers, fake quantization and the product all get the rounded
 // rows) and y is rounded to bfloat16 after.
-// Every family's forward runs its Linears through this.
+// Every family's forward runs its Linears through this. A Linear with an
+// input rotation (LayerWeights::input_rotations) gets x rotated first.
 class LinearExecutor;
 void run_linear(const LayerWeights& w, LinearExecutor* exec, const std::string& name, const float* x, int64_t rows,
                 int64_t in, const float* bias, int64_t out, float* y);

@@ -241,14 +241,90 @@ std::vector<float> BlockRotation::dense() const {
 
 QuarotSettings quarot_settings_from(const ProcessorConfig& p) {
   if (p.type != "quarot") fail("{}: '{}' is not a quarot processor", p.yaml_path, p.type);
-  if (p.quarot.online || !p.quarot.down_proj_online_layers.empty())
-    fail("{}: online rotation is not supported by lwquant (offline quarot only)", p.yaml_path);
+  if (!p.quarot.online && !p.quarot.down_proj_online_layers.empty())
+    fail("{}: down_proj_online_layers needs online: true", p.yaml_path);
   QuarotSettings s;
   s.block_size = p.quarot.block_size;
   s.max_tp_size = p.quarot.max_tp_size;
   s.export_extra_info = p.quarot.export_extra_info;
+  s.online = p.quarot.online;
+  s.down_proj_online_layers = p.quarot.down_proj_online_layers;
   return s;
 }
+
+std::pair<int64_t, int64_t> kronecker_factors(int64_t size) {
+  auto allowed = [](int64_t v) { return v == 1 || v == 2 || (v % 4 == 0 && v >= 4 && v <= 256); };
+  if (size <= 0) fail("cannot split {} into Kronecker factors", size);
+  int64_t a = static_cast<int64_t>(std::sqrt(static_cast<double>(size)));
+  while (a * a < size) ++a;
+  while (a > 1 && (a - 1) * (a - 1) >= size) --a;
+  for (; a <= 256; ++a) {
+    const int64_t t = a * a - size;
+    auto b = static_cast<int64_t>(std::sqrt(static_cast<double>(t)));
+    while (b * b > t) --b;
+    while ((b + 1) * (b + 1) <= t) ++b;
+    if (b * b == t && allowed(a - b) && allowed(a + b)) return {a - b, a + b};
+  }
+  fail("{} is not a product (a − b)·(a + b) of two Kronecker factor orders (1, 2 or multiples of 4 up to 256)",
+       size);
+}
+
+namespace {
+
+// blockdiag of the random Hadamard of order b over `size` (a multiple of b).
+std::vector<float> block_hadamard(int64_t size, int64_t b, uint64_t seed) {
+  const std::vector<float> blk = random_hadamard(b, seed);
+  std::vector<float> d(static_cast<size_t>(size * size), 0.0f);
+  for (int64_t k = 0; k < size / b; ++k)
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t j = 0; j < b; ++j)
+        d[static_cast<size_t>((k * b + i) * size + k * b + j)] = blk[static_cast<size_t>(i * b + j)];
+  return d;
+}
+
+QuarotOnline make_online_plan(const ModelConfig& cfg, const QuarotSettings& s, const std::string& at) {
+  QuarotOnline on;
+  on.max_tp_size = s.max_tp_size;
+  if (!s.online) return on;
+  const int64_t tp = s.max_tp_size, heads = cfg.num_attention_heads;
+  if (!is_pow2(tp)) fail("{}: max_tp_size must be a power of two >= 1, got {}", at, tp);
+  if (heads % tp != 0)
+    fail("{}: online rotation mixes the attention heads in blocks of max_tp_size = {}, but num_attention_heads {} "
+         "is not a multiple of it; choose a max_tp_size that divides it",
+         at, tp, heads);
+  on.heads = KroneckerRotation(block_hadamard(heads, tp, s.seed), heads, {}, cfg.head_dim);
+  if (s.down_proj_online_layers.empty()) return on;
+  for (int64_t k : s.down_proj_online_layers) {
+    if (k < 0 || k >= cfg.num_hidden_layers)
+      fail("{}: down_proj_online_layers lists layer {}, but the model has layers 0 to {}", at, k,
+           cfg.num_hidden_layers - 1);
+    if (cfg.is_moe_layer(static_cast<int>(k)))
+      fail("{}: down_proj_online_layers lists layer {}, a mixture-of-experts layer without a dense down_proj "
+           "(the reference rotates dense MLPs only)",
+           at, k);
+    on.down_layers.insert(static_cast<int>(k));
+  }
+  const int64_t I = cfg.intermediate_size;
+  std::pair<int64_t, int64_t> mn;
+  try {
+    mn = kronecker_factors(I);
+  } catch (const Error& e) {
+    fail("{}: down_proj's online rotation needs intermediate_size split into two factors: {}", at, e.what());
+  }
+  const auto [m, n] = mn;
+  if (m % tp != 0)
+    fail("{}: down_proj's online rotation splits intermediate_size {} as {} × {}; its first factor must be a "
+         "multiple of max_tp_size {}",
+         at, I, m, n, tp);
+  if (!hadamard_order_supported(n))
+    fail("{}: down_proj's online rotation splits intermediate_size {} as {} × {}, and lwquant has no Hadamard "
+         "matrix of order {}",
+         at, I, m, n, n);
+  on.down = KroneckerRotation(block_hadamard(m, tp, s.seed), m, random_hadamard(n, s.seed), n);
+  return on;
+}
+
+}  // namespace
 
 QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, const std::string& where) {
   const std::string at = where.empty() ? "quarot" : where;
@@ -267,7 +343,21 @@ QuarotPlan make_quarot_plan(const ModelConfig& cfg, const QuarotSettings& s, con
   QuarotPlan p;
   p.hidden = BlockRotation::hadamard(H, b, s.seed);
   p.head = BlockRotation::hadamard(hd, bh, s.seed);
+  p.online = make_online_plan(cfg, s, at);
   return p;
+}
+
+void quarot_rotate_online(const Architecture& arch, const QuarotPlan& plan, int layer, LayerWeights& w) {
+  auto rotate = [&](const std::string& linear, const KroneckerRotation& r) {
+    std::vector<float>& wt = w.mutable_f32(linear + ".weight");
+    if (wt.size() % static_cast<size_t>(r.width()) != 0)
+      fail("quarot: '{}' of layer {} holds {} values, not rows of {} inputs for its online rotation", linear, layer,
+           wt.size(), r.width());
+    r.apply(wt.data(), static_cast<int64_t>(wt.size()) / r.width());
+    w.input_rotations[linear] = r;
+  };
+  if (!plan.online.heads.empty()) rotate(arch.roles.o, plan.online.heads);
+  if (!plan.online.down.empty() && plan.online.down_layers.count(layer)) rotate(arch.roles.down, plan.online.down);
 }
 
 namespace {

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,14 +33,20 @@
 #include "models/decoder_layer.h"
 #include "models/experts.h"
 #include "models/model_config.h"
+#include "ops/kronecker_rotation.h"
 #include "tensor/tensor.h"
 
 namespace lwq {
 
 struct QuarotSettings {
   int64_t block_size = -1;  // -1: one Hadamard over the whole dimension; else a power of two
-  int64_t max_tp_size = 4;  // only meaningful for online rotation (metadata); validated, unused offline
+  // Online rotation only: the Hadamard blocks that mix heads (and down_proj's
+  // first Kronecker factor) are this large, so that tensor parallelism up to
+  // it keeps each block on one device; exported in the description's metadata.
+  int64_t max_tp_size = 4;
   bool export_extra_info = true;
+  bool online = false;                           // o_proj's input rotated online (heads rotation)
+  std::vector<int64_t> down_proj_online_layers;  // and down_proj's in these layers (Kronecker rotation)
   uint64_t seed = 1234;  // sign vector of the randomised Hadamard
 };
 
@@ -91,10 +98,37 @@ class BlockRotation {
   uint64_t seed_ = 0;
 };
 
+// quarot `online` (msModelSlim's LAOS online rotation): rotations of Linear
+// inputs that the serving engine applies at run time (spec §3.4: exported as
+// `<linear>.heads_rotation` / `.kronecker_rotation_m/_n`), lwquant's forwards
+// too (LayerWeights::input_rotations), with the weight rotated to match
+// (W ← W·kron(L, R), so the float function is unchanged). Unlike the offline
+// rotation they reach activations no weight can absorb — o_proj's input
+// (attention's output) and down_proj's (the gated product), where the
+// massive activations of many LLMs live:
+//  * heads: every layer's o_proj; L = blockdiag of the random Hadamard of
+//    order max_tp_size over the num_heads heads, R = identity(head_dim);
+//  * down: down_proj of the layers listed; intermediate_size = m·n
+//    (kronecker_factors), L = the same block Hadamard of order m, R = the
+//    random Hadamard of order n.
+struct QuarotOnline {
+  KroneckerRotation heads;  // empty without online
+  KroneckerRotation down;   // empty without down_proj_online_layers
+  std::set<int> down_layers;
+  int64_t max_tp_size = 4;
+};
+
 struct QuarotPlan {
   BlockRotation hidden;  // R: residual stream
   BlockRotation head;    // U: per attention head (v → o)
+  QuarotOnline online;
 };
+
+// (m, n) = (a − b, a + b) with a² − b² = size, m and n both 1, 2 or a multiple
+// of 4 up to 256, the smallest a from ⌈√size⌉ up: msModelSlim's
+// get_decompose_dim, so down_proj's factors have the reference's shapes.
+// Throws when there is none.
+std::pair<int64_t, int64_t> kronecker_factors(int64_t size);
 
 // From a parsed quarot processor (throws for another type or online rotation).
 QuarotSettings quarot_settings_from(const ProcessorConfig& p);
@@ -131,6 +165,15 @@ void quarot_rotate_expert(const MoeTemplate& moe, int expert, const QuarotPlan& 
 ExpertTransform quarot_expert_transform(const Checkpoint& ckpt, const ModelConfig& cfg, int layer,
                                         const QuarotPlan* plan);
 
+// The online rotations of decoder layer `layer` (plan.online; nothing
+// without `online`): o_proj's and, in a listed layer, down_proj's weight
+// rotated (W ← W·kron(L, R), 16-bit ones moved to f32) and the rotation
+// recorded in w.input_rotations for every forward that follows. Called at the
+// quarot processor's place in the layer's process list: a smoothing
+// processor before it may still smooth v → o and up → down, one after it
+// cannot (its scales would act across the rotation).
+void quarot_rotate_online(const Architecture& arch, const QuarotPlan& plan, int layer, LayerWeights& w);
+
 // Rows of a [rows, hidden] matrix ← row·R: the embedding table, and any
 // hidden states made from the unrotated table (calibration inputs).
 void quarot_rotate_rows(const QuarotPlan& plan, float* x, int64_t rows);
@@ -148,8 +191,10 @@ struct QuarotExport {
   static constexpr const char* kTensor = "global_rotation";
   Tensor global_rotation;
   nlohmann::ordered_json description_optional;  // {"quarot": {"rotation_map": {"global_rotation": kFile}}}
-  // Offline rotation leaves the description's "metadata" as {} (the
-  // max_tp_size / heads_rotation entries belong to online rotation).
+  // The description's "metadata": {} offline; with online rotation
+  // {"quarot": {"max_tp_size": T, "heads_rotation": {"layers": [...]},
+  // "kronecker_rotation": {"layers": [...]}}} (spec §3.3), the layers being
+  // the rotated Linears' full names (the saver lists them as written).
   bool untie_word_embeddings = false;  // the output config.json must say tie_word_embeddings: false
 };
 // Empty tensor / object when !export_extra_info (untie flag still set).

@@ -146,6 +146,83 @@ TEST(QuarotPlan, BlockSizeValidation) {
   EXPECT_EQ(p.hidden.block_size(), 64);
 }
 
+// msModelSlim's get_decompose_dim: (a − b, a + b), a² − b² = n, both 1, 2 or 4i ≤ 256.
+TEST(QuarotOnline, KroneckerFactorsAreTheReferences) {
+  EXPECT_EQ(kronecker_factors(1536), std::make_pair(int64_t{32}, int64_t{48}));   // SmolLM2-135M
+  EXPECT_EQ(kronecker_factors(5632), std::make_pair(int64_t{64}, int64_t{88}));   // TinyLlama-1.1B
+  EXPECT_EQ(kronecker_factors(25600), std::make_pair(int64_t{160}, int64_t{160}));  // Qwen3-32B
+  EXPECT_EQ(kronecker_factors(12288), std::make_pair(int64_t{96}, int64_t{128}));   // Qwen3-8B
+  EXPECT_EQ(kronecker_factors(128), std::make_pair(int64_t{8}, int64_t{16}));
+  EXPECT_EQ(kronecker_factors(96), std::make_pair(int64_t{8}, int64_t{12}));
+  EXPECT_EQ(kronecker_factors(4), std::make_pair(int64_t{2}, int64_t{2}));
+  EXPECT_THROW(kronecker_factors(172), Error);  // stories260K: 2 × 86 only
+  EXPECT_THROW(kronecker_factors(0), Error);
+  EXPECT_THROW(kronecker_factors(300000), Error);  // beyond 256 × 256
+}
+
+ModelConfig online_config() {
+  ModelConfig c = tiny_config(false);
+  c.num_hidden_layers = 3;
+  c.intermediate_size = 96;  // 8 × 12
+  return c;
+}
+
+void expect_plan_error(const ModelConfig& c, const QuarotSettings& s, const std::string& want) {
+  try {
+    make_quarot_plan(c, s, "p.yaml: spec.process[0]");
+    ADD_FAILURE() << "no error; wanted " << want;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("p.yaml: spec.process[0]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(QuarotOnline, PlanHoldsTheReferenceShapes) {
+  QuarotSettings s;
+  s.online = true;
+  s.max_tp_size = 4;
+  s.down_proj_online_layers = {0, 2};
+  QuarotPlan p = make_quarot_plan(online_config(), s);
+  EXPECT_EQ(p.online.heads.m(), 8);  // num_heads, blocks of max_tp_size
+  EXPECT_EQ(p.online.heads.n(), 8);  // head_dim, identity
+  EXPECT_TRUE(p.online.heads.right_is_identity());
+  EXPECT_EQ(p.online.down.m(), 8);
+  EXPECT_EQ(p.online.down.n(), 12);
+  EXPECT_EQ(p.online.down_layers, (std::set<int>{0, 2}));
+  EXPECT_LT(orthogonality_error(p.online.heads.left().data(), 8), 1e-6);
+  EXPECT_LT(orthogonality_error(p.online.down.right().data(), 12), 1e-6);
+  // The heads factor is block-diagonal in blocks of max_tp_size.
+  for (int64_t i = 0; i < 8; ++i)
+    for (int64_t j = 0; j < 8; ++j)
+      if (i / 4 != j / 4) EXPECT_EQ(p.online.heads.left()[static_cast<size_t>(i * 8 + j)], 0.0f) << i << "," << j;
+  // Offline plans have no online part.
+  EXPECT_TRUE(make_quarot_plan(online_config(), {}).online.heads.empty());
+}
+
+TEST(QuarotOnline, PlanErrorsNameTheProblem) {
+  QuarotSettings s;
+  s.online = true;
+  s.max_tp_size = 16;
+  expect_plan_error(online_config(), s, "num_attention_heads 8 is not a multiple of it");
+  s.max_tp_size = 2;
+  s.down_proj_online_layers = {3};
+  expect_plan_error(online_config(), s, "lists layer 3, but the model has layers 0 to 2");
+  s.down_proj_online_layers = {1};
+  ModelConfig c = online_config();
+  c.intermediate_size = 172;
+  expect_plan_error(c, s, "intermediate_size split into two factors");
+  c.intermediate_size = 736;  // 8 × 92: no Paley construction of order 92 (msModelSlim's tables lack it too)
+  expect_plan_error(c, s, "no Hadamard matrix of order 92");
+  c.intermediate_size = 5632;  // 64 × 88: 88 = 44 · 2 (Paley I, q = 43), which msModelSlim's tables lack
+  EXPECT_NO_THROW(make_quarot_plan(c, s));
+  c = online_config();
+  c.moe.num_experts = 4;
+  c.moe.dense_layers = {0};
+  expect_plan_error(c, s, "lists layer 1, a mixture-of-experts layer");
+  s.down_proj_online_layers = {0};  // the dense layer of a MoE model is fine
+  EXPECT_NO_THROW(make_quarot_plan(c, s));
+}
+
 TEST(QuarotExport, GlobalRotationAndDescriptionEntry) {
   QuarotSettings s;
   s.block_size = 16;

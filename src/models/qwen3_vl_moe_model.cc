@@ -118,6 +118,9 @@ class Qwen3VlMoeModel : public Qwen3VlMoeUnitModel {
     w.layer = k;  // the runner knows units, not text layers
     return w;
   }
+  void rotate_online(int k, LayerWeights& w) const override {
+    if (quarot_ && k > 0) quarot_rotate_online(arch_, *quarot_, k - 1, w);
+  }
   void hold_linear_weights(LinearWeightHold hold) override { hold_ = hold; }
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch,

@@ -38,6 +38,9 @@ class DecoderLM : public UnitModel {
     if (quarot_) quarot_rotate_layer(cfg_, arch_, *quarot_, w);
     return w;
   }
+  void rotate_online(int k, LayerWeights& w) const override {
+    if (quarot_) quarot_rotate_online(arch_, *quarot_, k, w);
+  }
   void hold_linear_weights(LinearWeightHold hold) override { hold_ = hold; }
 
   std::unique_ptr<ExpertStream> part_stream(int k, LayerWeights& weights, bool prefetch,

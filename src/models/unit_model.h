@@ -69,6 +69,11 @@ class UnitModel {
   // (embeddings, head) and the calibration rows are the caller's. nullptr:
   // unrotated. A model that cannot be rotated refuses (the default).
   virtual void set_quarot(const QuarotPlan* plan);
+  // quarot `online` (models/quarot.h): unit k's online input rotations fused
+  // into `w` and recorded for its forwards, at the quarot processor's place
+  // in the unit's process list. Nothing for a unit without them (a vision
+  // tower) or without a plan with online rotation.
+  virtual void rotate_online(int k, LayerWeights& w) const {}
   // How load() holds Linear weights (LinearWeightHold: read, mapped for runs
   // that read each weight once, streamed for calibrated runs). A family may
   // ignore it and read them.

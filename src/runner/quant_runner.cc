@@ -204,7 +204,13 @@ class CalibrationExecutor : public LinearExecutor {
 // The family's smoothing subgraphs that exist in this layer: a MoE layer's
 // MLP subgraphs name the dense MLP's Linears, which it does not have (its
 // routed experts' up-down subgraphs are not smoothed yet; docs/design.md).
-Architecture layer_smoothing_arch(const Architecture& arch, const LayerDesc& desc) {
+//
+// Nor those ending in a Linear whose input is rotated online (quarot
+// `online` before this processor): a smoothing scale on the producer's side
+// of the rotation is not undone by the Linear's columns on the other side.
+// They are listed in `crossing` ("ov: self_attn.v_proj → self_attn.o_proj").
+Architecture layer_smoothing_arch(const Architecture& arch, const LayerDesc& desc, const LayerWeights& w,
+                                  std::vector<std::string>& crossing) {
   std::set<std::string> linears, tensors;
   for (const auto& l : desc.linears)
     if (l.expert < 0) linears.insert(l.name);
@@ -213,7 +219,13 @@ Architecture layer_smoothing_arch(const Architecture& arch, const LayerDesc& des
   std::erase_if(a.smooth_subgraphs, [&](const SmoothSubgraph& g) {
     bool present = g.type == "norm-linear" ? tensors.count(g.source + ".weight") != 0 : linears.count(g.source) != 0;
     for (const auto& t : g.targets) present = present && linears.count(t) != 0;
-    return !present;
+    if (!present) return true;
+    for (const auto& t : g.targets)
+      if (w.input_rotations.count(t)) {
+        crossing.push_back(fmt::format("{}: {} → {}", g.type, g.source, t));
+        return true;
+      }
+    return false;
   });
   return a;
 }
@@ -520,8 +532,17 @@ class LayerWiseQuantizer {
   // without the report, so both give the same bytes.
   HiddenSet smooth_layer(int k, const LayerDesc& desc, const ProcessorConfig& p, LayerWeights& weights,
                          bool output_needed, HiddenSet* reference) {
-    const Architecture arch = layer_smoothing_arch(architecture_for(lm()), desc);
     const SmoothSettings settings = smooth_settings_from(p);
+    std::vector<std::string> crossing;
+    const Architecture arch = layer_smoothing_arch(architecture_for(lm()), desc, weights, crossing);
+    for (const auto& g : crossing) {
+      const auto& types = settings.enabled_types;
+      if (std::find(types.begin(), types.end(), g.substr(0, g.find(':'))) != types.end() &&
+          crossing_reported_.insert(p.yaml_path + g).second)
+        spdlog::warn("{} ({}): the subgraph {} is not smoothed: quarot's online rotation sits between them (put "
+                     "this processor before quarot to smooth it)",
+                     p.yaml_path, p.type, g);
+    }
     LayerSmoother smoother(settings, lm(), arch, desc.prefix);
     // Spec §4.3: every Linear runs in float on the layer's current weights while
     // the inputs of the Linears the smoother watches are recorded. Routed
@@ -760,6 +781,7 @@ class LayerWiseQuantizer {
     LayerReport report{k, desc.prefix, {}, -1.0, -1.0, {}, {}};
     expert_transforms_ = {};
     if (samples_.empty()) {
+      model_->rotate_online(k, weights);  // data-free: nothing runs before quarot's place
       save_layer_data_free(desc, weights, saver, report);
       reports_.push_back(std::move(report));
       return;
@@ -782,8 +804,12 @@ class LayerWiseQuantizer {
           const bool float_layer =
               job_.report && job_.reference_from_smoothing && quantizers.empty() && reference.empty();
           outputs = smooth_layer(k, desc, *unit.outlier, weights, !forward_follows(u), float_layer ? &reference : nullptr);
+        } else {
+          // quarot: the offline rotation came with the layer's load; its
+          // online rotations take effect here, after the processors before it.
+          model_->rotate_online(k, weights);
         }
-        continue;  // quarot: applied when the layer was loaded
+        continue;
       }
       exec.observing.clear();
       for (const auto& lin : desc.linears) {
@@ -1242,11 +1268,21 @@ class LayerWiseQuantizer {
       saver.save_linear(q.release_linear(serving_dtype_));  // reset below
       report.linears.push_back(linear_report(q));
       slot.reset();
+      save_input_rotation(desc, *lin, weights, saver);
       return;
     }
     const std::string full = desc.prefix + "." + name;
     if (lin && !is_bias) saver.note_float_linear();
     saver.save_float(full, original_tensor(weights, name, full));
+    if (lin && (is_bias || !lin->has_bias)) save_input_rotation(desc, *lin, weights, saver);
+  }
+
+  // quarot online: a Linear's input rotation follows its tensors (msModelSlim
+  // writes its wrapper after the wrapped Linear).
+  void save_input_rotation(const LayerDesc& desc, const LinearDesc& lin, const LayerWeights& weights, Saver& saver) {
+    auto it = weights.input_rotations.find(lin.name);
+    if (it != weights.input_rotations.end())
+      saver.save_online_rotation(desc.prefix + "." + lin.name, it->second, quarot_settings_.max_tp_size);
   }
 
   // The layer's last calibration forward, its attention half done over every
@@ -1477,6 +1513,7 @@ class LayerWiseQuantizer {
   std::optional<QuarotPlan> quarot_;
   QuarotSettings quarot_settings_;
   std::set<std::string> added_tensors_;  // this layer's tensors created by smoothing (relative names)
+  std::set<std::string> crossing_reported_;  // smoothing subgraphs skipped for an online rotation, warned once
   bool trim_calibrated_units_ = false;   // release_freed_memory in calibrated runs too (decoder layers)
   ExpertTransform expert_transforms_;    // this layer's per-expert smoothing, applied to every later read of an expert
 };

@@ -80,14 +80,35 @@ void copy_model_files(const fs::path& model_dir, const fs::path& out_dir) {
   }
 }
 
+void AscendV1Saver::save_online_rotation(const std::string& linear, const KroneckerRotation& r,
+                                         int64_t max_tp_size) {
+  if (online_max_tp_size_ != 0 && online_max_tp_size_ != max_tp_size)
+    fail("ascendv1_saver: online rotations of max_tp_size {} and {} in one model", online_max_tp_size_, max_tp_size);
+  online_max_tp_size_ = max_tp_size;
+  if (r.right_is_identity()) {
+    add_undescribed(linear + ".heads_rotation", tensor_f32({r.m(), r.m()}, r.left()));
+    heads_rotation_layers_.push_back(linear);
+  } else {
+    add_undescribed(linear + ".kronecker_rotation_m", tensor_f32({r.m(), r.m()}, r.left()));
+    add_undescribed(linear + ".kronecker_rotation_n", tensor_f32({r.n(), r.n()}, r.right()));
+    kronecker_rotation_layers_.push_back(linear);
+  }
+}
+
 void AscendV1Saver::save_state(nlohmann::json& state) const {
   state["model_quant_type"] = quant_type_.value();
   state["group_size"] = group_size_;
+  state["online_max_tp_size"] = online_max_tp_size_;
+  state["heads_rotation_layers"] = heads_rotation_layers_;
+  state["kronecker_rotation_layers"] = kronecker_rotation_layers_;
 }
 
 void AscendV1Saver::load_state(const nlohmann::json& state) {
   quant_type_.update(state.at("model_quant_type").get<std::string>());
   group_size_ = state.at("group_size").get<int64_t>();
+  online_max_tp_size_ = state.value("online_max_tp_size", int64_t{0});
+  heads_rotation_layers_ = state.value("heads_rotation_layers", std::vector<std::string>{});
+  kronecker_rotation_layers_ = state.value("kronecker_rotation_layers", std::vector<std::string>{});
 }
 
 void AscendV1Saver::set_description_optional(const nlohmann::ordered_json& optional) {
@@ -103,6 +124,12 @@ SaveSummary AscendV1Saver::finish(const fs::path& model_dir) {
   description["version"] = "1.0.0";
   description["model_quant_type"] = quant_type_.value();
   description["metadata"] = nlohmann::ordered_json::object();
+  if (online_max_tp_size_ > 0) {  // msModelSlim's QuarotOnlineRotationInfo.get_quarot_save_info()
+    nlohmann::ordered_json& q = description["metadata"]["quarot"];
+    q["max_tp_size"] = online_max_tp_size_;
+    q["heads_rotation"]["layers"] = heads_rotation_layers_;
+    q["kronecker_rotation"]["layers"] = kronecker_rotation_layers_;
+  }
   description["group_size"] = group_size_;
   description["optional"] = nlohmann::ordered_json::parse(optional_json_);
   write_text_file_atomic(out_dir_ / "quant_model_description.json", description.dump(4, ' ', true));

@@ -36,6 +36,7 @@ class AscendV1Saver : public DescribedSaver {
   // false (a rotated tied model gets its own lm_head). Call before finish().
   void set_description_optional(const nlohmann::ordered_json& optional) override;
   void untie_word_embeddings() override { untie_word_embeddings_ = true; }
+  void save_online_rotation(const std::string& linear, const KroneckerRotation& r, int64_t max_tp_size) override;
 
   // Closes the shards, writes the index and the description JSON, and copies
   // config/tokenizer files from `model_dir` (quantization_config stripped).
@@ -50,6 +51,9 @@ class AscendV1Saver : public DescribedSaver {
   int64_t group_size_ = 0;
   std::string optional_json_ = "{}";  // the description's "optional" object, serialized
   bool untie_word_embeddings_ = false;
+  // metadata.quarot of online rotation: max_tp_size (0: none saved) and the Linears listed.
+  int64_t online_max_tp_size_ = 0;
+  std::vector<std::string> heads_rotation_layers_, kronecker_rotation_layers_;
 };
 
 // Encodes deq_scale as msModelSlim does (spec §3.5): float32 values for

@@ -28,6 +28,12 @@ void DescribedSaver::add(const std::string& name, const Tensor& t, const std::st
   summary_.bytes += t.nbytes();
 }
 
+void DescribedSaver::add_undescribed(const std::string& name, const Tensor& t) {
+  writer_->add(name, t);
+  summary_.tensors += 1;
+  summary_.bytes += t.nbytes();
+}
+
 void DescribedSaver::save_float_rows(const std::string& name, DType dtype, const Shape& shape,
                                      const RowSource& source) {
   writer_->add_rows(name, dtype, shape, source);

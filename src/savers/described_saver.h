@@ -35,6 +35,8 @@ class DescribedSaver : public Saver {
 
   void add(const std::string& name, const Tensor& t, const std::string& type);
   void add(const DescribedTensor& t);  // borrowed bytes are written from where they lie
+  // A tensor written without a description entry (quarot's online rotations).
+  void add_undescribed(const std::string& name, const Tensor& t);
   // Closes the shards; sets summary_.files. Returns the weight map in write order.
   std::vector<std::pair<std::string, std::string>> finish_weights();
   // The format's own state beside the shared one.

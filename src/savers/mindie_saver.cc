@@ -51,6 +51,10 @@ void MindieSaver::save_linear(const QuantizedLinear& q) {
   last_quantized_type_ = q.type;
 }
 
+void MindieSaver::save_online_rotation(const std::string& linear, const KroneckerRotation&, int64_t) {
+  fail("mindie_format_saver cannot store the online rotation of '{}' (MindIE-SD reads no rotation tensors)", linear);
+}
+
 void MindieSaver::set_description_optional(const nlohmann::ordered_json&) {
   fail("mindie_format_saver cannot store quarot's extra information (spec §3.10); set export_extra_info: false or "
        "use ascendv1_saver");

@@ -28,6 +28,7 @@ class MindieSaver : public DescribedSaver {
   void note_float_linear() override {}  // model_quant_type is the last quantized Linear's type
   void set_description_optional(const nlohmann::ordered_json& optional) override;
   void untie_word_embeddings() override { untie_word_embeddings_ = true; }
+  void save_online_rotation(const std::string& linear, const KroneckerRotation&, int64_t) override;
   // Writes the description, renames the single weight file by type and copies
   // `*.json` / `*.py` (not `*index.json`) from `model_dir` unchanged.
   SaveSummary finish(const std::filesystem::path& model_dir) override;

@@ -33,6 +33,9 @@ class FanOutSaver : public Saver {
   void untie_word_embeddings() override {
     for (auto& s : savers_) s->untie_word_embeddings();
   }
+  void save_online_rotation(const std::string& linear, const KroneckerRotation& r, int64_t max_tp_size) override {
+    for (auto& s : savers_) s->save_online_rotation(linear, r, max_tp_size);
+  }
   SaveSummary finish(const fs::path& model_dir) override {
     SaveSummary total;
     for (size_t i = 0; i < savers_.size(); ++i) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "io/safetensors_writer.h"
+#include "ops/kronecker_rotation.h"
 #include "savers/quantized_linear.h"
 #include "tensor/tensor.h"
 
@@ -44,6 +45,13 @@ class Saver {
   // config check refuses quarot's extra info for the other formats).
   virtual void set_description_optional(const nlohmann::ordered_json& optional) = 0;
   virtual void untie_word_embeddings() = 0;
+  // quarot `online` (spec §3.3, §3.4): the input rotation of Linear `linear`
+  // (full name) written as `<linear>.heads_rotation` (an identity right
+  // factor) or `<linear>.kronecker_rotation_m` / `_n`, float32, without
+  // description entries, and `linear` listed in the description's
+  // metadata.quarot with max_tp_size. Call right after the Linear's tensors
+  // (ascendv1 only; the config check refuses online rotation for the others).
+  virtual void save_online_rotation(const std::string& linear, const KroneckerRotation& r, int64_t max_tp_size) = 0;
 
   // Closes the weight files, writes the description and copies the model's
   // small files from `model_dir`.

@@ -23,17 +23,6 @@ namespace {
 
 using namespace testing_util;
 
-fs::path golden(const std::string& name) { return repo() / "tests/data/goldens" / name; }
-
-// The golden's weights and config with the stories260K tokenizer (vocab 512 both).
-fs::path with_tokenizer(const fs::path& model, const fs::path& to) {
-  fs::create_directories(to);
-  for (const auto& e : fs::directory_iterator(model))
-    if (e.path().filename() != "reference.safetensors") fs::copy_file(e.path(), to / e.path().filename());
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-    fs::copy_file(stories() / f, to / f);
-  return to;
-}
 
 // The same model with every MoE layer's experts fused output-major ([E, 2I, H], [E, H, I]).
 fs::path fused_copy(const fs::path& model, const fs::path& to) {
@@ -107,10 +96,11 @@ spec:
 
 // Attention and the dense layer's MLP static W8A8, routed experts
 // W8A8_DYNAMIC, the router FLOAT (configs/moe/w8a8.yaml's split), after
-// quarot with the block size of msModelSlim's MoE practices when asked.
-std::string moe_w8a8_practice(bool quarot) {
+// quarot with the block size of msModelSlim's MoE practices when asked
+// (`quarot_extra`: more of its settings, e.g. online rotation).
+std::string moe_w8a8_practice(bool quarot, const std::string& quarot_extra = "") {
   return std::string("apiversion: modelslim_v1\n") + kQconfigs + "spec:\n  process:\n" +
-         (quarot ? "    - {type: quarot, block_size: 32}\n" : "") + R"(    - {type: linear_quant, qconfig: *static, include: ["*"], exclude: ["*.gate", "*experts*"]}
+         (quarot ? "    - {type: quarot, block_size: 32" + quarot_extra + "}\n" : "") + R"(    - {type: linear_quant, qconfig: *static, include: ["*"], exclude: ["*.gate", "*experts*"]}
     - {type: linear_quant, qconfig: *dynamic, include: ["*experts*"]}
   save:
     - {type: ascendv1_saver, part_file_size: 0}
@@ -498,10 +488,12 @@ TEST(MoeRunner, NonFiniteExpertWeightIsRefusedNamingIt) {
 // an uninterrupted run, the half-written layer discarded. With quarot the
 // resumed run rotates layers 2 and 3 and their streamed experts afresh, and
 // the calibration states committed with layer 1 are already rotated.
-void expect_resume_after_a_kill_in_a_moe_layer(bool quarot) {
+// With online rotation the rotations of the layers committed before the kill
+// are in the description's metadata too (the saver's resume state).
+void expect_resume_after_a_kill_in_a_moe_layer(bool quarot, const std::string& quarot_extra = "") {
   TempDir tmp;
   const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "model");
-  std::ofstream(tmp / "quarot.yaml") << moe_w8a8_practice(/*quarot=*/true);
+  std::ofstream(tmp / "quarot.yaml") << moe_w8a8_practice(/*quarot=*/true, quarot_extra);
   const std::string how = quarot ? "--config_path " + (tmp / "quarot.yaml").string() : "--quant_type w8a8";
   auto run = [&](const fs::path& save, const std::string& kill_at) {
     const std::string cmd = (kill_at.empty() ? std::string() : "LWQUANT_TEST_KILL_AT=" + kill_at + " ") + LWQ_BINARY +
@@ -523,6 +515,10 @@ void expect_resume_after_a_kill_in_a_moe_layer(bool quarot) {
 TEST(MoeRunner, ResumesAfterAKillInAMoeLayer) { expect_resume_after_a_kill_in_a_moe_layer(false); }
 
 TEST(MoeRunner, ResumesAfterAKillInAMoeLayerWithQuarot) { expect_resume_after_a_kill_in_a_moe_layer(true); }
+
+TEST(MoeRunner, ResumesAfterAKillInAMoeLayerWithOnlineQuarot) {
+  expect_resume_after_a_kill_in_a_moe_layer(true, ", online: true, max_tp_size: 2, down_proj_online_layers: [1]");
+}
 
 }  // namespace
 }  // namespace lwq

@@ -62,6 +62,18 @@ inline QuantJob make_job_yaml(const fs::path& model, const fs::path& save, const
   return job;
 }
 
+inline fs::path golden(const std::string& name) { return repo() / "tests/data/goldens" / name; }
+
+// The golden's weights and config with the stories260K tokenizer (vocab 512 both: the MoE goldens).
+inline fs::path with_tokenizer(const fs::path& model, const fs::path& to) {
+  fs::create_directories(to);
+  for (const auto& e : fs::directory_iterator(model))
+    if (e.path().filename() != "reference.safetensors") fs::copy_file(e.path(), to / e.path().filename());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    fs::copy_file(stories() / f, to / f);
+  return to;
+}
+
 inline nlohmann::ordered_json read_json(const fs::path& p) {
   return nlohmann::ordered_json::parse(read_text_file(p));
 }

@@ -5,7 +5,6 @@
 
 #include "ops/gemm.h"
 #include "util/error.h"
-#include "util/scratch.h"
 
 namespace lwq {
 
@@ -30,27 +29,41 @@ KroneckerRotation::KroneckerRotation(std::vector<float> left, int64_t m, std::ve
   f->m = m, f->n = n;
   f->left_t = transposed(left, m);
   f->left = std::move(left);
-  if (!right.empty()) f->right_t = transposed(right, n);
   f->right = std::move(right);
   f_ = std::move(f);
 }
 
 void KroneckerRotation::apply(float* x, int64_t rows) const {
   if (!f_ || rows <= 0) return;
-  const int64_t m = f_->m, n = f_->n;
-  Scratch<float> tmp(static_cast<size_t>(rows * m * n));
-  // X·R for every row at once: the rows' m×n matrices stacked are
-  // [rows·m, n], and X·R = X·(Rᵀ)ᵀ is one product.
-  const float* xr = x;
-  if (!f_->right.empty()) {
-    matmul_nt(x, rows * m, n, f_->right_t.data(), n, tmp.data());
-    xr = tmp.data();
+  const int64_t m = f_->m, n = f_->n, mn = m * n;
+  // Rows in chunks of about 256 KiB, each rotated in cache by its thread:
+  // X·R for the chunk's rows at once (their m×n matrices stacked are
+  // [rows·m, n]: one product), then Lᵀ·(X·R) as one
+  // product too with the row and the m index swapped ([m, rows·n]), swapped
+  // back into x. Products inside the parallel loop run on the calling thread.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 16) / mn);
+  const int64_t chunks = (rows + chunk - 1) / chunk;
+#pragma omp parallel if (chunks > 1)
+  {
+    std::vector<float> a(static_cast<size_t>(chunk * mn)), b(a.size());
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t r0 = c * chunk, cr = std::min(chunk, rows - r0);
+      float* xc = x + r0 * mn;
+      const float* xr = xc;
+      if (!f_->right.empty()) {
+        matmul_nn(xc, cr * m, n, f_->right.data(), n, a.data());
+        xr = a.data();
+      }
+      float* t = xr == a.data() ? b.data() : a.data();
+      for (int64_t r = 0; r < cr; ++r)
+        for (int64_t i = 0; i < m; ++i) std::copy_n(xr + r * mn + i * n, n, t + (i * cr + r) * n);
+      float* z = t == a.data() ? b.data() : a.data();
+      matmul_nn(f_->left_t.data(), m, m, t, cr * n, z);
+      for (int64_t r = 0; r < cr; ++r)
+        for (int64_t j = 0; j < m; ++j) std::copy_n(z + (j * cr + r) * n, n, xc + r * mn + j * n);
+    }
   }
-  // Lᵀ·(X·R) per row: small products, rows in parallel.
-  if (xr == x) std::copy(x, x + rows * m * n, tmp.data());
-#pragma omp parallel for schedule(static) if (rows * m * m * n > (1 << 20))
-  for (int64_t r = 0; r < rows; ++r)
-    matmul_nn(f_->left_t.data(), m, m, tmp.data() + r * m * n, n, x + r * m * n);
 }
 
 std::vector<float> KroneckerRotation::dense() const {

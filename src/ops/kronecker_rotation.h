@@ -40,7 +40,7 @@ class KroneckerRotation {
  private:
   struct Factors {
     int64_t m = 0, n = 0;
-    std::vector<float> left, left_t, right, right_t;  // and their transposes
+    std::vector<float> left, left_t, right;  // left_t = Lᵀ
   };
   std::shared_ptr<const Factors> f_;  // shared: every layer's Linear uses the same factors
 };

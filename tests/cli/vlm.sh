@@ -84,4 +84,19 @@ sed -i 's/"intermediate_size": 64/"intermediate_size": 80/' "$TMP/bad/config.jso
 expect_error "model.visual.blocks.0.mlp.linear_fc1.weight' has shape [64, 32] but" "$LWQ" quant \
   --model_path "$TMP/bad" --save_path "$TMP/x" --config_path "$TMP/practice.yaml"
 [ ! -e "$TMP/x" ] || fail "a folder was left after a refused run"
+# The practice with quarot's online rotation: every text layer's o_proj gets the heads rotation (no dense MLP
+# for down_proj's), the tower none; image eval applies it from the folder.
+sed 's/      block_size: 32/      block_size: 32\n      online: true\n      max_tp_size: 2/' "$P" >"$TMP/online.yaml"
+"$LWQ" quant --model_path "$M" --save_path "$TMP/online" --config_path "$TMP/online.yaml" 2>"$TMP/log" \
+  || { cat "$TMP/log" >&2; fail "the practice with online quarot failed"; }
+grep -q '"heads_rotation": {' "$TMP/online/quant_model_description.json" || fail "no metadata.quarot"
+grep -q '"model.language_model.layers.2.self_attn.o_proj"' "$TMP/online/quant_model_description.json" \
+  || fail "layer 2's o_proj not listed in metadata.quarot"
+"$LWQ" eval --model "$M" --quantized "$TMP/online" --images "$M/images" >"$TMP/eval" 2>"$TMP/log" \
+  || { cat "$TMP/log" >&2; fail "image eval of the online-rotated output failed"; }
+grep -q "^kl: 0\.0[0-4]" "$TMP/eval" || fail "online image eval KL: $(cat "$TMP/eval")"
+sed 's/      block_size: 32/      block_size: 32\n      online: true\n      down_proj_online_layers: [1]/' "$P" >"$TMP/bad.yaml"
+expect_error "lists layer 1, a mixture-of-experts layer" "$LWQ" quant --model_path "$M" --save_path "$TMP/x" \
+  --config_path "$TMP/bad.yaml"
+[ ! -e "$TMP/x" ] || fail "a folder was left after a refused run"
 echo ok

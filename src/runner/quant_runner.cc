@@ -441,7 +441,8 @@ class LayerWiseQuantizer {
 
   // quarot (at most one, before every linear_quant: config load checks the
   // order) is applied by the model as it loads each unit and streams its
-  // experts (UnitModel::set_quarot); smoothing units run in
+  // experts (UnitModel::set_quarot), its online rotations at its place in
+  // process_layer (UnitModel::rotate_online); smoothing units run in
   // process_layer. Checked here, before any work.
   void setup_outlier_processors() {
     for (const auto& unit : units_) {

@@ -203,7 +203,7 @@ class CalibrationExecutor : public LinearExecutor {
 
 // The family's smoothing subgraphs that exist in this layer: a MoE layer's
 // MLP subgraphs name the dense MLP's Linears, which it does not have (its
-// routed experts' up-down subgraphs are not smoothed yet; docs/design.md).
+// routed experts' up → down is smoothed apart: processors/expert_smoothing.h).
 //
 // Nor those ending in a Linear whose input is rotated online (quarot
 // `online` before this processor): a smoothing scale on the producer's side

@@ -316,8 +316,8 @@ TEST(SmoothingRunner, MoeLayersQuantizeAfterSmoothing) {
   const fs::path model = shared_model("stories260K-mixtral");
   if (!fs::exists(model)) GTEST_SKIP() << "no " << model;
   TempDir tmp;
-  // Smoothing on a MoE layer smooths the attention subgraphs (the routed
-  // experts' up-down subgraphs are not smoothed yet); experts W8A8_DYNAMIC.
+  // Smoothing on a MoE layer smooths the attention subgraphs (Mixtral's
+  // reference adapter declares no expert up-down); experts W8A8_DYNAMIC.
   const std::string list = std::string("    - type: iter_smooth\n") + R"(    - type: linear_quant
       qconfig:
         act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}

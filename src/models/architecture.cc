@@ -181,7 +181,18 @@ LayerDesc layer_desc(const ModelConfig& cfg, int layer) {
   const Architecture& a = architecture_for(cfg);
   LayerDesc d;
   d.prefix = fmt::format("{}.{}", a.layer_prefix, layer);
-  for (const auto& n : a.norms) d.tensors.push_back({n.name + ".weight", {dim_value(cfg, n.dim)}});
+  // Tensors in the order of the HF modules that hold them (msModelSlim's
+  // saver walks named_modules(): the description and the index list them
+  // so): each submodule's Linears, then its own norms (self_attn: q/k/v/o,
+  // q_norm, k_norm; mlp), then the layer's norms (input_layernorm,
+  // post_attention_layernorm).
+  auto add_norms_of = [&](const std::string& group) {
+    for (const auto& n : a.norms) {
+      const size_t dot = n.name.find('.');
+      if ((dot == std::string::npos ? std::string() : n.name.substr(0, dot)) == group)
+        d.tensors.push_back({n.name + ".weight", {dim_value(cfg, n.dim)}});
+    }
+  };
   auto add = [&d](LinearDesc l, bool resident) {
     if (resident) {
       d.tensors.push_back({l.name + ".weight", {l.out_features, l.in_features}});
@@ -191,10 +202,15 @@ LayerDesc layer_desc(const ModelConfig& cfg, int layer) {
   };
   const bool moe = cfg.is_moe_layer(layer);
   const std::set<std::string> dense_mlp = {a.roles.gate, a.roles.up, a.roles.down};
+  std::string group;
   for (const auto& t : a.linears) {
+    const std::string g = t.name.substr(0, t.name.find('.'));
+    if (g != group && !group.empty()) add_norms_of(group);
+    group = g;
     if (moe && dense_mlp.count(t.name)) continue;
     add({t.name, dim_value(cfg, t.out), dim_value(cfg, t.in), bias_enabled(cfg, t.bias)}, true);
   }
+  if (!group.empty()) add_norms_of(group);
   if (moe) {
     const MoeTemplate& m = *a.moe;
     const int64_t H = cfg.hidden_size, I = cfg.moe.expert_intermediate;
@@ -207,6 +223,7 @@ LayerDesc layer_desc(const ModelConfig& cfg, int layer) {
       add({expert_linear_name(m, e, m.down), H, I, false, ei}, false);
     }
   }
+  add_norms_of("");  // the layer's own norms come last
   return d;
 }
 

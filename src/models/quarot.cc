@@ -195,10 +195,31 @@ void BlockRotation::apply_block(float* v, int64_t stride, int64_t width) const {
 
 void BlockRotation::right(float* w, int64_t rows, int64_t cols) const {
   if (cols % b_ != 0) fail("cannot rotate {} columns with {}-wide Hadamard blocks", cols, b_);
-  if (fast_) {  // every b-element block of every row is one vector of scalars
-    const int64_t n = rows * (cols / b_);
-#pragma omp parallel for schedule(static)
-    for (int64_t k = 0; k < n; ++k) apply_block(w + k * b_, 1, 1);
+  if (fast_) {
+    // Every b-element block of every row is one vector of scalars: 16 rows'
+    // blocks are transposed into a [b, 16] tile, so the butterflies run 16
+    // lanes wide (one row at a time they are scalar code, a fifth of a
+    // rotated run's CPU on a 2048-wide model).
+    constexpr int64_t kTile = 16;
+    const int64_t nb = cols / b_, tiles = (rows + kTile - 1) / kTile;
+#pragma omp parallel
+    {
+      std::vector<float> t(static_cast<size_t>(b_ * kTile));
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t tr = 0; tr < tiles; ++tr)
+        for (int64_t k = 0; k < nb; ++k) {
+          const int64_t r0 = tr * kTile, nr = std::min(kTile, rows - r0);
+          for (int64_t r = 0; r < nr; ++r) {
+            const float* src = w + (r0 + r) * cols + k * b_;
+            for (int64_t i = 0; i < b_; ++i) t[static_cast<size_t>(i * kTile + r)] = src[i];
+          }
+          apply_block(t.data(), kTile, nr);
+          for (int64_t r = 0; r < nr; ++r) {
+            float* dst = w + (r0 + r) * cols + k * b_;
+            for (int64_t i = 0; i < b_; ++i) dst[i] = t[static_cast<size_t>(i * kTile + r)];
+          }
+        }
+    }
     return;
   }
   // Row-major [rows, nb·b] is [rows·nb, b]: one product with the block.

@@ -102,6 +102,18 @@ TEST(BlockRotation, FastHadamardMatchesDenseProducts) {
     slow.left(c.data(), n, 3);
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 2e-5) << n << "/" << b << " left " << i;
   }
+  // right() works on tiles of 16 rows: whole tiles and a partial one.
+  for (auto [n, b] : std::vector<std::pair<int64_t, int64_t>>{{64, 16}, {72, 36}, {2048, 2048}}) {
+    BlockRotation fast = BlockRotation::hadamard(n, b, 7);
+    BlockRotation slow(n, random_hadamard(b, 7));
+    const int64_t rows = 37;
+    std::vector<float> w(static_cast<size_t>(rows * n));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i));
+    auto a = w, c = w;
+    fast.right(a.data(), rows, n);
+    slow.right(c.data(), rows, n);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 2e-5) << n << "/" << b << " right " << i;
+  }
   // Wide rows cross the 256-column chunks of left().
   BlockRotation fast = BlockRotation::hadamard(8, 8, 3);
   BlockRotation slow(8, random_hadamard(8, 3));

@@ -384,8 +384,13 @@ void quarot_rotate_online(const Architecture& arch, const QuarotPlan& plan, int 
 namespace {
 
 void scale_columns(std::vector<float>& wt, std::span<const float> g) {
-  const size_t in = g.size();
-  for (size_t i = 0; i < wt.size(); ++i) wt[i] *= g[i % in];
+  const auto in = static_cast<int64_t>(g.size()), rows = static_cast<int64_t>(wt.size()) / in;
+  const float* gv = g.data();
+#pragma omp parallel for schedule(static) if (rows * in > (1 << 18))
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = wt.data() + r * in;
+    for (int64_t c = 0; c < in; ++c) row[c] *= gv[c];
+  }
 }
 
 void check_norm(const QuarotPlan& plan, std::span<const float> norm) {

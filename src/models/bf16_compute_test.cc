@@ -159,5 +159,38 @@ TEST(Bf16Compute, Bf16GemmEqualsF32GemmUpToSummationOrder) {
   RecordProperty("native_bf16_gemm", has_native_bf16_gemm() ? "yes" : "no");
 }
 
+// A weight held in f32 (as quarot or smoothing leave it) multiplied with both
+// sides rounded to bf16, a block of rows at a time: the exact products of the
+// rounded values, summed in f32 (the smoothing statistics under auto).
+TEST(Bf16Compute, F32WeightRoundedToBf16ForStatistics) {
+  const int64_t rows = 37, in = 2048, out = 2200;  // two blocks of weight rows (2048 + 152)
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> w(out * in), x(rows * in), b(out);
+  for (auto& v : w) v = n(rng);
+  for (auto& v : x) v = 4.0f * n(rng);
+  for (auto& v : b) v = n(rng);
+  LayerWeights lw;
+  lw.tensors["proj.weight"] = w;
+  std::vector<float> y(rows * out);
+  if (!has_native_bf16_gemm()) {
+    EXPECT_FALSE(linear_bf16_rounded(lw, "proj.weight", x.data(), rows, in, b.data(), out, y.data()));
+    GTEST_SKIP() << "no native bf16 GEMM here";
+  }
+  ASSERT_TRUE(linear_bf16_rounded(lw, "proj.weight", x.data(), rows, in, b.data(), out, y.data()));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double want = b[o], abs_sum = std::fabs(b[o]);
+      for (int64_t i = 0; i < in; ++i) {
+        const double p = double(round_to_bf16(w[o * in + i])) * round_to_bf16(x[r * in + i]);
+        want += p, abs_sum += std::fabs(p);
+      }
+      ASSERT_NEAR(y[r * out + o], want, 2e-6 * abs_sum) << r << "," << o;
+    }
+  // Not held in f32: nothing done.
+  LayerWeights stored = bf16_layer(w, b);
+  EXPECT_FALSE(linear_bf16_rounded(stored, "proj.weight", x.data(), 1, kIn, nullptr, kOut, y.data()));
+}
+
 }  // namespace
 }  // namespace lwq

@@ -1,5 +1,7 @@
 #include "models/decoder_layer.h"
 
+#include <functional>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -277,23 +279,35 @@ namespace {
 // blocks, so both give the same sums. On AMX, x is rounded and laid out for
 // the tiles once for all blocks (the same sums: each output's terms are added
 // in the same order); elsewhere it is rounded once, on the first block.
-void bf16_product_by_blocks(const LayerWeights& w, const std::string& weight, const uint16_t* wb, const float* x,
-                            int64_t rows, int64_t in, const float* bias, int64_t out, float* y) {
+// `block_rows(begin, n)` gives rows [begin, begin + n) of the bf16 weight;
+// `done(begin, n)` runs after their product.
+void bf16_product_by_blocks(const float* x, int64_t rows, int64_t in, const float* bias, int64_t out, float* y,
+                            const std::function<const uint16_t*(int64_t, int64_t)>& block_rows,
+                            const std::function<void(int64_t, int64_t)>& done) {
   const int64_t block = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(in, 1) / 16 * 16);
   const AmxRows packed = amx_pack_rows_bf16(x, rows, in);
   Scratch<uint16_t> xb;
   for (int64_t begin = 0; begin < out; begin += block) {
     const int64_t n = std::min(block, out - begin);
     const float* b = bias ? bias + begin : nullptr;
-    if (!amx_matmul_nt_bf16(packed, wb + begin * in, n, y + begin, out, b)) {
+    const uint16_t* wb = block_rows(begin, n);
+    if (!amx_matmul_nt_bf16(packed, wb, n, y + begin, out, b)) {
       if (xb.empty()) {
         xb.resize(static_cast<size_t>(rows * in));
         f32_to_bf16(x, xb.data(), xb.size());
       }
-      matmul_nt_bf16(xb.data(), rows, in, wb + begin * in, n, y + begin, b, out);
+      matmul_nt_bf16(xb.data(), rows, in, wb, n, y + begin, b, out);
     }
-    w.release_rows(weight, begin, begin + n, in);
+    if (done) done(begin, n);
   }
+}
+
+// The same for `weight`'s bf16 rows as held (stored or mapped) at wb.
+void bf16_product_of_held(const LayerWeights& w, const std::string& weight, const uint16_t* wb, const float* x,
+                          int64_t rows, int64_t in, const float* bias, int64_t out, float* y) {
+  bf16_product_by_blocks(
+      x, rows, in, bias, out, y, [&](int64_t begin, int64_t) { return wb + begin * in; },
+      [&](int64_t begin, int64_t n) { w.release_rows(weight, begin, begin + n, in); });
 }
 
 }  // namespace
@@ -303,7 +317,7 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
   if (bf16_inputs && !w.scaled(weight) && w.contains(weight) && !w.tensors.count(weight)) {
     if (const auto [dtype, data] = w.raw(weight); dtype == DType::BF16) {  // stored or mapped
       w.check_mapped_finite(weight);  // mapped: once per tensor
-      bf16_product_by_blocks(w, weight, static_cast<const uint16_t*>(data), x, rows, in, bias, out, y);
+      bf16_product_of_held(w, weight, static_cast<const uint16_t*>(data), x, rows, in, bias, out, y);
       return;
     }
   }
@@ -320,6 +334,24 @@ void linear_from_layer(const LayerWeights& w, const std::string& weight, const f
       x, rows, in, [&](int64_t begin, int64_t n, float* dst) { w.rows_f32(weight, begin, begin + n, in, dst); }, out, y,
       bias);
   w.release_pages(weight);  // what the blocks' fault-around mapped beyond them
+}
+
+bool linear_bf16_rounded(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
+                         const float* bias, int64_t out, float* y) {
+  auto it = w.tensors.find(weight);
+  if (it == w.tensors.end() || !has_native_bf16_gemm() || static_cast<int64_t>(it->second.size()) != out * in)
+    return false;
+  const float* wf = it->second.data();
+  Scratch<uint16_t> wb;
+  bf16_product_by_blocks(
+      x, rows, in, bias, out, y,
+      [&](int64_t begin, int64_t n) {
+        wb.resize(static_cast<size_t>(n * in));
+        f32_to_bf16(wf + begin * in, wb.data(), wb.size());
+        return static_cast<const uint16_t*>(wb.data());
+      },
+      {});
+  return true;
 }
 
 bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows,
@@ -346,8 +378,8 @@ bool linear_from_bf16_split(const LayerWeights& w, const std::string& weight, co
         for (int64_t c = 0; c < in; ++c) xs[static_cast<size_t>(r * in + c)] *= op.s[static_cast<size_t>(c)];
   for (size_t i = 0; i < half; ++i) xs[half + i] = xs[i] - round_to_bf16(xs[i]);
   Scratch<float> parts(static_cast<size_t>(2 * rows * out));
-  bf16_product_by_blocks(w, weight, static_cast<const uint16_t*>(data), xs.data(), 2 * rows, in, nullptr, out,
-                         parts.data());
+  bf16_product_of_held(w, weight, static_cast<const uint16_t*>(data), xs.data(), 2 * rows, in, nullptr, out,
+                       parts.data());
   xs.clear();
   for (int64_t r = 0; r < rows; ++r) {
     const float* hi = parts.data() + r * out;

@@ -139,6 +139,15 @@ void read_unit_tensor(const Checkpoint& ckpt, const std::string& full, const std
 void linear_from_layer(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
                        const float* bias, int64_t out, float* y, bool bf16_inputs = false);
 
+// The same product with a weight held in f32 (rewritten by smoothing or quarot)
+// rounded to bfloat16 too, 8 MiB of its rows at a time, and x rounded to
+// bfloat16, f32 accumulation: for statistics that only place a heuristic
+// scale (the smoothing forward under --compute_dtype auto). Returns false,
+// doing nothing, when the weight is not held in f32 or the CPU has no native
+// bf16 GEMM.
+bool linear_bf16_rounded(const LayerWeights& w, const std::string& weight, const float* x, int64_t rows, int64_t in,
+                         const float* bias, int64_t out, float* y);
+
 // The same product for a weight held as bfloat16 (stored or mapped) on a CPU
 // with a native bf16 GEMM, without converting the weight: x, times the
 // weight's column scalings, is split into bfloat16 parts hi + lo (within

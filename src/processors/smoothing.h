@@ -92,7 +92,8 @@ class ObservingExecutor : public LinearExecutor {
   // accumulation (--compute_dtype auto on a bf16 checkpoint): the statistics
   // only place each channel's range for a heuristic scale, and this forward
   // is the run's most expensive one in f32. Inputs are observed unrounded;
-  // outputs stay f32. Smoothed or rotated weights are multiplied in f32.
+  // outputs stay f32. Weights held in f32 (rewritten by quarot or an earlier
+  // smoothing) are rounded to bf16 for the product, a block of rows at a time.
   void use_bf16_products(bool on) { bf16_products_ = on; }
   void run(const std::string& linear_name, const float* x, int64_t rows, int64_t in, const float* weight,
            const float* bias, int64_t out, float* y) override {
@@ -101,6 +102,9 @@ class ObservingExecutor : public LinearExecutor {
       std::fill(y, y + rows * out, 0.0f);
       return;
     }
+    if (layer_ && bf16_products_ && compute_dtype() != ComputeDType::BF16 &&
+        linear_bf16_rounded(*layer_, linear_name + ".weight", x, rows, in, bias, out, y))
+      return;
     if (layer_)
       linear_from_layer(*layer_, linear_name + ".weight", x, rows, in, bias, out, y,
                         bf16_products_ || compute_dtype() == ComputeDType::BF16);

@@ -38,9 +38,9 @@ void KroneckerRotation::apply(float* x, int64_t rows) const {
   const int64_t m = f_->m, n = f_->n, mn = m * n;
   // Rows in chunks of about 256 KiB, each rotated in cache by its thread:
   // X·R for the chunk's rows at once (their m×n matrices stacked are
-  // [rows·m, n]: one product), then Lᵀ·(X·R) as one
-  // product too with the row and the m index swapped ([m, rows·n]), swapped
-  // back into x. Products inside the parallel loop run on the calling thread.
+  // [rows·m, n]: one product), then Lᵀ·(X·R) as one product too, with the
+  // row and the m index swapped ([m, rows·n]) and swapped back into x.
+  // Products inside the parallel loop run on the calling thread (gemm.h).
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 16) / mn);
   const int64_t chunks = (rows + chunk - 1) / chunk;
 #pragma omp parallel if (chunks > 1)

@@ -199,14 +199,11 @@ LayerWeights load_quantized_unit(const QuantizedFolder& q, const LayerDesc& desc
   for (const auto& lin : desc.linears)
     if (!lin.has_bias && !quantized_params.count(lin.name + ".weight") && q.contains(desc.prefix + "." + lin.name + ".bias"))
       w.tensors[lin.name + ".bias"] = read_float_tensor(q, desc.prefix + "." + lin.name + ".bias", {lin.out_features});
-  for (const auto& lin : desc.linears) {  // quarot online: what the engine applies to the Linear's input
-    KroneckerRotation r = q.input_rotation(desc.prefix + "." + lin.name);
-    if (r.empty()) continue;
-    if (r.width() != lin.in_features)
-      fail("the online rotation of '{}.{}' is {} wide, but the Linear reads {} inputs", desc.prefix, lin.name,
-           r.width(), lin.in_features);
-    w.input_rotations[lin.name] = std::move(r);
-  }
+  // quarot online: what the engine applies to a Linear's input (its width
+  // checked against the stored weight, whose shape is the float model's).
+  for (const auto& lin : desc.linears)
+    if (KroneckerRotation r = q.input_rotation(desc.prefix + "." + lin.name); !r.empty())
+      w.input_rotations[lin.name] = std::move(r);
   for (const auto& lin : desc.linears)  // FLOAT routed experts (not in desc.tensors)
     if (lin.expert >= 0 && !quantized_params.count(lin.name + ".weight"))
       w.tensors[lin.name + ".weight"] =
@@ -243,9 +240,7 @@ void check_no_foreign_tensors(const QuantizedFolder& q, const Checkpoint& ckpt, 
       std::string prefix = desc.prefix + "." + lin.name;
       std::string type = q.linear_type(prefix);
       if (lin.expert >= 0) allowed.insert(prefix + ".weight");  // per-expert export names of fused experts
-      if (!q.input_rotation(prefix).empty())  // quarot online, checked against the Linear when loaded
-        for (const char* s : {".heads_rotation", ".kronecker_rotation_m", ".kronecker_rotation_n"})
-          allowed.insert(prefix + s);
+      for (const auto& t : q.input_rotation_tensors(prefix)) allowed.insert(t);  // quarot online
       if (type == "FLOAT") continue;
       for (const auto& suffix : QuantizedFolder::parameter_suffixes(type)) allowed.insert(prefix + suffix);
     }

@@ -149,7 +149,6 @@ void check_rotation_tensor(const Checkpoint& ckpt, const std::string& name) {
          name, e);
 }
 
-
 std::string hex64(int64_t v) { return fmt::format("0x{:016x}", static_cast<uint64_t>(v)); }
 
 // Half the spacing of the serving dtype's significand relative to a value's
@@ -612,6 +611,12 @@ QuantizedFolder QuantizedFolder::open(const fs::path& dir, QuantFormat format) {
          "takes it as the model-wide quantization mode)",
          desc_where, folder.model_quant_type_, expected);
   return folder;
+}
+
+const std::vector<std::string>& QuantizedFolder::input_rotation_tensors(const std::string& linear) const {
+  static const std::vector<std::string> kNone;
+  auto it = online_rotations_.find(linear);
+  return it == online_rotations_.end() ? kNone : it->second;
 }
 
 KroneckerRotation QuantizedFolder::input_rotation(const std::string& linear) const {

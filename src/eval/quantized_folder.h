@@ -85,8 +85,8 @@ class QuantizedFolder {
   // `.heads_rotation` / `.kronecker_rotation_m/_n` tensors (checked at open:
   // F32, square, orthogonal); empty when the Linear has none.
   KroneckerRotation input_rotation(const std::string& linear) const;
-  // The Linears with an online rotation.
-  bool has_input_rotations() const { return !online_rotations_.empty(); }
+  // The names of those tensors (none when the Linear has no online rotation).
+  const std::vector<std::string>& input_rotation_tensors(const std::string& linear) const;
   // The type string of a module prefix ("FLOAT" when only FLOAT tensors, or
   // absent, exist under `prefix.weight`).
   std::string linear_type(const std::string& prefix) const;

@@ -292,20 +292,13 @@ std::pair<int64_t, int64_t> kronecker_factors(int64_t size) {
 
 namespace {
 
-// blockdiag of the random Hadamard of order b over `size` (a multiple of b).
+// blockdiag of the random Hadamard of order b over `size` (a multiple of b), dense.
 std::vector<float> block_hadamard(int64_t size, int64_t b, uint64_t seed) {
-  const std::vector<float> blk = random_hadamard(b, seed);
-  std::vector<float> d(static_cast<size_t>(size * size), 0.0f);
-  for (int64_t k = 0; k < size / b; ++k)
-    for (int64_t i = 0; i < b; ++i)
-      for (int64_t j = 0; j < b; ++j)
-        d[static_cast<size_t>((k * b + i) * size + k * b + j)] = blk[static_cast<size_t>(i * b + j)];
-  return d;
+  return BlockRotation::hadamard(size, b, seed).dense();
 }
 
 QuarotOnline make_online_plan(const ModelConfig& cfg, const QuarotSettings& s, const std::string& at) {
   QuarotOnline on;
-  on.max_tp_size = s.max_tp_size;
   if (!s.online) return on;
   const int64_t tp = s.max_tp_size, heads = cfg.num_attention_heads;
   if (!is_pow2(tp)) fail("{}: max_tp_size must be a power of two >= 1, got {}", at, tp);

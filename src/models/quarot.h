@@ -115,7 +115,6 @@ struct QuarotOnline {
   KroneckerRotation heads;  // empty without online
   KroneckerRotation down;   // empty without down_proj_online_layers
   std::set<int> down_layers;
-  int64_t max_tp_size = 4;
 };
 
 struct QuarotPlan {

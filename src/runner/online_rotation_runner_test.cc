@@ -36,13 +36,7 @@ EvalResult eval(const fs::path& model, const fs::path& out) {
 
 double rel_dppl(const EvalResult& r) { return r.delta_ppl() / r.ppl_float; }
 
-const char* kStatic = R"(
-    - type: linear_quant
-      qconfig:
-        act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}
-        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
-      exclude: ["*.gate"]
-)";
+const std::string kStatic = std::string(kW8A8Static) + "      exclude: [\"*.gate\"]\n";
 
 void quantize(const fs::path& model, const fs::path& out, const std::string& processors, bool float_copy = false) {
   QuantJob job = make_job_yaml(model, out,
@@ -79,7 +73,7 @@ TEST(OnlineQuarotRunner, RotationAloneKeepsTheFunction) {
 TEST(OnlineQuarotRunner, ExportsRotationsAfterTheirLinearsWithMetadata) {
   TempDir tmp;
   const fs::path model = with_tokenizer(golden("qwen3_moe"), tmp / "moe");
-  quantize(model, tmp / "out", std::string(kOnline) + kStatic);
+  quantize(model, tmp / "out", kOnline + kStatic);
   const auto desc = read_json(tmp / "out" / "quant_model_description.json");
   nlohmann::ordered_json want = nlohmann::ordered_json::parse(R"({"quarot": {"max_tp_size": 2,
       "heads_rotation": {"layers": ["model.layers.0.self_attn.o_proj", "model.layers.1.self_attn.o_proj",

@@ -796,7 +796,6 @@ class LayerWiseQuantizer {
     HiddenSet outputs, reference;
     std::set<std::string> saved_early;  // tensors saved during the last forward
     added_tensors_.clear();
-    added_written_.clear();
     for (size_t u = 0; u < units_.size(); ++u) {
       ProcessingUnit& unit = units_[u];
       if (unit.outlier) {
@@ -1236,12 +1235,13 @@ class LayerWiseQuantizer {
     // bias an asymmetric shift gave a Linear (saved with it when quantized),
     // written FLOAT in float32 — beside their module's weight (above) unless
     // that weight was written before smoothing made them.
-    for (const auto& name : added_tensors_) {
-      const std::string linear = name.substr(0, name.rfind('.'));
-      if (quantizers.count(linear) || added_written_.count(name)) continue;
-      const std::vector<float>& v = weights.get(name);
-      saver.save_float(desc.prefix + "." + name, tensor_f32({static_cast<int64_t>(v.size())}, v));
-    }
+    for (const auto& name : added_tensors_)
+      if (!quantizers.count(name.substr(0, name.rfind('.')))) save_added_tensor(desc, name, weights, saver);
+  }
+
+  void save_added_tensor(const LayerDesc& desc, const std::string& name, const LayerWeights& weights, Saver& saver) {
+    const std::vector<float>& v = weights.get(name);
+    saver.save_float(desc.prefix + "." + name, tensor_f32({static_cast<int64_t>(v.size())}, v));
   }
 
   // The Linear whose weight or bias `tensor` is, or nullptr.
@@ -1281,11 +1281,7 @@ class LayerWiseQuantizer {
     // msModelSlim's saver writes a module's parameters together.
     if (name.ends_with(".weight") && (!lin || !lin->has_bias)) {
       const std::string bias = name.substr(0, name.size() - 7) + ".bias";
-      if (added_tensors_.count(bias)) {
-        const std::vector<float>& v = weights.get(bias);
-        saver.save_float(desc.prefix + "." + bias, tensor_f32({static_cast<int64_t>(v.size())}, v));
-        added_written_.insert(bias);
-      }
+      if (added_tensors_.erase(bias)) save_added_tensor(desc, bias, weights, saver);
     }
     if (lin && (is_bias || !lin->has_bias)) save_input_rotation(desc, *lin, weights, saver);
   }
@@ -1525,8 +1521,7 @@ class LayerWiseQuantizer {
   int last_data_unit_ = -1;  // index in units_ of the last linear_quant unit that runs a calibration forward
   std::optional<QuarotPlan> quarot_;
   QuarotSettings quarot_settings_;
-  std::set<std::string> added_tensors_;  // this layer's tensors created by smoothing (relative names)
-  std::set<std::string> added_written_;  // those of them already written beside their module's weight
+  std::set<std::string> added_tensors_;  // this layer's tensors created by smoothing and not yet written (relative names)
   std::set<std::string> crossing_reported_;  // smoothing subgraphs skipped for an online rotation, warned once
   bool trim_calibrated_units_ = false;   // release_freed_memory in calibrated runs too (decoder layers)
   ExpertTransform expert_transforms_;    // this layer's per-expert smoothing, applied to every later read of an expert

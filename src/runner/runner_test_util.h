@@ -74,6 +74,15 @@ inline fs::path with_tokenizer(const fs::path& model, const fs::path& to) {
   return to;
 }
 
+// A process-list entry: static W8A8 (per-tensor asymmetric activations,
+// per-channel symmetric weights) on every Linear; append `exclude:` lines.
+inline constexpr const char* kW8A8Static = R"(
+    - type: linear_quant
+      qconfig:
+        act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}
+        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
+)";
+
 inline nlohmann::ordered_json read_json(const fs::path& p) {
   return nlohmann::ordered_json::parse(read_text_file(p));
 }

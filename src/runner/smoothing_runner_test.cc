@@ -44,13 +44,6 @@ EvalResult eval(const fs::path& model, const fs::path& out, int64_t tokens = 102
   return evaluate(eo);
 }
 
-const char* kW8A8Static = R"(
-    - type: linear_quant
-      qconfig:
-        act: {scope: per_tensor, dtype: int8, symmetric: false, method: minmax}
-        weight: {scope: per_channel, dtype: int8, symmetric: true, method: minmax}
-)";
-
 std::string practice(const std::string& processors) {
   return "apiversion: modelslim_v1\nspec:\n  dataset: calib_zh_en.jsonl\n  process:\n" + processors;
 }

@@ -22,10 +22,8 @@ DescribedSaver::DescribedSaver(fs::path out_dir, int64_t part_file_size_gb, cons
 DescribedSaver::~DescribedSaver() = default;
 
 void DescribedSaver::add(const std::string& name, const Tensor& t, const std::string& type) {
-  writer_->add(name, t);
+  add_undescribed(name, t);
   description_.emplace_back(name, type);
-  summary_.tensors += 1;
-  summary_.bytes += t.nbytes();
 }
 
 void DescribedSaver::add_undescribed(const std::string& name, const Tensor& t) {
